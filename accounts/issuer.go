@@ -1,0 +1,197 @@
+package accounts
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// Keys are the secrets authrelay signs and seals with: the issuer account
+// seed (SA…) whose public key nats.conf names as auth_callout.issuer, and the
+// curve seed (SX…) whose public key nats.conf names as auth_callout.xkey.
+type Keys struct {
+	IssuerSeed string `json:"issuer_seed"`
+	XKeySeed   string `json:"xkey_seed"`
+}
+
+// GenerateKeys creates a fresh issuer account key and xkey.
+func GenerateKeys() (Keys, error) {
+	akp, err := nkeys.CreateAccount()
+	if err != nil {
+		return Keys{}, fmt.Errorf("create issuer key: %w", err)
+	}
+	aseed, err := akp.Seed()
+	if err != nil {
+		return Keys{}, fmt.Errorf("create issuer key: %w", err)
+	}
+	xkp, err := nkeys.CreateCurveKeys()
+	if err != nil {
+		return Keys{}, fmt.Errorf("create xkey: %w", err)
+	}
+	xseed, err := xkp.Seed()
+	if err != nil {
+		return Keys{}, fmt.Errorf("create xkey: %w", err)
+	}
+	return Keys{IssuerSeed: string(aseed), XKeySeed: string(xseed)}, nil
+}
+
+// Placement decides how a user JWT names the account a user lands in. It is
+// the one place that knows the difference between config mode and operator
+// mode.
+type Placement interface {
+	// Place sets the fields of uc that put the user into account.
+	Place(uc *jwt.UserClaims, account string) error
+}
+
+// ConfigMode is the placement for a server whose accounts are defined in
+// nats.conf: the user JWT's audience is the target account's name and the
+// JWT is signed by the auth_callout issuer key.
+type ConfigMode struct{}
+
+// Place sets uc's audience to the account name.
+func (ConfigMode) Place(uc *jwt.UserClaims, account string) error {
+	uc.Audience = account
+	return nil
+}
+
+// Issuer signs user JWTs and authorization responses with the auth_callout
+// issuer key.
+type Issuer struct {
+	kp        nkeys.KeyPair
+	pub       string
+	placement Placement
+}
+
+// NewIssuer returns an Issuer for an account seed (SA…). With a nil
+// placement it uses ConfigMode.
+func NewIssuer(seed string, placement Placement) (*Issuer, error) {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return nil, fmt.Errorf("issuer seed: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("issuer seed: %w", err)
+	}
+	if !nkeys.IsValidPublicAccountKey(pub) {
+		return nil, errors.New("issuer seed is not an account seed (it must start with SA)")
+	}
+	if placement == nil {
+		placement = ConfigMode{}
+	}
+	return &Issuer{kp: kp, pub: pub, placement: placement}, nil
+}
+
+// PublicKey returns the issuer's public account key (A…).
+func (i *Issuer) PublicKey() string { return i.pub }
+
+// UserClaims builds the claims for user u connecting with the per-connection
+// userNkey: subject, account placement, name, permissions and an expiry of
+// now+ttl (no expiry when ttl is 0), never later than the user's own expiry.
+func (i *Issuer) UserClaims(u User, userNkey string, now time.Time, ttl time.Duration) (*jwt.UserClaims, error) {
+	uc := jwt.NewUserClaims(userNkey)
+	uc.Name = u.Name
+	uc.IssuedAt = now.Unix()
+	if err := i.placement.Place(uc, u.Account); err != nil {
+		return nil, err
+	}
+	uc.Pub.Allow.Add(u.Permissions.Pub.Allow...)
+	uc.Pub.Deny.Add(u.Permissions.Pub.Deny...)
+	uc.Sub.Allow.Add(u.Permissions.Sub.Allow...)
+	uc.Sub.Deny.Add(u.Permissions.Sub.Deny...)
+	if r := u.Permissions.Resp; r != nil {
+		uc.Resp = &jwt.ResponsePermission{MaxMsgs: r.MaxMsgs, Expires: r.TTL}
+	}
+	var exp time.Time
+	if ttl > 0 {
+		exp = now.Add(ttl)
+	}
+	if !u.Expires.IsZero() && (exp.IsZero() || u.Expires.Before(exp)) {
+		exp = u.Expires
+	}
+	if !exp.IsZero() {
+		// JWT times are whole seconds; round down so the JWT never outlives
+		// the user's expiry, but keep at least one second.
+		secs := exp.Unix()
+		if secs <= now.Unix() {
+			secs = now.Unix() + 1
+		}
+		uc.Expires = secs
+	}
+	return uc, nil
+}
+
+// IssueUserJWT signs uc with the issuer key.
+func (i *Issuer) IssueUserJWT(uc *jwt.UserClaims) (string, error) {
+	s, err := uc.Encode(i.kp)
+	if err != nil {
+		return "", fmt.Errorf("sign user jwt: %w", err)
+	}
+	return s, nil
+}
+
+// Respond builds and signs an authorization response for the server serverID
+// about the connection userNkey: it carries userJWT when reason is empty,
+// otherwise the denial reason.
+func (i *Issuer) Respond(serverID, userNkey, userJWT, reason string) (string, error) {
+	rc := jwt.NewAuthorizationResponseClaims(userNkey)
+	rc.Audience = serverID
+	if reason != "" {
+		rc.Error = reason
+	} else {
+		rc.Jwt = userJWT
+	}
+	s, err := rc.Encode(i.kp)
+	if err != nil {
+		return "", fmt.Errorf("sign authorization response: %w", err)
+	}
+	return s, nil
+}
+
+// XKey opens requests sealed to the relay's curve key and seals responses to
+// the server's curve key.
+type XKey struct {
+	kp  nkeys.KeyPair
+	pub string
+}
+
+// NewXKey returns an XKey for a curve seed (SX…).
+func NewXKey(seed string) (*XKey, error) {
+	if !strings.HasPrefix(seed, "SX") {
+		return nil, errors.New("xkey seed is not a curve seed (it must start with SX)")
+	}
+	kp, err := nkeys.FromCurveSeed([]byte(seed))
+	if err != nil {
+		return nil, fmt.Errorf("xkey seed: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("xkey seed: %w", err)
+	}
+	return &XKey{kp: kp, pub: pub}, nil
+}
+
+// PublicKey returns the public curve key (X…).
+func (x *XKey) PublicKey() string { return x.pub }
+
+// Open decrypts a request sealed by the server whose public xkey is sender.
+func (x *XKey) Open(sealed []byte, sender string) ([]byte, error) {
+	b, err := x.kp.Open(sealed, sender)
+	if err != nil {
+		return nil, fmt.Errorf("open sealed request: %w", err)
+	}
+	return b, nil
+}
+
+// Seal encrypts a response to the server whose public xkey is recipient.
+func (x *XKey) Seal(msg []byte, recipient string) ([]byte, error) {
+	b, err := x.kp.Seal(msg, recipient)
+	if err != nil {
+		return nil, fmt.Errorf("seal response: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,197 @@
+// Package accounts owns authrelay's domain: users, their permissions and
+// accounts, the issuing keys, and the turning of an authorization decision
+// into signed NATS claims. It imports no SQL and no NATS connection.
+package accounts
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxNameLen is the longest username, in bytes, that authrelay accepts.
+const MaxNameLen = 128
+
+// MaxAccountLen is the longest account name, in bytes, that authrelay accepts.
+const MaxAccountLen = 64
+
+// MaxSubjectLen is the longest subject, in bytes, allowed in a permission.
+const MaxSubjectLen = 512
+
+// Errors that callers branch on. Store implementations return them so that the
+// relay and the command line can tell outcomes apart without knowing the store.
+var (
+	// ErrInvalidCredentials means the username is unknown or the password is
+	// wrong. The two are deliberately indistinguishable.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrUserDisabled means the user exists and the password matched, but the
+	// user is disabled.
+	ErrUserDisabled = errors.New("user disabled")
+	// ErrUserExpired means the user's own expiry has passed.
+	ErrUserExpired = errors.New("user expired")
+)
+
+// User is one identity that authrelay can authorise.
+type User struct {
+	// Name is the username a client sends in its CONNECT.
+	Name string `json:"name"`
+	// Account is the NATS account the user is placed in.
+	Account string `json:"account"`
+	// Permissions are the user's publish, subscribe and response permissions.
+	Permissions Permissions `json:"permissions"`
+	// Disabled users are refused on their next connect.
+	Disabled bool `json:"disabled"`
+	// Expires, when not zero, is the instant after which the user may no
+	// longer log in; no issued JWT outlives it.
+	Expires time.Time `json:"expires,omitzero"`
+	// Created and Updated are maintained by the store.
+	Created time.Time `json:"created,omitzero"`
+	Updated time.Time `json:"updated,omitzero"`
+}
+
+// Permissions are the subject permissions written into a user JWT.
+type Permissions struct {
+	Pub Rule `json:"pub"`
+	Sub Rule `json:"sub"`
+	// Resp, when set, lets the user publish to reply subjects of requests it
+	// received, even where Pub does not allow them.
+	Resp *ResponsePermission `json:"resp,omitempty"`
+}
+
+// Rule is an allow and a deny list of subjects. Deny wins over allow.
+type Rule struct {
+	Allow []string `json:"allow"`
+	Deny  []string `json:"deny"`
+}
+
+// ResponsePermission limits how many replies (MaxMsgs, 0 means one) a user may
+// send to a request, and for how long (TTL, 0 means no limit).
+type ResponsePermission struct {
+	MaxMsgs int           `json:"max"`
+	TTL     time.Duration `json:"ttl"`
+}
+
+// Validate reports the first problem with the user's fields, or nil.
+func (u User) Validate() error {
+	if err := ValidateName(u.Name); err != nil {
+		return err
+	}
+	if err := ValidateAccount(u.Account); err != nil {
+		return err
+	}
+	return u.Permissions.Validate()
+}
+
+// Validate reports the first subject that is not a valid NATS subject.
+func (p Permissions) Validate() error {
+	lists := []struct {
+		what string
+		subs []string
+	}{
+		{"publish allow", p.Pub.Allow}, {"publish deny", p.Pub.Deny},
+		{"subscribe allow", p.Sub.Allow}, {"subscribe deny", p.Sub.Deny},
+	}
+	for _, l := range lists {
+		for _, s := range l.subs {
+			if err := ValidateSubject(s); err != nil {
+				return fmt.Errorf("%s subject: %w", l.what, err)
+			}
+		}
+	}
+	if p.Resp != nil && (p.Resp.MaxMsgs < 0 || p.Resp.TTL < 0) {
+		return errors.New("response permission: max and ttl must not be negative")
+	}
+	return nil
+}
+
+// ValidateName checks a username: not empty, valid UTF-8, at most MaxNameLen
+// bytes, and no whitespace or control characters.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("username is empty: give a name such as alice or orders-svc")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("username is %d bytes long: the limit is %d", len(name), MaxNameLen)
+	case !utf8.ValidString(name):
+		return errors.New("username is not valid UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("username %q contains whitespace or a control character: use letters, digits and punctuation only", name)
+		}
+	}
+	return nil
+}
+
+// ValidateAccount checks an account name. Account names are written into the
+// server config, so they are limited to ASCII letters, digits, '_' and '-',
+// and must start with a letter.
+func ValidateAccount(name string) error {
+	switch {
+	case name == "":
+		return errors.New("account name is empty: give one such as APP")
+	case len(name) > MaxAccountLen:
+		return fmt.Errorf("account name is %d bytes long: the limit is %d", len(name), MaxAccountLen)
+	}
+	for i, r := range name {
+		letter := (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z')
+		if i == 0 && !letter {
+			return fmt.Errorf("account name %q must start with a letter", name)
+		}
+		if !letter && !(r >= '0' && r <= '9') && r != '_' && r != '-' {
+			return fmt.Errorf("account name %q may contain only letters, digits, '_' and '-'", name)
+		}
+	}
+	switch strings.ToUpper(name) {
+	case "$G", "$SYS":
+		return fmt.Errorf("account name %q is reserved by nats-server", name)
+	}
+	return nil
+}
+
+// ValidateSubject checks that s is a valid NATS subject or wildcard subject:
+// non-empty dot-separated tokens, no whitespace, '*' and '>' only as whole
+// tokens and '>' only last.
+func ValidateSubject(s string) error {
+	if s == "" {
+		return errors.New("subject is empty")
+	}
+	if len(s) > MaxSubjectLen {
+		return fmt.Errorf("subject is %d bytes long: the limit is %d", len(s), MaxSubjectLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("subject %q is not valid UTF-8", s)
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("subject %q contains whitespace or a control character", s)
+		}
+	}
+	tokens := strings.Split(s, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return fmt.Errorf("subject %q has an empty token: remove the doubled, leading or trailing '.'", s)
+		case tok == ">" && i != len(tokens)-1:
+			return fmt.Errorf("subject %q has '>' before the last token: '>' may only end a subject", s)
+		case len(tok) > 1 && strings.ContainsAny(tok, "*>"):
+			return fmt.Errorf("subject %q has a wildcard inside a token: '*' and '>' must stand alone between dots", s)
+		}
+	}
+	return nil
+}
+
+// Check decides whether u may log in at now: it returns ErrUserDisabled or
+// ErrUserExpired, or nil. The password must already have been verified.
+func (u User) Check(now time.Time) error {
+	if u.Disabled {
+		return ErrUserDisabled
+	}
+	if !u.Expires.IsZero() && !now.Before(u.Expires) {
+		return ErrUserExpired
+	}
+	return nil
+}
