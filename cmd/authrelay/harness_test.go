@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// result is what one in-process run of authrelay produced.
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+// run runs authrelay in-process with stdin and returns its exit code and output.
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut syncBuffer
+	m := &Main{
+		Stdin:  strings.NewReader(stdin),
+		Stdout: &out,
+		Stderr: &errOut,
+		Getenv: func(string) string { return "" },
+		Now:    time.Now,
+	}
+	code := m.Exit(m.Run(context.Background(), args))
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+// mustRun runs authrelay and fails the test unless it exits 0.
+func mustRun(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	r := run(t, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("authrelay %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// servedDir is an initialised directory with serve --embedded running on it.
+type servedDir struct {
+	dir string
+	url string
+	log *syncBuffer
+}
+
+// serveEmbedded initialises a directory (without the xkey line in nats.conf
+// when xkey is false) and runs 'serve --embedded' on it until the test ends.
+func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
+	t.Helper()
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	if !xkey {
+		path := Layout{Dir: dir}.Path(serverConf)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(line), "xkey:") {
+				kept = append(kept, line)
+			}
+		}
+		if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := &syncBuffer{}
+	ready := make(chan string, 1)
+	m := &Main{
+		Stdin:  strings.NewReader(""),
+		Stdout: log,
+		Stderr: log,
+		Getenv: func(string) string { return "" },
+		Now:    time.Now,
+		Ready:  func(url string) { ready <- url },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	args := append([]string{"serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	go func() { done <- m.Run(ctx, args) }()
+	s := &servedDir{dir: dir, log: log}
+	select {
+	case s.url = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve exited before it was ready: %v\n%s", err, log.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve not ready after 30s\n%s", log.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v after SIGTERM-equivalent cancel", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve did not stop within 30s of cancel")
+		}
+		if t.Failed() {
+			t.Logf("serve log:\n%s", log.String())
+		}
+	})
+	return s
+}
+
+// connect logs in to s's server as user with password.
+func (s *servedDir) connect(user, password string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.UserInfo(user, password), nats.Timeout(5 * time.Second), nats.NoReconnect()}, opts...)
+	return nats.Connect(s.url, opts...)
+}
+
+// addUser adds a user through the CLI code path.
+func (s *servedDir) addUser(t *testing.T, name, password string, args ...string) {
+	t.Helper()
+	mustRun(t, password+"\n", append([]string{"user", "add", name, "--dir", s.dir, "--password-stdin"}, args...)...)
+}
+
+// envs are the modes every integration test runs in.
+var envs = []struct {
+	name string
+	xkey bool
+}{
+	{"xkey", true},
+	{"no-xkey", false},
+}

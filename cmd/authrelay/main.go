@@ -1,0 +1,208 @@
+// Command authrelay is an identity relay for NATS: it answers nats-server
+// auth_callout requests from users kept in SQLite, and manages those users.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	os.Exit(m.Exit(m.Run(ctx, os.Args[1:])))
+}
+
+// Main is the authrelay program with its environment, so tests can run it
+// in-process.
+type Main struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment.
+	Getenv func(string) string
+	// Now is the clock.
+	Now func() time.Time
+	// ReadPassword reads a password without echo from a terminal; it is nil
+	// when standard input is not a terminal.
+	ReadPassword func(prompt string) (string, error)
+	// Ready, when not nil, is called by serve once the relay answers requests,
+	// with the NATS URL clients connect to.
+	Ready func(url string)
+}
+
+// NewMain returns a Main wired to the process's standard streams.
+func NewMain() *Main {
+	m := &Main{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Getenv: os.Getenv,
+		Now:    time.Now,
+	}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		m.ReadPassword = func(prompt string) (string, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			b, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			return string(b), err
+		}
+	}
+	return m
+}
+
+// usageError is a mistake in the command line; it exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Exit prints err, if any, and returns the process exit status for it.
+func (m *Main) Exit(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
+		return exitFailure
+	}
+}
+
+const mainUsage = `authrelay is an identity relay for NATS: nats-server delegates every client
+login to it through auth_callout, and it answers from users kept in SQLite
+with a signed user JWT carrying the user's account, permissions and expiry.
+
+Usage:
+
+  authrelay <command> [arguments]
+
+Commands:
+
+  init     create keys, the user database and a nats.conf in a directory
+  serve    answer the server's login requests (--embedded runs a server too)
+  user     add, list, show, change and remove users
+  version  print the version
+
+Every command takes --dir DIR (default $AUTHRELAY_DIR, else ./data).
+Run 'authrelay <command> -h' for a command's flags and examples.
+
+Exit status: 0 success, 1 failure, 2 usage error.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Run runs the command named by args[0].
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, mainUsage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "init":
+		return m.runInit(ctx, rest)
+	case "serve":
+		return m.runServe(ctx, rest)
+	case "user":
+		return m.runUser(ctx, rest)
+	case "version":
+		fmt.Fprintf(m.Stdout, "authrelay %s\n", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(m.Stdout, mainUsage)
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, mainUsage)
+		return usagef("unknown command %q", cmd)
+	}
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting, and
+// prints usage (a synopsis, then the flags) to stderr.
+func (m *Main) newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(m.Stderr, strings.TrimLeft(usage, "\n"))
+		fmt.Fprintln(m.Stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// dirFlag registers --dir on fs.
+func (m *Main) dirFlag(fs *flag.FlagSet) *string {
+	def := m.Getenv("AUTHRELAY_DIR")
+	if def == "" {
+		def = "data"
+	}
+	return fs.String("dir", def, "authrelay directory (keys, database, nats.conf); also $AUTHRELAY_DIR")
+}
+
+// parse parses args into fs, allowing flags and positional arguments in any
+// order, and returns the positional arguments. A "--" ends flag parsing.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		// Stop at "--" ourselves: the flag package would swallow it.
+		end := len(args)
+		for i, a := range args {
+			if a == "--" {
+				end = i
+				break
+			}
+		}
+		if err := fs.Parse(args[:end]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{msg: err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			args = append(rest[1:], args[end:]...)
+			continue
+		}
+		if end < len(args) {
+			pos = append(pos, args[end+1:]...)
+		}
+		return pos, nil
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/relay"
+	"github.com/authrelay/authrelay/store"
+)
+
+const serveUsage = `
+Usage: authrelay serve [--dir DIR] [--nats URL | --embedded [--listen HOST:PORT]] [flags]
+
+Answers nats-server's auth_callout login requests from the users in DIR's
+database. It connects as the relay user in secrets.json, reconnects forever,
+and shares the load with other relays on the same server (queue group).
+SIGINT or SIGTERM drains in-flight logins and exits.
+
+With --embedded it also runs nats-server in-process from DIR/nats.conf, and
+initialises DIR first if it is empty: one command for a working setup.
+
+Examples:
+
+  authrelay serve --dir ./data --nats nats://127.0.0.1:4222
+  authrelay serve --embedded --dir ./data
+  authrelay serve --embedded --dir ./data --listen 127.0.0.1:5222 --session-ttl 15m
+`
+
+// serveConfig is the parsed serve command line.
+type serveConfig struct {
+	dir             string
+	natsURL         string
+	embedded        bool
+	listen          string
+	sessionTTL      time.Duration
+	decisionTimeout time.Duration
+	workers         int
+	logLevel        string
+	logFormat       string
+}
+
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("serve", serveUsage)
+	var c serveConfig
+	dir := m.dirFlag(fs)
+	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL to connect to (ignored with --embedded)")
+	fs.BoolVar(&c.embedded, "embedded", false, "run nats-server in-process from DIR/nats.conf")
+	fs.StringVar(&c.listen, "listen", "", "with --embedded: client listen HOST:PORT, overriding nats.conf (port 0: any free port)")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", time.Hour, "lifetime of an issued user JWT; the client re-authenticates after it (0 = no expiry)")
+	fs.DurationVar(&c.decisionTimeout, "decision-timeout", 1500*time.Millisecond, "longest time one login decision may take; must be below the server's authorization timeout")
+	fs.IntVar(&c.workers, "workers", 0, "concurrent login decisions (0 = twice the CPUs)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve takes no arguments, got %q", pos)
+	}
+	c.dir = *dir
+	if c.sessionTTL < 0 {
+		return usagef("--session-ttl %v: must not be negative (0 means no expiry)", c.sessionTTL)
+	}
+	if c.decisionTimeout <= 0 {
+		return usagef("--decision-timeout %v: give a positive duration below the server's authorization timeout, such as 1.5s", c.decisionTimeout)
+	}
+	if c.workers < 0 {
+		return usagef("--workers %d: must not be negative", c.workers)
+	}
+	if c.listen != "" && !c.embedded {
+		return usagef("--listen applies only with --embedded; to change a separate server's address edit its nats.conf")
+	}
+	if c.listen != "" {
+		if err := validateListen(c.listen, true); err != nil {
+			return err
+		}
+	}
+	logger, err := newLogger(m.Stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return err
+	}
+	return m.serve(ctx, c, logger)
+}
+
+func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) error {
+	l := Layout{Dir: c.dir}
+	if c.embedded && !l.initialised() {
+		if err := initDir(ctx, l, []string{"APP"}, defaultListenOr(c.listen)); err != nil {
+			return err
+		}
+		logger.Info("initialised directory", "dir", c.dir)
+	}
+	secrets, err := l.loadSecrets()
+	if err != nil {
+		return err
+	}
+	issuer, err := accounts.NewIssuer(secrets.IssuerSeed, nil)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	xkey, err := accounts.NewXKey(secrets.XKeySeed)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	db, err := store.Open(ctx, l.Path(databaseFile))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer db.Close()
+
+	cfg := relay.Config{
+		URL:             c.natsURL,
+		User:            secrets.RelayUser,
+		Password:        secrets.RelayPassword,
+		Issuer:          issuer,
+		XKey:            xkey,
+		Users:           db,
+		SessionTTL:      c.sessionTTL,
+		DecisionTimeout: c.decisionTimeout,
+		Workers:         c.workers,
+		Logger:          logger,
+		Now:             m.Now,
+	}
+
+	var ns *server.Server
+	if c.embedded {
+		var opts *server.Options
+		ns, opts, err = startEmbedded(l, c.listen, issuer, xkey, logger.With("component", "nats-server"))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
+		cfg.URL = ns.ClientURL()
+		cfg.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
+		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); timeout > 0 && c.decisionTimeout >= timeout {
+			logger.Warn("--decision-timeout is not below the server's authorization timeout: slow decisions will be wasted", "decision_timeout", c.decisionTimeout, "server_timeout", timeout)
+		}
+		if opts.AuthCallout.XKey == "" {
+			// The operator removed the xkey from nats.conf: requests arrive
+			// unsealed, so the relay must accept them, but say so loudly.
+			cfg.XKey = nil
+			logger.Warn("nats.conf has no auth_callout xkey: passwords travel unencrypted inside the AUTH account; restore the xkey line")
+		}
+	}
+
+	r, err := relay.New(cfg)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+
+	select {
+	case <-r.Ready():
+		logger.Info("relay ready", "nats", cfg.URL, "dir", c.dir, "session_ttl", c.sessionTTL)
+		if c.embedded {
+			m.printWelcome(l, cfg.URL)
+		}
+		if m.Ready != nil {
+			m.Ready(cfg.URL)
+		}
+	case err := <-done:
+		return relayExit(err)
+	}
+	return relayExit(<-done)
+}
+
+func relayExit(err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// defaultListenOr returns listen for a new nats.conf, or the default when
+// listen is empty or asks for any free port.
+func defaultListenOr(listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "0" {
+		return listen
+	}
+	return defaultListen
+}
+
+// printWelcome tells a newcomer how to add a user and connect.
+func (m *Main) printWelcome(l Layout, url string) {
+	fmt.Fprintf(m.Stdout, `
+authrelay is answering logins for the NATS server at %[1]s
+(config %[2]s). In another terminal, add a user:
+
+  printf 's3cret-pass\n' | authrelay user add alice --dir %[3]s --account APP \
+      --password-stdin --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
+
+then connect as alice with the nats CLI:
+
+  nats --server %[1]s --user alice --password s3cret-pass pub orders.new hi
+
+(From a source checkout, 'go run ./cmd/authrelay' and 'go tool nats' run
+the same commands.) The system account's admin login, which works while the
+relay is down, is user %[4]q with the admin_password in %[5]s.
+Ctrl-C stops both.
+`, url, l.Path(serverConf), l.Dir, adminUser, l.Path(secretsFile))
+}
+
+// startEmbedded runs nats-server in-process from DIR/nats.conf.
+func startEmbedded(l Layout, listen string, issuer *accounts.Issuer, xkey *accounts.XKey, logger *slog.Logger) (*server.Server, *server.Options, error) {
+	path := l.Path(serverConf)
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if listen != "" {
+		host, port, _ := net.SplitHostPort(listen)
+		opts.Host = host
+		opts.Port, _ = strconv.Atoi(port)
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	if err := checkCallout(opts, issuer, xkey); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	opts.NoSigs = true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start nats-server: %w", err)
+	}
+	ns.SetLoggerV2(&serverLogger{l: logger}, opts.Debug, opts.Trace, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("start nats-server: not ready to accept clients on %s:%d within 10s (is the port in use? try --listen 127.0.0.1:0)", opts.Host, opts.Port)
+	}
+	return ns, opts, nil
+}
+
+// checkCallout verifies that the server config delegates logins to this
+// relay: same issuer, same xkey (or none), the dedicated callout account.
+func checkCallout(opts *server.Options, issuer *accounts.Issuer, xkey *accounts.XKey) error {
+	ac := opts.AuthCallout
+	if ac == nil {
+		return errors.New("no authorization.auth_callout block: the server would not ask authrelay about logins")
+	}
+	if ac.Issuer != issuer.PublicKey() {
+		return fmt.Errorf("auth_callout.issuer is %s but the relay's issuer seed has public key %s: the server would reject every answer", ac.Issuer, issuer.PublicKey())
+	}
+	if ac.XKey != "" && ac.XKey != xkey.PublicKey() {
+		return fmt.Errorf("auth_callout.xkey is %s but the relay's xkey seed has public key %s: the relay could not open requests", ac.XKey, xkey.PublicKey())
+	}
+	if ac.Account == "" || ac.Account == server.DEFAULT_GLOBAL_ACCOUNT {
+		return errors.New("auth_callout.account is not set: use a dedicated callout account such as AUTH")
+	}
+	return nil
+}
+
+// newLogger returns a slog logger writing to w.
+func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	default:
+		return nil, usagef("--log-format %q: want text or json", format)
+	}
+}
+
+// serverLogger sends the embedded server's log lines to slog.
+type serverLogger struct{ l *slog.Logger }
+
+func (s *serverLogger) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,582 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
+)
+
+const userUsage = `
+Usage: authrelay user <subcommand> [flags] [NAME]
+
+Subcommands:
+
+  add NAME      create a user
+  list          list users
+  show NAME     show one user
+  passwd NAME   set a user's password
+  disable NAME  refuse the user's next logins
+  enable NAME   allow the user to log in again
+  rm NAME       remove a user
+
+Changes take effect on the user's next connect; the server needs no reload.
+They are safe while 'authrelay serve' runs. Passwords are read from standard
+input (--password-stdin) or a no-echo prompt, never from a flag.
+
+Examples:
+
+  printf 's3cret-pass\n' | authrelay user add alice --account APP --password-stdin \
+      --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
+  authrelay user add billing-svc --generate-password --pub 'billing.>'
+  authrelay user list --json
+  authrelay user disable alice
+`
+
+func (m *Main) runUser(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
+		return usagef("user: no subcommand given")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "add":
+		return m.runUserAdd(ctx, rest)
+	case "list", "ls":
+		return m.runUserList(ctx, rest)
+	case "show":
+		return m.runUserShow(ctx, rest)
+	case "passwd":
+		return m.runUserPasswd(ctx, rest)
+	case "disable":
+		return m.runUserSetDisabled(ctx, rest, true)
+	case "enable":
+		return m.runUserSetDisabled(ctx, rest, false)
+	case "rm", "remove":
+		return m.runUserRemove(ctx, rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(m.Stdout, strings.TrimLeft(userUsage, "\n"))
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
+		return usagef("user: unknown subcommand %q", sub)
+	}
+}
+
+// openStore opens the database of an initialised directory.
+func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
+	l := Layout{Dir: dir}
+	if !l.initialised() {
+		return nil, fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
+	}
+	db, err := store.Open(ctx, l.Path(databaseFile))
+	if err != nil {
+		return nil, err
+	}
+	db.Now = m.Now
+	return db, nil
+}
+
+// oneName returns the single NAME argument of a user subcommand.
+func oneName(cmd string, pos []string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return "", usagef("user %s: give the user's NAME", cmd)
+	case 1:
+		if err := accounts.ValidateName(pos[0]); err != nil {
+			return "", &usageError{msg: err.Error()}
+		}
+		return pos[0], nil
+	default:
+		return "", usagef("user %s: give one NAME, got %d arguments %q", cmd, len(pos), pos)
+	}
+}
+
+// permFlags are the permission flags shared by user commands.
+type permFlags struct {
+	pub, sub, denyPub, denySub stringList
+	allowResponses             bool
+	respMax                    int
+	respTTL                    time.Duration
+}
+
+func (p *permFlags) register(fs *flag.FlagSet) {
+	fs.Var(&p.pub, "pub", "subject the user may publish to (repeatable, wildcards allowed), e.g. 'orders.>'")
+	fs.Var(&p.sub, "sub", "subject the user may subscribe to (repeatable), e.g. '_INBOX.>'")
+	fs.Var(&p.denyPub, "deny-pub", "subject the user may never publish to (repeatable; wins over --pub)")
+	fs.Var(&p.denySub, "deny-sub", "subject the user may never subscribe to (repeatable; wins over --sub)")
+	fs.BoolVar(&p.allowResponses, "allow-responses", false, "let the user reply to requests it receives, whatever --pub allows")
+	fs.IntVar(&p.respMax, "resp-max", 0, "with --allow-responses: replies allowed per request (0 = one)")
+	fs.DurationVar(&p.respTTL, "resp-ttl", 0, "with --allow-responses: how long a reply is allowed (0 = no limit)")
+}
+
+func (p *permFlags) permissions() (accounts.Permissions, error) {
+	perms := accounts.Permissions{
+		Pub: accounts.Rule{Allow: p.pub, Deny: p.denyPub},
+		Sub: accounts.Rule{Allow: p.sub, Deny: p.denySub},
+	}
+	if p.allowResponses {
+		perms.Resp = &accounts.ResponsePermission{MaxMsgs: p.respMax, TTL: p.respTTL}
+	} else if p.respMax != 0 || p.respTTL != 0 {
+		return perms, usagef("--resp-max and --resp-ttl need --allow-responses")
+	}
+	if err := perms.Validate(); err != nil {
+		return perms, &usageError{msg: err.Error()}
+	}
+	return perms, nil
+}
+
+// parseExpires parses --expires: "never", an RFC 3339 time, a date
+// (YYYY-MM-DD, midnight UTC) or a duration from now such as 720h.
+func parseExpires(s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "" || s == "never":
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t.UTC(), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(d).UTC().Truncate(time.Second), nil
+	}
+	return time.Time{}, usagef("--expires %q: want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h", s)
+}
+
+const userAddUsage = `
+Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password) [permission flags]
+
+Creates a user. The password is read from the first line of standard input
+(--password-stdin), generated and printed once (--generate-password), or
+asked for without echo when standard input is a terminal.
+
+Examples:
+
+  printf 's3cret-pass\n' | authrelay user add alice --account APP --password-stdin \
+      --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
+  authrelay user add reporter --generate-password --sub 'metrics.>' --deny-sub 'metrics.secret.>'
+`
+
+func (m *Main) runUserAdd(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user add", userAddUsage)
+	dir := m.dirFlag(fs)
+	account := fs.String("account", "", "account to place the user in (default: the only application account)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	generate := fs.Bool("generate-password", false, "generate a strong password and print it once")
+	expires := fs.String("expires", "never", "when the user stops being able to log in: never, 2027-01-31T18:00:00Z, 2027-01-31 or 720h")
+	disabled := fs.Bool("disabled", false, "create the user disabled")
+	var pf permFlags
+	pf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("add", pos)
+	if err != nil {
+		return err
+	}
+	perms, err := pf.permissions()
+	if err != nil {
+		return err
+	}
+	exp, err := parseExpires(*expires, m.Now())
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	acct := *account
+	if acct == "" {
+		names, err := db.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		if len(names) != 1 {
+			return usagef("user add: give --account, one of %s", strings.Join(names, ", "))
+		}
+		acct = names[0]
+	}
+	pw, err := m.password(*pwStdin, *generate)
+	if err != nil {
+		return err
+	}
+	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp}
+	if err := db.AddUser(ctx, u, pw); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
+	if *generate {
+		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
+	}
+	return nil
+}
+
+const userPasswdUsage = `
+Usage: authrelay user passwd NAME (--password-stdin | --generate-password)
+
+Sets a user's password. It applies from the user's next connect; connections
+already open stay open until their session expires.
+
+Examples:
+
+  printf 'n3w-pass\n' | authrelay user passwd alice --password-stdin
+  authrelay user passwd alice --generate-password
+`
+
+func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user passwd", userPasswdUsage)
+	dir := m.dirFlag(fs)
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	generate := fs.Bool("generate-password", false, "generate a strong password and print it once")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("passwd", pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.User(ctx, name); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	pw, err := m.password(*pwStdin, *generate)
+	if err != nil {
+		return err
+	}
+	if err := db.SetPassword(ctx, name, pw); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
+	if *generate {
+		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
+	}
+	return nil
+}
+
+// password obtains a new password from standard input, the generator or a
+// terminal prompt.
+func (m *Main) password(fromStdin, generate bool) (string, error) {
+	switch {
+	case fromStdin && generate:
+		return "", usagef("give either --password-stdin or --generate-password, not both")
+	case generate:
+		return randomPassword(), nil
+	case fromStdin:
+		return readPasswordLine(m.Stdin)
+	case m.ReadPassword != nil:
+		pw, err := m.ReadPassword("Password: ")
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		again, err := m.ReadPassword("Repeat password: ")
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if pw != again {
+			return "", errors.New("the two passwords differ: nothing changed, try again")
+		}
+		if pw == "" {
+			return "", errors.New("empty password: nothing changed")
+		}
+		return pw, nil
+	default:
+		return "", usagef("no password given: pipe it in with --password-stdin (printf 'pass\\n' | authrelay user ... --password-stdin), or use --generate-password; passwords are never taken from flags")
+	}
+}
+
+// maxPasswordInput bounds what is read from standard input for a password.
+const maxPasswordInput = 64 << 10
+
+// readPasswordLine reads the first line of r, without its line ending.
+func readPasswordLine(r io.Reader) (string, error) {
+	br := bufio.NewReader(io.LimitReader(r, maxPasswordInput))
+	line, err := br.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from standard input: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", errors.New("no password on standard input: pipe one line in, e.g. printf 's3cret-pass\\n' | authrelay user ... --password-stdin")
+	}
+	return line, nil
+}
+
+// userError turns store errors into messages that say what to do.
+func userError(err error, name string, db *store.DB, ctx context.Context) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("user %q not found: see 'authrelay user list'", name)
+	case errors.Is(err, store.ErrExists):
+		return fmt.Errorf("user %q already exists: change it with 'authrelay user passwd' or remove it with 'authrelay user rm' first", name)
+	case errors.Is(err, store.ErrUnknownAccount):
+		names, _ := db.Accounts(ctx)
+		return fmt.Errorf("%v: known accounts are %s", err, strings.Join(names, ", "))
+	}
+	return err
+}
+
+func (m *Main) runUserSetDisabled(ctx context.Context, args []string, disabled bool) error {
+	verb := "enable"
+	if disabled {
+		verb = "disable"
+	}
+	fs := m.newFlagSet("user "+verb, fmt.Sprintf(`
+Usage: authrelay user %[1]s NAME
+
+%[2]s. It applies from the user's next connect.
+
+Example:
+
+  authrelay user %[1]s alice
+`, verb, map[bool]string{true: "Refuses the user's logins until 'user enable'", false: "Lets a disabled user log in again"}[disabled]))
+	dir := m.dirFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName(verb, pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.SetDisabled(ctx, name, disabled); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "user %s %sd\n", name, verb)
+	return nil
+}
+
+func (m *Main) runUserRemove(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user rm", `
+Usage: authrelay user rm NAME
+
+Removes a user. Its next connect is refused; connections already open stay
+open until their session expires.
+
+Example:
+
+  authrelay user rm alice
+`)
+	dir := m.dirFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("rm", pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.RemoveUser(ctx, name); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "user %s removed\n", name)
+	return nil
+}
+
+// userView is a user as list and show print it: never a hash.
+type userView struct {
+	Name       string                       `json:"name"`
+	Account    string                       `json:"account"`
+	Disabled   bool                         `json:"disabled"`
+	Expires    *time.Time                   `json:"expires"`
+	Pub        accounts.Rule                `json:"pub"`
+	Sub        accounts.Rule                `json:"sub"`
+	Resp       *accounts.ResponsePermission `json:"resp"`
+	HashScheme string                       `json:"hash_scheme,omitempty"`
+	Created    time.Time                    `json:"created"`
+	Updated    time.Time                    `json:"updated"`
+}
+
+func newUserView(u accounts.User) userView {
+	v := userView{
+		Name:     u.Name,
+		Account:  u.Account,
+		Disabled: u.Disabled,
+		Pub:      nonNilRule(u.Permissions.Pub),
+		Sub:      nonNilRule(u.Permissions.Sub),
+		Resp:     u.Permissions.Resp,
+		Created:  u.Created,
+		Updated:  u.Updated,
+	}
+	if !u.Expires.IsZero() {
+		e := u.Expires
+		v.Expires = &e
+	}
+	return v
+}
+
+func nonNilRule(r accounts.Rule) accounts.Rule {
+	if r.Allow == nil {
+		r.Allow = []string{}
+	}
+	if r.Deny == nil {
+		r.Deny = []string{}
+	}
+	return r
+}
+
+func (m *Main) runUserList(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user list", `
+Usage: authrelay user list [--json]
+
+Lists users: name, account, status, expiry and permissions. Never hashes.
+
+Examples:
+
+  authrelay user list
+  authrelay user list --json | jq -r '.[].name'
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("user list takes no arguments, got %q", pos)
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	users, err := db.Users(ctx)
+	if err != nil {
+		return err
+	}
+	views := make([]userView, 0, len(users))
+	for _, u := range users {
+		views = append(views, newUserView(u))
+	}
+	if *asJSON {
+		return writeJSON(m.Stdout, views)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tACCOUNT\tSTATUS\tEXPIRES\tPUB\tSUB")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Account, status(v), expiresText(v.Expires), ruleText(v.Pub), ruleText(v.Sub))
+	}
+	return tw.Flush()
+}
+
+func (m *Main) runUserShow(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user show", `
+Usage: authrelay user show NAME [--json]
+
+Shows one user: account, status, expiry, permissions and the password hash
+scheme (never the hash).
+
+Examples:
+
+  authrelay user show alice
+  authrelay user show alice --json
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print a JSON object")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("show", pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := db.User(ctx, name)
+	if err != nil {
+		return userError(err, name, db, ctx)
+	}
+	v := newUserView(u)
+	if v.HashScheme, err = db.HashScheme(ctx, name); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	if *asJSON {
+		return writeJSON(m.Stdout, v)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "name:\t%s\n", v.Name)
+	fmt.Fprintf(tw, "account:\t%s\n", v.Account)
+	fmt.Fprintf(tw, "status:\t%s\n", status(v))
+	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
+	fmt.Fprintf(tw, "publish allow:\t%s\n", listText(v.Pub.Allow))
+	fmt.Fprintf(tw, "publish deny:\t%s\n", listText(v.Pub.Deny))
+	fmt.Fprintf(tw, "subscribe allow:\t%s\n", listText(v.Sub.Allow))
+	fmt.Fprintf(tw, "subscribe deny:\t%s\n", listText(v.Sub.Deny))
+	if v.Resp != nil {
+		fmt.Fprintf(tw, "responses:\tallowed (max %d, ttl %v)\n", v.Resp.MaxMsgs, v.Resp.TTL)
+	} else {
+		fmt.Fprintf(tw, "responses:\tnot allowed beyond publish permissions\n")
+	}
+	fmt.Fprintf(tw, "password hash:\t%s\n", v.HashScheme)
+	fmt.Fprintf(tw, "created:\t%s\n", v.Created.Format(time.RFC3339))
+	fmt.Fprintf(tw, "updated:\t%s\n", v.Updated.Format(time.RFC3339))
+	return tw.Flush()
+}
+
+func status(v userView) string {
+	if v.Disabled {
+		return "disabled"
+	}
+	return "enabled"
+}
+
+func expiresText(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func ruleText(r accounts.Rule) string {
+	s := listText(r.Allow)
+	if len(r.Deny) > 0 {
+		s += " deny:" + strings.Join(r.Deny, ",")
+	}
+	return s
+}
+
+func listText(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ",")
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,329 @@
+// Package relay answers nats-server auth callout requests: it subscribes to
+// $SYS.REQ.USER.AUTH in the callout account, opens and validates each
+// request, checks the client's username and password against the user store,
+// and replies with a signed authorization response that carries either a user
+// JWT (account, permissions, session expiry) or a short denial reason.
+//
+// The relay sees the user store only through the Users interface; it never
+// imports the store package.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/nats-io/nats.go"
+)
+
+// Subject is the subject nats-server publishes auth callout requests on.
+const Subject = "$SYS.REQ.USER.AUTH"
+
+// XKeyHeader is the header in which nats-server sends its public curve key
+// when it seals a request to the relay's xkey.
+const XKeyHeader = "Nats-Server-Xkey"
+
+// DefaultDecisionTimeout is the longest a decision may take when
+// Config.DecisionTimeout is zero. It stays inside nats-server's default
+// authorization timeout of 2s.
+const DefaultDecisionTimeout = 1500 * time.Millisecond
+
+// DefaultQueue is the queue group relays join when Config.Queue is empty, so
+// that several relays share the requests.
+const DefaultQueue = "authrelay"
+
+// queueFactor sizes the buffer between the subscription and the workers:
+// Workers*queueFactor requests may wait. More would only wait past the
+// server's deadline.
+const queueFactor = 4
+
+// subDrainTimeout bounds how long Run waits at shutdown for the server to
+// confirm that the subscription is gone and its pending messages delivered.
+const subDrainTimeout = 5 * time.Second
+
+// Users is what the relay needs from the user store.
+type Users interface {
+	// Authenticate checks name and password. It returns an error for which
+	// errors.Is(err, accounts.ErrInvalidCredentials) holds for an unknown
+	// user or a wrong password. On success it returns the user, who may be
+	// disabled or expired: the relay calls u.Check itself.
+	Authenticate(ctx context.Context, name, password string) (accounts.User, error)
+}
+
+// Config configures a Relay.
+type Config struct {
+	// URL is the NATS server URL; empty means nats.DefaultURL.
+	URL string
+	// User and Password are the relay's own login, a user listed in
+	// auth_callout.auth_users.
+	User, Password string
+	// NATSOptions are extra connection options, such as
+	// nats.InProcessServer for an embedded server. Run's own closed
+	// handler always wins.
+	NATSOptions []nats.Option
+	// Issuer signs user JWTs and responses. Required.
+	Issuer *accounts.Issuer
+	// XKey, when set, opens sealed requests and seals responses; unsealed
+	// requests are then dropped. When nil, sealed requests are dropped.
+	XKey *accounts.XKey
+	// Users authenticates clients. Required.
+	Users Users
+	// SessionTTL is the lifetime of an issued user JWT; 0 means no expiry
+	// other than the user's own.
+	SessionTTL time.Duration
+	// DecisionTimeout bounds each decision; 0 means DefaultDecisionTimeout.
+	// The server's own deadline (the request's exp) may cut it shorter.
+	DecisionTimeout time.Duration
+	// Workers is the number of concurrent decisions; 0 means
+	// runtime.GOMAXPROCS(0)*2. Password hashing is CPU and memory heavy.
+	Workers int
+	// Queue is the queue group; empty means DefaultQueue.
+	Queue string
+	// Logger receives the relay's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Relay answers auth callout requests. Create one with New and start it
+// with Run.
+type Relay struct {
+	cfg       Config
+	realClock bool // cfg.Now is time.Now: deadlines need no translation
+	log       *slog.Logger
+	ready     chan struct{}
+	running   atomic.Bool
+}
+
+// New checks cfg, fills in defaults and returns a Relay.
+func New(cfg Config) (*Relay, error) {
+	switch {
+	case cfg.Issuer == nil:
+		return nil, errors.New("new relay: issuer is required")
+	case cfg.Users == nil:
+		return nil, errors.New("new relay: users is required")
+	case cfg.SessionTTL < 0:
+		return nil, fmt.Errorf("new relay: session ttl %v is negative", cfg.SessionTTL)
+	case cfg.DecisionTimeout < 0:
+		return nil, fmt.Errorf("new relay: decision timeout %v is negative", cfg.DecisionTimeout)
+	case cfg.Workers < 0:
+		return nil, fmt.Errorf("new relay: workers %d is negative", cfg.Workers)
+	}
+	if cfg.URL == "" {
+		cfg.URL = nats.DefaultURL
+	}
+	if cfg.DecisionTimeout == 0 {
+		cfg.DecisionTimeout = DefaultDecisionTimeout
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0) * 2
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	realClock := cfg.Now == nil
+	if realClock {
+		cfg.Now = time.Now
+	}
+	return &Relay{
+		cfg:       cfg,
+		realClock: realClock,
+		log:       cfg.Logger.With("component", "relay"),
+		ready:     make(chan struct{}),
+	}, nil
+}
+
+// Ready returns a channel that is closed once the relay's subscription is
+// live on the server.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// job is one request waiting for a worker.
+type job struct {
+	msg      *nats.Msg
+	received time.Time
+}
+
+// queue hands requests from the subscription callback to the workers. It
+// never blocks the callback: when full, the request is dropped.
+type queue struct {
+	mu     sync.Mutex
+	closed bool
+	jobs   chan job
+}
+
+// offer enqueues j and reports whether there was room.
+func (q *queue) offer(j job) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	select {
+	case q.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// close stops taking requests; workers finish what is queued.
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.jobs)
+	}
+}
+
+// Run connects to NATS, serves auth callout requests until ctx is done, and
+// then drains: it stops taking requests, lets in-flight decisions finish
+// (bounded by the decision timeout) and closes the connection. It returns nil
+// after a clean shutdown. A Relay runs once.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("run relay: already running")
+	}
+
+	closed := make(chan struct{})
+	opts := []nats.Option{
+		nats.Name("authrelay"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				r.log.Warn("disconnected from nats", "err", err)
+			} else {
+				r.log.Info("disconnected from nats")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			r.log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				r.log.Warn("nats error", "subject", sub.Subject, "err", err)
+				return
+			}
+			r.log.Warn("nats error", "err", err)
+		}),
+	}
+	if r.cfg.User != "" || r.cfg.Password != "" {
+		opts = append(opts, nats.UserInfo(r.cfg.User, r.cfg.Password))
+	}
+	opts = append(opts, r.cfg.NATSOptions...)
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+
+	nc, err := nats.Connect(r.cfg.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	defer nc.Close()
+
+	q := &queue{jobs: make(chan job, r.cfg.Workers*queueFactor)}
+	var wg sync.WaitGroup
+	// Decisions in flight at shutdown must finish and be answered, so they
+	// do not inherit ctx's cancellation; each has its own deadline.
+	wctx := context.WithoutCancel(ctx)
+	for range r.cfg.Workers {
+		wg.Go(func() {
+			for j := range q.jobs {
+				r.handle(wctx, j)
+			}
+		})
+	}
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+
+	sub, err := nc.QueueSubscribe(Subject, r.cfg.Queue, func(m *nats.Msg) {
+		if !q.offer(job{msg: m, received: r.cfg.Now()}) {
+			r.log.Warn("dropping auth request: all workers busy and queue full", "workers", r.cfg.Workers)
+		}
+	})
+	if err != nil {
+		q.close()
+		<-workersDone
+		return fmt.Errorf("subscribe %s: %w", Subject, err)
+	}
+
+	if err := r.awaitLive(ctx, nc, closed); err != nil {
+		q.close()
+		<-workersDone
+		return err
+	}
+	if ctx.Err() == nil {
+		r.log.Info("relay ready", "subject", Subject, "queue", r.cfg.Queue,
+			"workers", r.cfg.Workers, "sealed", r.cfg.XKey != nil)
+		select {
+		case <-ctx.Done():
+		case <-closed:
+			q.close()
+			<-workersDone
+			return fmt.Errorf("run relay: nats connection closed: %v", nc.LastError())
+		}
+	}
+	return r.drain(nc, sub, q, workersDone)
+}
+
+// awaitLive flushes until the server has confirmed the subscription, then
+// closes r.ready. It returns nil also when ctx ends first.
+func (r *Relay) awaitLive(ctx context.Context, nc *nats.Conn, closed <-chan struct{}) error {
+	for {
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := nc.FlushWithContext(fctx)
+		cancel()
+		if err == nil {
+			close(r.ready)
+			return nil
+		}
+		r.log.Debug("waiting for nats", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-closed:
+			return fmt.Errorf("run relay: nats connection closed: %v", nc.LastError())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// drain stops taking requests, waits (bounded) for in-flight decisions and
+// flushes their responses.
+func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue, workersDone <-chan struct{}) error {
+	r.log.Info("relay draining")
+	subClosed := sub.StatusChanged(nats.SubscriptionClosed)
+	if err := sub.Drain(); err != nil {
+		r.log.Warn("drain subscription", "err", err)
+	} else {
+		select {
+		case <-subClosed:
+		case <-time.After(subDrainTimeout):
+			r.log.Warn("drain subscription: timed out", "timeout", subDrainTimeout)
+		}
+	}
+	q.close()
+
+	// Every queued decision is answered or abandoned within the decision
+	// timeout of its arrival; the margin covers signing and sealing.
+	bound := r.cfg.DecisionTimeout + time.Second
+	select {
+	case <-workersDone:
+	case <-time.After(bound):
+		return fmt.Errorf("drain relay: decisions still running after %v", bound)
+	}
+	if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		r.log.Warn("flush responses", "err", err)
+	}
+	r.log.Info("relay stopped")
+	return nil
+}

@@ -1,0 +1,288 @@
+// Package store keeps authrelay's users and accounts in SQLite, and owns
+// password hashing and verification. It runs the schema migrations, translates
+// driver errors into its own sentinel errors, and is safe to use from several
+// goroutines and from several processes on the same database file: the
+// database runs in WAL mode, so authentication reads never wait for an admin's
+// write.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Errors that callers branch on with errors.Is. The store wraps them with the
+// operation and the name involved.
+var (
+	// ErrNotFound means the user or account does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists means a user or account of that name already exists.
+	ErrExists = errors.New("already exists")
+	// ErrUnknownAccount means a user names an account that authrelay does
+	// not know: add the account first.
+	ErrUnknownAccount = errors.New("unknown account")
+	// ErrAccountInUse means an account cannot be removed because users
+	// still belong to it.
+	ErrAccountInUse = errors.New("account in use")
+	// ErrSchemaTooNew means the database was written by a newer authrelay
+	// whose schema this code does not know.
+	ErrSchemaTooNew = errors.New("database schema is newer than this authrelay")
+)
+
+// dsnParams are the per-connection settings: WAL so that readers and the
+// writer do not block each other, a busy timeout so that writers queue up
+// instead of failing, foreign keys on, and BEGIN IMMEDIATE for every
+// transaction so that a read-modify-write never has to upgrade its lock (which
+// SQLite refuses at once with "database is locked").
+const dsnParams = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate"
+
+// DB is authrelay's store: a SQLite database of accounts and users. Its
+// methods are safe for concurrent use; set Now and Params before that starts.
+type DB struct {
+	// Now is the clock for the created and updated times. It defaults to
+	// time.Now.
+	Now func() time.Time
+	// Params are the argon2id parameters for new password hashes and for
+	// the dummy verification of unknown users. They default to
+	// DefaultArgon2Params.
+	Params Argon2Params
+
+	sql *sql.DB
+
+	dummyMu     sync.Mutex
+	dummyParams Argon2Params
+	dummyHash   string
+	// dummyVerifies counts verifications against the dummy hash, so that
+	// tests can see that an unknown user costs a password verification.
+	dummyVerifies atomic.Int64
+}
+
+// Open opens the store at path, creating the file if it does not exist, and
+// migrates its schema to the current version. It refuses, with
+// ErrSchemaTooNew, a database whose schema is newer than this code.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open store: the database path is empty")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if fi, err := os.Stat(filepath.Dir(abs)); err != nil {
+		return nil, fmt.Errorf("open store %s: directory %s: %w", path, filepath.Dir(abs), err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("open store %s: %s is not a directory", path, filepath.Dir(abs))
+	}
+	sqldb, err := sql.Open("sqlite3", "file:"+escapeURIPath(abs)+"?"+dsnParams)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{Now: time.Now, Params: DefaultArgon2Params, sql: sqldb}
+	if err := db.initRetry(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// initRetry runs init, retrying while SQLite reports the database busy, for
+// as long as the busy timeout. When two processes open a new database at the
+// same moment, one of them converts it to WAL; the other's first connection
+// can then fail at once with "database is locked", because SQLite does not
+// wait (or call the busy handler) to upgrade a read lock to a write lock.
+func (db *DB) initRetry(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := db.init(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// escapeURIPath escapes the characters that end or change the path part of a
+// SQLite URI filename.
+func escapeURIPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
+}
+
+func (db *DB) init(ctx context.Context) error {
+	var mode string
+	if err := db.sql.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, not wal: keep the database on a local filesystem that supports WAL", mode)
+	}
+	var fk bool
+	if err := db.sql.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("read foreign_keys: %w", err)
+	}
+	if !fk {
+		return errors.New("foreign keys are not enforced by this SQLite build")
+	}
+	migs, err := loadMigrations(migrationFS)
+	if err != nil {
+		return err
+	}
+	return db.migrate(ctx, migs)
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	return db.sql.Close()
+}
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// A migration is one embedded SQL file; version is the number its name starts
+// with, and the value of PRAGMA user_version once it has run.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations reads migrations/NNNN_name.sql from fsys in order and checks
+// that they are numbered 1, 2, 3… without gaps.
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	migs := make([]migration, 0, len(names))
+	for i, name := range names {
+		num, _, _ := strings.Cut(path.Base(name), "_")
+		if v, err := strconv.Atoi(num); err != nil || v != i+1 {
+			return nil, fmt.Errorf("migration %s: want a name starting with %04d_", name, i+1)
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		migs = append(migs, migration{version: i + 1, name: path.Base(name), sql: string(b)})
+	}
+	return migs, nil
+}
+
+// migrate runs the migrations that the database has not seen yet, each in its
+// own transaction that also sets user_version.
+func (db *DB) migrate(ctx context.Context, migs []migration) error {
+	var v int
+	if err := db.sql.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > len(migs) {
+		return schemaTooNew(v, len(migs))
+	}
+	for _, m := range migs[v:] {
+		if err := db.runMigration(ctx, m, len(migs)); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func schemaTooNew(have, known int) error {
+	return fmt.Errorf("%w: it has schema version %d, this authrelay knows up to %d: run a newer authrelay", ErrSchemaTooNew, have, known)
+}
+
+func (db *DB) runMigration(ctx context.Context, m migration, latest int) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Read the version again under the write lock: another process may
+	// have migrated the database since migrate looked.
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	switch {
+	case v > latest:
+		return schemaTooNew(v, latest)
+	case v >= m.version:
+		return nil
+	case v != m.version-1:
+		return fmt.Errorf("schema version is %d, want %d", v, m.version-1)
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// now returns the current time in UTC.
+func (db *DB) now() time.Time {
+	if db.Now == nil {
+		return time.Now().UTC()
+	}
+	return db.Now().UTC()
+}
+
+// timeFormat is how times are stored: UTC, fixed width, so that they sort as
+// text and round-trip to the nanosecond.
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string {
+	return t.UTC().Format(timeFormat)
+}
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(timeFormat, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// constraint returns the extended SQLite result code of a constraint
+// violation in err, or 0.
+func constraint(err error) sqlite3.ErrNoExtended {
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		return se.ExtendedCode
+	}
+	return 0
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrBusy
+}
+
+// isDuplicate reports whether err is a primary key or unique violation.
+func isDuplicate(err error) bool {
+	c := constraint(err)
+	return c == sqlite3.ErrConstraintPrimaryKey || c == sqlite3.ErrConstraintUnique
+}
+
+// isForeignKey reports whether err is a foreign key violation.
+func isForeignKey(err error) bool {
+	return constraint(err) == sqlite3.ErrConstraintForeignKey
+}
