@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -25,6 +27,9 @@ const (
 	// ReasonNoCredentials means the CONNECT carried no username or no
 	// password, for example only a token or an nkey.
 	ReasonNoCredentials = "no_credentials"
+	// ReasonAccountReserved means the user's account is one of
+	// Config.ReservedAccounts: the user data is wrong, not the client.
+	ReasonAccountReserved = "account_reserved"
 	// ReasonInternalError means the relay could not decide, for example
 	// because the user store failed.
 	ReasonInternalError = "internal_error"
@@ -148,6 +153,9 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 	}
 	if u.Account == "" {
 		return decision{user: u, reason: ReasonInternalError, err: errors.New("user has no account")}
+	}
+	if slices.Contains(r.cfg.ReservedAccounts, u.Account) {
+		return decision{user: u, reason: ReasonAccountReserved, err: fmt.Errorf("user's account %q is reserved", u.Account)}
 	}
 
 	uc, err := r.cfg.Issuer.UserClaims(u, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)

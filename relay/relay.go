@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,12 @@ type Config struct {
 	XKey *accounts.XKey
 	// Users authenticates clients. Required.
 	Users Users
+	// ReservedAccounts are accounts the relay never places a user in,
+	// typically the callout account and the system account: in config mode
+	// nats-server places a user in whatever account the user JWT names,
+	// whatever allowed_accounts says. A user whose account is reserved is
+	// denied with ReasonAccountReserved.
+	ReservedAccounts []string
 	// SessionTTL is the lifetime of an issued user JWT; 0 means no expiry
 	// other than the user's own.
 	SessionTTL time.Duration
@@ -130,6 +137,8 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.NATSOptions = slices.Clone(cfg.NATSOptions)
+	cfg.ReservedAccounts = slices.Clone(cfg.ReservedAccounts)
 	realClock := cfg.Now == nil
 	if realClock {
 		cfg.Now = time.Now
@@ -143,7 +152,7 @@ func New(cfg Config) (*Relay, error) {
 }
 
 // Ready returns a channel that is closed once the relay's subscription is
-// live on the server.
+// live on the server. It stays open if Run ends before that.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
 // job is one request waiting for a worker.
@@ -188,7 +197,9 @@ func (q *queue) close() {
 // Run connects to NATS, serves auth callout requests until ctx is done, and
 // then drains: it stops taking requests, lets in-flight decisions finish
 // (bounded by the decision timeout) and closes the connection. It returns nil
-// after a clean shutdown. A Relay runs once.
+// after a clean shutdown. It reconnects for ever while the server is away,
+// but returns an error if the connection is closed for good, as nats.go does
+// when the server refuses the relay's own login twice. A Relay runs once.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("run relay: already running")

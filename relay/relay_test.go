@@ -398,6 +398,22 @@ func testRelay(t *testing.T, e env) {
 		}
 	})
 
+	t.Run("reserved accounts", func(t *testing.T) {
+		// Without ReservedAccounts the server puts the user in SYS, though
+		// allowed_accounts does not list it: the relay is the only guard.
+		h := newHarness(t, e)
+		h.users.put("sneak-pw-3e3e", accounts.User{Name: "sneak", Account: "SYS"})
+		h.startRelay(nil)
+		if c := h.mustConnect(t, "sneak", "sneak-pw-3e3e"); h.connInfo(t, c.nc).Account != "SYS" {
+			t.Fatalf("server placed the user in %q; this test expects it to follow the jwt into SYS", h.connInfo(t, c.nc).Account)
+		}
+
+		h = newHarness(t, e)
+		h.users.put("sneak-pw-3e3e", accounts.User{Name: "sneak", Account: "SYS"})
+		h.startRelay(func(c *Config) { c.ReservedAccounts = []string{"AUTH", "SYS"} })
+		h.requireDenied(t, h.authErrors(t), ReasonAccountReserved, "sneak", "sneak-pw-3e3e")
+	})
+
 	t.Run("user changes apply on the next connect", func(t *testing.T) {
 		h := newHarness(t, e)
 		h.startRelay(nil)
@@ -953,5 +969,28 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 	case <-time.After(5 * time.Second):
 		t.Fatal("timed out waiting on a channel")
 		panic("unreachable")
+	}
+}
+
+func TestRunFailsWhenTheRelayCannotLogIn(t *testing.T) {
+	h := newHarness(t, env{name: "plain"})
+	r, err := New(Config{URL: h.srv.ClientURL(), User: "auth", Password: "not-the-auth-pw", Issuer: h.issuer, Users: h.users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "connection closed") {
+			t.Errorf("run: %v, want connection closed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run still retrying 10s after the server refused the relay's login")
+	}
+	select {
+	case <-r.Ready():
+		t.Error("ready closed although the relay never logged in")
+	default:
 	}
 }

@@ -271,3 +271,58 @@ func TestValidatePassword(t *testing.T) {
 		}
 	}
 }
+
+// secretToken stands for the secret part of a hash in FuzzVerifyPassword: no
+// error message may contain it.
+const secretToken = "Zq9xK7wPv"
+
+// FuzzVerifyPassword checks that no hash string makes the parsers panic, that
+// VerifyPassword and hashScheme agree on which hashes are valid, and that no
+// error quotes the hash.
+func FuzzVerifyPassword(f *testing.F) {
+	for _, seed := range []string{
+		"$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4",
+		"$2a$04$Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq",
+		"$2y$05$Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq",
+		"$argon2i$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR",
+		"$6$x$y",
+		"",
+		secretToken,
+		"$" + secretToken + "$",
+		"$2a$04$" + secretToken + "CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq",
+		"$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$" + secretToken,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, hash string) {
+		scheme, err := hashScheme(hash)
+		if err != nil {
+			if strings.Contains(err.Error(), secretToken) {
+				t.Errorf("error %q quotes the hash", err)
+			}
+			if _, verr := VerifyPassword(hash, "password"); verr == nil {
+				t.Errorf("hashScheme refuses %q (%v) but VerifyPassword accepts it", hash, err)
+			}
+			return
+		}
+		// Keep the fuzzer's memory and time in check: only verify cheap
+		// hashes.
+		switch scheme {
+		case SchemeArgon2id:
+			h, err := parseArgon2id(hash)
+			if err != nil {
+				t.Fatalf("hashScheme accepts %q but parseArgon2id does not: %v", hash, err)
+			}
+			if h.params.Memory > 1024 || h.params.Time > 4 || h.params.Threads > 4 {
+				return
+			}
+		case SchemeBcrypt:
+			if hash[4:6] > "06" {
+				return
+			}
+		}
+		if _, err := VerifyPassword(hash, "password"); err != nil {
+			t.Errorf("hashScheme accepts %q but VerifyPassword fails: %v", hash, err)
+		}
+	})
+}

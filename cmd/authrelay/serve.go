@@ -294,3 +294,6 @@ func (s *serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(
 func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+
+// The store is what the relay authenticates against.
+var _ relay.Users = (*store.DB)(nil)
