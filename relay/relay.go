@@ -169,18 +169,24 @@ type queue struct {
 	jobs   chan job
 }
 
-// offer enqueues j and reports whether there was room.
-func (q *queue) offer(j job) bool {
+// Reasons queue.offer refuses a request.
+var (
+	errQueueFull = errors.New("all workers busy and queue full")
+	errStopping  = errors.New("relay stopping")
+)
+
+// offer enqueues j, or says why it cannot.
+func (q *queue) offer(j job) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return false
+		return errStopping
 	}
 	select {
 	case q.jobs <- j:
-		return true
+		return nil
 	default:
-		return false
+		return errQueueFull
 	}
 }
 
@@ -257,20 +263,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	go func() { wg.Wait(); close(workersDone) }()
 
 	sub, err := nc.QueueSubscribe(Subject, r.cfg.Queue, func(m *nats.Msg) {
-		if !q.offer(job{msg: m, received: r.cfg.Now()}) {
-			r.log.Warn("dropping auth request: all workers busy and queue full", "workers", r.cfg.Workers)
+		if err := q.offer(job{msg: m, received: r.cfg.Now()}); err != nil {
+			r.log.Warn("dropping auth request", "err", err, "workers", r.cfg.Workers)
 		}
 	})
 	if err != nil {
-		q.close()
-		<-workersDone
-		return fmt.Errorf("subscribe %s: %w", Subject, err)
+		return errors.Join(fmt.Errorf("subscribe %s: %w", Subject, err), r.stopWorkers(q, workersDone))
 	}
 
 	if err := r.awaitLive(ctx, nc, closed); err != nil {
-		q.close()
-		<-workersDone
-		return err
+		return errors.Join(err, r.stopWorkers(q, workersDone))
 	}
 	if ctx.Err() == nil {
 		r.log.Info("relay ready", "subject", Subject, "queue", r.cfg.Queue,
@@ -278,9 +280,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-closed:
-			q.close()
-			<-workersDone
-			return fmt.Errorf("run relay: nats connection closed: %v", nc.LastError())
+			err := fmt.Errorf("run relay: nats connection closed: %v", nc.LastError())
+			return errors.Join(err, r.stopWorkers(q, workersDone))
 		}
 	}
 	return r.drain(nc, sub, q, workersDone)
@@ -322,19 +323,27 @@ func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue, workersDo
 			r.log.Warn("drain subscription: timed out", "timeout", subDrainTimeout)
 		}
 	}
-	q.close()
-
-	// Every queued decision is answered or abandoned within the decision
-	// timeout of its arrival; the margin covers signing and sealing.
-	bound := r.cfg.DecisionTimeout + time.Second
-	select {
-	case <-workersDone:
-	case <-time.After(bound):
-		return fmt.Errorf("drain relay: decisions still running after %v", bound)
+	if err := r.stopWorkers(q, workersDone); err != nil {
+		return err
 	}
 	if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		r.log.Warn("flush responses", "err", err)
 	}
 	r.log.Info("relay stopped")
 	return nil
+}
+
+// stopWorkers closes the queue and waits for the workers to finish what it
+// held. Every queued decision is answered or abandoned within the decision
+// timeout of its arrival, unless Users ignores its context; the margin
+// covers signing and sealing.
+func (r *Relay) stopWorkers(q *queue, workersDone <-chan struct{}) error {
+	q.close()
+	bound := r.cfg.DecisionTimeout + time.Second
+	select {
+	case <-workersDone:
+		return nil
+	case <-time.After(bound):
+		return fmt.Errorf("stop relay: decisions still running after %v", bound)
+	}
 }

@@ -974,7 +974,10 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 
 func TestRunFailsWhenTheRelayCannotLogIn(t *testing.T) {
 	h := newHarness(t, env{name: "plain"})
-	r, err := New(Config{URL: h.srv.ClientURL(), User: "auth", Password: "not-the-auth-pw", Issuer: h.issuer, Users: h.users})
+	r, err := New(Config{
+		URL: h.srv.ClientURL(), User: "auth", Password: "not-the-auth-pw", Issuer: h.issuer, Users: h.users,
+		NATSOptions: []nats.Option{nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

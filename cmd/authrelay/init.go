@@ -45,7 +45,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 		accts = stringList{"APP"}
 	}
 	l := Layout{Dir: *dir}
-	if err := initDir(ctx, l, accts, *listen); err != nil {
+	if err := initDir(ctx, l, accts, *listen, m.bcryptCost()); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)
@@ -59,7 +59,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 
 // initDir creates the directory's files. It refuses to touch a directory
 // that already holds any of them, and removes what it wrote if a step fails.
-func initDir(ctx context.Context, l Layout, accts []string, listen string) (err error) {
+func initDir(ctx context.Context, l Layout, accts []string, listen string, cost int) (err error) {
 	if err := validateListen(listen, false); err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func initDir(ctx context.Context, l Layout, accts []string, listen string) (err 
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	conf, err := renderServerConf(s, listen, l.Path(serverConf))
+	conf, err := renderServerConf(s, listen, l.Path(serverConf), cost)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

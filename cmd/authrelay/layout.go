@@ -183,7 +183,7 @@ authorization {
 `))
 
 // renderServerConf renders nats.conf for the secrets s.
-func renderServerConf(s Secrets, listen, confPath string) ([]byte, error) {
+func renderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, error) {
 	issuer, err := publicKey(s.IssuerSeed, false)
 	if err != nil {
 		return nil, err
@@ -192,11 +192,11 @@ func renderServerConf(s Secrets, listen, confPath string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	relayHash, err := bcrypt.GenerateFromPassword([]byte(s.RelayPassword), 11)
+	relayHash, err := bcrypt.GenerateFromPassword([]byte(s.RelayPassword), cost)
 	if err != nil {
 		return nil, fmt.Errorf("hash relay password: %w", err)
 	}
-	adminHash, err := bcrypt.GenerateFromPassword([]byte(s.AdminPassword), 11)
+	adminHash, err := bcrypt.GenerateFromPassword([]byte(s.AdminPassword), cost)
 	if err != nil {
 		return nil, fmt.Errorf("hash admin password: %w", err)
 	}

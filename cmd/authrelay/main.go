@@ -47,6 +47,20 @@ type Main struct {
 	// Ready, when not nil, is called by serve once the relay answers requests,
 	// with the NATS URL clients connect to.
 	Ready func(url string)
+	// BcryptCost is the cost of the bcrypt hashes init writes into nats.conf
+	// for the relay and admin users; 0 means defaultBcryptCost.
+	BcryptCost int
+}
+
+// defaultBcryptCost is the bcrypt cost of the static users in nats.conf. The
+// server verifies it on each of their connects, which are rare.
+const defaultBcryptCost = 11
+
+func (m *Main) bcryptCost() int {
+	if m.BcryptCost > 0 {
+		return m.BcryptCost
+	}
+	return defaultBcryptCost
 }
 
 // NewMain returns a Main wired to the process's standard streams.

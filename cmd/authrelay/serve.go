@@ -96,7 +96,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) error {
 	l := Layout{Dir: c.dir}
 	if c.embedded && !l.initialised() {
-		if err := initDir(ctx, l, []string{"APP"}, defaultListenOr(c.listen)); err != nil {
+		if err := initDir(ctx, l, []string{"APP"}, defaultListenOr(c.listen), m.bcryptCost()); err != nil {
 			return err
 		}
 		logger.Info("initialised directory", "dir", c.dir)
@@ -120,17 +120,20 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	defer db.Close()
 
 	cfg := relay.Config{
-		URL:             c.natsURL,
-		User:            secrets.RelayUser,
-		Password:        secrets.RelayPassword,
-		Issuer:          issuer,
-		XKey:            xkey,
-		Users:           db,
-		SessionTTL:      c.sessionTTL,
-		DecisionTimeout: c.decisionTimeout,
-		Workers:         c.workers,
-		Logger:          logger,
-		Now:             m.Now,
+		URL:      c.natsURL,
+		User:     secrets.RelayUser,
+		Password: secrets.RelayPassword,
+		Issuer:   issuer,
+		XKey:     xkey,
+		Users:    db,
+		// Never place a user in the callout or system account, whatever
+		// the database says.
+		ReservedAccounts: []string{authAccount, systemAccount},
+		SessionTTL:       c.sessionTTL,
+		DecisionTimeout:  c.decisionTimeout,
+		Workers:          c.workers,
+		Logger:           logger,
+		Now:              m.Now,
 	}
 
 	var ns *server.Server
