@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,3 +207,122 @@ func TestSessionExpiryReconnects(t *testing.T) {
 		})
 	}
 }
+
+func TestCalloutAccountIsClosed(t *testing.T) {
+	s := serveEmbedded(t, true)
+	sec, err := Layout{Dir: s.dir}.loadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Even the relay's own user may not inject login requests: the server
+	// denies auth_users publishing on the callout subject.
+	errs := make(chan error, 1)
+	nc, err := s.connect(sec.RelayUser, sec.RelayPassword, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatalf("connect as the relay user: %v", err)
+	}
+	defer nc.Close()
+	_, err = nc.Request("$SYS.REQ.USER.AUTH", []byte("forged"), 2*time.Second)
+	if err == nil {
+		t.Fatal("a request published on $SYS.REQ.USER.AUTH inside AUTH got an answer")
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("async error %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("publishing on $SYS.REQ.USER.AUTH as the relay user was not refused")
+	}
+	// A user placed by authrelay never lands in AUTH or SYS: init refuses
+	// those names, and so does the database.
+	r := run(t, "", "user", "add", "eve", "--dir", s.dir, "--account", "AUTH", "--generate-password")
+	if r.code == 0 {
+		t.Fatal("user add placed a user in the AUTH account")
+	}
+}
+
+func TestAdminWritesDuringLogins(t *testing.T) {
+	s := serveEmbedded(t, true)
+	s.addUser(t, "alice", "s3cret-pass")
+
+	stop := make(chan struct{})
+	var logins, failures atomicCounter
+	var wg sync.WaitGroup
+	for range 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc, err := s.connect("alice", "s3cret-pass")
+				if err != nil {
+					failures.add()
+					t.Logf("login during admin writes: %v", err)
+					continue
+				}
+				nc.Close()
+				logins.add()
+			}
+		}()
+	}
+	// Admin commands run as separate database handles, like separate
+	// processes, while logins are verified: three writers at once, which
+	// keeps the two CPUs of a small machine from starving the logins.
+	const writers, each = 3, 4
+	results := make(chan result, writers*each)
+	var admins sync.WaitGroup
+	for w := range writers {
+		admins.Add(1)
+		go func() {
+			defer admins.Done()
+			for i := range each {
+				name := "svc-" + strconv.Itoa(w*each+i)
+				results <- run(t, "pw-"+name+"\n", "user", "add", name, "--dir", s.dir, "--password-stdin", "--pub", "svc."+name+".>")
+			}
+		}()
+	}
+	admins.Wait()
+	close(results)
+	for r := range results {
+		if r.code != 0 {
+			t.Errorf("user add during logins: exit %d: %s", r.code, r.stderr)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if failures.get() > 0 {
+		t.Errorf("%d of %d logins failed during admin writes", failures.get(), failures.get()+logins.get())
+	}
+	if logins.get() == 0 {
+		t.Error("no login completed during the admin writes")
+	}
+	if strings.Contains(s.log.String(), "locked") || strings.Contains(s.log.String(), "internal_error") {
+		t.Error("the relay hit a database error during admin writes")
+	}
+	// Every write landed, and each new user can log in.
+	for i := range writers * each {
+		name := "svc-" + strconv.Itoa(i)
+		nc, err := s.connect(name, "pw-"+name)
+		if err != nil {
+			t.Errorf("connect as %s: %v", name, err)
+			continue
+		}
+		nc.Close()
+	}
+}
+
+// atomicCounter counts across goroutines.
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add()       { c.n.Add(1) }
+func (c *atomicCounter) get() int64 { return c.n.Load() }
