@@ -67,7 +67,11 @@ func TestUserClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u := u
 			u.Expires = tc.expires
-			uc, err := iss.UserClaims(u, unkey, now, tc.ttl)
+			g, err := Resolve(u, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uc, err := iss.UserClaims(g, unkey, now, tc.ttl)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +104,11 @@ func TestUserClaims(t *testing.T) {
 	t.Run("no response permission unless set", func(t *testing.T) {
 		u := u
 		u.Permissions.Resp = nil
-		uc, err := iss.UserClaims(u, unkey, now, time.Hour)
+		g, err := Resolve(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc, err := iss.UserClaims(g, unkey, now, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,29 +89,32 @@ func NewIssuer(seed string, placement Placement) (*Issuer, error) {
 // PublicKey returns the issuer's public account key (A…).
 func (i *Issuer) PublicKey() string { return i.pub }
 
-// UserClaims builds the claims for user u connecting with the per-connection
-// userNkey: subject, account placement, name, permissions and an expiry of
-// now+ttl (no expiry when ttl is 0), never later than the user's own expiry.
-func (i *Issuer) UserClaims(u User, userNkey string, now time.Time, ttl time.Duration) (*jwt.UserClaims, error) {
+// UserClaims builds the claims for grant g to the connection whose
+// per-connection key is userNkey: subject, account placement, name,
+// permissions, allowed connection types and an expiry of now+ttl (no expiry
+// when ttl is 0), never later than the user's own expiry.
+func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Duration) (*jwt.UserClaims, error) {
 	uc := jwt.NewUserClaims(userNkey)
-	uc.Name = u.Name
+	uc.Name = g.Name
 	uc.IssuedAt = now.Unix()
-	if err := i.placement.Place(uc, u.Account); err != nil {
+	if err := i.placement.Place(uc, g.Account); err != nil {
 		return nil, err
 	}
-	uc.Pub.Allow.Add(u.Permissions.Pub.Allow...)
-	uc.Pub.Deny.Add(u.Permissions.Pub.Deny...)
-	uc.Sub.Allow.Add(u.Permissions.Sub.Allow...)
-	uc.Sub.Deny.Add(u.Permissions.Sub.Deny...)
-	if r := u.Permissions.Resp; r != nil {
+	p := g.Permissions
+	uc.Pub.Allow.Add(p.Pub.Allow...)
+	uc.Pub.Deny.Add(p.Pub.Deny...)
+	uc.Sub.Allow.Add(p.Sub.Allow...)
+	uc.Sub.Deny.Add(p.Sub.Deny...)
+	if r := p.Resp; r != nil {
 		uc.Resp = &jwt.ResponsePermission{MaxMsgs: r.MaxMsgs, Expires: r.TTL}
 	}
+	uc.AllowedConnectionTypes.Add(g.ConnTypes...)
 	var exp time.Time
 	if ttl > 0 {
 		exp = now.Add(ttl)
 	}
-	if !u.Expires.IsZero() && (exp.IsZero() || u.Expires.Before(exp)) {
-		exp = u.Expires
+	if !g.Expires.IsZero() && (exp.IsZero() || g.Expires.Before(exp)) {
+		exp = g.Expires
 	}
 	if !exp.IsZero() {
 		// JWT times are whole seconds; round down so the JWT never outlives

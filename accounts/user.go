@@ -47,6 +47,15 @@ type User struct {
 	// Expires, when not zero, is the instant after which the user may no
 	// longer log in; no issued JWT outlives it.
 	Expires time.Time `json:"expires,omitzero"`
+	// Roles are the names of the roles whose permissions the user holds in
+	// addition to Permissions.
+	Roles []string `json:"roles"`
+	// Src, when not empty, lists the networks (CIDR prefixes) the user may
+	// connect from; the relay checks the client's address against them.
+	Src []string `json:"src"`
+	// ConnTypes, when not empty, lists the connection types the user may use:
+	// ConnStandard, ConnWebsocket, ConnMQTT, ConnLeafnode.
+	ConnTypes []string `json:"conn_types"`
 	// Created and Updated are maintained by the store.
 	Created time.Time `json:"created,omitzero"`
 	Updated time.Time `json:"updated,omitzero"`
@@ -67,8 +76,9 @@ type Rule struct {
 	Deny  []string `json:"deny"`
 }
 
-// ResponsePermission limits how many replies (MaxMsgs, 0 means one) a user may
-// send to a request, and for how long (TTL, 0 means no limit).
+// ResponsePermission limits how many replies a user may send to a request it
+// received (MaxMsgs; 0 means nats-server's default of one, negative means no
+// limit) and for how long (TTL; 0 means the server's default of two minutes).
 type ResponsePermission struct {
 	MaxMsgs int           `json:"max"`
 	TTL     time.Duration `json:"ttl"`
@@ -81,6 +91,21 @@ func (u User) Validate() error {
 	}
 	if err := ValidateAccount(u.Account); err != nil {
 		return err
+	}
+	for _, r := range u.Roles {
+		if err := ValidateRoleName(r); err != nil {
+			return err
+		}
+	}
+	for _, s := range u.Src {
+		if _, err := ParseSource(s); err != nil {
+			return err
+		}
+	}
+	for _, c := range u.ConnTypes {
+		if _, err := ParseConnType(c); err != nil {
+			return err
+		}
 	}
 	return u.Permissions.Validate()
 }
@@ -101,8 +126,8 @@ func (p Permissions) Validate() error {
 			}
 		}
 	}
-	if p.Resp != nil && (p.Resp.MaxMsgs < 0 || p.Resp.TTL < 0) {
-		return errors.New("response permission: max and ttl must not be negative")
+	if p.Resp != nil && p.Resp.TTL < 0 {
+		return errors.New("response permission: ttl must not be negative")
 	}
 	return nil
 }
@@ -154,8 +179,12 @@ func ValidateAccount(name string) error {
 
 // ValidateSubject checks that s is a valid NATS subject or wildcard subject:
 // non-empty dot-separated tokens, no whitespace, '*' and '>' only as whole
-// tokens and '>' only last.
+// tokens and '>' only last. The templates {{name}} and {{account}} may appear
+// inside tokens; any other use of "{{" is refused.
 func ValidateSubject(s string) error {
+	if err := checkTemplates(s); err != nil {
+		return err
+	}
 	if s == "" {
 		return errors.New("subject is empty")
 	}

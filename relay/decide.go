@@ -33,6 +33,16 @@ const (
 	// ReasonInternalError means the relay could not decide, for example
 	// because the user store failed.
 	ReasonInternalError = "internal_error"
+	// ReasonTemplateUnsafe means a subject template would have expanded the
+	// user's name (or account) into more than one subject token, such as a
+	// name containing '.', '*' or '>'.
+	ReasonTemplateUnsafe = "template_unsafe"
+	// ReasonSourceNotAllowed means the client connected from outside the
+	// user's source networks (--src).
+	ReasonSourceNotAllowed = "source_not_allowed"
+	// ReasonConnTypeNotAllowed means the client's connection type is not
+	// among the user's (--conn-type).
+	ReasonConnTypeNotAllowed = "conn_type_not_allowed"
 )
 
 // Results logged for each decision.
@@ -158,7 +168,33 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 		return decision{user: u, reason: ReasonAccountReserved, err: fmt.Errorf("user's account %q is reserved", u.Account)}
 	}
 
-	uc, err := r.cfg.Issuer.UserClaims(u, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)
+	var roles []accounts.Role
+	if len(u.Roles) > 0 {
+		if roles, err = r.cfg.Users.RolesNamed(ctx, u.Roles); err != nil {
+			return decision{user: u, reason: ReasonInternalError, err: err}
+		}
+	}
+	g, err := accounts.Resolve(u, roles)
+	switch {
+	case errors.Is(err, accounts.ErrUnsafeTemplate):
+		return decision{user: u, reason: ReasonTemplateUnsafe}
+	case err != nil:
+		return decision{user: u, reason: ReasonInternalError, err: err}
+	}
+	client := accounts.Client{
+		Host:     rc.ClientInformation.Host,
+		ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
+	}
+	switch err := g.Admit(client); {
+	case errors.Is(err, accounts.ErrSourceNotAllowed):
+		return decision{user: u, reason: ReasonSourceNotAllowed}
+	case errors.Is(err, accounts.ErrConnTypeNotAllowed):
+		return decision{user: u, reason: ReasonConnTypeNotAllowed}
+	case err != nil:
+		return decision{user: u, reason: ReasonInternalError, err: err}
+	}
+
+	uc, err := r.cfg.Issuer.UserClaims(g, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)
 	if err != nil {
 		return decision{user: u, reason: ReasonInternalError, err: err}
 	}

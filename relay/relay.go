@@ -55,6 +55,9 @@ type Users interface {
 	// user or a wrong password. On success it returns the user, who may be
 	// disabled or expired: the relay calls u.Check itself.
 	Authenticate(ctx context.Context, name, password string) (accounts.User, error)
+	// RolesNamed returns the roles with the given names; names that do not
+	// exist are left out (the relay then refuses the login).
+	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
 }
 
 // Config configures a Relay.
