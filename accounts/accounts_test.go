@@ -253,3 +253,88 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestResolve(t *testing.T) {
+	roles := []Role{
+		{Name: "svc", Permissions: Permissions{
+			Pub:  Rule{Allow: []string{"svc.{{name}}.>"}},
+			Sub:  Rule{Allow: []string{"svc.{{name}}.>", "acct.{{account}}"}, Deny: []string{"svc.{{name}}.admin"}},
+			Resp: &ResponsePermission{MaxMsgs: 2},
+		}},
+		{Name: "reader", Permissions: Permissions{
+			Sub:  Rule{Allow: []string{"metrics.>"}, Deny: []string{"metrics.secret"}},
+			Resp: &ResponsePermission{TTL: 5 * time.Minute},
+		}},
+	}
+	u := User{Name: "bob", Account: "APP", Roles: []string{"svc", "reader"},
+		Permissions: Permissions{Sub: Rule{Allow: []string{"metrics.>", "own.>"}}}}
+	g, err := Resolve(u, roles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"svc.bob.>", "acct.APP", "metrics.>", "own.>"}; !slices.Equal(g.Permissions.Sub.Allow, want) {
+		t.Errorf("sub allow = %v, want %v", g.Permissions.Sub.Allow, want)
+	}
+	if want := []string{"svc.bob.admin", "metrics.secret"}; !slices.Equal(g.Permissions.Sub.Deny, want) {
+		t.Errorf("sub deny = %v, want %v", g.Permissions.Sub.Deny, want)
+	}
+	if want := []string{"svc.bob.>"}; !slices.Equal(g.Permissions.Pub.Allow, want) {
+		t.Errorf("pub allow = %v, want %v", g.Permissions.Pub.Allow, want)
+	}
+	if r := g.Permissions.Resp; r == nil || r.MaxMsgs != 2 || r.TTL != 5*time.Minute {
+		t.Errorf("resp = %+v, want the most generous: max 2, ttl 5m", r)
+	}
+
+	for _, name := range []string{"evil.alice", "a*", ">", "x y", "{{account}}", "a}}", "{{x"} {
+		u := User{Name: name, Account: "APP", Roles: []string{"svc"}}
+		if _, err := Resolve(u, roles); !errors.Is(err, ErrUnsafeTemplate) {
+			t.Errorf("Resolve for name %q: %v, want ErrUnsafeTemplate", name, err)
+		}
+	}
+	dotted := User{Name: "svc.plain", Account: "APP", Permissions: Permissions{Sub: Rule{Allow: []string{"plain.>"}}}}
+	if _, err := Resolve(dotted, nil); err != nil {
+		t.Errorf("a dotted name without templates: %v", err)
+	}
+	if _, err := Resolve(User{Name: "bob", Account: "APP", Roles: []string{"gone"}}, roles); !errors.Is(err, ErrUnknownRole) {
+		t.Errorf("unknown role: %v, want ErrUnknownRole", err)
+	}
+	if err := ValidateSubject("a.{{nmae}}"); err == nil {
+		t.Error("ValidateSubject accepted an unknown template")
+	}
+}
+
+func TestAdmit(t *testing.T) {
+	g := Grant{Src: []string{"10.0.0.0/8", "192.0.2.7/32", "::1/128"}, ConnTypes: []string{ConnStandard}}
+	for _, tc := range []struct {
+		c    Client
+		want error
+	}{
+		{Client{Host: "10.1.2.3", ConnType: ConnStandard}, nil},
+		{Client{Host: "192.0.2.7", ConnType: ConnStandard}, nil},
+		{Client{Host: "::1", ConnType: ConnStandard}, nil},
+		{Client{Host: "::ffff:10.1.2.3", ConnType: ConnStandard}, nil},
+		{Client{Host: "192.0.2.8", ConnType: ConnStandard}, ErrSourceNotAllowed},
+		{Client{Host: "", ConnType: ConnStandard}, ErrSourceNotAllowed},
+		{Client{Host: "10.1.2.3", ConnType: ConnWebsocket}, ErrConnTypeNotAllowed},
+		{Client{Host: "10.1.2.3", ConnType: ""}, ErrConnTypeNotAllowed},
+	} {
+		if got := g.Admit(tc.c); !errors.Is(got, tc.want) || (tc.want == nil && got != nil) {
+			t.Errorf("Admit(%+v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+	if err := (Grant{}).Admit(Client{}); err != nil {
+		t.Errorf("a grant without constraints refused: %v", err)
+	}
+	if got, want := ClientConnType("Client", "websocket"), ConnWebsocket; got != want {
+		t.Errorf("ClientConnType websocket = %q", got)
+	}
+	if got, want := ClientConnType("Leafnode", ""), ConnLeafnode; got != want {
+		t.Errorf("ClientConnType leafnode = %q", got)
+	}
+	if _, err := ParseSource("10.0.0.0/33"); err == nil {
+		t.Error("ParseSource accepted /33")
+	}
+	if p, err := ParseSource("10.1.2.3/8"); err != nil || p.String() != "10.0.0.0/8" {
+		t.Errorf("ParseSource canonical form = %v, %v", p, err)
+	}
+}

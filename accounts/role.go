@@ -141,7 +141,7 @@ var ErrUnsafeTemplate = errors.New("template value is not a single subject token
 
 // safeToken reports whether v can stand as one subject token.
 func safeToken(v string) bool {
-	return v != "" && !strings.ContainsAny(v, ".*> \t\r\n\f\v") && !strings.ContainsFunc(v, func(r rune) bool {
+	return v != "" && !strings.ContainsAny(v, ".*>{} \t\r\n\f\v") && !strings.ContainsFunc(v, func(r rune) bool {
 		return r < 0x20 || r == 0x7f
 	})
 }
@@ -157,10 +157,10 @@ func expand(subject, name, account string) (string, error) {
 	if strings.Contains(subject, TemplateAccount) && !safeToken(account) {
 		return "", fmt.Errorf("subject %q: account %q: %w", subject, account, ErrUnsafeTemplate)
 	}
-	out := strings.ReplaceAll(subject, TemplateName, name)
-	out = strings.ReplaceAll(out, TemplateAccount, account)
+	// One pass, so a value is never itself expanded again.
+	out := strings.NewReplacer(TemplateName, name, TemplateAccount, account).Replace(subject)
 	if err := ValidateSubject(out); err != nil {
-		return "", fmt.Errorf("subject %q expands to an invalid subject: %w", subject, err)
+		return "", fmt.Errorf("subject %q expands to an invalid subject: %w: %w", subject, err, ErrUnsafeTemplate)
 	}
 	return out, nil
 }

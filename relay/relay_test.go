@@ -32,30 +32,55 @@ type env struct {
 
 func envs() []env { return []env{{"xkey", true}, {"plain", false}} }
 
-// confTmpl is the test server's config. AUTH is the callout account: auth is
-// the relay's user (auth_users), probe is a static user standing in for
-// anyone who can publish in AUTH. allowed_accounts lists only APP, so static
-// users of AUTH and SYS keep plain static auth (admin works with no relay).
+// confTmpl is the test server's config, filled in by serverConf.text. AUTH
+// is the callout account: auth is the relay's user (auth_users), probe is a
+// static user standing in for anyone who can publish in AUTH.
+// allowed_accounts lists only APP, so static users of AUTH and SYS keep plain
+// static auth (admin works with no relay).
 const confTmpl = `
-listen: "127.0.0.1:-1"
+listen: %[1]q
 server_name: relaytest
+%[2]s
 accounts {
 	AUTH { users: [ {user: auth, password: auth-pw}, {user: probe, password: probe-pw} ] }
-	APP {}
+	APP { %[3]s }
 	SYS { users: [ {user: admin, password: admin-pw} ] }
 }
 system_account: SYS
 authorization {
 	timeout: 2
 	auth_callout {
-		issuer: %q
+		issuer: %[4]q
 		account: AUTH
 		auth_users: [ auth ]
 		allowed_accounts: [ APP ]
-		%s
+		%[5]s
 	}
 }
 `
+
+// serverConf is what tests vary in the server's config; the zero value is
+// the plain test server.
+type serverConf struct {
+	listen string // client listen address; empty means 127.0.0.1:-1
+	extra  string // more top-level config, such as a websocket block
+	app    string // the body of the APP account block, such as limits
+}
+
+// wsConf adds a plain-text websocket listener.
+const wsConf = `websocket { listen: "127.0.0.1:-1", no_tls: true }`
+
+func (c serverConf) text(issuer string, xkey *accounts.XKey) string {
+	listen := c.listen
+	if listen == "" {
+		listen = "127.0.0.1:-1"
+	}
+	xline := ""
+	if xkey != nil {
+		xline = fmt.Sprintf("xkey: %q", xkey.PublicKey())
+	}
+	return fmt.Sprintf(confTmpl, listen, c.extra, c.app, issuer, xline)
+}
 
 // authErrSubject is where the server reports denied connects, in the
 // callout account.
@@ -67,6 +92,7 @@ type harness struct {
 	t      *testing.T
 	env    env
 	srv    *server.Server
+	conf   string // the server's config file
 	issuer *accounts.Issuer
 	xkey   *accounts.XKey // nil in plain mode
 	users  *memUsers
@@ -81,6 +107,12 @@ type harness struct {
 
 func newHarness(t *testing.T, e env) *harness {
 	t.Helper()
+	return newHarnessConf(t, e, serverConf{})
+}
+
+// newHarnessConf is newHarness with a server config other than the plain one.
+func newHarnessConf(t *testing.T, e env, sc serverConf) *harness {
+	t.Helper()
 	keys, err := accounts.GenerateKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -90,12 +122,10 @@ func newHarness(t *testing.T, e env) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, env: e, issuer: issuer, users: newMemUsers(), logs: &syncBuffer{}}
-	xline := ""
 	if e.xkey {
 		h.xkey = mustXKey(t, keys.XKeySeed)
-		xline = fmt.Sprintf("xkey: %q", h.xkey.PublicKey())
 	}
-	h.srv = runServer(t, fmt.Sprintf(confTmpl, issuer.PublicKey(), xline))
+	h.srv, h.conf = runServer(t, sc.text(issuer.PublicKey(), h.xkey))
 	h.users.put("alice-pw-7f3a", accounts.User{
 		Name:    "alice",
 		Account: "APP",
@@ -110,17 +140,11 @@ func newHarness(t *testing.T, e env) *harness {
 }
 
 // runServer starts nats-server from conf and stops it when the test ends.
-func runServer(t *testing.T, conf string) *server.Server {
+// It returns the server and the path of its config file.
+func runServer(t *testing.T, conf string) (*server.Server, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(path)
-	if err != nil {
-		t.Fatalf("process config: %v", err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
+	opts := loadConf(t, path, conf)
 	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -133,7 +157,31 @@ func runServer(t *testing.T, conf string) *server.Server {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	return s
+	return s, path
+}
+
+// loadConf writes conf to path and processes it as nats-server does, with
+// the test overrides (no log, no signal handler) that a command line gives.
+func loadConf(t *testing.T, path, conf string) *server.Options {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("process config: %v", err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	return opts
+}
+
+// reload rewrites the server's config file from sc and reloads it, as
+// nats-server --signal reload does.
+func (h *harness) reload(t *testing.T, sc serverConf) {
+	t.Helper()
+	if err := h.srv.ReloadOptions(loadConf(t, h.conf, sc.text(h.issuer.PublicKey(), h.xkey))); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
 }
 
 // startRelay runs a relay against the harness's server until the test ends
@@ -205,6 +253,12 @@ type client struct {
 // relay's log can be checked for it.
 func (h *harness) connect(t *testing.T, user, password string, opts ...nats.Option) (*client, error) {
 	t.Helper()
+	return h.connectURL(t, h.srv.ClientURL(), user, password, opts...)
+}
+
+// connectURL is connect to url, such as the server's websocket URL.
+func (h *harness) connectURL(t *testing.T, url, user, password string, opts ...nats.Option) (*client, error) {
+	t.Helper()
 	if password != "" {
 		h.users.remember(password)
 	}
@@ -229,7 +283,7 @@ func (h *harness) connect(t *testing.T, user, password string, opts ...nats.Opti
 	if user != "" || password != "" {
 		base = append(base, nats.UserInfo(user, password))
 	}
-	nc, err := nats.Connect(h.srv.ClientURL(), append(base, opts...)...)
+	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,9 +294,14 @@ func (h *harness) connect(t *testing.T, user, password string, opts ...nats.Opti
 
 func (h *harness) mustConnect(t *testing.T, user, password string, opts ...nats.Option) *client {
 	t.Helper()
-	c, err := h.connect(t, user, password, opts...)
+	return h.mustConnectURL(t, h.srv.ClientURL(), user, password, opts...)
+}
+
+func (h *harness) mustConnectURL(t *testing.T, url, user, password string, opts ...nats.Option) *client {
+	t.Helper()
+	c, err := h.connectURL(t, url, user, password, opts...)
 	if err != nil {
-		t.Fatalf("connect as %q: %v", user, err)
+		t.Fatalf("connect to %s as %q: %v", url, user, err)
 	}
 	return c
 }
@@ -309,7 +368,13 @@ func (h *harness) authErrors(t *testing.T) <-chan string {
 // Authorization Violation and reports want as the reason.
 func (h *harness) requireDenied(t *testing.T, reasons <-chan string, want string, user, password string, opts ...nats.Option) {
 	t.Helper()
-	c, err := h.connect(t, user, password, opts...)
+	h.requireDeniedURL(t, reasons, want, h.srv.ClientURL(), user, password, opts...)
+}
+
+// requireDeniedURL is requireDenied for a connect to url.
+func (h *harness) requireDeniedURL(t *testing.T, reasons <-chan string, want, url, user, password string, opts ...nats.Option) {
+	t.Helper()
+	c, err := h.connectURL(t, url, user, password, opts...)
 	if err == nil {
 		c.nc.Close()
 		t.Fatalf("connect as %q succeeded, want Authorization Violation", user)
@@ -858,6 +923,7 @@ func (p *probe) decodeResponse(data []byte) *jwt.AuthorizationResponseClaims {
 type memUsers struct {
 	mu     sync.Mutex
 	byName map[string]memUser
+	roles  map[string]accounts.Role
 	hook   func(ctx context.Context, name string) error
 	seen   map[string]bool // every password the test used, for the log check
 }
@@ -870,7 +936,13 @@ type memUser struct {
 var _ Users = (*memUsers)(nil)
 
 func newMemUsers() *memUsers {
-	return &memUsers{byName: map[string]memUser{}, seen: map[string]bool{}}
+	return &memUsers{byName: map[string]memUser{}, roles: map[string]accounts.Role{}, seen: map[string]bool{}}
+}
+
+func (m *memUsers) putRole(r accounts.Role) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roles[r.Name] = r
 }
 
 func (m *memUsers) put(password string, u accounts.User) {
@@ -928,6 +1000,19 @@ func (m *memUsers) Authenticate(ctx context.Context, name, password string) (acc
 		return accounts.User{}, accounts.ErrInvalidCredentials
 	}
 	return e.user, nil
+}
+
+// RolesNamed implements Users.
+func (m *memUsers) RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []accounts.Role
+	for _, n := range names {
+		if r, ok := m.roles[n]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent log writes.

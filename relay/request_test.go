@@ -399,8 +399,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	xk := mustXKey(t, fuzzXKeySeed)
-	capture := func(xline string) *nats.Msg {
-		srv := runServer(t, fmt.Sprintf(confTmpl, issuer.PublicKey(), xline))
+	capture := func(xk *accounts.XKey) *nats.Msg {
+		srv, _ := runServer(t, serverConf{}.text(issuer.PublicKey(), xk))
 		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("auth", "auth-pw"))
 		if err != nil {
 			t.Fatal(err)
@@ -425,8 +425,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 		return m
 	}
-	sealed := capture(fmt.Sprintf("xkey: %q", xk.PublicKey()))
-	plain := capture("")
+	sealed := capture(xk)
+	plain := capture(nil)
 	other := newFakeServer(t)
 
 	seeds := map[string]fuzzSeed{
