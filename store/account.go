@@ -2,28 +2,43 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/authrelay/authrelay/accounts"
 )
 
-// AddAccount adds a NATS account that users can be placed in. It returns
-// ErrExists if the account is already known.
+// AddAccount adds a NATS account, without limits, that users can be placed
+// in. It returns ErrExists if the account is already known.
 func (db *DB) AddAccount(ctx context.Context, name string) error {
-	if err := accounts.ValidateAccount(name); err != nil {
+	return db.AddAccountWithLimits(ctx, accounts.Account{Name: name})
+}
+
+// AddAccountWithLimits adds a NATS account with its limits. It returns
+// ErrExists if the account is already known.
+func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) error {
+	if err := accounts.ValidateAccount(a.Name); err != nil {
 		return fmt.Errorf("add account: %w", err)
+	}
+	if err := a.Limits.Validate(); err != nil {
+		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("add account %q: %w", name, err)
+		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (name, created) VALUES (?, ?)`, name, formatTime(db.now()))
+	l := a.Limits
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload)
+		VALUES (?, ?, ?, ?, ?)`,
+		a.Name, formatTime(db.now()), l.MaxConnections, l.MaxSubs, l.MaxPayload)
 	switch {
 	case isDuplicate(err):
-		return fmt.Errorf("add account: account %q %w", name, ErrExists)
+		return fmt.Errorf("add account: account %q %w", a.Name, ErrExists)
 	case err != nil:
-		return fmt.Errorf("add account %q: %w", name, err)
+		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
 	return tx.Commit()
 }
@@ -37,23 +52,104 @@ func (db *DB) Accounts(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("list accounts: %w", err)
-		}
-		names = append(names, name)
-	}
-	if err := rows.Err(); err != nil {
+	names, err := scanStrings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
 	return names, nil
 }
 
+// accountColumns are the columns scanAccount reads, in order.
+const accountColumns = `name, max_connections, max_subs, max_payload`
+
+// AccountList returns all accounts with their limits, sorted by name.
+func (db *DB) AccountList(ctx context.Context) ([]accounts.Account, error) {
+	// Reads run outside a transaction; see Accounts.
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	list := []accounts.Account{}
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		list = append(list, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return list, nil
+}
+
+// Account returns the account called name with its limits, or ErrNotFound.
+func (db *DB) Account(ctx context.Context, name string) (accounts.Account, error) {
+	a, err := scanAccount(db.sql.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return accounts.Account{}, fmt.Errorf("look up account: account %q %w", name, ErrNotFound)
+	case err != nil:
+		return accounts.Account{}, fmt.Errorf("look up account %q: %w", name, err)
+	}
+	return a, nil
+}
+
+func scanAccount(row scanner) (accounts.Account, error) {
+	var a accounts.Account
+	err := row.Scan(&a.Name, &a.Limits.MaxConnections, &a.Limits.MaxSubs, &a.Limits.MaxPayload)
+	return a, err
+}
+
+// SetAccountLimits replaces the limits of the account called name. It returns
+// ErrNotFound if there is no such account.
+func (db *DB) SetAccountLimits(ctx context.Context, name string, l accounts.AccountLimits) error {
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("set limits of account %q: %w", name, err)
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set limits of account %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `
+		UPDATE accounts SET max_connections = ?, max_subs = ?, max_payload = ?
+		WHERE name = ?`,
+		l.MaxConnections, l.MaxSubs, l.MaxPayload, name)
+	if err != nil {
+		return fmt.Errorf("set limits of account %q: %w", name, err)
+	}
+	if err := mustAffect(res, "set limits", "account", name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// AccountUsers returns the names of the users in the account called name,
+// sorted. It returns ErrNotFound if there is no such account.
+func (db *DB) AccountUsers(ctx context.Context, name string) ([]string, error) {
+	// One statement, so that the account's existence and its users come
+	// from the same snapshot; see RoleHolders.
+	rows, err := db.sql.QueryContext(ctx, `
+		SELECT users.name FROM accounts LEFT JOIN users ON users.account = accounts.name
+		WHERE accounts.name = ? ORDER BY users.name`, name)
+	if err != nil {
+		return nil, fmt.Errorf("users of account %q: %w", name, err)
+	}
+	users, found, err := scanNullableNames(rows)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("users of account %q: %w", name, err)
+	case !found:
+		return nil, fmt.Errorf("users of account: account %q %w", name, ErrNotFound)
+	}
+	return users, nil
+}
+
 // RemoveAccount removes an account. It returns ErrNotFound if there is no such
-// account, and ErrAccountInUse while users still belong to it.
+// account, and ErrAccountInUse, naming some of them, while users still belong
+// to it.
 func (db *DB) RemoveAccount(ctx context.Context, name string) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -66,8 +162,20 @@ func (db *DB) RemoveAccount(ctx context.Context, name string) error {
 		return fmt.Errorf("remove account %q: %w", name, err)
 	}
 	if n > 0 {
-		return fmt.Errorf("remove account %q: %w: %s still in it: remove them or move them to another account first",
-			name, ErrAccountInUse, plural(n, "user"))
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM users WHERE account = ? ORDER BY name LIMIT ?`, name, maxNamed)
+		if err != nil {
+			return fmt.Errorf("remove account %q: %w", name, err)
+		}
+		some, err := scanStrings(rows)
+		if err != nil {
+			return fmt.Errorf("remove account %q: %w", name, err)
+		}
+		who := quoteList(some, maxNamed)
+		if more := n - len(some); more > 0 {
+			who += fmt.Sprintf(" and %d more", more)
+		}
+		return fmt.Errorf("remove account %q: %w: %s still in it (%s): remove them or move them to another account first",
+			name, ErrAccountInUse, plural(n, "user"), who)
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE name = ?`, name)
 	switch {

@@ -148,3 +148,79 @@ func TestConcurrentAdminAndAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentRoleRemoval gives a role to users from one handle while
+// another handle removes the role with force and adds it again. Each call
+// either succeeds or, for a user update that finds the role gone, fails with
+// ErrUnknownRole; none fails otherwise, and no user is left holding a role
+// that does not exist.
+func TestConcurrentRoleRemoval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "authrelay.db")
+	a, b := openTest(t, path), openTest(t, path)
+	ctx := t.Context()
+	if err := a.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"keep", "flaky"} {
+		if err := a.AddRole(ctx, accounts.Role{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const users, rounds = 4, 40
+	for i := range users {
+		if err := a.AddUser(ctx, accounts.User{Name: fmt.Sprintf("u%d", i), Account: "APP", Roles: []string{"keep"}}, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	wg.Go(func() {
+		for n := range rounds {
+			name := fmt.Sprintf("u%d", n%users)
+			err := a.UpdateUser(ctx, name, func(u *accounts.User) error {
+				u.Roles = []string{"flaky", "keep"}
+				return nil
+			})
+			switch {
+			case errors.Is(err, ErrUnknownRole):
+				refused.Add(1)
+			case err != nil:
+				t.Errorf("give %s the role: %v", name, err)
+				return
+			}
+			if _, err := a.Authenticate(ctx, name, "pw"); err != nil {
+				t.Errorf("Authenticate(%s): %v", name, err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for range rounds {
+			if _, err := b.RemoveRole(ctx, "flaky", true); err != nil {
+				t.Errorf("remove role: %v", err)
+				return
+			}
+			if err := b.AddRole(ctx, accounts.Role{Name: "flaky"}); err != nil {
+				t.Errorf("add role: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	t.Logf("%d of %d updates found the role gone", refused.Load(), rounds)
+
+	all, err := a.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range all {
+		roles, err := a.RolesNamed(ctx, u.Roles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(roles) != len(u.Roles) || !slices.Contains(u.Roles, "keep") {
+			t.Errorf("user %s holds %q, of which %d exist; want keep among them, all existing", u.Name, u.Roles, len(roles))
+		}
+	}
+}

@@ -1,9 +1,13 @@
-// Package store keeps authrelay's users and accounts in SQLite, and owns
-// password hashing and verification. It runs the schema migrations, translates
-// driver errors into its own sentinel errors, and is safe to use from several
-// goroutines and from several processes on the same database file: the
-// database runs in WAL mode, so authentication reads never wait for an admin's
-// write.
+// Package store keeps authrelay's users, roles and accounts in SQLite, and
+// owns password hashing and verification. It runs the schema migrations,
+// translates driver errors into its own sentinel errors, and is safe to use
+// from several goroutines and from several processes on the same database
+// file: the database runs in WAL mode, so authentication reads never wait for
+// an admin's write.
+//
+// Lists the store returns are never nil: no users, no roles, a user without
+// roles, source networks or connection types all come back as empty slices,
+// which encoding/json writes as [].
 package store
 
 import (
@@ -22,15 +26,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/mattn/go-sqlite3"
 )
 
 // Errors that callers branch on with errors.Is. The store wraps them with the
 // operation and the name involved.
 var (
-	// ErrNotFound means the user or account does not exist.
+	// ErrNotFound means the user, role or account does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrExists means a user or account of that name already exists.
+	// ErrExists means a user, role or account of that name already exists.
 	ErrExists = errors.New("already exists")
 	// ErrUnknownAccount means a user names an account that authrelay does
 	// not know: add the account first.
@@ -38,6 +43,13 @@ var (
 	// ErrAccountInUse means an account cannot be removed because users
 	// still belong to it.
 	ErrAccountInUse = errors.New("account in use")
+	// ErrUnknownRole means a user names a role that authrelay does not
+	// know: add the role first. It is accounts.ErrUnknownRole, so that
+	// errors.Is holds for either.
+	ErrUnknownRole = accounts.ErrUnknownRole
+	// ErrRoleInUse means a role cannot be removed because users hold it.
+	// RemoveRole returns it inside a *RoleInUseError.
+	ErrRoleInUse = errors.New("role in use")
 	// ErrSchemaTooNew means the database was written by a newer authrelay
 	// whose schema this code does not know.
 	ErrSchemaTooNew = errors.New("database schema is newer than this authrelay")

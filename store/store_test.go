@@ -289,7 +289,10 @@ func TestReadsTakeNoWriteLock(t *testing.T) {
 	if err := db.AddAccount(ctx, "APP"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AddUser(ctx, accounts.User{Name: "alice", Account: "APP"}, "pw-alice"); err != nil {
+	if err := db.AddRole(ctx, accounts.Role{Name: "reader"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, accounts.User{Name: "alice", Account: "APP", Roles: []string{"reader"}}, "pw-alice"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -326,6 +329,33 @@ func TestReadsTakeNoWriteLock(t *testing.T) {
 		t.Error(err)
 	}
 	if _, err := db.HashScheme(ctx, "alice"); err != nil {
+		t.Error(err)
+	}
+	if roles, err := db.RolesNamed(ctx, u.Roles); err != nil || len(roles) != 1 {
+		t.Errorf("RolesNamed(%q) = %+v, %v; want the role", u.Roles, roles, err)
+	}
+	if _, err := db.Role(ctx, "reader"); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.Roles(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.RoleHolders(ctx, "reader"); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.AccountList(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.Account(ctx, "APP"); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.AccountUsers(ctx, "APP"); err != nil {
+		t.Error(err)
+	}
+	if _, err := db.PasswordHashes(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := db.Backup(ctx, filepath.Join(t.TempDir(), "backup.db")); err != nil {
 		t.Error(err)
 	}
 	if d := time.Since(start); d > 2*time.Second {

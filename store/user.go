@@ -7,17 +7,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
 )
 
 // AddUser adds a user with the given password, hashed with argon2id at
-// db.Params. It returns ErrExists if a user of that name exists, and
-// ErrUnknownAccount if u.Account has not been added. Created and Updated are
-// set by the store.
+// db.Params. It returns ErrExists if a user of that name exists,
+// ErrUnknownAccount if u.Account has not been added, and ErrUnknownRole if a
+// role in u.Roles has not been added. Created and Updated are set by the
+// store. The store keeps u.Roles in the order given without duplicates, and
+// u.Src and u.ConnTypes in canonical form (see accounts.ParseSource and
+// accounts.ParseConnType), also without duplicates.
 func (db *DB) AddUser(ctx context.Context, u accounts.User, password string) error {
-	if err := validateUser(u); err != nil {
+	u, err := prepareUser(u)
+	if err != nil {
 		return fmt.Errorf("%s: %w", addUserOp(u.Name), err)
 	}
 	if err := ValidatePassword(password); err != nil {
@@ -36,7 +42,8 @@ func (db *DB) AddUser(ctx context.Context, u accounts.User, password string) err
 // taken from a nats-server configuration. The hash must be an argon2id PHC
 // string or a bcrypt hash ($2a$, $2b$ or $2y$). Errors are as for AddUser.
 func (db *DB) AddUserWithHash(ctx context.Context, u accounts.User, hash string) error {
-	if err := validateUser(u); err != nil {
+	u, err := prepareUser(u)
+	if err != nil {
 		return fmt.Errorf("%s: %w", addUserOp(u.Name), err)
 	}
 	if _, err := hashScheme(hash); err != nil {
@@ -53,8 +60,9 @@ func addUserOp(name string) string {
 	return fmt.Sprintf("add user %q", name)
 }
 
+// addUser stores u, which prepareUser has returned.
 func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
-	perms, err := json.Marshal(u.Permissions)
+	cols, err := marshalUser(u)
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
@@ -65,9 +73,9 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	}
 	defer tx.Rollback()
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO users (name, account, password_hash, permissions, disabled, expires, created, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Name, u.Account, hash, string(perms), u.Disabled, expiresValue(u.Expires), now, now)
+		INSERT INTO users (name, account, password_hash, permissions, disabled, expires, src, conn_types, created, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, u.Account, hash, cols.perms, u.Disabled, expiresValue(u.Expires), cols.src, cols.connTypes, now, now)
 	switch {
 	case isDuplicate(err):
 		return fmt.Errorf("add user: user %q %w", u.Name, ErrExists)
@@ -76,10 +84,14 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	case err != nil:
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
+	if err := setRoles(ctx, tx, "add user", u.Name, u.Roles); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
-// User returns the user called name, or ErrNotFound.
+// User returns the user called name, or ErrNotFound. Roles, Src and ConnTypes
+// of a returned user are never nil: empty lists are empty slices.
 func (db *DB) User(ctx context.Context, name string) (accounts.User, error) {
 	// Reads run outside a transaction; see Accounts.
 	u, err := scanUser(db.sql.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
@@ -92,7 +104,8 @@ func (db *DB) User(ctx context.Context, name string) (accounts.User, error) {
 	return u, nil
 }
 
-// Users returns all users, sorted by name.
+// Users returns all users, sorted by name, as User returns them. The list is
+// empty, not nil, when there are none.
 func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 	// Reads run outside a transaction; see Accounts.
 	rows, err := db.sql.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
@@ -100,7 +113,7 @@ func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	defer rows.Close()
-	var users []accounts.User
+	users := []accounts.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
@@ -117,9 +130,11 @@ func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 // UpdateUser reads the user called name, lets fn change it, validates the
 // result and writes it back, all in one transaction, so that concurrent
 // updates are never lost. fn may change everything but the name; Created and
-// Updated are kept by the store. If fn returns an error nothing is written and
-// UpdateUser returns that error, wrapped. It returns ErrNotFound if there is no
-// such user and ErrUnknownAccount if the new account has not been added.
+// Updated are kept by the store. Roles, Src and ConnTypes are stored as by
+// AddUser. If fn returns an error nothing is written and UpdateUser returns
+// that error, wrapped. It returns ErrNotFound if there is no such user,
+// ErrUnknownAccount if the new account has not been added and ErrUnknownRole
+// if a new role has not been added.
 func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.User) error) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -140,22 +155,27 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 	if u.Name != name {
 		return fmt.Errorf("update user %q: the name cannot change (to %q): add a user of the new name and remove this one", name, u.Name)
 	}
-	if err := validateUser(u); err != nil {
+	if u, err = prepareUser(u); err != nil {
 		return fmt.Errorf("update user %q: %w", name, err)
 	}
-	perms, err := json.Marshal(u.Permissions)
+	cols, err := marshalUser(u)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", name, err)
 	}
 	_, err = tx.ExecContext(ctx, `
-		UPDATE users SET account = ?, permissions = ?, disabled = ?, expires = ?, updated = ?
+		UPDATE users SET account = ?, permissions = ?, disabled = ?, expires = ?, src = ?, conn_types = ?, updated = ?
 		WHERE name = ?`,
-		u.Account, string(perms), u.Disabled, expiresValue(u.Expires), formatTime(db.now()), name)
+		u.Account, cols.perms, u.Disabled, expiresValue(u.Expires), cols.src, cols.connTypes, formatTime(db.now()), name)
 	switch {
 	case isForeignKey(err):
 		return unknownAccount("update user", u)
 	case err != nil:
 		return fmt.Errorf("update user %q: %w", name, err)
+	}
+	if !slices.Equal(u.Roles, old.Roles) {
+		if err := setRoles(ctx, tx, "update user", name, u.Roles); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -257,10 +277,11 @@ func (db *DB) HashScheme(ctx context.Context, name string) (string, error) {
 // even an imported hash of the empty string), so this tells nothing about
 // which users exist.
 //
-// On success the user is returned even if disabled or expired: the caller
-// decides with u.Check. Any other error (the database failing, ctx done) is
-// returned wrapped and does not wrap accounts.ErrInvalidCredentials.
-// Authenticate only reads and never takes the database's write lock.
+// On success the user is returned, with its roles, even if disabled or
+// expired: the caller decides with u.Check, and fetches the roles with
+// RolesNamed. Any other error (the database failing, ctx done) is returned
+// wrapped and does not wrap accounts.ErrInvalidCredentials. Authenticate runs
+// one read-only statement and never takes the database's write lock.
 //
 // The dummy verification runs at db.Params. A user whose stored hash has other
 // costs (an imported bcrypt hash, or argon2id at older parameters) takes a
@@ -328,17 +349,149 @@ func (db *DB) dummy() (string, error) {
 	return db.dummyHash, nil
 }
 
-// validateUser checks u as accounts does, and that its expiry can be stored.
-func validateUser(u accounts.User) error {
+// prepareUser checks u as accounts does, and that its expiry can be stored,
+// and returns it as the store keeps it: Roles without duplicates, Src and
+// ConnTypes canonical and without duplicates, none of the three nil.
+func prepareUser(u accounts.User) (accounts.User, error) {
 	if err := u.Validate(); err != nil {
-		return err
+		return u, err
 	}
 	if !u.Expires.IsZero() {
 		if y := u.Expires.UTC().Year(); y < 1970 || y > 9999 {
-			return fmt.Errorf("expiry %s is out of range: give a time between the years 1970 and 9999", u.Expires.Format(time.RFC3339))
+			return u, fmt.Errorf("expiry %s is out of range: give a time between the years 1970 and 9999", u.Expires.Format(time.RFC3339))
+		}
+	}
+	u.Roles = dedupe(u.Roles)
+	src := make([]string, 0, len(u.Src))
+	for _, s := range u.Src {
+		p, err := accounts.ParseSource(s)
+		if err != nil {
+			return u, err
+		}
+		src = append(src, p.String())
+	}
+	u.Src = dedupe(src)
+	types := make([]string, 0, len(u.ConnTypes))
+	for _, c := range u.ConnTypes {
+		c, err := accounts.ParseConnType(c)
+		if err != nil {
+			return u, err
+		}
+		types = append(types, c)
+	}
+	u.ConnTypes = dedupe(types)
+	return u, nil
+}
+
+// dedupe returns the strings of list in order, each once, in a new non-nil
+// slice.
+func dedupe(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// userCols are the JSON columns of a user.
+type userCols struct {
+	perms, src, connTypes string
+}
+
+func marshalUser(u accounts.User) (userCols, error) {
+	var c userCols
+	for _, f := range []struct {
+		dst *string
+		v   any
+	}{{&c.perms, u.Permissions}, {&c.src, u.Src}, {&c.connTypes, u.ConnTypes}} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return userCols{}, err
+		}
+		*f.dst = string(b)
+	}
+	return c, nil
+}
+
+// setRoles makes roles, in order, the roles of the user called name. It
+// returns an error wrapping ErrUnknownRole, naming them, if some of roles do
+// not exist.
+func setRoles(ctx context.Context, tx *sql.Tx, op, name string, roles []string) error {
+	list, err := json.Marshal(roles)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	rows, err := tx.QueryContext(ctx, `
+		SELECT value FROM json_each(?)
+		WHERE value NOT IN (SELECT name FROM roles)
+		ORDER BY key`, string(list))
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	missing, err := scanStrings(rows)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	if len(missing) > 0 {
+		return unknownRoles(op, name, missing)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM user_roles WHERE user = ?`, name); err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	for i, r := range roles {
+		_, err := tx.ExecContext(ctx, `INSERT INTO user_roles (user, role, position) VALUES (?, ?, ?)`, name, r, i)
+		switch {
+		case isForeignKey(err):
+			return unknownRoles(op, name, []string{r})
+		case err != nil:
+			return fmt.Errorf("%s %q: role %q: %w", op, name, r, err)
 		}
 	}
 	return nil
+}
+
+func unknownRoles(op, user string, roles []string) error {
+	if len(roles) == 1 {
+		return fmt.Errorf("%s %q: %w %q: create it first with 'authrelay role add %s'", op, user, ErrUnknownRole, roles[0], roles[0])
+	}
+	return fmt.Errorf("%s %q: %w %s: create them first with 'authrelay role add'", op, user, ErrUnknownRole, quoteList(roles, len(roles)))
+}
+
+// scanStrings reads rows of one text column and closes rows. The list is
+// empty, not nil, when there are no rows.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	list := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		list = append(list, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// quoteList quotes the first n names of list, separated by commas, and says
+// how many more there are.
+func quoteList(list []string, n int) string {
+	var b strings.Builder
+	for i, s := range list {
+		if i == n {
+			fmt.Fprintf(&b, " and %d more", len(list)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", s)
+	}
+	return b.String()
 }
 
 func unknownAccount(op string, u accounts.User) error {
@@ -364,8 +517,12 @@ func expiresValue(t time.Time) sql.NullString {
 	return sql.NullString{String: formatTime(t), Valid: true}
 }
 
-// userColumns are the columns scanUser reads, in order.
-const userColumns = `name, account, permissions, disabled, expires, created, updated`
+// userColumns are the columns scanUser reads, in order, from users. The roles
+// come from a subquery so that one statement reads a consistent user.
+const userColumns = `name, account, permissions, disabled, expires, src, conn_types,
+	(SELECT json_group_array(user_roles.role ORDER BY user_roles.position)
+	 FROM user_roles WHERE user_roles.user = users.name),
+	created, updated`
 
 type scanner interface {
 	Scan(dest ...any) error
@@ -377,9 +534,11 @@ func scanUser(row scanner, first ...any) (accounts.User, error) {
 		u                accounts.User
 		perms            string
 		expires          sql.NullString
+		src, connTypes   string
+		roles            string
 		created, updated string
 	)
-	dest := append(first, &u.Name, &u.Account, &perms, &u.Disabled, &expires, &created, &updated)
+	dest := append(first, &u.Name, &u.Account, &perms, &u.Disabled, &expires, &src, &connTypes, &roles, &created, &updated)
 	if err := row.Scan(dest...); err != nil {
 		return accounts.User{}, err
 	}
@@ -387,6 +546,15 @@ func scanUser(row scanner, first ...any) (accounts.User, error) {
 		return accounts.User{}, fmt.Errorf("user %q: stored permissions: %w", u.Name, err)
 	}
 	var err error
+	if u.Roles, err = unmarshalList(roles); err != nil {
+		return accounts.User{}, fmt.Errorf("user %q: stored roles: %w", u.Name, err)
+	}
+	if u.Src, err = unmarshalList(src); err != nil {
+		return accounts.User{}, fmt.Errorf("user %q: stored source networks: %w", u.Name, err)
+	}
+	if u.ConnTypes, err = unmarshalList(connTypes); err != nil {
+		return accounts.User{}, fmt.Errorf("user %q: stored connection types: %w", u.Name, err)
+	}
 	if expires.Valid {
 		if u.Expires, err = parseTime(expires.String); err != nil {
 			return accounts.User{}, fmt.Errorf("user %q: %w", u.Name, err)
@@ -399,4 +567,16 @@ func scanUser(row scanner, first ...any) (accounts.User, error) {
 		return accounts.User{}, fmt.Errorf("user %q: %w", u.Name, err)
 	}
 	return u, nil
+}
+
+// unmarshalList decodes a JSON array of strings into a non-nil slice.
+func unmarshalList(s string) ([]string, error) {
+	list := []string{}
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []string{}
+	}
+	return list, nil
 }

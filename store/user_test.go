@@ -27,12 +27,21 @@ func fullUser(name string) accounts.User {
 			Sub:  accounts.Rule{Allow: []string{"events.*"}},
 			Resp: &accounts.ResponsePermission{MaxMsgs: 3, TTL: 5 * time.Second},
 		},
-		Expires: time.Date(2027, 6, 1, 12, 0, 0, 0, time.FixedZone("CEST", 2*3600)),
+		Expires:   time.Date(2027, 6, 1, 12, 0, 0, 0, time.FixedZone("CEST", 2*3600)),
+		Src:       []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"},
+		ConnTypes: []string{accounts.ConnWebsocket, accounts.ConnStandard},
 	}
 }
 
-// norm makes users comparable with reflect.DeepEqual: times as UTC instants.
+// norm makes users comparable with reflect.DeepEqual: times as UTC instants,
+// and nil Roles, Src and ConnTypes as the empty lists the store returns (that
+// the store never returns nil is tested on its own).
 func norm(u accounts.User) accounts.User {
+	for _, l := range []*[]string{&u.Roles, &u.Src, &u.ConnTypes} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
 	fix := func(t time.Time) time.Time {
 		if t.IsZero() {
 			return time.Time{}
@@ -81,7 +90,8 @@ func TestAddUserAndRead(t *testing.T) {
 		t.Errorf("Expires location = %v, want UTC", got.Expires.Location())
 	}
 
-	// A minimal user: nil lists stay nil, no expiry, not disabled.
+	// A minimal user: nil permission lists stay nil, no expiry, not disabled;
+	// nil Roles, Src and ConnTypes come back empty, not nil.
 	min := accounts.User{Name: "bob", Account: "APP", Disabled: true}
 	if err := db.AddUser(ctx, min, "pw-bob"); err != nil {
 		t.Fatal(err)
@@ -105,6 +115,9 @@ func TestAddUserAndRead(t *testing.T) {
 	}
 	min.Created, min.Updated = t0, t0
 	assertUser(t, users[2], min)
+	if u := users[2]; u.Roles == nil || u.Src == nil || u.ConnTypes == nil {
+		t.Errorf("Roles, Src, ConnTypes = %#v, %#v, %#v; want empty, not nil", u.Roles, u.Src, u.ConnTypes)
+	}
 	if got, want := users[0].Created, t0; !got.Equal(want) {
 		t.Errorf("Created = %v, want the store's clock %v", got, want)
 	}
@@ -370,6 +383,7 @@ func TestUpdateUser(t *testing.T) {
 			u.Permissions = accounts.Permissions{}
 			u.Disabled = true
 			u.Expires = time.Time{}
+			u.Src, u.ConnTypes = nil, nil
 			return nil
 		})
 		if err != nil {
@@ -478,7 +492,8 @@ func TestAccounts(t *testing.T) {
 // snapshot is everything a failed operation must leave alone.
 type snapshot struct {
 	users    []accounts.User
-	accounts []string
+	accounts []accounts.Account
+	roles    []accounts.Role
 	hashes   map[string]string
 }
 
@@ -489,9 +504,14 @@ func takeSnapshot(t *testing.T, db *DB) snapshot {
 	if s.users, err = db.Users(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if s.accounts, err = db.Accounts(t.Context()); err != nil {
+	if s.accounts, err = db.AccountList(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if s.roles, err = db.Roles(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Read the hashes directly, not with PasswordHashes, which is under
+	// test itself.
 	rows, err := db.sql.QueryContext(t.Context(), `SELECT name, password_hash FROM users`)
 	if err != nil {
 		t.Fatal(err)
@@ -510,6 +530,53 @@ func takeSnapshot(t *testing.T, db *DB) snapshot {
 	return s
 }
 
+// errorCase is an operation that must fail and change nothing.
+type errorCase struct {
+	name    string
+	op      func() error
+	want    []error  // errors.Is, each
+	words   []string // in the message
+	secrets []string // never in the message
+}
+
+// runErrorCases runs each case as a subtest: the operation fails, with the
+// wanted errors and words, without the secrets, the password "pw-alice" or
+// any stored hash in its message, and the store is left as it was.
+func runErrorCases(t *testing.T, db *DB, cases []errorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := takeSnapshot(t, db)
+			err := tc.op()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("error = %v, want %v", err, w)
+				}
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			secrets := append(tc.secrets, "pw-alice")
+			for _, h := range before.hashes {
+				secrets = append(secrets, h[len(h)-20:])
+			}
+			for _, s := range secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q contains %q", err, s)
+				}
+			}
+			if after := takeSnapshot(t, db); !reflect.DeepEqual(after, before) {
+				t.Errorf("the store changed:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+}
+
 func TestErrorsChangeNothing(t *testing.T) {
 	db, c := setup(t) // APP, with alice in it
 	ctx := t.Context()
@@ -519,17 +586,11 @@ func TestErrorsChangeNothing(t *testing.T) {
 	c.Set(t1)
 	errFn := errors.New("changed my mind")
 
-	for _, tc := range []struct {
-		name    string
-		op      func() error
-		want    error    // errors.Is, when set
-		words   []string // in the message
-		secrets []string // never in the message
-	}{
+	runErrorCases(t, db, []errorCase{
 		{
 			name:  "duplicate user",
 			op:    func() error { return db.AddUser(ctx, accounts.User{Name: "alice", Account: "EMPTY"}, "other-pw") },
-			want:  ErrExists,
+			want:  []error{ErrExists},
 			words: []string{`user "alice" already exists`},
 		},
 		{
@@ -537,13 +598,13 @@ func TestErrorsChangeNothing(t *testing.T) {
 			op: func() error {
 				return db.AddUserWithHash(ctx, accounts.User{Name: "alice", Account: "APP"}, "$2a$04$Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq")
 			},
-			want:    ErrExists,
+			want:    []error{ErrExists},
 			secrets: []string{"Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq"},
 		},
 		{
 			name:  "unknown account",
 			op:    func() error { return db.AddUser(ctx, accounts.User{Name: "bob", Account: "NOPE"}, "pw-bob") },
-			want:  ErrUnknownAccount,
+			want:  []error{ErrUnknownAccount},
 			words: []string{`"bob"`, `"NOPE"`},
 		},
 		{
@@ -601,7 +662,7 @@ func TestErrorsChangeNothing(t *testing.T) {
 		{
 			name:  "set password of missing user",
 			op:    func() error { return db.SetPassword(ctx, "bob", "pw-bob") },
-			want:  ErrNotFound,
+			want:  []error{ErrNotFound},
 			words: []string{`user "bob" not found`},
 		},
 		{
@@ -612,34 +673,34 @@ func TestErrorsChangeNothing(t *testing.T) {
 		{
 			name: "disable missing user",
 			op:   func() error { return db.SetDisabled(ctx, "bob", true) },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name: "remove missing user",
 			op:   func() error { return db.RemoveUser(ctx, "bob") },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name: "look up missing user",
 			op:   func() error { _, err := db.User(ctx, "bob"); return err },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name: "hash scheme of missing user",
 			op:   func() error { _, err := db.HashScheme(ctx, "bob"); return err },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name: "update missing user",
 			op:   func() error { return db.UpdateUser(ctx, "bob", func(*accounts.User) error { return nil }) },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name: "update to unknown account",
 			op: func() error {
 				return db.UpdateUser(ctx, "alice", func(u *accounts.User) error { u.Account = "NOPE"; return nil })
 			},
-			want:  ErrUnknownAccount,
+			want:  []error{ErrUnknownAccount},
 			words: []string{`"NOPE"`},
 		},
 		{
@@ -665,12 +726,12 @@ func TestErrorsChangeNothing(t *testing.T) {
 			op: func() error {
 				return db.UpdateUser(ctx, "alice", func(u *accounts.User) error { u.Disabled = true; return errFn })
 			},
-			want: errFn,
+			want: []error{errFn},
 		},
 		{
 			name:  "duplicate account",
 			op:    func() error { return db.AddAccount(ctx, "APP") },
-			want:  ErrExists,
+			want:  []error{ErrExists},
 			words: []string{`account "APP" already exists`},
 		},
 		{
@@ -680,43 +741,15 @@ func TestErrorsChangeNothing(t *testing.T) {
 		{
 			name: "remove missing account",
 			op:   func() error { return db.RemoveAccount(ctx, "NOPE") },
-			want: ErrNotFound,
+			want: []error{ErrNotFound},
 		},
 		{
 			name:  "remove account in use",
 			op:    func() error { return db.RemoveAccount(ctx, "APP") },
-			want:  ErrAccountInUse,
-			words: []string{"1 user is still in it"},
+			want:  []error{ErrAccountInUse},
+			words: []string{`1 user is still in it ("alice")`},
 		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := takeSnapshot(t, db)
-			err := tc.op()
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tc.want != nil && !errors.Is(err, tc.want) {
-				t.Errorf("error = %v, want %v", err, tc.want)
-			}
-			for _, w := range tc.words {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
-			secrets := append(tc.secrets, "pw-alice")
-			for _, h := range before.hashes {
-				secrets = append(secrets, h[len(h)-20:])
-			}
-			for _, s := range secrets {
-				if strings.Contains(err.Error(), s) {
-					t.Errorf("error %q contains %q", err, s)
-				}
-			}
-			if after := takeSnapshot(t, db); !reflect.DeepEqual(after, before) {
-				t.Errorf("the store changed:\nbefore %+v\nafter  %+v", before, after)
-			}
-		})
-	}
+	})
 	if _, err := db.Authenticate(ctx, "alice", "pw-alice"); err != nil {
 		t.Errorf("alice can no longer log in: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,22 @@ type servedDir struct {
 	dir string
 	url string
 	log *syncBuffer
+	hup chan os.Signal
+}
+
+// reload asks serve to reload the embedded server's config, as SIGHUP
+// does, and waits until it has.
+func (s *servedDir) reload(t *testing.T) {
+	t.Helper()
+	before := strings.Count(s.log.String(), "reloaded nats.conf")
+	s.hup <- syscall.SIGHUP
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(s.log.String(), "reloaded nats.conf") == before {
+		if strings.Contains(s.log.String(), "reload nats.conf failed") || time.Now().After(deadline) {
+			t.Fatalf("reload did not happen:\n%s", s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // serveEmbedded initialises a directory (without the xkey line in nats.conf
@@ -96,7 +113,9 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 	}
 	log := &syncBuffer{}
 	ready := make(chan string, 1)
+	hup := make(chan os.Signal, 1)
 	m := &Main{
+		Hup:    hup,
 		Stdin:  strings.NewReader(""),
 		Stdout: log,
 		Stderr: log,
@@ -108,7 +127,7 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 	done := make(chan error, 1)
 	args := append([]string{"serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	go func() { done <- m.Run(ctx, args) }()
-	s := &servedDir{dir: dir, log: log}
+	s := &servedDir{dir: dir, log: log, hup: hup}
 	select {
 	case s.url = <-ready:
 	case err := <-done:

@@ -130,7 +130,7 @@ func initDir(ctx context.Context, l Layout, accts []string, listen string, cost 
 		perm os.FileMode
 	}{
 		{secretsFile, b, 0o600},
-		{accountsConf, renderAccountsConf(accts), 0o644},
+		{accountsConf, renderAccountsConf(appAccounts(accts)), 0o644},
 		{serverConf, conf, 0o644},
 	}
 	for _, f := range files {
@@ -141,6 +141,15 @@ func initDir(ctx context.Context, l Layout, accts []string, listen string, cost 
 		}
 	}
 	return nil
+}
+
+// appAccounts turns account names into accounts without limits.
+func appAccounts(names []string) []accounts.Account {
+	out := make([]accounts.Account, len(names))
+	for i, n := range names {
+		out[i] = accounts.Account{Name: n}
+	}
+	return out
 }
 
 // validateListen checks a HOST:PORT listen address. Port 0, meaning any free

@@ -221,13 +221,29 @@ func renderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 	return buf.Bytes(), nil
 }
 
-// renderAccountsConf renders accounts.conf, the application accounts.
-func renderAccountsConf(names []string) []byte {
+// renderAccountsConf renders accounts.conf, the application accounts and
+// their limits.
+func renderAccountsConf(accts []accounts.Account) []byte {
 	var b strings.Builder
-	b.WriteString("# Application accounts, managed by authrelay: edit with 'authrelay account'.\n")
-	b.WriteString("# Included from nats.conf inside its accounts block.\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s: {}\n", n)
+	b.WriteString("# Application accounts, managed by authrelay: change them with 'authrelay account'\n")
+	b.WriteString("# and apply with 'nats-server --signal reload'. Included from nats.conf inside\n")
+	b.WriteString("# its accounts block.\n")
+	for _, a := range accts {
+		var limits []string
+		if n := a.Limits.MaxConnections; n > 0 {
+			limits = append(limits, fmt.Sprintf("max_connections: %d", n))
+		}
+		if n := a.Limits.MaxSubs; n > 0 {
+			limits = append(limits, fmt.Sprintf("max_subs: %d", n))
+		}
+		if n := a.Limits.MaxPayload; n > 0 {
+			limits = append(limits, fmt.Sprintf("max_payload: %d", n))
+		}
+		if len(limits) == 0 {
+			fmt.Fprintf(&b, "%s: {}\n", a.Name)
+		} else {
+			fmt.Fprintf(&b, "%s: { limits: { %s } }\n", a.Name, strings.Join(limits, ", "))
+		}
 	}
 	return []byte(b.String())
 }

@@ -47,6 +47,8 @@ type Main struct {
 	// Ready, when not nil, is called by serve once the relay answers requests,
 	// with the NATS URL clients connect to.
 	Ready func(url string)
+	// Hup delivers reload requests to serve; nil means SIGHUP.
+	Hup <-chan os.Signal
 	// BcryptCost is the cost of the bcrypt hashes init writes into nats.conf
 	// for the relay and admin users; 0 means defaultBcryptCost.
 	BcryptCost int
@@ -119,7 +121,12 @@ Commands:
 
   init     create keys, the user database and a nats.conf in a directory
   serve    answer the server's login requests (--embedded runs a server too)
-  user     add, list, show, change and remove users
+  user     add, list, show, explain, change and remove users
+  role     named permission sets that users hold
+  account  application accounts and their limits
+  import   bring users in from an existing nats.conf
+  export   print users, roles and accounts
+  backup   copy the database, safely while serve runs
   version  print the version
 
 Every command takes --dir DIR (default $AUTHRELAY_DIR, else ./data).
@@ -145,6 +152,16 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runServe(ctx, rest)
 	case "user":
 		return m.runUser(ctx, rest)
+	case "role":
+		return m.runRole(ctx, rest)
+	case "account":
+		return m.runAccount(ctx, rest)
+	case "import":
+		return m.runImport(ctx, rest)
+	case "export":
+		return m.runExport(ctx, rest)
+	case "backup":
+		return m.runBackup(ctx, rest)
 	case "version":
 		fmt.Fprintf(m.Stdout, "authrelay %s\n", version)
 		return nil

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -169,6 +172,10 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
+	if ns != nil {
+		go m.reloadOnHup(ctx, ns, l.Path(serverConf), logger.With("component", "nats-server"))
+	}
+
 	select {
 	case <-r.Ready():
 		logger.Info("relay ready", "nats", cfg.URL, "dir", c.dir, "session_ttl", c.sessionTTL)
@@ -182,6 +189,40 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return relayExit(err)
 	}
 	return relayExit(<-done)
+}
+
+// reloadOnHup reloads the embedded server's config (nats.conf and the
+// accounts.conf it includes) on each SIGHUP, as 'nats-server --signal
+// reload' does for a separate server.
+func (m *Main) reloadOnHup(ctx context.Context, ns *server.Server, path string, logger *slog.Logger) {
+	hup := m.Hup
+	if hup == nil {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGHUP)
+		defer signal.Stop(c)
+		hup = c
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			opts, err := server.ProcessConfigFile(path)
+			if err == nil {
+				// Keep what the command line decided: the address the
+				// server listens on and that it takes no signals itself.
+				cur := ns.Addr().(*net.TCPAddr)
+				opts.Host, opts.Port = cur.IP.String(), cur.Port
+				opts.NoSigs = true
+				err = ns.ReloadOptions(opts)
+			}
+			if err != nil {
+				logger.Error("reload nats.conf failed; the server keeps its previous config", "err", err)
+				continue
+			}
+			logger.Info("reloaded nats.conf")
+		}
+	}
 }
 
 func relayExit(err error) error {

@@ -22,8 +22,10 @@ Usage: authrelay user <subcommand> [flags] [NAME]
 Subcommands:
 
   add NAME      create a user
+  set NAME      change a user's account, roles, permissions or constraints
   list          list users
-  show NAME     show one user
+  show NAME     show one user as stored
+  explain NAME  show what the relay would issue for the user right now
   passwd NAME   set a user's password
   disable NAME  refuse the user's next logins
   enable NAME   allow the user to log in again
@@ -51,6 +53,10 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 	switch sub {
 	case "add":
 		return m.runUserAdd(ctx, rest)
+	case "set":
+		return m.runUserSet(ctx, rest)
+	case "explain":
+		return m.runUserExplain(ctx, rest)
 	case "list", "ls":
 		return m.runUserList(ctx, rest)
 	case "show":
@@ -155,7 +161,9 @@ func parseExpires(s string, now time.Time) (time.Time, error) {
 }
 
 const userAddUsage = `
-Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password) [permission flags]
+Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password)
+                          [--role ROLE]... [permission flags] [--expires TIME]
+                          [--src CIDR]... [--conn-type TYPE]...
 
 Creates a user. The password is read from the first line of standard input
 (--password-stdin), generated and printed once (--generate-password), or
@@ -166,6 +174,7 @@ Examples:
   printf 's3cret-pass\n' | authrelay user add alice --account APP --password-stdin \
       --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
   authrelay user add reporter --generate-password --sub 'metrics.>' --deny-sub 'metrics.secret.>'
+  authrelay user add bob --generate-password --role svc --src 10.1.0.0/16 --conn-type STANDARD
 `
 
 func (m *Main) runUserAdd(ctx context.Context, args []string) error {
@@ -178,12 +187,17 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	disabled := fs.Bool("disabled", false, "create the user disabled")
 	var pf permFlags
 	pf.register(fs)
+	var cf constraintFlags
+	cf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	name, err := oneName("add", pos)
 	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
 		return err
 	}
 	perms, err := pf.permissions()
@@ -214,7 +228,11 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp}
+	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp,
+		Roles: cf.roles, Src: cf.src, ConnTypes: cf.connTypes}
+	if err := u.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
 	if err := db.AddUser(ctx, u, pw); err != nil {
 		return userError(err, name, db, ctx)
 	}
@@ -328,6 +346,8 @@ func userError(err error, name string, db *store.DB, ctx context.Context) error 
 		return fmt.Errorf("user %q not found: see 'authrelay user list'", name)
 	case errors.Is(err, store.ErrExists):
 		return fmt.Errorf("user %q already exists: change it with 'authrelay user passwd' or remove it with 'authrelay user rm' first", name)
+	case errors.Is(err, accounts.ErrUnknownRole):
+		return fmt.Errorf("%v: create it with 'authrelay role add', see 'authrelay role list'", err)
 	case errors.Is(err, store.ErrUnknownAccount):
 		names, _ := db.Accounts(ctx)
 		return fmt.Errorf("%v: known accounts are %s", err, strings.Join(names, ", "))
@@ -411,6 +431,9 @@ type userView struct {
 	Pub        accounts.Rule                `json:"pub"`
 	Sub        accounts.Rule                `json:"sub"`
 	Resp       *accounts.ResponsePermission `json:"resp"`
+	Roles      []string                     `json:"roles"`
+	Src        []string                     `json:"src"`
+	ConnTypes  []string                     `json:"conn_types"`
 	HashScheme string                       `json:"hash_scheme,omitempty"`
 	Created    time.Time                    `json:"created"`
 	Updated    time.Time                    `json:"updated"`
@@ -418,20 +441,30 @@ type userView struct {
 
 func newUserView(u accounts.User) userView {
 	v := userView{
-		Name:     u.Name,
-		Account:  u.Account,
-		Disabled: u.Disabled,
-		Pub:      nonNilRule(u.Permissions.Pub),
-		Sub:      nonNilRule(u.Permissions.Sub),
-		Resp:     u.Permissions.Resp,
-		Created:  u.Created,
-		Updated:  u.Updated,
+		Name:      u.Name,
+		Account:   u.Account,
+		Disabled:  u.Disabled,
+		Pub:       nonNilRule(u.Permissions.Pub),
+		Sub:       nonNilRule(u.Permissions.Sub),
+		Resp:      u.Permissions.Resp,
+		Roles:     nonNil(u.Roles),
+		Src:       nonNil(u.Src),
+		ConnTypes: nonNil(u.ConnTypes),
+		Created:   u.Created,
+		Updated:   u.Updated,
 	}
 	if !u.Expires.IsZero() {
 		e := u.Expires
 		v.Expires = &e
 	}
 	return v
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 func nonNilRule(r accounts.Rule) accounts.Rule {
@@ -481,9 +514,9 @@ Examples:
 		return writeJSON(m.Stdout, views)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tACCOUNT\tSTATUS\tEXPIRES\tPUB\tSUB")
+	fmt.Fprintln(tw, "NAME\tACCOUNT\tSTATUS\tEXPIRES\tROLES\tPUB\tSUB")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Account, status(v), expiresText(v.Expires), ruleText(v.Pub), ruleText(v.Sub))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Account, status(v), expiresText(v.Expires), listText(v.Roles), ruleText(v.Pub), ruleText(v.Sub))
 	}
 	return tw.Flush()
 }
@@ -492,8 +525,9 @@ func (m *Main) runUserShow(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user show", `
 Usage: authrelay user show NAME [--json]
 
-Shows one user: account, status, expiry, permissions and the password hash
-scheme (never the hash).
+Shows one user as stored: account, status, expiry, roles, its own
+permissions, constraints and the password hash scheme (never the hash).
+'authrelay user explain' shows the merged permissions the relay issues.
 
 Examples:
 
@@ -531,19 +565,21 @@ Examples:
 	fmt.Fprintf(tw, "account:\t%s\n", v.Account)
 	fmt.Fprintf(tw, "status:\t%s\n", status(v))
 	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
-	fmt.Fprintf(tw, "publish allow:\t%s\n", listText(v.Pub.Allow))
-	fmt.Fprintf(tw, "publish deny:\t%s\n", listText(v.Pub.Deny))
-	fmt.Fprintf(tw, "subscribe allow:\t%s\n", listText(v.Sub.Allow))
-	fmt.Fprintf(tw, "subscribe deny:\t%s\n", listText(v.Sub.Deny))
-	if v.Resp != nil {
-		fmt.Fprintf(tw, "responses:\tallowed (max %d, ttl %v)\n", v.Resp.MaxMsgs, v.Resp.TTL)
-	} else {
-		fmt.Fprintf(tw, "responses:\tnot allowed beyond publish permissions\n")
-	}
+	fmt.Fprintf(tw, "roles:\t%s\n", listText(v.Roles))
+	writePermLines(tw, v.Pub, v.Sub, v.Resp)
+	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
+	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
 	fmt.Fprintf(tw, "password hash:\t%s\n", v.HashScheme)
 	fmt.Fprintf(tw, "created:\t%s\n", v.Created.Format(time.RFC3339))
 	fmt.Fprintf(tw, "updated:\t%s\n", v.Updated.Format(time.RFC3339))
 	return tw.Flush()
+}
+
+func orAny(l []string) string {
+	if len(l) == 0 {
+		return "any"
+	}
+	return strings.Join(l, ",")
 }
 
 func status(v userView) string {

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
+)
+
+const accountUsage = `
+Usage: authrelay account <subcommand> [flags] [NAME]
+
+Subcommands:
+
+  add NAME    create an application account
+  list        list accounts with their limits and user counts
+  set NAME    change an account's limits
+  rm NAME     remove an account that has no users
+
+Accounts live in DIR/accounts.conf, which nats.conf includes. After a change,
+reload the server — no restart:
+
+  nats-server --signal reload            (a separate server)
+  kill -HUP <pid of authrelay serve>     (serve --embedded reloads its server)
+
+Limits are enforced by nats-server for every connection in the account.
+nats-server ignores per-user limits in auth callout JWTs, so authrelay sets
+limits per account.
+
+Examples:
+
+  authrelay account add ORDERS
+  authrelay account add BULK --max-payload 8388608 --max-connections 50
+  authrelay account list --json
+  authrelay account rm ORDERS
+`
+
+func (m *Main) runAccount(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, strings.TrimLeft(accountUsage, "\n"))
+		return usagef("account: no subcommand given")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "add":
+		return m.runAccountAdd(ctx, rest)
+	case "list", "ls":
+		return m.runAccountList(ctx, rest)
+	case "set":
+		return m.runAccountSet(ctx, rest)
+	case "rm", "remove":
+		return m.runAccountRemove(ctx, rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(m.Stdout, strings.TrimLeft(accountUsage, "\n"))
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, strings.TrimLeft(accountUsage, "\n"))
+		return usagef("account: unknown subcommand %q", sub)
+	}
+}
+
+// limitFlags are the account limit flags.
+type limitFlags struct {
+	maxConns, maxSubs, maxPayload int64
+}
+
+func (f *limitFlags) register(fs *flag.FlagSet) {
+	fs.Int64Var(&f.maxConns, "max-connections", 0, "most connections at once in the account (0 = no limit)")
+	fs.Int64Var(&f.maxSubs, "max-subs", 0, "most subscriptions per connection in the account (0 = no limit)")
+	fs.Int64Var(&f.maxPayload, "max-payload", 0, "largest message payload in bytes (0 = the server's max_payload)")
+}
+
+// apply sets the limits that were given on the command line (set holds the
+// names of the flags given).
+func (f *limitFlags) apply(l *accounts.AccountLimits, set map[string]bool) {
+	if set["max-connections"] {
+		l.MaxConnections = f.maxConns
+	}
+	if set["max-subs"] {
+		l.MaxSubs = f.maxSubs
+	}
+	if set["max-payload"] {
+		l.MaxPayload = f.maxPayload
+	}
+}
+
+func given(set map[string]bool) bool {
+	return set["max-connections"] || set["max-subs"] || set["max-payload"]
+}
+
+// oneAccount returns the single NAME argument of an account subcommand.
+func oneAccount(cmd string, pos []string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return "", usagef("account %s: give the account's NAME", cmd)
+	case 1:
+		if err := accounts.ValidateAccount(pos[0]); err != nil {
+			return "", &usageError{msg: err.Error()}
+		}
+		if pos[0] == authAccount || pos[0] == systemAccount {
+			return "", usagef("account %q is reserved for authrelay's own use: pick another name", pos[0])
+		}
+		return pos[0], nil
+	default:
+		return "", usagef("account %s: give one NAME, got %q", cmd, pos)
+	}
+}
+
+// syncAccountsConf rewrites accounts.conf from the database.
+func syncAccountsConf(ctx context.Context, l Layout, db *store.DB) error {
+	list, err := db.AccountList(ctx)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.Path(accountsConf), renderAccountsConf(list), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", accountsConf, err)
+	}
+	return nil
+}
+
+const reloadHint = `apply it: nats-server --signal reload (or send SIGHUP to 'authrelay serve --embedded')`
+
+func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("account add", `
+Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
+
+Creates an application account, writes it to DIR/accounts.conf and prints
+the reload step. Users can be placed in it once the server has reloaded.
+
+Examples:
+
+  authrelay account add ORDERS
+  authrelay account add BULK --max-payload 8388608
+`)
+	dir := m.dirFlag(fs)
+	var lf limitFlags
+	lf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneAccount("add", pos)
+	if err != nil {
+		return err
+	}
+	a := accounts.Account{Name: name}
+	lf.apply(&a.Limits, setFlags(fs))
+	if err := a.Limits.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l := Layout{Dir: *dir}
+	if err := db.AddAccountWithLimits(ctx, a); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
+		}
+		return err
+	}
+	if err := syncAccountsConf(ctx, l, db); err != nil {
+		// Keep the database and the server config in step.
+		if rerr := db.RemoveAccount(ctx, name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
+		}
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "added account %s\n%s\n", name, reloadHint)
+	return nil
+}
+
+func (m *Main) runAccountSet(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("account set", `
+Usage: authrelay account set NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
+
+Changes an account's limits; flags not given stay as they are, 0 removes a
+limit. Apply with a server reload.
+
+Example:
+
+  authrelay account set ORDERS --max-subs 500 --max-connections 0
+`)
+	dir := m.dirFlag(fs)
+	var lf limitFlags
+	lf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneAccount("set", pos)
+	if err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	if !given(set) {
+		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload")
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := db.Account(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("account %q not found: see 'authrelay account list'", name)
+		}
+		return err
+	}
+	old := a.Limits
+	lf.apply(&a.Limits, set)
+	if err := a.Limits.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	if err := db.SetAccountLimits(ctx, name, a.Limits); err != nil {
+		return err
+	}
+	l := Layout{Dir: *dir}
+	if err := syncAccountsConf(ctx, l, db); err != nil {
+		if rerr := db.SetAccountLimits(ctx, name, old); rerr != nil {
+			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
+		}
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "account %s limits: %s\n%s\n", name, limitsText(a.Limits), reloadHint)
+	return nil
+}
+
+func (m *Main) runAccountRemove(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("account rm", `
+Usage: authrelay account rm NAME
+
+Removes an application account. It refuses while users remain in it: move
+them with 'authrelay user set NAME --account OTHER' or remove them first.
+
+Example:
+
+  authrelay account rm ORDERS
+`)
+	dir := m.dirFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneAccount("rm", pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := db.Account(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("account %q not found: see 'authrelay account list'", name)
+		}
+		return err
+	}
+	if err := db.RemoveAccount(ctx, name); err != nil {
+		if errors.Is(err, store.ErrAccountInUse) {
+			users, _ := db.AccountUsers(ctx, name)
+			return fmt.Errorf("account %q still has %d user(s) (%s): move them with 'authrelay user set NAME --account OTHER' or remove them, then try again", name, len(users), strings.Join(users, ", "))
+		}
+		return err
+	}
+	l := Layout{Dir: *dir}
+	if err := syncAccountsConf(ctx, l, db); err != nil {
+		if rerr := db.AddAccountWithLimits(ctx, a); rerr != nil {
+			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
+		}
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "removed account %s\n%s\n", name, reloadHint)
+	return nil
+}
+
+// accountView is an account as list prints it.
+type accountView struct {
+	accounts.Account
+	Users int `json:"users"`
+}
+
+func (m *Main) runAccountList(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("account list", `
+Usage: authrelay account list [--json]
+
+Lists the application accounts with their limits and number of users.
+
+Examples:
+
+  authrelay account list
+  authrelay account list --json
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("account list takes no arguments, got %q", pos)
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	list, err := db.AccountList(ctx)
+	if err != nil {
+		return err
+	}
+	views := make([]accountView, 0, len(list))
+	for _, a := range list {
+		users, err := db.AccountUsers(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		views = append(views, accountView{Account: a, Users: len(users)})
+	}
+	if *asJSON {
+		return writeJSON(m.Stdout, views)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tUSERS\tLIMITS")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", v.Name, v.Users, limitsText(v.Limits))
+	}
+	return tw.Flush()
+}
+
+func limitsText(l accounts.AccountLimits) string {
+	var parts []string
+	if l.MaxConnections > 0 {
+		parts = append(parts, fmt.Sprintf("max_connections=%d", l.MaxConnections))
+	}
+	if l.MaxSubs > 0 {
+		parts = append(parts, fmt.Sprintf("max_subs=%d", l.MaxSubs))
+	}
+	if l.MaxPayload > 0 {
+		parts = append(parts, fmt.Sprintf("max_payload=%d", l.MaxPayload))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/authrelay/authrelay/store"
+)
+
+// exportDoc is what export prints: everything needed to recreate the users,
+// roles and accounts, hashes only on request.
+type exportDoc struct {
+	Accounts []accountView `json:"accounts"`
+	Roles    []roleView    `json:"roles"`
+	Users    []exportUser  `json:"users"`
+}
+
+// exportUser is a user with, optionally, its password hash.
+type exportUser struct {
+	userView
+	PasswordHash string `json:"password_hash,omitempty"`
+}
+
+func (m *Main) runExport(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("export", `
+Usage: authrelay export [--json] [--with-hashes]
+
+Prints every account, role and user. Password hashes are left out unless
+--with-hashes is given; even then, no plain password exists to print.
+
+Examples:
+
+  authrelay export
+  authrelay export --json > authrelay-export.json
+  authrelay export --json --with-hashes | gpg -e -r ops > users.json.gpg
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	withHashes := fs.Bool("with-hashes", false, "include each user's password hash (PHC/MCF string); treat the output as a secret")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("export takes no arguments, got %q", pos)
+	}
+	if *withHashes && !*asJSON {
+		return usagef("--with-hashes needs --json")
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	doc, err := exportAll(ctx, db, *withHashes)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(m.Stdout, doc)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tUSERS\tLIMITS")
+	for _, a := range doc.Accounts {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Name, a.Users, limitsText(a.Limits))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "ROLE\tHOLDERS\tPUB\tSUB")
+	for _, r := range doc.Roles {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Name, len(r.Holders), ruleText(r.Pub), ruleText(r.Sub))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "USER\tACCOUNT\tSTATUS\tEXPIRES\tROLES\tPUB\tSUB\tSRC\tCONN")
+	for _, u := range doc.Users {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Account, status(u.userView), expiresText(u.Expires),
+			listText(u.Roles), ruleText(u.Pub), ruleText(u.Sub), orAny(u.Src), orAny(u.ConnTypes))
+	}
+	return tw.Flush()
+}
+
+// exportAll reads the whole database into an exportDoc.
+func exportAll(ctx context.Context, db *store.DB, withHashes bool) (exportDoc, error) {
+	doc := exportDoc{Accounts: []accountView{}, Roles: []roleView{}, Users: []exportUser{}}
+	accts, err := db.AccountList(ctx)
+	if err != nil {
+		return doc, err
+	}
+	for _, a := range accts {
+		users, err := db.AccountUsers(ctx, a.Name)
+		if err != nil {
+			return doc, err
+		}
+		doc.Accounts = append(doc.Accounts, accountView{Account: a, Users: len(users)})
+	}
+	roles, err := db.Roles(ctx)
+	if err != nil {
+		return doc, err
+	}
+	for _, r := range roles {
+		holders, err := db.RoleHolders(ctx, r.Name)
+		if err != nil {
+			return doc, err
+		}
+		doc.Roles = append(doc.Roles, newRoleView(r, holders))
+	}
+	users, err := db.Users(ctx)
+	if err != nil {
+		return doc, err
+	}
+	var hashes map[string]string
+	if withHashes {
+		if hashes, err = db.PasswordHashes(ctx); err != nil {
+			return doc, err
+		}
+	}
+	for _, u := range users {
+		doc.Users = append(doc.Users, exportUser{userView: newUserView(u), PasswordHash: hashes[u.Name]})
+	}
+	return doc, nil
+}
+
+func (m *Main) runBackup(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("backup", `
+Usage: authrelay backup FILE [--dir DIR]
+
+Writes a consistent copy of the user database to FILE, a new file. It is
+safe while 'authrelay serve' runs and admins make changes. To restore,
+stop serve and copy FILE to DIR/authrelay.db. Keep the copy of secrets.json
+apart from it: together they are everything authrelay knows.
+
+Example:
+
+  authrelay backup /var/backups/authrelay-$(date +%F).db
+`)
+	dir := m.dirFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("backup: give one FILE to write, got %d arguments", len(pos))
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Backup(ctx, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "backed up %s to %s\n", Layout{Dir: *dir}.Path(databaseFile), pos[0])
+	return nil
+}

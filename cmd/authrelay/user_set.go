@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+)
+
+// constraintFlags are the role and constraint flags of user add and set.
+type constraintFlags struct {
+	roles, src, connTypes stringList
+	maxSubs, maxPayload   int64
+}
+
+func (c *constraintFlags) register(fs *flag.FlagSet) {
+	fs.Var(&c.roles, "role", "role the user holds (repeatable); see 'authrelay role list'")
+	fs.Var(&c.src, "src", "network the user may connect from, as CIDR or address (repeatable; default any), checked by the relay against the client's address")
+	fs.Var(&c.connTypes, "conn-type", "connection type the user may use: STANDARD, WEBSOCKET, MQTT or LEAFNODE (repeatable; default any)")
+	fs.Int64Var(&c.maxSubs, "max-subs", -1, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-subs N'")
+	fs.Int64Var(&c.maxPayload, "max-payload", -1, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-payload N'")
+}
+
+// check canonicalises the given values and refuses per-user limits.
+func (c *constraintFlags) check() error {
+	if c.maxSubs >= 0 || c.maxPayload >= 0 {
+		return usagef("--max-subs and --max-payload cannot be set per user: nats-server ignores the limits in an auth callout user JWT (authrelay's tests measure this), so they would have no effect. Set them on the account instead, e.g. 'authrelay account set APP --max-subs 100', which the server enforces for every connection in it")
+	}
+	for i, s := range c.src {
+		p, err := accounts.ParseSource(s)
+		if err != nil {
+			return &usageError{msg: "--src: " + err.Error()}
+		}
+		c.src[i] = p.String()
+	}
+	for i, t := range c.connTypes {
+		ct, err := accounts.ParseConnType(t)
+		if err != nil {
+			return &usageError{msg: "--conn-type: " + err.Error()}
+		}
+		c.connTypes[i] = ct
+	}
+	for _, r := range c.roles {
+		if err := accounts.ValidateRoleName(r); err != nil {
+			return &usageError{msg: "--role: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+const userSetUsage = `
+Usage: authrelay user set NAME [flags]
+
+Changes a user. Each flag given replaces that field (a repeatable flag
+replaces the whole list); fields not given stay as they are. Applies from
+the user's next connect. The password changes with 'user passwd', the
+status with 'user disable|enable'.
+
+Examples:
+
+  authrelay user set bob --role svc --role reader
+  authrelay user set bob --account ORDERS --expires 2027-06-30
+  authrelay user set bob --src 10.1.0.0/16 --src 192.0.2.7 --conn-type STANDARD
+  authrelay user set bob --clear-src --clear-conn-types --expires never
+  authrelay user set alice --pub 'orders.>' --deny-pub 'orders.admin.>'
+`
+
+func (m *Main) runUserSet(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user set", userSetUsage)
+	dir := m.dirFlag(fs)
+	account := fs.String("account", "", "move the user to this account")
+	expires := fs.String("expires", "", "when the user stops being able to log in: never, 2027-01-31T18:00:00Z, 2027-01-31 or 720h")
+	clearRoles := fs.Bool("clear-roles", false, "remove all the user's roles")
+	clearSrc := fs.Bool("clear-src", false, "allow connections from any network")
+	clearConn := fs.Bool("clear-conn-types", false, "allow every connection type")
+	var pf permFlags
+	pf.register(fs)
+	var clr clearFlags
+	clr.register(fs)
+	var cf constraintFlags
+	cf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("set", pos)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	delete(set, "dir")
+	if len(set) == 0 {
+		return usagef("user set: give at least one field to change; see 'authrelay user set -h'")
+	}
+	for _, c := range []struct {
+		list, clear string
+	}{{"role", "clear-roles"}, {"src", "clear-src"}, {"conn-type", "clear-conn-types"}} {
+		if set[c.list] && set[c.clear] {
+			return usagef("--%s and --%s contradict each other", c.list, c.clear)
+		}
+	}
+	var exp time.Time
+	if set["expires"] {
+		if exp, err = parseExpires(*expires, m.Now()); err != nil {
+			return err
+		}
+	}
+	if set["account"] {
+		if err := accounts.ValidateAccount(*account); err != nil {
+			return &usageError{msg: err.Error()}
+		}
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	err = db.UpdateUser(ctx, name, func(u *accounts.User) error {
+		if set["account"] {
+			u.Account = *account
+		}
+		if set["expires"] {
+			u.Expires = exp
+		}
+		switch {
+		case set["role"]:
+			u.Roles = cf.roles
+		case *clearRoles:
+			u.Roles = nil
+		}
+		switch {
+		case set["src"]:
+			u.Src = cf.src
+		case *clearSrc:
+			u.Src = nil
+		}
+		switch {
+		case set["conn-type"]:
+			u.ConnTypes = cf.connTypes
+		case *clearConn:
+			u.ConnTypes = nil
+		}
+		if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
+			return err
+		}
+		return u.Validate()
+	})
+	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return ue
+		}
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
+	return nil
+}
+
+// explainView is what user explain prints: what the relay would issue.
+type explainView struct {
+	Name      string                       `json:"name"`
+	Account   string                       `json:"account"`
+	Login     string                       `json:"login"`
+	Reason    string                       `json:"reason,omitempty"`
+	Roles     []string                     `json:"roles"`
+	Pub       accounts.Rule                `json:"pub"`
+	Sub       accounts.Rule                `json:"sub"`
+	Resp      *accounts.ResponsePermission `json:"resp"`
+	Expires   *time.Time                   `json:"expires"`
+	Src       []string                     `json:"src"`
+	ConnTypes []string                     `json:"conn_types"`
+}
+
+func (m *Main) runUserExplain(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user explain", `
+Usage: authrelay user explain NAME [--json]
+
+Shows what the relay would issue for the user right now, without
+connecting: its roles merged with its own permissions, {{name}} and
+{{account}} expanded, and the constraints checked at login. "login" says
+whether a login with the right password would be allowed, and if not, the
+reason code the server would log.
+
+Examples:
+
+  authrelay user explain bob
+  authrelay user explain bob --json | jq .sub.allow
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print a JSON object")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("explain", pos)
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := db.User(ctx, name)
+	if err != nil {
+		return userError(err, name, db, ctx)
+	}
+	roles, err := db.RolesNamed(ctx, u.Roles)
+	if err != nil {
+		return err
+	}
+	v := explainView{Name: u.Name, Account: u.Account, Login: "allowed", Roles: nonNil(u.Roles),
+		Src: nonNil(u.Src), ConnTypes: nonNil(u.ConnTypes)}
+	if !u.Expires.IsZero() {
+		e := u.Expires
+		v.Expires = &e
+	}
+	g, rerr := accounts.Resolve(u, roles)
+	switch {
+	case errors.Is(rerr, accounts.ErrUnsafeTemplate):
+		v.Login, v.Reason = "denied", "template_unsafe"
+	case rerr != nil:
+		v.Login, v.Reason = "denied", "internal_error"
+	}
+	if rerr == nil {
+		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
+	}
+	switch cerr := u.Check(m.Now()); {
+	case errors.Is(cerr, accounts.ErrUserDisabled):
+		v.Login, v.Reason = "denied", "user_disabled"
+	case errors.Is(cerr, accounts.ErrUserExpired):
+		v.Login, v.Reason = "denied", "user_expired"
+	}
+	v.Pub, v.Sub = nonNilRule(v.Pub), nonNilRule(v.Sub)
+	if *asJSON {
+		return writeJSON(m.Stdout, v)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "name:\t%s\n", v.Name)
+	fmt.Fprintf(tw, "account:\t%s\n", v.Account)
+	if v.Reason != "" {
+		fmt.Fprintf(tw, "login:\tdenied (%s)\n", v.Reason)
+		if rerr != nil {
+			fmt.Fprintf(tw, "why:\t%v\n", rerr)
+		}
+	} else {
+		fmt.Fprintf(tw, "login:\tallowed with the right password\n")
+	}
+	fmt.Fprintf(tw, "roles:\t%s\n", listText(v.Roles))
+	writePermLines(tw, v.Pub, v.Sub, v.Resp)
+	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
+	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
+	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
+	return tw.Flush()
+}
