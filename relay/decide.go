@@ -43,6 +43,10 @@ const (
 	// ReasonConnTypeNotAllowed means the client's connection type is not
 	// among the user's (--conn-type).
 	ReasonConnTypeNotAllowed = "conn_type_not_allowed"
+	// ReasonLockedOut means the username or the client address is locked
+	// out after repeated failed logins. The attempt costs the same as a
+	// wrong password and the client sees the same Authorization Violation.
+	ReasonLockedOut = "locked_out"
 )
 
 // Results logged for each decision.
@@ -127,9 +131,25 @@ func (r *Relay) handle(ctx context.Context, j job) {
 		return
 	}
 
+	latency := r.cfg.Now().Sub(j.received)
+	if a := r.cfg.Audit; a != nil {
+		a.Record(accounts.LoginEvent{
+			Time:     j.received,
+			User:     clip(rc.ConnectOptions.Username),
+			Account:  d.user.Account,
+			Host:     clip(rc.ClientInformation.Host),
+			ServerID: rc.Server.ID,
+			ClientID: rc.ClientInformation.ID,
+			ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
+			Allowed:  d.reason == "",
+			Reason:   d.reason,
+			Latency:  latency,
+		})
+	}
+
 	// Allows are routine (debug); denials are what an operator looks for
 	// (info); internal errors need action (error).
-	log = log.With("account", d.user.Account, "latency", r.cfg.Now().Sub(j.received))
+	log = log.With("account", d.user.Account, "latency", latency)
 	switch {
 	case d.reason == "":
 		log.Debug("auth decision", "result", resultAllow)
@@ -147,12 +167,30 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 	if name == "" || password == "" {
 		return decision{reason: ReasonNoCredentials}
 	}
+	host := rc.ClientInformation.Host
+	locked := false
+	if g := r.cfg.Guard; g != nil {
+		var err error
+		if locked, err = g.Locked(ctx, name, host, r.cfg.Now()); err != nil {
+			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err)}
+		}
+	}
+	// A locked attempt still verifies the password, so it costs what a
+	// wrong password costs and its timing reveals nothing.
 	u, err := r.cfg.Users.Authenticate(ctx, name, password)
+	if locked {
+		return decision{reason: ReasonLockedOut}
+	}
 	if err == nil {
 		err = u.Check(r.cfg.Now())
 	}
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials):
+		if g := r.cfg.Guard; g != nil {
+			if gerr := g.Failed(ctx, name, host, r.cfg.Now()); gerr != nil {
+				r.log.Error("record failed login", "err", gerr)
+			}
+		}
 		return decision{reason: ReasonBadCredentials}
 	case errors.Is(err, accounts.ErrUserDisabled):
 		return decision{user: u, reason: ReasonUserDisabled}
@@ -201,6 +239,11 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 	token, err := r.cfg.Issuer.IssueUserJWT(uc)
 	if err != nil {
 		return decision{user: u, reason: ReasonInternalError, err: err}
+	}
+	if g := r.cfg.Guard; g != nil {
+		if err := g.Succeeded(ctx, name, host, r.cfg.Now()); err != nil {
+			r.log.Error("record successful login", "err", err)
+		}
 	}
 	return decision{user: u, userJWT: token}
 }

@@ -60,6 +60,26 @@ type Users interface {
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
 }
 
+// Guard keeps the failed-login counts behind lockouts. The store implements
+// it, so that lockouts survive a restart and are shared by every relay on the
+// same database.
+type Guard interface {
+	// Locked reports whether the username or the client address is locked
+	// out at now.
+	Locked(ctx context.Context, name, addr string, now time.Time) (bool, error)
+	// Failed records a failed login (unknown user or wrong password) and
+	// locks the name or address once the policy says so.
+	Failed(ctx context.Context, name, addr string, now time.Time) error
+	// Succeeded records a successful login, clearing the name's failures.
+	Succeeded(ctx context.Context, name, addr string, now time.Time) error
+}
+
+// Auditor receives every decision the relay sends. Record must not block:
+// it is called on the decision path.
+type Auditor interface {
+	Record(e accounts.LoginEvent)
+}
+
 // Config configures a Relay.
 type Config struct {
 	// URL is the NATS server URL; empty means nats.DefaultURL.
@@ -78,6 +98,11 @@ type Config struct {
 	XKey *accounts.XKey
 	// Users authenticates clients. Required.
 	Users Users
+	// Guard, when set, locks out usernames and addresses after repeated
+	// failed logins.
+	Guard Guard
+	// Audit, when set, receives every decision sent.
+	Audit Auditor
 	// ReservedAccounts are accounts the relay never places a user in,
 	// typically the callout account and the system account: in config mode
 	// nats-server places a user in whatever account the user JWT names,
