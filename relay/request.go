@@ -14,6 +14,11 @@ import (
 // request.
 const requestAudience = "nats-authorization-request"
 
+// MaxRequestSize bounds the bytes of one request the relay will open and
+// decode. A real request is a few kilobytes, more when it carries client
+// certificate chains; anything larger is dropped before any work is spent.
+const MaxRequestSize = 256 << 10
+
 // Reasons a request is dropped without an answer. They name no secret and
 // echo no request bytes, so they may be logged.
 var (
@@ -28,6 +33,9 @@ var (
 // names. sealed tells whether the Nats-Server-Xkey header was present and
 // serverXKey is its value. A request that fails is dropped unanswered.
 func decodeRequest(xk *accounts.XKey, data []byte, sealed bool, serverXKey string, now time.Time) (*jwt.AuthorizationRequestClaims, error) {
+	if len(data) > MaxRequestSize {
+		return nil, fmt.Errorf("request is %d bytes, over the %d byte limit", len(data), MaxRequestSize)
+	}
 	switch {
 	case sealed && xk == nil:
 		return nil, errSealedNoXKey

@@ -442,3 +442,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		writeFuzzSeed(t, dir, name, s)
 	}
 }
+
+func TestDecodeRequestRefusesOversized(t *testing.T) {
+	big := make([]byte, MaxRequestSize+1)
+	for i := range big {
+		big[i] = 'e'
+	}
+	_, err := decodeRequest(nil, big, false, "", time.Now())
+	if err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("oversized request: %v, want a size error", err)
+	}
+}
