@@ -45,7 +45,7 @@ password, users that default_permissions would apply to, and every user with
 a setting import does not understand: importing it without that setting
 could give it more access than it had. Users and accounts that already exist
 are reported as "exists" and left unchanged, so running import again is safe.
-Nothing is ever printed of a password or hash.
+The report never shows a password or hash.
 
 Exit status: 0 when the import ran, even if some users were not imported
 (see the table); 1 if FILE cannot be read or parsed, or the database fails

@@ -197,6 +197,9 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if name == relayUser || name == adminUser {
+		return usagef("user add: %q is a static user of nats.conf (the relay's or the system admin's login); the server would never ask authrelay about it, pick another name", name)
+	}
 	if err := cf.check(); err != nil {
 		return err
 	}
