@@ -127,6 +127,7 @@ Commands:
   import   bring users in from an existing nats.conf
   export   print users, roles and accounts
   backup   copy the database, safely while serve runs
+  doctor   check a deployment end to end and say what is wrong
   version  print the version
 
 Every command takes --dir DIR (default $AUTHRELAY_DIR, else ./data).
@@ -162,6 +163,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runExport(ctx, rest)
 	case "backup":
 		return m.runBackup(ctx, rest)
+	case "doctor":
+		return m.runDoctor(ctx, rest)
 	case "version":
 		fmt.Fprintf(m.Stdout, "authrelay %s\n", version)
 		return nil
