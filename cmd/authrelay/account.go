@@ -172,6 +172,7 @@ Examples:
 		}
 		return err
 	}
+	m.audit(ctx, db, "account add", map[string]any{"account": name, "limits": a.Limits})
 	fmt.Fprintf(m.Stdout, "added account %s\n%s\n", name, reloadHint)
 	return nil
 }
@@ -229,6 +230,7 @@ Example:
 		}
 		return err
 	}
+	m.audit(ctx, db, "account set", map[string]any{"account": name, "limits": a.Limits})
 	fmt.Fprintf(m.Stdout, "account %s limits: %s\n%s\n", name, limitsText(a.Limits), reloadHint)
 	return nil
 }
@@ -279,6 +281,7 @@ Example:
 		}
 		return err
 	}
+	m.audit(ctx, db, "account rm", map[string]any{"account": name})
 	fmt.Fprintf(m.Stdout, "removed account %s\n%s\n", name, reloadHint)
 	return nil
 }

@@ -160,6 +160,10 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		applyErr = addImportUsers(ctx, db, rep)
 	}
 	rep.count()
+	if !*dryRun {
+		m.audit(ctx, db, "import", map[string]any{"file": pos[0], "users_imported": rep.Summary.UsersImported,
+			"accounts_created": rep.Summary.AccountsCreated, "users_skipped": rep.Summary.UsersSkipped})
+	}
 	if *asJSON {
 		if err := writeJSON(m.Stdout, rep); err != nil {
 			return err

@@ -127,6 +127,8 @@ Commands:
   import   bring users in from an existing nats.conf
   export   print users, roles and accounts
   backup   copy the database, safely while serve runs
+  audit    print the audit trail of logins and admin changes
+  hash     the password hash policy, and calibrating it for this machine
   doctor   check a deployment end to end and say what is wrong
   version  print the version
 
@@ -163,6 +165,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runExport(ctx, rest)
 	case "backup":
 		return m.runBackup(ctx, rest)
+	case "audit":
+		return m.runAudit(ctx, rest)
+	case "hash":
+		return m.runHash(ctx, rest)
 	case "doctor":
 		return m.runDoctor(ctx, rest)
 	case "version":

@@ -147,6 +147,7 @@ Examples:
 		if err := db.AddRole(ctx, accounts.Role{Name: name, Permissions: perms}); err != nil {
 			return roleError(err, name)
 		}
+		m.audit(ctx, db, "role add", map[string]any{"role": name, "flags": changedFlags(setFlags(fs))})
 		fmt.Fprintf(m.Stdout, "added role %s\n", name)
 		return nil
 	}
@@ -165,6 +166,7 @@ Examples:
 		return roleError(err, name)
 	}
 	holders, _ := db.RoleHolders(ctx, name)
+	m.audit(ctx, db, "role set", map[string]any{"role": name, "fields": changedFlags(set), "holders": len(holders)})
 	fmt.Fprintf(m.Stdout, "role %s changed; applies to the next connect of %d holder(s)\n", name, len(holders))
 	return nil
 }
@@ -314,6 +316,7 @@ Examples:
 	if err != nil {
 		return roleError(err, name)
 	}
+	m.audit(ctx, db, "role rm", map[string]any{"role": name, "removed_from": from})
 	fmt.Fprintf(m.Stdout, "removed role %s\n", name)
 	if len(from) > 0 {
 		fmt.Fprintf(m.Stdout, "removed it from %d user(s): %s\n", len(from), strings.Join(from, ", "))

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,8 @@ type serveConfig struct {
 	workers         int
 	logLevel        string
 	logFormat       string
+	lockout         accounts.LockoutPolicy
+	auditRetention  time.Duration
 }
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
@@ -60,10 +63,13 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.embedded, "embedded", false, "run nats-server in-process from DIR/nats.conf")
 	fs.StringVar(&c.listen, "listen", "", "with --embedded: client listen HOST:PORT, overriding nats.conf (port 0: any free port)")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", time.Hour, "lifetime of an issued user JWT; the client re-authenticates after it (0 = no expiry)")
-	fs.DurationVar(&c.decisionTimeout, "decision-timeout", 1500*time.Millisecond, "longest time one login decision may take; must be below the server's authorization timeout")
+	fs.DurationVar(&c.decisionTimeout, "decision-timeout", relay.DefaultDecisionTimeout, "longest time one login decision may take; must be below the server's authorization timeout")
 	fs.IntVar(&c.workers, "workers", 0, "concurrent login decisions (0 = twice the CPUs)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	var lf lockoutFlags
+	lf.register(fs)
+	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -72,6 +78,13 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return usagef("serve takes no arguments, got %q", pos)
 	}
 	c.dir = *dir
+	c.lockout = lf.p
+	if err := c.lockout.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	if c.auditRetention < 0 {
+		return usagef("--audit-retention %v: must not be negative (0 keeps rows forever)", c.auditRetention)
+	}
 	if c.sessionTTL < 0 {
 		return usagef("--session-ttl %v: must not be negative (0 means no expiry)", c.sessionTTL)
 	}
@@ -121,6 +134,22 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	var rehashErrs atomic.Int64
+	db.OnRehash = func(name string, err error) {
+		switch {
+		case err == nil:
+			logger.Info("rehashed password to the current policy", "user", name)
+		case errors.Is(err, store.ErrHashPolicyChanged):
+			// 'authrelay hash set' ran after this relay started; say so
+			// once in a while, not on every login.
+			if rehashErrs.Add(1)%1000 == 1 {
+				logger.Warn("hash policy changed since serve started: restart serve to rehash to it", "user", name)
+			}
+		default:
+			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
+		}
+	}
+	audit := db.NewAuditWriter(store.AuditOptions{})
 
 	cfg := relay.Config{
 		URL:      c.natsURL,
@@ -165,12 +194,24 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 
 	r, err := relay.New(cfg)
 	if err != nil {
+		audit.Close(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() {
+		err := r.Run(ctx)
+		// The relay has drained: every decision it sent is in the
+		// writer's buffer; flush them all before exiting.
+		fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer fcancel()
+		if cerr := audit.Close(fctx); cerr != nil {
+			logger.Error("audit trail not fully written", "err", cerr)
+		}
+		done <- err
+	}()
+	go m.maintain(ctx, db, c.auditRetention, logger)
 
 	if ns != nil {
 		go m.reloadOnHup(ctx, ns, l.Path(serverConf), logger.With("component", "nats-server"))
@@ -189,6 +230,29 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return relayExit(err)
 	}
 	return relayExit(<-done)
+}
+
+// maintain prunes audit rows past their retention and stale lockout rows,
+// at start and then hourly.
+func (m *Main) maintain(ctx context.Context, db *store.DB, retention time.Duration, logger *slog.Logger) {
+	for {
+		now := m.Now()
+		if retention > 0 {
+			if n, err := db.PruneAudit(ctx, now.Add(-retention)); err != nil && ctx.Err() == nil {
+				logger.Error("prune audit trail", "err", err)
+			} else if n > 0 {
+				logger.Info("pruned audit trail", "rows", n, "older_than", retention)
+			}
+		}
+		if _, err := db.PruneLockouts(ctx, now, 24*time.Hour); err != nil && ctx.Err() == nil {
+			logger.Error("prune lockouts", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }
 
 // reloadOnHup reloads the embedded server's config (nats.conf and the
@@ -339,5 +403,10 @@ func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(
 func (s *serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
 
-// The store is what the relay authenticates against.
-var _ relay.Users = (*store.DB)(nil)
+// The store is what the relay authenticates against, keeps lockouts in and
+// writes the audit trail to.
+var (
+	_ relay.Users   = (*store.DB)(nil)
+	_ relay.Guard   = (*store.Lockouts)(nil)
+	_ relay.Auditor = (*store.AuditWriter)(nil)
+)

@@ -30,6 +30,8 @@ Subcommands:
   disable NAME  refuse the user's next logins
   enable NAME   allow the user to log in again
   rm NAME       remove a user
+  unlock NAME   lift a lockout after repeated wrong passwords (--addr for an address)
+  lockouts      list the usernames and addresses locked out now
 
 Changes take effect on the user's next connect; the server needs no reload.
 They are safe while 'authrelay serve' runs. Passwords are read from standard
@@ -69,6 +71,10 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 		return m.runUserSetDisabled(ctx, rest, false)
 	case "rm", "remove":
 		return m.runUserRemove(ctx, rest)
+	case "unlock":
+		return m.runUserUnlock(ctx, rest)
+	case "lockouts":
+		return m.runUserLockouts(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(m.Stdout, strings.TrimLeft(userUsage, "\n"))
 		return nil
@@ -239,6 +245,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := db.AddUser(ctx, u, pw); err != nil {
 		return userError(err, name, db, ctx)
 	}
+	m.audit(ctx, db, "user add", map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))})
 	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -286,6 +293,7 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	if err := db.SetPassword(ctx, name, pw); err != nil {
 		return userError(err, name, db, ctx)
 	}
+	m.audit(ctx, db, "user passwd", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -389,6 +397,7 @@ Example:
 	if err := db.SetDisabled(ctx, name, disabled); err != nil {
 		return userError(err, name, db, ctx)
 	}
+	m.audit(ctx, db, "user "+verb, map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s %sd\n", name, verb)
 	return nil
 }
@@ -421,6 +430,7 @@ Example:
 	if err := db.RemoveUser(ctx, name); err != nil {
 		return userError(err, name, db, ctx)
 	}
+	m.audit(ctx, db, "user rm", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s removed\n", name)
 	return nil
 }
@@ -438,8 +448,10 @@ type userView struct {
 	Src        []string                     `json:"src"`
 	ConnTypes  []string                     `json:"conn_types"`
 	HashScheme string                       `json:"hash_scheme,omitempty"`
-	Created    time.Time                    `json:"created"`
-	Updated    time.Time                    `json:"updated"`
+	// HashCurrent tells whether the hash follows the current policy.
+	HashCurrent *bool     `json:"hash_current,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 func newUserView(u accounts.User) userView {
@@ -557,9 +569,11 @@ Examples:
 		return userError(err, name, db, ctx)
 	}
 	v := newUserView(u)
-	if v.HashScheme, err = db.HashScheme(ctx, name); err != nil {
+	scheme, current, err := db.HashInfo(ctx, name)
+	if err != nil {
 		return userError(err, name, db, ctx)
 	}
+	v.HashScheme, v.HashCurrent = scheme, &current
 	if *asJSON {
 		return writeJSON(m.Stdout, v)
 	}
@@ -572,7 +586,11 @@ Examples:
 	writePermLines(tw, v.Pub, v.Sub, v.Resp)
 	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
 	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
-	fmt.Fprintf(tw, "password hash:\t%s\n", v.HashScheme)
+	if current {
+		fmt.Fprintf(tw, "password hash:\t%s (current policy)\n", v.HashScheme)
+	} else {
+		fmt.Fprintf(tw, "password hash:\t%s (rehashed to the current policy at the next login)\n", v.HashScheme)
+	}
 	fmt.Fprintf(tw, "created:\t%s\n", v.Created.Format(time.RFC3339))
 	fmt.Fprintf(tw, "updated:\t%s\n", v.Updated.Format(time.RFC3339))
 	return tw.Flush()

@@ -159,6 +159,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		}
 		return userError(err, name, db, ctx)
 	}
+	m.audit(ctx, db, "user set", map[string]any{"user": name, "fields": changedFlags(set)})
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
 	return nil
 }

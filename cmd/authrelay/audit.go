@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authrelay/authrelay/store"
+)
+
+const auditUsage = `
+Usage: authrelay audit [--user NAME] [--since TIME] [--result allowed|denied]
+                       [--kind login|admin] [--limit N] [--json] [--follow]
+
+Prints the audit trail, oldest first: every login decision (time, user,
+account, client address, server, client id, connection type, result, reason
+code, decision time) and every admin change (what changed, the OS user who
+ran the command). It never holds a password or hash. 'serve' keeps rows for
+--audit-retention (default 30 days).
+
+--since takes a duration back from now (1h, 30m) or a time (2026-12-01,
+2026-12-01T10:00:00Z). --follow keeps printing new rows until interrupted;
+with --json it prints one JSON object per line.
+
+Examples:
+
+  authrelay audit --since 1h --result denied
+  authrelay audit --user alice --json
+  authrelay audit --follow
+`
+
+func (m *Main) runAudit(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("audit", auditUsage)
+	dir := m.dirFlag(fs)
+	userName := fs.String("user", "", "only rows about this user")
+	since := fs.String("since", "", "only rows from this time on: a duration back from now (1h) or a time")
+	result := fs.String("result", "", "only login decisions with this result: allowed or denied")
+	kind := fs.String("kind", "", "only login decisions or admin changes: login or admin")
+	limit := fs.Int("limit", 1000, "at most this many rows (the newest), 0 for all")
+	asJSON := fs.Bool("json", false, "print JSON")
+	follow := fs.Bool("follow", false, "keep printing new rows until interrupted")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("audit takes no arguments, got %q", pos)
+	}
+	f := store.AuditFilter{User: *userName, Result: *result, Kind: *kind, Limit: *limit}
+	switch *result {
+	case "", "allowed", "denied":
+	default:
+		return usagef("--result %q: want allowed or denied", *result)
+	}
+	switch *kind {
+	case "", "login", "admin":
+	default:
+		return usagef("--kind %q: want login or admin", *kind)
+	}
+	if *limit < 0 {
+		return usagef("--limit %d: must not be negative", *limit)
+	}
+	if *since != "" {
+		if f.Since, err = parseSince(*since, m.Now()); err != nil {
+			return err
+		}
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.Audit(ctx, f)
+	if err != nil {
+		return err
+	}
+	if !*follow {
+		if *asJSON {
+			if rows == nil {
+				rows = []store.AuditEntry{}
+			}
+			return writeJSON(m.Stdout, auditViews(rows))
+		}
+		return writeAuditTable(m.Stdout, rows, true)
+	}
+	// Follow: print what there is, then poll for rows after the last one.
+	print := func(rows []store.AuditEntry, header bool) error {
+		if *asJSON {
+			enc := json.NewEncoder(m.Stdout)
+			for _, v := range auditViews(rows) {
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return writeAuditTable(m.Stdout, rows, header)
+	}
+	if err := print(rows, true); err != nil {
+		return err
+	}
+	f.Limit = 0
+	for {
+		if len(rows) > 0 {
+			f.AfterID = rows[len(rows)-1].ID
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+		if rows, err = db.Audit(ctx, f); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := print(rows, false); err != nil {
+			return err
+		}
+	}
+}
+
+// parseSince parses --since: a duration back from now, or a time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since %q: want a duration such as 1h or a time such as 2026-12-01T10:00:00Z", s)
+}
+
+// auditView is an audit row as --json prints it.
+type auditView struct {
+	ID        int64   `json:"id"`
+	Time      string  `json:"time"`
+	Kind      string  `json:"kind"`
+	User      string  `json:"user,omitempty"`
+	Account   string  `json:"account,omitempty"`
+	Host      string  `json:"client_host,omitempty"`
+	ServerID  string  `json:"server_id,omitempty"`
+	ClientID  uint64  `json:"client_id,omitempty"`
+	ConnType  string  `json:"conn_type,omitempty"`
+	Result    string  `json:"result,omitempty"`
+	Reason    string  `json:"reason,omitempty"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	Actor     string  `json:"actor,omitempty"`
+	Action    string  `json:"action,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
+}
+
+func auditViews(rows []store.AuditEntry) []auditView {
+	out := make([]auditView, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, auditView{
+			ID: r.ID, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, User: r.User, Account: r.Account,
+			Host: r.Host, ServerID: r.ServerID, ClientID: r.ClientID, ConnType: r.ConnType, Result: r.Result,
+			Reason: r.Reason, LatencyMS: float64(r.Latency) / float64(time.Millisecond), Actor: r.Actor,
+			Action: r.Action, Detail: r.Detail,
+		})
+	}
+	return out
+}
+
+func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if header {
+		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCLIENT\tLATENCY\tBY\tCHANGE")
+	}
+	for _, r := range rows {
+		client, latency := "-", "-"
+		if r.Kind == "login" {
+			client = r.Host + " " + r.ConnType + " cid:" + strconv.FormatUint(r.ClientID, 10)
+			latency = r.Latency.Round(10 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Kind,
+			dash(r.User), dash(r.Account), dash(r.Result), dash(r.Reason), client, latency, dash(r.Actor), dash(joinNonEmpty(r.Action, r.Detail)))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func joinNonEmpty(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + " " + b
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authrelay/authrelay/store"
+)
+
+const hashUsage = `
+Usage: authrelay hash <subcommand> [flags]
+
+Subcommands:
+
+  show        print the password hash policy new passwords are hashed with
+  set         change the policy (argon2id memory, time, threads)
+  calibrate   measure this machine and suggest a policy for a target time
+
+The policy is kept in the database, so every relay and admin command uses
+the same one. A user whose stored hash is weaker than the policy (bcrypt
+from an imported nats.conf, or older argon2id parameters) is rehashed to it
+at their next successful login.
+
+Examples:
+
+  authrelay hash calibrate --target 50ms
+  authrelay hash set --memory 65536 --time 2 --threads 1
+  authrelay hash show
+`
+
+func (m *Main) runHash(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
+		return usagef("hash: no subcommand given")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "show":
+		return m.runHashShow(ctx, rest)
+	case "set":
+		return m.runHashSet(ctx, rest)
+	case "calibrate":
+		return m.runHashCalibrate(ctx, rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(m.Stdout, strings.TrimLeft(hashUsage, "\n"))
+		return nil
+	default:
+		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
+		return usagef("hash: unknown subcommand %q", sub)
+	}
+}
+
+func paramsText(p store.Argon2Params) string {
+	return fmt.Sprintf("argon2id m=%d KiB (%d MiB), t=%d, p=%d", p.Memory, p.Memory/1024, p.Time, p.Threads)
+}
+
+func (m *Main) runHashShow(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("hash show", `
+Usage: authrelay hash show [--json]
+
+Prints the hash policy new and rehashed passwords use.
+
+Example:
+
+  authrelay hash show
+`)
+	dir := m.dirFlag(fs)
+	asJSON := fs.Bool("json", false, "print a JSON object")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("hash show takes no arguments, got %q", pos)
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, err := db.HashPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(m.Stdout, map[string]any{"scheme": "argon2id", "memory_kib": p.Memory, "time": p.Time, "threads": p.Threads})
+	}
+	fmt.Fprintln(m.Stdout, paramsText(p))
+	return nil
+}
+
+func (m *Main) runHashSet(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("hash set", `
+Usage: authrelay hash set [--memory KIB] [--time N] [--threads N]
+
+Changes the argon2id policy. Flags not given keep their value. New
+passwords use it at once; existing users are rehashed at their next
+successful login. Every login costs one hash when its user is not cached,
+so measure first with 'authrelay hash calibrate'.
+
+Example:
+
+  authrelay hash set --memory 65536 --time 3
+`)
+	dir := m.dirFlag(fs)
+	memory := fs.Uint("memory", 0, "memory per hash in KiB (OWASP: at least 19456)")
+	tcost := fs.Uint("time", 0, "passes over the memory (at least 1)")
+	threads := fs.Uint("threads", 0, "parallel lanes per hash")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("hash set takes no arguments, got %q", pos)
+	}
+	set := setFlags(fs)
+	if !set["memory"] && !set["time"] && !set["threads"] {
+		return usagef("hash set: give at least one of --memory, --time, --threads")
+	}
+	if *threads > 255 || *memory > 1<<32-1 || *tcost > 1<<32-1 {
+		return usagef("hash set: value out of range")
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, err := db.HashPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	if set["memory"] {
+		p.Memory = uint32(*memory)
+	}
+	if set["time"] {
+		p.Time = uint32(*tcost)
+	}
+	if set["threads"] {
+		p.Threads = uint8(*threads)
+	}
+	if err := db.SetHashPolicy(ctx, p); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	m.audit(ctx, db, "hash set", map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads})
+	fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
+	return nil
+}
+
+func (m *Main) runHashCalibrate(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("hash calibrate", `
+Usage: authrelay hash calibrate [--target DURATION] [--memory KIB] [--threads N]
+
+Measures argon2id on this machine and suggests the time cost that makes one
+hash take about --target at the given memory. It changes nothing; apply the
+suggestion with 'authrelay hash set'. Keep the target well inside the
+server's authorization timeout: a cold login waits for one hash, and a
+reconnect storm for many.
+
+Example:
+
+  authrelay hash calibrate --target 50ms --memory 19456
+`)
+	target := fs.Duration("target", 50*time.Millisecond, "how long one hash should take")
+	memory := fs.Uint("memory", 19456, "memory per hash in KiB")
+	threads := fs.Uint("threads", 1, "parallel lanes per hash")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("hash calibrate takes no arguments, got %q", pos)
+	}
+	if *target <= 0 || *target > time.Minute {
+		return usagef("--target %v: give a duration such as 50ms", *target)
+	}
+	if *threads < 1 || *threads > 255 || *memory < 8192 || *memory > 4<<20 {
+		return usagef("--memory must be 8192..4194304 KiB and --threads 1..255")
+	}
+	p, took, err := store.Calibrate(*target, uint32(*memory), uint8(*threads))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "suggested: %s — one hash took %v here (target %v)\n", paramsText(p), took.Round(100*time.Microsecond), *target)
+	fmt.Fprintf(m.Stdout, "apply: authrelay hash set --memory %d --time %d --threads %d\n", p.Memory, p.Time, p.Threads)
+	return nil
+}
