@@ -68,10 +68,16 @@ type DB struct {
 	// Now is the clock for the created and updated times. It defaults to
 	// time.Now.
 	Now func() time.Time
-	// Params are the argon2id parameters for new password hashes and for
-	// the dummy verification of unknown users. They default to
-	// DefaultArgon2Params.
+	// Params are the argon2id parameters for new password hashes, for
+	// rehashing at login, and for the dummy verification of unknown users.
+	// Open loads them from the database's hash policy (see HashPolicy);
+	// SetHashPolicy changes both. Setting Params directly affects this
+	// handle only, and stops it rehashing unless they equal the policy.
 	Params Argon2Params
+	// OnRehash, if set, is called after Authenticate has tried to rehash
+	// a password at Params, with a nil error if the new hash is stored.
+	// The login succeeds either way. It must not block.
+	OnRehash func(name string, err error)
 
 	sql *sql.DB
 
@@ -105,6 +111,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db := &DB{Now: time.Now, Params: DefaultArgon2Params, sql: sqldb}
 	if err := db.initRetry(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if db.Params, err = db.HashPolicy(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}

@@ -280,12 +280,19 @@ func (db *DB) HashScheme(ctx context.Context, name string) (string, error) {
 // On success the user is returned, with its roles, even if disabled or
 // expired: the caller decides with u.Check, and fetches the roles with
 // RolesNamed. Any other error (the database failing, ctx done) is returned
-// wrapped and does not wrap accounts.ErrInvalidCredentials. Authenticate runs
-// one read-only statement and never takes the database's write lock.
+// wrapped and does not wrap accounts.ErrInvalidCredentials.
 //
-// The dummy verification runs at db.Params. A user whose stored hash has other
-// costs (an imported bcrypt hash, or argon2id at older parameters) takes a
-// different time until SetPassword hashes the password again.
+// Authenticate runs one read-only statement and does not take the database's
+// write lock, with one exception: after the right password for a hash that
+// NeedsRehash at db.Params (an imported bcrypt hash, or argon2id at another
+// policy), it hashes the password at db.Params and stores that hash, unless
+// the stored hash has changed meanwhile. This happens once per user, waits
+// at most 50 ms for another writer, and never fails the login: a rehash not
+// done is tried again at the next one, and each outcome goes to db.OnRehash.
+//
+// The dummy verification runs at db.Params, so until then a user whose hash
+// has other costs takes a different time for a wrong password than an
+// unknown user.
 func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts.User, error) {
 	invalid := func() (accounts.User, error) {
 		return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, accounts.ErrInvalidCredentials)
@@ -318,6 +325,7 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 	if !ok {
 		return invalid()
 	}
+	db.rehash(ctx, name, hash, password)
 	return u, nil
 }
 

@@ -105,8 +105,10 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 	}
 	f.Limit = 0
 	for {
-		if len(rows) > 0 {
-			f.AfterID = rows[len(rows)-1].ID
+		// Rows come ordered by time; the next poll starts after the
+		// highest id seen.
+		for _, r := range rows {
+			f.AfterID = max(f.AfterID, r.ID)
 		}
 		select {
 		case <-ctx.Done():

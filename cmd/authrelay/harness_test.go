@@ -72,6 +72,8 @@ type servedDir struct {
 	url string
 	log *syncBuffer
 	hup chan os.Signal
+	// stop ends serve (as SIGTERM does) and waits for it; idempotent.
+	stop func()
 }
 
 // reload asks serve to reload the embedded server's config, as SIGHUP
@@ -111,6 +113,13 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 			t.Fatal(err)
 		}
 	}
+	return serveOn(t, dir, extra...)
+}
+
+// serveOn runs 'serve --embedded' on an initialised directory until the
+// test ends or stop is called.
+func serveOn(t *testing.T, dir string, extra ...string) *servedDir {
+	t.Helper()
 	log := &syncBuffer{}
 	ready := make(chan string, 1)
 	hup := make(chan os.Signal, 1)
@@ -137,16 +146,22 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 		cancel()
 		t.Fatalf("serve not ready after 30s\n%s", log.String())
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v after SIGTERM-equivalent cancel", err)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve returned %v after SIGTERM-equivalent cancel", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("serve did not stop within 30s of cancel")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("serve did not stop within 30s of cancel")
-		}
+		})
+	}
+	t.Cleanup(func() {
+		s.stop()
 		if t.Failed() {
 			t.Logf("serve log:\n%s", log.String())
 		}

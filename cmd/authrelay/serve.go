@@ -158,6 +158,8 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Issuer:   issuer,
 		XKey:     xkey,
 		Users:    db,
+		Guard:    db.Lockouts(c.lockout),
+		Audit:    audit,
 		// Never place a user in the callout or system account, whatever
 		// the database says.
 		ReservedAccounts: []string{authAccount, systemAccount},

@@ -1,0 +1,521 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+)
+
+// The kinds and results of audit entries.
+const (
+	// AuditLogin is the kind of an entry for a login decision.
+	AuditLogin = "login"
+	// AuditAdmin is the kind of an entry for an admin change.
+	AuditAdmin = "admin"
+	// AuditAllowed is the result of a login that was allowed.
+	AuditAllowed = "allowed"
+	// AuditDenied is the result of a login that was denied.
+	AuditDenied = "denied"
+)
+
+// Defaults for the zero fields of AuditOptions.
+const (
+	DefaultAuditBuffer     = 8192
+	DefaultAuditBatchSize  = 256
+	DefaultAuditFlushEvery = 200 * time.Millisecond
+)
+
+// defaultAuditRetry are the pauses before each further attempt to write a
+// batch that failed. Each attempt may itself wait up to the busy timeout for
+// the write lock, so a batch is given up after at most four attempts.
+var defaultAuditRetry = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+
+// AuditOptions configure an AuditWriter. Zero fields take the defaults.
+type AuditOptions struct {
+	// Buffer is how many events may wait to be written; Record drops what
+	// does not fit. Default DefaultAuditBuffer.
+	Buffer int
+	// BatchSize is the most events written in one transaction. Default
+	// DefaultAuditBatchSize.
+	BatchSize int
+	// FlushEvery is the longest an event waits before the writer writes the
+	// batch it is in, if the batch does not fill first. Default
+	// DefaultAuditFlushEvery.
+	FlushEvery time.Duration
+	// OnDrop, when set, is told how many events were dropped (buffer full,
+	// or a batch that could not be written) since it was last called. The
+	// writer calls it from its own goroutine, at most once per FlushEvery
+	// and once more as Close ends; while it runs nothing is written, so it
+	// should be quick. Events dropped by Record after Close are only
+	// counted in Dropped.
+	OnDrop func(n int)
+	// Logger receives the writer's warnings (a batch write failed and will
+	// be tried again) and errors (a batch was dropped); nil discards them.
+	Logger *slog.Logger
+
+	// retry overrides defaultAuditRetry, for tests.
+	retry []time.Duration
+}
+
+// AuditWriter writes login events to the audit table in batches, from one
+// goroutine, so that recording an event never waits for the database. It
+// satisfies the relay's Auditor interface. Every recorded event is either
+// written or counted in Dropped: none is lost silently.
+type AuditWriter struct {
+	db         *DB
+	ch         chan accounts.LoginEvent
+	batchSize  int
+	flushEvery time.Duration
+	onDrop     func(n int)
+	retry      []time.Duration
+	log        *slog.Logger
+
+	// mu guards closed and the closing of ch. Record only ever tries for
+	// the read lock, and Close is the only holder of the write lock, so
+	// Record never waits: it drops when Close holds or wants the lock.
+	mu     sync.RWMutex
+	closed bool
+
+	dropped atomic.Uint64
+	// closing is set once Close has begun: batches that fail after it
+	// make Close return an error.
+	closing atomic.Bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Owned by the writer goroutine until done is closed.
+	reported    uint64 // dropped events already passed to onDrop
+	lostOnClose uint64
+	errOnClose  error
+}
+
+// NewAuditWriter starts a writer of login events into db's audit table. Call
+// Close to write what is buffered and stop it.
+func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultAuditBuffer
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultAuditBatchSize
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = DefaultAuditFlushEvery
+	}
+	if opts.retry == nil {
+		opts.retry = defaultAuditRetry
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &AuditWriter{
+		db:         db,
+		ch:         make(chan accounts.LoginEvent, opts.Buffer),
+		batchSize:  opts.BatchSize,
+		flushEvery: opts.FlushEvery,
+		onDrop:     opts.OnDrop,
+		retry:      opts.retry,
+		log:        opts.Logger.With("component", "audit"),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+	}
+	go w.run(ctx)
+	return w
+}
+
+// Record queues e to be written. It never blocks: when the buffer is full,
+// or the writer is closing or closed, it drops e and counts it in Dropped. An
+// event without a time gets the store's current time.
+func (w *AuditWriter) Record(e accounts.LoginEvent) {
+	if e.Time.IsZero() {
+		e.Time = w.db.now()
+	}
+	if !w.mu.TryRLock() {
+		w.dropped.Add(1) // Close holds or wants the lock
+		return
+	}
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.dropped.Add(1)
+		return
+	}
+	select {
+	case w.ch <- e:
+	default:
+		w.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many events were recorded but will never be written:
+// the buffer was full, their batch could not be written after retries, or
+// they came after Close.
+func (w *AuditWriter) Dropped() uint64 {
+	return w.dropped.Load()
+}
+
+// Close stops accepting events, writes every event still buffered, and stops
+// the writer. If ctx ends first, Close returns ctx's error at once and the
+// writer stops soon after, counting what it did not write in Dropped. Close
+// also returns an error when the last events could not be written. Calling
+// Close again waits for the same end.
+func (w *AuditWriter) Close(ctx context.Context) error {
+	w.closing.Store(true)
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		w.cancel()
+		return fmt.Errorf("close audit writer: %w: events not yet written are dropped", ctx.Err())
+	}
+	w.cancel()
+	if w.lostOnClose > 0 {
+		return fmt.Errorf("close audit writer: %d events could not be written: %w", w.lostOnClose, w.errOnClose)
+	}
+	return nil
+}
+
+// run is the writer goroutine: it collects events into batches and writes a
+// batch when it is full or FlushEvery has passed, until Close closes ch and
+// ch is drained.
+func (w *AuditWriter) run(ctx context.Context) {
+	defer close(w.done)
+	tick := time.NewTicker(w.flushEvery)
+	defer tick.Stop()
+	batch := make([]accounts.LoginEvent, 0, w.batchSize)
+	for {
+		select {
+		case e, ok := <-w.ch:
+			if !ok {
+				w.write(ctx, batch)
+				w.reportDrops()
+				return
+			}
+			batch = append(batch, e)
+			if len(batch) == w.batchSize {
+				w.write(ctx, batch)
+				batch = batch[:0]
+			}
+		case <-tick.C:
+			w.write(ctx, batch)
+			batch = batch[:0]
+			w.reportDrops()
+		}
+	}
+}
+
+// write writes batch in one transaction, trying again after each pause in
+// w.retry, and counts the batch as dropped if every attempt fails.
+func (w *AuditWriter) write(ctx context.Context, batch []accounts.LoginEvent) {
+	if len(batch) == 0 {
+		return
+	}
+	err := w.db.insertLogins(ctx, batch)
+	for i := 0; err != nil && i < len(w.retry) && ctx.Err() == nil; i++ {
+		w.log.Warn("audit write failed, trying again", "events", len(batch), "attempt", i+1, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.retry[i]):
+			err = w.db.insertLogins(ctx, batch)
+		}
+	}
+	if err == nil {
+		return
+	}
+	w.dropped.Add(uint64(len(batch)))
+	w.log.Error("audit events dropped", "events", len(batch), "err", err)
+	if w.closing.Load() {
+		w.lostOnClose += uint64(len(batch))
+		w.errOnClose = err
+	}
+}
+
+// reportDrops passes to OnDrop the events dropped since it last did.
+func (w *AuditWriter) reportDrops() {
+	if w.onDrop == nil {
+		return
+	}
+	if d := w.dropped.Load(); d > w.reported {
+		n := d - w.reported
+		w.reported = d
+		w.onDrop(int(min(n, math.MaxInt)))
+	}
+}
+
+// insertLogins writes login events as audit rows in one transaction.
+func (db *DB) insertLogins(ctx context.Context, events []accounts.LoginEvent) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit
+		(time, kind, user, account, client_host, server_id, client_id, conn_type, result, reason, latency_ns)
+		VALUES (?, 'login', ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range events {
+		result := AuditDenied
+		if e.Allowed {
+			result = AuditAllowed
+		}
+		// client_id keeps the id's bits: SQLite integers are signed.
+		_, err := stmt.ExecContext(ctx, unixNanos(e.Time), e.User, e.Account, e.Host, e.ServerID,
+			int64(e.ClientID), e.ConnType, result, e.Reason, int64(e.Latency))
+		if err != nil {
+			return fmt.Errorf("write audit: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	return nil
+}
+
+// AuditAdmin records an admin change, synchronously: actor is who made it
+// (the OS user running the command), action what kind of change it was
+// ("user add"), and detail what changed, as JSON or text, such as
+// {"user":"alice","fields":["pub","expires"]}. When detail is a JSON object
+// with a string "user" member, the entry's User is that name, so that the
+// audit of a user shows the changes made to it.
+//
+// The audit trail is not secret: detail must name the fields that changed,
+// never hold a password, a password hash or a key. AuditAdmin refuses a
+// detail that holds something that looks like a password hash, but it cannot
+// recognise a password.
+func (db *DB) AuditAdmin(ctx context.Context, actor, action, detail string) error {
+	if action == "" {
+		return errors.New("audit admin change: the action is empty")
+	}
+	if looksLikeHash(detail) {
+		return fmt.Errorf("audit %s: the detail holds what looks like a password hash: record which fields changed, not their values", action)
+	}
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO audit (time, kind, user, actor, action, detail)
+		VALUES (?, 'admin', ?, ?, ?, ?)`,
+		unixNanos(db.now()), detailUser(detail), actor, action, detail)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// looksLikeHash reports whether s holds the start of an argon2 PHC string or
+// a bcrypt hash, the formats the store keeps passwords in.
+func looksLikeHash(s string) bool {
+	for _, marker := range []string{"$argon2", "$2a$", "$2b$", "$2y$"} {
+		if strings.Contains(s, marker) {
+			return true
+		}
+	}
+	return false
+}
+
+// detailUser returns the "user" member of detail if detail is a JSON object
+// that has one, or "".
+func detailUser(detail string) string {
+	if !strings.HasPrefix(strings.TrimSpace(detail), "{") {
+		return ""
+	}
+	var d struct {
+		User string `json:"user"`
+	}
+	if err := json.Unmarshal([]byte(detail), &d); err != nil {
+		return ""
+	}
+	return d.User
+}
+
+// AuditEntry is one row of the audit trail: a login decision (Kind
+// AuditLogin, Result AuditAllowed or AuditDenied, Actor, Action and Detail
+// empty) or an admin change (Kind AuditAdmin, Result empty, the client fields
+// empty, User the user the change names, if any).
+type AuditEntry struct {
+	// ID increases in the order entries were written and is never reused,
+	// even after PruneAudit.
+	ID       int64
+	Time     time.Time
+	Kind     string
+	User     string
+	Account  string
+	Host     string
+	ServerID string
+	ClientID uint64
+	ConnType string
+	Result   string
+	Reason   string
+	Latency  time.Duration
+	Actor    string
+	Action   string
+	Detail   string
+}
+
+// AuditFilter selects audit entries; its zero value selects all of them.
+type AuditFilter struct {
+	// User keeps the entries of that user.
+	User string
+	// Since keeps the entries at or after that time.
+	Since time.Time
+	// Result keeps the logins with that result: "", AuditAllowed or
+	// AuditDenied.
+	Result string
+	// Kind keeps the entries of that kind: "", AuditLogin or AuditAdmin.
+	Kind string
+	// AfterID keeps the entries with a greater ID, for following the
+	// trail: pass the highest ID seen, which need not be the last entry's,
+	// as entries come in time order.
+	AfterID int64
+	// Limit, when positive, is the most entries returned: the newest ones
+	// by time, or with AfterID the lowest IDs after it, so that a follower
+	// paging forward with the highest ID seen never skips an entry.
+	Limit int
+}
+
+// Audit returns the audit entries f selects, oldest first: by time, then by
+// ID. ID order is the order entries were written, which is not quite time
+// order: a login is written up to a FlushEvery (longer while the database is
+// locked) after its time, after admin changes made meanwhile.
+func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	var where []string
+	var args []any
+	if f.User != "" {
+		where, args = append(where, "user = ?"), append(args, f.User)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time >= ?"), append(args, unixNanos(f.Since))
+	}
+	switch f.Result {
+	case "":
+	case AuditAllowed, AuditDenied:
+		where, args = append(where, "result = ?"), append(args, f.Result)
+	default:
+		return nil, fmt.Errorf("read audit: result %q: want %s or %s", f.Result, AuditAllowed, AuditDenied)
+	}
+	switch f.Kind {
+	case "":
+	case AuditLogin, AuditAdmin:
+		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	default:
+		return nil, fmt.Errorf("read audit: kind %q: want %s or %s", f.Kind, AuditLogin, AuditAdmin)
+	}
+	if f.AfterID > 0 {
+		where, args = append(where, "id > ?"), append(args, f.AfterID)
+	}
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("read audit: limit %d is negative", f.Limit)
+	}
+
+	const cols = `id, time, kind, user, account, client_host, server_id, client_id, conn_type,
+		result, reason, latency_ns, actor, action, detail`
+	q := `SELECT ` + cols + ` FROM audit`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	newest := f.Limit > 0 && f.AfterID <= 0
+	switch {
+	case newest:
+		q += " ORDER BY time DESC, id DESC LIMIT ?"
+		args = append(args, f.Limit)
+	case f.Limit > 0:
+		// The lowest IDs after AfterID, in time order: a page chosen by
+		// time could hold a higher ID than an entry it leaves out, and
+		// the next page, after the highest ID seen, would skip that one.
+		q = `SELECT ` + cols + ` FROM (` + q + ` ORDER BY id LIMIT ?) ORDER BY time, id`
+		args = append(args, f.Limit)
+	default:
+		q += " ORDER BY time, id"
+	}
+
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	defer rows.Close()
+	entries := []AuditEntry{}
+	for rows.Next() {
+		var e AuditEntry
+		var at, cid, latency int64
+		if err := rows.Scan(&e.ID, &at, &e.Kind, &e.User, &e.Account, &e.Host, &e.ServerID, &cid, &e.ConnType,
+			&e.Result, &e.Reason, &latency, &e.Actor, &e.Action, &e.Detail); err != nil {
+			return nil, fmt.Errorf("read audit: %w", err)
+		}
+		e.Time = time.Unix(0, at).UTC()
+		e.ClientID = uint64(cid)
+		e.Latency = time.Duration(latency)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	if newest {
+		slices.Reverse(entries)
+	}
+	return entries, nil
+}
+
+// pruneChunk is how many rows PruneAudit deletes per statement.
+const pruneChunk = 1000
+
+// PruneAudit deletes the audit entries older than before and returns how many
+// it deleted. It deletes in chunks, each its own short transaction, and
+// pauses between chunks for as long as the last one took, so that logins
+// being written and admin changes never wait long for the write lock. If ctx
+// ends or a chunk fails, it returns what it deleted so far with the error.
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		start := time.Now()
+		res, err := db.sql.ExecContext(ctx,
+			`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? LIMIT ?)`,
+			unixNanos(before), pruneChunk)
+		if err != nil {
+			return total, fmt.Errorf("prune audit: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune audit: %w", err)
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+		select {
+		case <-ctx.Done():
+			return total, fmt.Errorf("prune audit: %w", ctx.Err())
+		case <-time.After(max(time.Since(start), time.Millisecond)):
+		}
+	}
+}
+
+// unixNanos returns t as Unix nanoseconds, clamped to the int64 range (where
+// t.UnixNano is undefined), so that the zero time sorts before every other.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)

@@ -1,0 +1,314 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// The floor SetHashPolicy enforces. Lower settings make an offline attack on
+// a stolen database cheap; RFC 9106 and OWASP recommend far more.
+const (
+	// MinPolicyMemory is the least argon2id memory, in KiB, of a hash
+	// policy: 8 MiB.
+	MinPolicyMemory = 8 << 10
+	// MinPolicyTime is the least argon2id time cost of a hash policy.
+	MinPolicyTime = 1
+	// MinPolicySaltLen is the shortest salt, in bytes, of a hash policy.
+	MinPolicySaltLen = 16
+)
+
+// settingArgon2id is the settings key of the hash policy.
+const settingArgon2id = "argon2id"
+
+// rehashBusyTimeout is how long the rehash after a successful login waits for
+// another writer before giving up until the user's next login: the login is
+// waiting for it, and the server's auth timeout is counted in seconds.
+const rehashBusyTimeout = 50 * time.Millisecond
+
+// ErrHashPolicyChanged is what DB.OnRehash receives when a login would have
+// rehashed a password but the hash policy in the database is no longer the
+// one this process loaded when it opened the database. The process does not
+// rehash, so that it never undoes a newer policy; restart it to apply the
+// new policy.
+var ErrHashPolicyChanged = errors.New("the password hash policy changed since the database was opened: restart to apply it")
+
+// policyJSON is how the hash policy is stored in the settings table.
+type policyJSON struct {
+	Memory  uint32 `json:"memory_kib"`
+	Time    uint32 `json:"time"`
+	Threads uint8  `json:"threads"`
+	SaltLen uint32 `json:"salt_len"`
+	KeyLen  uint32 `json:"key_len"`
+}
+
+// HashPolicy returns the argon2id parameters stored in the database, which
+// every process hashes new passwords with (Open loads them into db.Params),
+// or DefaultArgon2Params if none were ever set.
+func (db *DB) HashPolicy(ctx context.Context) (Argon2Params, error) {
+	var value string
+	err := db.sql.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingArgon2id).Scan(&value)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return DefaultArgon2Params, nil
+	case err != nil:
+		return Argon2Params{}, fmt.Errorf("read hash policy: %w", err)
+	}
+	var j policyJSON
+	if err := json.Unmarshal([]byte(value), &j); err != nil {
+		return Argon2Params{}, fmt.Errorf("read hash policy: stored policy: %w", err)
+	}
+	p := Argon2Params{Memory: j.Memory, Time: j.Time, Threads: j.Threads, SaltLen: j.SaltLen, KeyLen: j.KeyLen}
+	if err := p.Validate(); err != nil {
+		return Argon2Params{}, fmt.Errorf("read hash policy: stored policy: %w: set a valid one with 'authrelay hash set'", err)
+	}
+	return p, nil
+}
+
+// ValidatePolicy reports why p cannot be the hash policy: it fails
+// p.Validate, or is below the floor (MinPolicyMemory, MinPolicyTime,
+// MinPolicySaltLen).
+func ValidatePolicy(p Argon2Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case p.Memory < MinPolicyMemory:
+		return fmt.Errorf("argon2id memory %d KiB is below the floor of %d KiB (8 MiB): that makes cracking a stolen database cheap; use at least %d (the default is %d)",
+			p.Memory, MinPolicyMemory, MinPolicyMemory, DefaultArgon2Params.Memory)
+	case p.Time < MinPolicyTime:
+		return fmt.Errorf("argon2id time cost %d is below the floor of %d", p.Time, MinPolicyTime)
+	case p.SaltLen < MinPolicySaltLen:
+		return fmt.Errorf("argon2id salt length %d is below the floor of %d bytes", p.SaltLen, MinPolicySaltLen)
+	}
+	return nil
+}
+
+// SetHashPolicy stores p as the hash policy, after ValidatePolicy, and makes
+// it db.Params. Passwords set from now on are hashed at p; each existing
+// password is rehashed at p at its user's next successful login by a process
+// that has opened the database since (see Authenticate). Like an assignment
+// to db.Params, it must not run concurrently with db's other methods.
+func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
+	if err := ValidatePolicy(p); err != nil {
+		return fmt.Errorf("set hash policy: %w", err)
+	}
+	b, err := json.Marshal(policyJSON{Memory: p.Memory, Time: p.Time, Threads: p.Threads, SaltLen: p.SaltLen, KeyLen: p.KeyLen})
+	if err != nil {
+		return fmt.Errorf("set hash policy: %w", err)
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set hash policy: %w", err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO settings (key, value, updated) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
+		settingArgon2id, string(b), formatTime(db.now()))
+	if err != nil {
+		return fmt.Errorf("set hash policy: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set hash policy: %w", err)
+	}
+	db.Params = p
+	return nil
+}
+
+// NeedsRehash reports whether a password that verifies against hash should
+// be hashed again at p: always for bcrypt, and for argon2id when any of its
+// parameters (memory, time, parallelism, salt or key length) differs from p,
+// weaker or stronger. Bringing every hash to exactly the policy both applies
+// a raised policy and a lowered one (an operator lowers it to make logins
+// cheaper), and makes a wrong password cost the same for every user as the
+// dummy verification of an unknown one. A hash that cannot be parsed needs
+// rehashing too.
+func NeedsRehash(hash string, p Argon2Params) bool {
+	if schemeOf(hash) != SchemeArgon2id {
+		return true
+	}
+	h, err := parseArgon2id(hash)
+	return err != nil || h.params != p
+}
+
+// HashInfo returns the scheme of the user's password hash (SchemeArgon2id or
+// SchemeBcrypt) and whether it is at the current policy, db.Params; one that
+// is not is rehashed at the user's next successful login. It never returns
+// the hash. It returns ErrNotFound if there is no such user.
+func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current bool, err error) {
+	var hash string
+	err = db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, fmt.Errorf("password hash info: user %q %w", name, ErrNotFound)
+	case err != nil:
+		return "", false, fmt.Errorf("password hash info of %q: %w", name, err)
+	}
+	if scheme, err = hashScheme(hash); err != nil {
+		return "", false, fmt.Errorf("password hash info of %q: stored %w", name, err)
+	}
+	return scheme, !NeedsRehash(hash, db.Params), nil
+}
+
+// rehash hashes password again at db.Params if hash, the stored hash it has
+// just verified against, needs it, and reports the outcome to db.OnRehash.
+// It never fails the login: a rehash that could not be done is tried again at
+// the next one.
+func (db *DB) rehash(ctx context.Context, name, hash, password string) {
+	if !NeedsRehash(hash, db.Params) {
+		return
+	}
+	done, err := db.rehashPassword(ctx, name, hash, password)
+	if (done || err != nil) && db.OnRehash != nil {
+		db.OnRehash(name, err)
+	}
+}
+
+// rehashPassword replaces the user's hash old with a hash of password at
+// db.Params, unless the stored hash is no longer old (a concurrent
+// SetPassword wins) or db.Params is no longer the stored policy. It reports
+// whether it replaced the hash. It waits at most rehashBusyTimeout for
+// another writer.
+func (db *DB) rehashPassword(ctx context.Context, name, old, password string) (bool, error) {
+	// A process with an outdated policy must not bring hashes back to it.
+	policy, err := db.HashPolicy(ctx)
+	if err != nil {
+		return false, fmt.Errorf("rehash password of %q: %w", name, err)
+	}
+	if policy != db.Params {
+		return false, fmt.Errorf("rehash password of %q: %w", name, ErrHashPolicyChanged)
+	}
+	hash, err := HashPassword(password, db.Params)
+	if err != nil {
+		return false, fmt.Errorf("rehash password of %q: %w", name, err)
+	}
+	var n int64
+	err = db.withBusyTimeout(ctx, rehashBusyTimeout, func(conn *sql.Conn) error {
+		res, err := conn.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE name = ? AND password_hash = ?`,
+			hash, formatTime(db.now()), name, old)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("rehash password of %q: %w", name, err)
+	}
+	return n == 1, nil
+}
+
+// withBusyTimeout runs fn on a connection of its own whose busy timeout is
+// d, and restores the connection's timeout afterwards; a connection whose
+// timeout cannot be restored is discarded.
+func (db *DB) withBusyTimeout(ctx context.Context, d time.Duration, fn func(*sql.Conn) error) error {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var was int64
+	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&was); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, d.Milliseconds())); err != nil {
+		return err
+	}
+	defer func() {
+		_, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, was))
+		if err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return fn(conn)
+}
+
+// Calibration limits: the time costs Calibrate tries, and the runs it
+// measures each one with.
+const (
+	maxCalibrateTime = maxArgon2Time
+	calibrateRuns    = 5
+	calibrateSteps   = 6
+)
+
+// Calibrate finds the argon2id time cost at which one hash with memoryKiB of
+// memory and threads lanes takes about target on this machine, and returns
+// the parameters (with DefaultArgon2Params' salt and key lengths) and the
+// median duration measured at them. The time cost is at least 1, even if
+// that takes longer than target, and at most 100. Each candidate is measured
+// a few times and the median kept, so a machine busy with other work gives a
+// less reliable answer. Calibrate applies no floor: check the result with
+// ValidatePolicy before storing it.
+func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Params, time.Duration, error) {
+	p := DefaultArgon2Params
+	p.Memory, p.Time, p.Threads = memoryKiB, 1, threads
+	if target <= 0 {
+		return Argon2Params{}, 0, fmt.Errorf("calibrate: target %v: give a positive duration such as 50ms", target)
+	}
+	if err := p.Validate(); err != nil {
+		return Argon2Params{}, 0, fmt.Errorf("calibrate: %w", err)
+	}
+	runs := calibrateRuns
+	if target > 250*time.Millisecond {
+		runs = 3 // long enough that one run varies little
+	}
+	measured := map[uint32]time.Duration{}
+	measure := func(t uint32) time.Duration {
+		if d, ok := measured[t]; ok {
+			return d
+		}
+		d := measureArgon2(p, t, runs)
+		measured[t] = d
+		return d
+	}
+	// The cost grows about linearly with the time cost: estimate from the
+	// last measurement, and stop when the estimate repeats.
+	t := uint32(1)
+	for range calibrateSteps {
+		d := max(measure(t), time.Nanosecond)
+		// Clamped as a float: the estimate may not fit in a uint32.
+		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), 1), maxCalibrateTime))
+		if _, seen := measured[next]; seen {
+			break
+		}
+		t = next
+	}
+	best := uint32(1)
+	for c, d := range measured {
+		if diff, bestDiff := absDuration(d-target), absDuration(measured[best]-target); diff < bestDiff || diff == bestDiff && c < best {
+			best = c
+		}
+	}
+	p.Time = best
+	return p, measured[best], nil
+}
+
+// measureArgon2 returns the median duration of runs argon2id hashes at p with
+// time cost t.
+func measureArgon2(p Argon2Params, t uint32, runs int) time.Duration {
+	password, salt := []byte("calibrate"), make([]byte, p.SaltLen)
+	ds := make([]time.Duration, runs)
+	for i := range ds {
+		start := time.Now()
+		argon2.IDKey(password, salt, t, p.Memory, p.Threads, p.KeyLen)
+		ds[i] = time.Since(start)
+	}
+	slices.Sort(ds)
+	return ds[runs/2]
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
