@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -155,7 +156,8 @@ func TestAuditWriterConcurrentRecord(t *testing.T) {
 			}
 			// Each goroutine's events are written in the order it recorded them.
 			last := map[int]int{}
-			for _, e := range entries {
+			byID := slices.SortedFunc(slices.Values(entries), func(a, b AuditEntry) int { return cmp.Compare(a.ID, b.ID) })
+			for _, e := range byID {
 				g, i := int(e.ClientID)/each, int(e.ClientID)%each
 				if prev, ok := last[g]; ok && i < prev {
 					t.Errorf("goroutine %d: event %d written after event %d", g, i, prev)
@@ -511,6 +513,89 @@ func TestAuditFilter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuditOrder writes entries out of time order, as a batch of logins lands
+// after admin changes made while it waited: Audit returns them by time, and a
+// follower paging with AfterID and Limit sees every entry once.
+func TestAuditOrder(t *testing.T) {
+	ctx := t.Context()
+	db, _ := newTestDB(t)
+	var c clock
+	db.Now = c.Now
+	at := func(m int) time.Time { return auditBase.Add(time.Duration(m) * time.Minute) }
+	// Entries 1 to 5 by ID, at minutes 0, 1, 3, -1 and 2.
+	for _, m := range []int{0, 1, 3} {
+		c.Set(at(m))
+		if err := db.AuditAdmin(ctx, "root", "user set", fmt.Sprintf(`{"user":"u%d"}`, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.insertLogins(ctx, []accounts.LoginEvent{{Time: at(-1), User: "late"}, {Time: at(2), User: "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := db.Audit(ctx, AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byID) != 5 {
+		t.Fatalf("%d entries, want 5", len(byID))
+	}
+	id := map[int]int64{} // minute → ID
+	for _, e := range byID {
+		id[int(e.Time.Sub(auditBase)/time.Minute)] = e.ID
+	}
+	if !(id[0] < id[1] && id[1] < id[3] && id[3] < id[-1] && id[-1] < id[2]) {
+		t.Fatalf("IDs by minute %v: want the logins written last", id)
+	}
+
+	for _, tc := range []struct {
+		name string
+		f    AuditFilter
+		want []int // minutes
+	}{
+		{"all by time", AuditFilter{}, []int{-1, 0, 1, 2, 3}},
+		{"newest by time", AuditFilter{Limit: 2}, []int{2, 3}},
+		{"after an ID, by time", AuditFilter{AfterID: id[1]}, []int{-1, 2, 3}},
+		{"lowest IDs after an ID, by time", AuditFilter{AfterID: id[1], Limit: 2}, []int{-1, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := db.Audit(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var minutes []int
+			for _, e := range got {
+				minutes = append(minutes, int(e.Time.Sub(auditBase)/time.Minute))
+			}
+			if !slices.Equal(minutes, tc.want) {
+				t.Errorf("got the entries at minutes %v, want %v", minutes, tc.want)
+			}
+		})
+	}
+
+	t.Run("paging", func(t *testing.T) {
+		seen := map[int64]int{}
+		f := AuditFilter{AfterID: id[0], Limit: 2}
+		for range 10 {
+			page, err := db.Audit(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				seen[e.ID]++
+				f.AfterID = max(f.AfterID, e.ID)
+			}
+		}
+		for _, m := range []int{-1, 1, 2, 3} {
+			if seen[id[m]] != 1 {
+				t.Errorf("entry at minute %d seen %d times, want once (seen %v)", m, seen[id[m]], seen)
+			}
+		}
+	})
 }
 
 func entryIDs(entries []AuditEntry) []int64 {
