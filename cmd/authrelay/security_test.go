@@ -201,3 +201,49 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("--result maybe: exit %d, want 2", r.code)
 	}
 }
+
+func TestHashPolicyCommands(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	r := mustRun(t, "", "hash", "show", "--dir", dir)
+	if !strings.Contains(r.stdout, "m=19456") || !strings.Contains(r.stdout, "t=2") {
+		t.Errorf("default policy: %q", r.stdout)
+	}
+	r = mustRun(t, "", "hash", "calibrate", "--target", "5ms", "--memory", "8192")
+	if !strings.Contains(r.stdout, "suggested: argon2id m=8192") || !strings.Contains(r.stdout, "authrelay hash set --memory 8192") {
+		t.Errorf("calibrate output: %q", r.stdout)
+	}
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "65536", "--time", "3")
+	r = mustRun(t, "", "hash", "show", "--dir", dir, "--json")
+	var p map[string]any
+	json.Unmarshal([]byte(r.stdout), &p)
+	if p["memory_kib"] != float64(65536) || p["time"] != float64(3) || p["threads"] != float64(1) {
+		t.Errorf("policy after set = %v", p)
+	}
+	for _, args := range [][]string{
+		{"hash", "set", "--dir", dir, "--memory", "1024"},
+		{"hash", "set", "--dir", dir, "--time", "0"},
+		{"hash", "set", "--dir", dir},
+		{"hash", "calibrate", "--target", "-1s"},
+		{"hash", "frob"},
+	} {
+		if r := run(t, "", args...); r.code != 2 {
+			t.Errorf("%v: exit %d (%s), want 2", args, r.code, r.stderr)
+		}
+	}
+	r = mustRun(t, "", "hash", "show", "--dir", dir, "--json")
+	json.Unmarshal([]byte(r.stdout), &p)
+	if p["memory_kib"] != float64(65536) {
+		t.Errorf("a refused hash set changed the policy: %v", p)
+	}
+	// New passwords follow the policy, and the audit trail has the change.
+	mustRun(t, "pw\n", "user", "add", "eve", "--dir", dir, "--password-stdin")
+	r = mustRun(t, "", "user", "show", "eve", "--dir", dir, "--json")
+	if !strings.Contains(r.stdout, `"hash_current": true`) {
+		t.Errorf("eve's hash is not at the current policy:\n%s", r.stdout)
+	}
+	r = mustRun(t, "", "audit", "--dir", dir, "--kind", "admin")
+	if !strings.Contains(r.stdout, "hash set") || !strings.Contains(r.stdout, "user add") {
+		t.Errorf("admin audit rows:\n%s", r.stdout)
+	}
+}
