@@ -1,13 +1,16 @@
 package accounts
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/nacl/box"
 )
 
 // Keys are the secrets authrelay signs and seals with: the issuer account
@@ -59,9 +62,9 @@ func (ConfigMode) Place(uc *jwt.UserClaims, account string) error {
 }
 
 // Issuer signs user JWTs and authorization responses with the auth_callout
-// issuer key.
+// issuer key. It is safe for concurrent use.
 type Issuer struct {
-	kp        nkeys.KeyPair
+	kp        *signer // the issuer key, held expanded for signing
 	pub       string
 	placement Placement
 }
@@ -80,10 +83,14 @@ func NewIssuer(seed string, placement Placement) (*Issuer, error) {
 	if !nkeys.IsValidPublicAccountKey(pub) {
 		return nil, errors.New("issuer seed is not an account seed (it must start with SA)")
 	}
+	s, err := newSigner(kp)
+	if err != nil {
+		return nil, fmt.Errorf("issuer seed: %w", err)
+	}
 	if placement == nil {
 		placement = ConfigMode{}
 	}
-	return &Issuer{kp: kp, pub: pub, placement: placement}, nil
+	return &Issuer{kp: s, pub: pub, placement: placement}, nil
 }
 
 // PublicKey returns the issuer's public account key (A…).
@@ -155,11 +162,19 @@ func (i *Issuer) Respond(serverID, userNkey, userJWT, reason string) (string, er
 	return s, nil
 }
 
+// xkeyHeaderLen is the length of what precedes the box in a sealed message:
+// nkeys' version prefix "xkv1" and the 24-byte nonce.
+const xkeyHeaderLen = len(nkeys.XKeyVersionV1) + 24
+
 // XKey opens requests sealed to the relay's curve key and seals responses to
-// the server's curve key.
+// the server's curve key. Its wire format is nkeys' (xkv1, nonce, nacl/box
+// output), but it keeps the X25519 shared key with each server's xkey (fixed
+// for the server's lifetime), so only the first message with a server pays
+// for the scalar multiplication. It is safe for concurrent use.
 type XKey struct {
-	kp  nkeys.KeyPair
-	pub string
+	pub   string
+	priv  [32]byte // the raw curve private key, as nkeys uses it
+	peers *sharedKeys
 }
 
 // NewXKey returns an XKey for a curve seed (SX…).
@@ -175,26 +190,71 @@ func NewXKey(seed string) (*XKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xkey seed: %w", err)
 	}
-	return &XKey{kp: kp, pub: pub}, nil
+	_, raw, err := nkeys.DecodeSeed([]byte(seed))
+	if err != nil {
+		return nil, fmt.Errorf("xkey seed: %w", err)
+	}
+	x := &XKey{pub: pub, peers: newSharedKeys(maxPeerKeys)}
+	copy(x.priv[:], raw) // FromCurveSeed checked it is 32 bytes
+	clear(raw)
+	return x, nil
 }
 
 // PublicKey returns the public curve key (X…).
 func (x *XKey) PublicKey() string { return x.pub }
 
 // Open decrypts a request sealed by the server whose public xkey is sender.
+// It fails like nkeys' Open, with the same errors: ErrInvalidEncrypted for an
+// input too short to hold a box, ErrInvalidEncVersion for one not starting
+// with xkv1, ErrInvalidSender for a sender that is not a public curve key and
+// ErrCouldNotDecrypt for one that does not open. Only a sender whose message
+// opened gets its shared key cached.
 func (x *XKey) Open(sealed []byte, sender string) ([]byte, error) {
-	b, err := x.kp.Open(sealed, sender)
+	if len(sealed) <= xkeyHeaderLen {
+		return nil, fmt.Errorf("open sealed request: %w", nkeys.ErrInvalidEncrypted)
+	}
+	if string(sealed[:len(nkeys.XKeyVersionV1)]) != nkeys.XKeyVersionV1 {
+		return nil, fmt.Errorf("open sealed request: %w", nkeys.ErrInvalidEncVersion)
+	}
+	k, cached, err := x.sharedKey(sender)
 	if err != nil {
-		return nil, fmt.Errorf("open sealed request: %w", err)
+		return nil, fmt.Errorf("open sealed request: %w", nkeys.ErrInvalidSender)
+	}
+	var nonce [24]byte
+	copy(nonce[:], sealed[len(nkeys.XKeyVersionV1):xkeyHeaderLen])
+	b, ok := box.OpenAfterPrecomputation(nil, sealed[xkeyHeaderLen:], &nonce, k)
+	if !ok {
+		return nil, fmt.Errorf("open sealed request: %w", nkeys.ErrCouldNotDecrypt)
+	}
+	if !cached {
+		x.peers.put(sender, k)
 	}
 	return b, nil
 }
 
-// Seal encrypts a response to the server whose public xkey is recipient.
+// Seal encrypts a response to the server whose public xkey is recipient,
+// with a fresh random nonce. It fails with ErrInvalidRecipient, like nkeys'
+// Seal, when recipient is not a public curve key.
 func (x *XKey) Seal(msg []byte, recipient string) ([]byte, error) {
-	b, err := x.kp.Seal(msg, recipient)
+	return x.sealWithRand(msg, recipient, rand.Reader)
+}
+
+// sealWithRand is Seal with the nonce read from rr, as nkeys' SealWithRand;
+// tests use it to compare the two byte for byte.
+func (x *XKey) sealWithRand(msg []byte, recipient string, rr io.Reader) ([]byte, error) {
+	k, cached, err := x.sharedKey(recipient)
 	if err != nil {
+		return nil, fmt.Errorf("seal response: %w", nkeys.ErrInvalidRecipient)
+	}
+	var nonce [24]byte
+	if _, err := io.ReadFull(rr, nonce[:]); err != nil {
 		return nil, fmt.Errorf("seal response: %w", err)
 	}
-	return b, nil
+	if !cached {
+		x.peers.put(recipient, k)
+	}
+	out := make([]byte, xkeyHeaderLen, xkeyHeaderLen+len(msg)+box.Overhead)
+	copy(out, nkeys.XKeyVersionV1)
+	copy(out[len(nkeys.XKeyVersionV1):], nonce[:])
+	return box.SealAfterPrecomputation(out, msg, &nonce, k), nil
 }
