@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
 )
 
 // Denial reasons. The relay puts one into the error field of a denying
@@ -47,6 +49,10 @@ const (
 	// out after repeated failed logins. The attempt costs the same as a
 	// wrong password and the client sees the same Authorization Violation.
 	ReasonLockedOut = "locked_out"
+	// ReasonOverloaded means the relay could not verify the password
+	// before the server's deadline, as too many verifications were waiting;
+	// it says nothing about the credentials. The client library retries.
+	ReasonOverloaded = "overloaded"
 )
 
 // Results logged for each decision.
@@ -55,86 +61,341 @@ const (
 	resultDeny  = "deny"
 )
 
+// What the credential cache said about a decision, for the log.
+const (
+	cacheHit  = "hit"
+	cacheMiss = "miss"
+)
+
 // decision is the outcome for one request.
 type decision struct {
 	user    accounts.User // the user found, when one was
 	userJWT string        // the signed user JWT when allowed
 	reason  string        // the denial reason when denied
 	err     error         // the cause of an internal error, for the log
+	cache   string        // cacheHit, cacheMiss, or "" when not looked up
 }
 
-// handle serves one request: decode and validate it, decide, and answer
-// unless the server has stopped waiting.
+// request is one decoded auth request on its way through the relay.
+type request struct {
+	msg        *nats.Msg
+	rc         *jwt.AuthorizationRequestClaims
+	sealed     bool
+	serverXKey string
+	received   time.Time
+	deadline   time.Time // the latest useful answer
+	// What the fast lane found, for the hash pool.
+	locked bool   // the name or address is locked out
+	gen    int64  // the store's generation, read before the cache lookup
+	genOK  bool   // gen was read: a verification may be cached under it
+	cache  string // what the cache said, for the log
+	queued bool   // it waited behind other verifications
+}
+
+// handle is the fast lane for one request: decode and validate it, and
+// decide it unless that needs a password verification, which it hands to
+// the hash pool (or, when the pool is overloaded, denies).
 func (r *Relay) handle(ctx context.Context, j job) {
+	// req stays on the stack unless it goes to the hash pool.
+	req, ok := r.open(j)
+	if !ok {
+		return
+	}
+	if !r.cfg.Now().Before(req.deadline) {
+		r.logRequest(ctx, slog.LevelWarn, "auth request abandoned: waited past the server's deadline in the queue", &req,
+			slog.Duration("latency", r.cfg.Now().Sub(req.received)))
+		return
+	}
+	dctx, cancel := r.withDeadline(ctx, req.deadline)
+	d, slow := r.decideFast(dctx, &req)
+	cancel()
+	if slow {
+		queued := new(request)
+		*queued = req
+		err := r.admit(queued)
+		if err == nil {
+			return
+		}
+		d = r.shed(&req, err)
+	}
+	r.finish(ctx, &req, d)
+}
+
+// shed returns the denial for a request the hash pool cannot take in time.
+func (r *Relay) shed(req *request, err error) decision {
+	n := r.stats.shed.Add(1)
+	if r.shedWarn.allow() {
+		r.log.Warn("shedding logins: password verification overloaded", "err", err,
+			"hash_workers", r.cfg.HashWorkers, "hash_time", r.hashTime.load(),
+			"waiting", len(r.hashQ.jobs), "shed_total", n)
+	}
+	return decision{reason: ReasonOverloaded, cache: req.cache}
+}
+
+// open decodes and validates the request in j, or logs why it drops it and
+// returns false.
+func (r *Relay) open(j job) (request, bool) {
 	m := j.msg
-	serverXKey, sealed := "", false
+	req := request{msg: m, received: j.received}
 	if v, ok := m.Header[XKeyHeader]; ok {
-		sealed = true
+		req.sealed = true
 		if len(v) > 0 {
-			serverXKey = v[0]
+			req.serverXKey = v[0]
 		}
 	}
-	rc, err := decodeRequest(r.cfg.XKey, m.Data, sealed, serverXKey, r.cfg.Now())
+	rc, err := decodeRequest(r.cfg.XKey, m.Data, req.sealed, req.serverXKey, r.cfg.Now())
 	if err != nil {
-		r.log.Warn("dropping auth request", "err", err, "sealed", sealed)
-		return
+		r.log.Warn("dropping auth request", "err", err, "sealed", req.sealed)
+		return request{}, false
 	}
 	if m.Reply == "" {
 		r.log.Warn("dropping auth request: no reply subject", "server", rc.Server.ID)
-		return
+		return request{}, false
 	}
-
-	log := r.log.With(
-		"user", clip(rc.ConnectOptions.Username),
-		"client_host", clip(rc.ClientInformation.Host),
-		"client_id", rc.ClientInformation.ID,
-		"client_type", clip(rc.ClientInformation.Type),
-		"server", clip(rc.Server.Name),
-	)
-
+	req.rc = rc
 	// The server waits auth timeout from sending; its exp is that instant
 	// truncated to whole seconds, so it is the latest safe answer time.
-	deadline := j.received.Add(r.cfg.DecisionTimeout)
-	if exp := time.Unix(rc.Expires, 0); exp.Before(deadline) {
-		deadline = exp
+	req.deadline = j.received.Add(r.cfg.DecisionTimeout)
+	if exp := time.Unix(rc.Expires, 0); exp.Before(req.deadline) {
+		req.deadline = exp
 	}
-	if !r.cfg.Now().Before(deadline) {
-		log.Warn("auth request abandoned: waited past the server's deadline in the queue",
-			"latency", r.cfg.Now().Sub(j.received))
+	return req, true
+}
+
+// verify is the hash pool's part of a request: verify the password, decide
+// and answer.
+func (r *Relay) verify(ctx context.Context, req *request) {
+	r.hashBusy.Add(1)
+	defer r.hashBusy.Add(-1)
+	start := time.Now()
+	now := r.cfg.Now()
+	if !now.Before(req.deadline) {
+		r.logRequest(ctx, slog.LevelWarn, "auth request abandoned: waited past the server's deadline for a password verification", req,
+			slog.Duration("latency", now.Sub(req.received)))
 		return
 	}
-	dctx, cancel := r.withDeadline(ctx, deadline)
-	defer cancel()
-
-	d := r.decide(dctx, rc)
-
-	if now := r.cfg.Now(); now.After(deadline) {
-		log.Warn("auth decision abandoned: past the server's deadline",
-			"latency", now.Sub(j.received), "reason", d.reason, "err", d.err)
+	// Admission let it wait on an estimate; if the wait was longer, an
+	// answer now beats one the server no longer takes. A request that
+	// found a worker idle always runs, so the average stays measured.
+	if req.queued && now.Add(r.hashTime.load()).After(req.deadline) {
+		r.finish(ctx, req, r.shed(req, errOverloaded))
 		return
 	}
+	dctx, cancel := r.withDeadline(ctx, req.deadline)
+	d := r.decideSlow(dctx, req)
+	cancel()
+	r.finish(ctx, req, d)
+	r.hashTime.observe(time.Since(start))
+}
 
-	resp, err := r.cfg.Issuer.Respond(rc.Server.ID, rc.UserNkey, d.userJWT, d.reason)
-	if err != nil {
-		log.Error("auth response not sent", "err", err)
-		return
+// decide decides a request in the calling goroutine: the fast lane's part
+// and, when that needs it, the password verification.
+func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) decision {
+	req := request{rc: rc}
+	if d, slow := r.decideFast(ctx, &req); !slow {
+		return d
 	}
-	out := []byte(resp)
-	if sealed {
-		if out, err = r.cfg.XKey.Seal(out, serverXKey); err != nil {
-			log.Error("auth response not sent", "err", err)
-			return
+	return r.decideSlow(ctx, &req)
+}
+
+// decideFast decides what can be decided without verifying a password:
+// no credentials, or a grant from a verification cached under the store's
+// current generation. Otherwise it reports slow, with what it found in req.
+func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow bool) {
+	rc := req.rc
+	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
+	if name == "" || password == "" {
+		return decision{reason: ReasonNoCredentials}, false
+	}
+	if g := r.cfg.Guard; g != nil {
+		locked, err := g.Locked(ctx, name, rc.ClientInformation.Host, r.cfg.Now())
+		if err != nil {
+			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err)}, false
+		}
+		if locked {
+			// A locked attempt still verifies the password, so it costs
+			// what a wrong password costs and its timing reveals nothing.
+			req.locked = true
+			return decision{}, true
 		}
 	}
-	if err := m.Respond(out); err != nil {
-		log.Error("auth response not sent", "err", err)
+	if r.cache == nil {
+		return decision{}, true
+	}
+	gen, err := r.changes.Generation(ctx)
+	if err != nil {
+		// Verify without the cache; the store's trouble shows there.
+		r.log.Warn("read generation: credential cache bypassed", "err", err)
+		return decision{}, true
+	}
+	req.gen, req.genOK = gen, true
+	if v, ok := r.cache.get(name, password, gen, r.cfg.Now()); ok {
+		// Only grants are answered from the cache. A user whose password
+		// matched but who is refused (disabled, expired, from the wrong
+		// network…) is verified again, so that the refusal costs what a
+		// wrong password costs: a fast one would tell that the password is
+		// right.
+		if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
+			r.stats.hits.Add(1)
+			d.cache = cacheHit
+			return d, false
+		}
+	}
+	r.stats.misses.Add(1)
+	req.cache = cacheMiss
+	return decision{}, true
+}
+
+// decideSlow verifies the password, caches a success under the generation
+// read before, and decides.
+func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
+	rc := req.rc
+	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
+	r.stats.verifications.Add(1)
+	u, err := r.cfg.Users.Authenticate(ctx, name, password)
+	if req.locked {
+		return decision{reason: ReasonLockedOut}
+	}
+	switch {
+	case errors.Is(err, accounts.ErrInvalidCredentials):
+		if g := r.cfg.Guard; g != nil {
+			if gerr := g.Failed(ctx, name, rc.ClientInformation.Host, r.cfg.Now()); gerr != nil {
+				r.log.Error("record failed login", "err", gerr)
+			}
+		}
+		return decision{reason: ReasonBadCredentials, cache: req.cache}
+	case errors.Is(err, accounts.ErrUserDisabled):
+		return decision{user: u, reason: ReasonUserDisabled, cache: req.cache}
+	case errors.Is(err, accounts.ErrUserExpired):
+		return decision{user: u, reason: ReasonUserExpired, cache: req.cache}
+	case err != nil:
+		return decision{reason: ReasonInternalError, err: err, cache: req.cache}
+	}
+	v := verified{user: u}
+	if r.admissible(u) == "" {
+		var roles []accounts.Role
+		if len(u.Roles) > 0 {
+			if roles, err = r.cfg.Users.RolesNamed(ctx, u.Roles); err != nil {
+				return decision{user: u, reason: ReasonInternalError, err: err, cache: req.cache}
+			}
+		}
+		v.grant, v.grantErr = accounts.Resolve(u, roles)
+		v.resolved = true
+	}
+	// Only what can lead to a grant is cached: refusals are never answered
+	// from the cache (see decideFast).
+	if r.cache != nil && req.genOK && v.resolved && v.grantErr == nil {
+		r.cache.put(name, password, req.gen, v, r.cfg.Now())
+	}
+	d, ok := r.conclude(ctx, rc, &v)
+	if !ok {
+		// Not reached: admissible and conclude agree at one instant.
+		d = decision{user: u, reason: ReasonInternalError, err: errors.New("grant not resolved")}
+	}
+	d.cache = req.cache
+	return d
+}
+
+// admissible returns the reason u, whose password matched, may not log in
+// whatever its grant, or "" if none: disabled, expired, or an account
+// that is missing or reserved.
+func (r *Relay) admissible(u accounts.User) string {
+	switch err := u.Check(r.cfg.Now()); {
+	case errors.Is(err, accounts.ErrUserDisabled):
+		return ReasonUserDisabled
+	case errors.Is(err, accounts.ErrUserExpired):
+		return ReasonUserExpired
+	case err != nil, u.Account == "":
+		return ReasonInternalError
+	case slices.Contains(r.cfg.ReservedAccounts, u.Account):
+		return ReasonAccountReserved
+	}
+	return ""
+}
+
+// conclude decides a request whose password verification v holds, and
+// issues the user JWT when it is granted. It reports false, deciding
+// nothing, when v has no resolved grant but the user may now log in (a
+// cached entry from before): the caller must verify again.
+func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims, v *verified) (decision, bool) {
+	u := v.user
+	switch reason := r.admissible(u); reason {
+	case "":
+	case ReasonInternalError:
+		if err := u.Check(r.cfg.Now()); err != nil {
+			return decision{user: u, reason: reason, err: err}, true
+		}
+		return decision{user: u, reason: reason, err: errors.New("user has no account")}, true
+	case ReasonAccountReserved:
+		return decision{user: u, reason: reason, err: fmt.Errorf("user's account %q is reserved", u.Account)}, true
+	default:
+		return decision{user: u, reason: reason}, true
+	}
+	if !v.resolved {
+		return decision{}, false
+	}
+	switch {
+	case errors.Is(v.grantErr, accounts.ErrUnsafeTemplate):
+		return decision{user: u, reason: ReasonTemplateUnsafe}, true
+	case v.grantErr != nil:
+		return decision{user: u, reason: ReasonInternalError, err: v.grantErr}, true
+	}
+	client := accounts.Client{
+		Host:     rc.ClientInformation.Host,
+		ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
+	}
+	switch err := v.grant.Admit(client); {
+	case errors.Is(err, accounts.ErrSourceNotAllowed):
+		return decision{user: u, reason: ReasonSourceNotAllowed}, true
+	case errors.Is(err, accounts.ErrConnTypeNotAllowed):
+		return decision{user: u, reason: ReasonConnTypeNotAllowed}, true
+	case err != nil:
+		return decision{user: u, reason: ReasonInternalError, err: err}, true
+	}
+
+	uc, err := r.cfg.Issuer.UserClaims(v.grant, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)
+	if err != nil {
+		return decision{user: u, reason: ReasonInternalError, err: err}, true
+	}
+	token, err := r.cfg.Issuer.IssueUserJWT(uc)
+	if err != nil {
+		return decision{user: u, reason: ReasonInternalError, err: err}, true
+	}
+	if g := r.cfg.Guard; g != nil {
+		if err := g.Succeeded(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now()); err != nil {
+			r.log.Error("record successful login", "err", err)
+		}
+	}
+	return decision{user: u, userJWT: token}, true
+}
+
+// finish answers req with d unless the server has stopped waiting, and
+// audits and logs the decision.
+func (r *Relay) finish(ctx context.Context, req *request, d decision) {
+	rc := req.rc
+	if now := r.cfg.Now(); now.After(req.deadline) {
+		attrs := []slog.Attr{slog.Duration("latency", now.Sub(req.received)), slog.String("reason", d.reason)}
+		if d.err != nil {
+			attrs = append(attrs, slog.Any("err", d.err))
+		}
+		r.logRequest(ctx, slog.LevelWarn, "auth decision abandoned: past the server's deadline", req, attrs...)
 		return
 	}
 
-	latency := r.cfg.Now().Sub(j.received)
+	out, err := r.answer(req, d)
+	if err != nil {
+		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
+		return
+	}
+	if err := req.msg.Respond(out); err != nil {
+		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
+		return
+	}
+
+	latency := r.cfg.Now().Sub(req.received)
 	if a := r.cfg.Audit; a != nil {
 		a.Record(accounts.LoginEvent{
-			Time:     j.received,
+			Time:     req.received,
 			User:     clip(rc.ConnectOptions.Username),
 			Account:  d.user.Account,
 			Host:     clip(rc.ClientInformation.Host),
@@ -148,104 +409,64 @@ func (r *Relay) handle(ctx context.Context, j job) {
 	}
 
 	// Allows are routine (debug); denials are what an operator looks for
-	// (info); internal errors need action (error).
-	log = log.With("account", d.user.Account, "latency", latency)
+	// (info), except overload, which is warned about in bulk (shed);
+	// internal errors need action (error).
+	level, result := slog.LevelInfo, resultDeny
 	switch {
 	case d.reason == "":
-		log.Debug("auth decision", "result", resultAllow)
+		level, result = slog.LevelDebug, resultAllow
 	case d.err != nil:
-		log.Error("auth decision", "result", resultDeny, "reason", d.reason, "err", d.err)
-	default:
-		log.Info("auth decision", "result", resultDeny, "reason", d.reason)
+		level = slog.LevelError
+	case d.reason == ReasonOverloaded:
+		level = slog.LevelDebug
 	}
+	if !r.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("account", d.user.Account), slog.Duration("latency", latency),
+		slog.String("result", result),
+	}
+	if d.reason != "" {
+		attrs = append(attrs, slog.String("reason", d.reason))
+	}
+	if d.err != nil {
+		attrs = append(attrs, slog.Any("err", d.err))
+	}
+	if d.cache != "" {
+		attrs = append(attrs, slog.String("cache", d.cache))
+	}
+	r.logRequest(ctx, level, "auth decision", req, attrs...)
 }
 
-// decide checks the request's username and password and, when they match
-// an enabled, unexpired user, issues the user JWT.
-func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) decision {
-	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
-	if name == "" || password == "" {
-		return decision{reason: ReasonNoCredentials}
-	}
-	host := rc.ClientInformation.Host
-	locked := false
-	if g := r.cfg.Guard; g != nil {
-		var err error
-		if locked, err = g.Locked(ctx, name, host, r.cfg.Now()); err != nil {
-			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err)}
-		}
-	}
-	// A locked attempt still verifies the password, so it costs what a
-	// wrong password costs and its timing reveals nothing.
-	u, err := r.cfg.Users.Authenticate(ctx, name, password)
-	if locked {
-		return decision{reason: ReasonLockedOut}
-	}
-	if err == nil {
-		err = u.Check(r.cfg.Now())
-	}
-	switch {
-	case errors.Is(err, accounts.ErrInvalidCredentials):
-		if g := r.cfg.Guard; g != nil {
-			if gerr := g.Failed(ctx, name, host, r.cfg.Now()); gerr != nil {
-				r.log.Error("record failed login", "err", gerr)
-			}
-		}
-		return decision{reason: ReasonBadCredentials}
-	case errors.Is(err, accounts.ErrUserDisabled):
-		return decision{user: u, reason: ReasonUserDisabled}
-	case errors.Is(err, accounts.ErrUserExpired):
-		return decision{user: u, reason: ReasonUserExpired}
-	case err != nil:
-		return decision{reason: ReasonInternalError, err: err}
-	}
-	if u.Account == "" {
-		return decision{user: u, reason: ReasonInternalError, err: errors.New("user has no account")}
-	}
-	if slices.Contains(r.cfg.ReservedAccounts, u.Account) {
-		return decision{user: u, reason: ReasonAccountReserved, err: fmt.Errorf("user's account %q is reserved", u.Account)}
-	}
-
-	var roles []accounts.Role
-	if len(u.Roles) > 0 {
-		if roles, err = r.cfg.Users.RolesNamed(ctx, u.Roles); err != nil {
-			return decision{user: u, reason: ReasonInternalError, err: err}
-		}
-	}
-	g, err := accounts.Resolve(u, roles)
-	switch {
-	case errors.Is(err, accounts.ErrUnsafeTemplate):
-		return decision{user: u, reason: ReasonTemplateUnsafe}
-	case err != nil:
-		return decision{user: u, reason: ReasonInternalError, err: err}
-	}
-	client := accounts.Client{
-		Host:     rc.ClientInformation.Host,
-		ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
-	}
-	switch err := g.Admit(client); {
-	case errors.Is(err, accounts.ErrSourceNotAllowed):
-		return decision{user: u, reason: ReasonSourceNotAllowed}
-	case errors.Is(err, accounts.ErrConnTypeNotAllowed):
-		return decision{user: u, reason: ReasonConnTypeNotAllowed}
-	case err != nil:
-		return decision{user: u, reason: ReasonInternalError, err: err}
-	}
-
-	uc, err := r.cfg.Issuer.UserClaims(g, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)
+// answer returns the signed response carrying d, sealed when req was.
+func (r *Relay) answer(req *request, d decision) ([]byte, error) {
+	resp, err := r.cfg.Issuer.Respond(req.rc.Server.ID, req.rc.UserNkey, d.userJWT, d.reason)
 	if err != nil {
-		return decision{user: u, reason: ReasonInternalError, err: err}
+		return nil, err
 	}
-	token, err := r.cfg.Issuer.IssueUserJWT(uc)
-	if err != nil {
-		return decision{user: u, reason: ReasonInternalError, err: err}
+	if !req.sealed {
+		return []byte(resp), nil
 	}
-	if g := r.cfg.Guard; g != nil {
-		if err := g.Succeeded(ctx, name, host, r.cfg.Now()); err != nil {
-			r.log.Error("record successful login", "err", err)
-		}
+	return r.cfg.XKey.Seal([]byte(resp), req.serverXKey)
+}
+
+// logRequest logs msg at level with the attributes that identify req's
+// client, then attrs; it builds nothing unless the level is enabled.
+func (r *Relay) logRequest(ctx context.Context, level slog.Level, msg string, req *request, attrs ...slog.Attr) {
+	if !r.log.Enabled(ctx, level) {
+		return
 	}
-	return decision{user: u, userJWT: token}
+	rc := req.rc
+	all := make([]slog.Attr, 0, 5+len(attrs))
+	all = append(all,
+		slog.String("user", clip(rc.ConnectOptions.Username)),
+		slog.String("client_host", clip(rc.ClientInformation.Host)),
+		slog.Uint64("client_id", rc.ClientInformation.ID),
+		slog.String("client_type", clip(rc.ClientInformation.Type)),
+		slog.String("server", clip(rc.Server.Name)),
+	)
+	r.log.LogAttrs(ctx, level, msg, append(all, attrs...)...)
 }
 
 // withDeadline returns a context that ends at deadline on the relay's

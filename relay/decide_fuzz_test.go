@@ -16,7 +16,7 @@ import (
 var reasons = []string{
 	ReasonBadCredentials, ReasonUserDisabled, ReasonUserExpired, ReasonNoCredentials,
 	ReasonAccountReserved, ReasonInternalError, ReasonTemplateUnsafe,
-	ReasonSourceNotAllowed, ReasonConnTypeNotAllowed, ReasonLockedOut,
+	ReasonSourceNotAllowed, ReasonConnTypeNotAllowed, ReasonLockedOut, ReasonOverloaded,
 }
 
 // FuzzDecide drives the decision and reason-code path with arbitrary
@@ -55,6 +55,12 @@ func FuzzDecide(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The same with the credential cache: it must decide alike.
+	cached, err := New(Config{Issuer: iss, Users: users, SessionTTL: time.Hour, ReservedAccounts: []string{"SYS"},
+		CacheTTL: time.Hour, CacheSize: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
 	skp, _ := nkeys.CreateServer()
 	sid, _ := skp.PublicKey()
 	ukp, _ := nkeys.CreateUser()
@@ -70,6 +76,11 @@ func FuzzDecide(f *testing.F) {
 		rc.ClientInformation.Kind = kind
 		rc.ClientInformation.Type = typ
 		d := r.decide(context.Background(), rc)
+		for range 2 { // the second may come from the cache
+			if c := cached.decide(context.Background(), rc); c.reason != d.reason || (c.userJWT == "") != (d.userJWT == "") {
+				t.Fatalf("with the cache: reason %q jwt %v; without: reason %q jwt %v", c.reason, c.userJWT != "", d.reason, d.userJWT != "")
+			}
+		}
 		if d.reason != "" {
 			if !slices.Contains(reasons, d.reason) {
 				t.Fatalf("unknown reason code %q", d.reason)

@@ -39,10 +39,13 @@ const DefaultDecisionTimeout = 1500 * time.Millisecond
 // that several relays share the requests.
 const DefaultQueue = "authrelay"
 
-// queueFactor sizes the buffer between the subscription and the workers:
-// Workers*queueFactor requests may wait. More would only wait past the
-// server's deadline.
-const queueFactor = 4
+// DefaultCacheTTL is a sensible Config.CacheTTL: how long serve remembers
+// a verified credential unless told otherwise.
+const DefaultCacheTTL = 10 * time.Minute
+
+// DefaultCacheSize is the number of cached credentials when
+// Config.CacheSize is zero.
+const DefaultCacheSize = 100_000
 
 // subDrainTimeout bounds how long Run waits at shutdown for the server to
 // confirm that the subscription is gone and its pending messages delivered.
@@ -58,6 +61,16 @@ type Users interface {
 	// RolesNamed returns the roles with the given names; names that do not
 	// exist are left out (the relay then refuses the login).
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
+}
+
+// ChangeCounter is implemented by a Users whose data carries a change
+// counter; the credential cache needs one (see Config.CacheTTL).
+type ChangeCounter interface {
+	// Generation returns a number that changes, in the same transaction,
+	// with every change to anything Authenticate or RolesNamed return,
+	// whoever makes it. The relay reads it before verifying a password and
+	// reuses the verification only while it is unchanged.
+	Generation(ctx context.Context) (int64, error)
 }
 
 // Guard keeps the failed-login counts behind lockouts. The store implements
@@ -115,9 +128,30 @@ type Config struct {
 	// DecisionTimeout bounds each decision; 0 means DefaultDecisionTimeout.
 	// The server's own deadline (the request's exp) may cut it shorter.
 	DecisionTimeout time.Duration
-	// Workers is the number of concurrent decisions; 0 means
-	// runtime.GOMAXPROCS(0)*2. Password hashing is CPU and memory heavy.
+	// Workers is the number of decisions handled at once that verify no
+	// password: decoding requests, cache hits, cheap denials, signing and
+	// sealing; 0 means runtime.GOMAXPROCS(0)*2. They never wait for a
+	// password verification.
 	Workers int
+	// HashWorkers is the number of password verifications run at once,
+	// each CPU and memory heavy (argon2id: tens of milliseconds and 19 MiB);
+	// 0 means runtime.GOMAXPROCS(0). A request that needs one and could not
+	// get it before its deadline is denied at once with ReasonOverloaded;
+	// the client retries.
+	HashWorkers int
+	// CacheTTL, when positive, turns on the credential cache: after a
+	// successful verification the relay remembers, for CacheTTL, a keyed
+	// digest of the name and password (never the password) with what the
+	// store returned, so that the user's reconnects skip the password
+	// hash. Users must then implement ChangeCounter: the relay reads the
+	// generation on every decision and uses a cached verification only
+	// while it is unchanged, so any change to the user applies on the very
+	// next connect. Lockouts are checked before the cache. 0 turns the
+	// cache off; DefaultCacheTTL is a sensible value.
+	CacheTTL time.Duration
+	// CacheSize bounds the credentials cached, one per username; 0 means
+	// DefaultCacheSize.
+	CacheSize int
 	// Queue is the queue group; empty means DefaultQueue.
 	Queue string
 	// Logger receives the relay's logs; nil discards them.
@@ -128,12 +162,31 @@ type Config struct {
 
 // Relay answers auth callout requests. Create one with New and start it
 // with Run.
+//
+// Requests go through two pools of workers. The fast lane (Config.Workers)
+// decodes each request, checks the lockout, reads the store's generation
+// and looks in the credential cache; a hit, or a request that needs no
+// verification, is answered there. Everything else (cache misses, unknown
+// users, locked-out attempts, which must cost what a wrong password costs)
+// goes to the hash pool (Config.HashWorkers), unless admission control
+// finds the pool too busy to verify it before its deadline: then it is
+// denied at once with ReasonOverloaded.
 type Relay struct {
 	cfg       Config
 	realClock bool // cfg.Now is time.Now: deadlines need no translation
 	log       *slog.Logger
 	ready     chan struct{}
 	running   atomic.Bool
+
+	cache   *credCache    // nil when the cache is off
+	changes ChangeCounter // cfg.Users, when the cache is on
+
+	hashQ    *queue[*request] // set by Run before any worker starts
+	hashBusy atomic.Int64     // hash workers verifying now
+	hashTime movingAverage    // a job's time in the hash pool
+	stats    counters
+
+	dropWarn, shedWarn everySecond
 }
 
 // New checks cfg, fills in defaults and returns a Relay.
@@ -149,6 +202,16 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("new relay: decision timeout %v is negative", cfg.DecisionTimeout)
 	case cfg.Workers < 0:
 		return nil, fmt.Errorf("new relay: workers %d is negative", cfg.Workers)
+	case cfg.HashWorkers < 0:
+		return nil, fmt.Errorf("new relay: hash workers %d is negative", cfg.HashWorkers)
+	case cfg.CacheTTL < 0:
+		return nil, fmt.Errorf("new relay: cache ttl %v is negative", cfg.CacheTTL)
+	case cfg.CacheSize < 0:
+		return nil, fmt.Errorf("new relay: cache size %d is negative", cfg.CacheSize)
+	}
+	changes, counted := cfg.Users.(ChangeCounter)
+	if cfg.CacheTTL > 0 && !counted {
+		return nil, fmt.Errorf("new relay: the credential cache needs users that implement relay.ChangeCounter, which %T does not: set CacheTTL to 0", cfg.Users)
 	}
 	if cfg.URL == "" {
 		cfg.URL = nats.DefaultURL
@@ -158,6 +221,12 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0) * 2
+	}
+	if cfg.HashWorkers == 0 {
+		cfg.HashWorkers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.Queue == "" {
 		cfg.Queue = DefaultQueue
@@ -171,62 +240,33 @@ func New(cfg Config) (*Relay, error) {
 	if realClock {
 		cfg.Now = time.Now
 	}
-	return &Relay{
+	r := &Relay{
 		cfg:       cfg,
 		realClock: realClock,
 		log:       cfg.Logger.With("component", "relay"),
 		ready:     make(chan struct{}),
-	}, nil
+	}
+	if cfg.CacheTTL > 0 {
+		r.cache, r.changes = newCredCache(cfg.CacheTTL, cfg.CacheSize), changes
+	}
+	return r, nil
 }
 
 // Ready returns a channel that is closed once the relay's subscription is
 // live on the server. It stays open if Run ends before that.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
-// job is one request waiting for a worker.
+// job is one request waiting for a fast-lane worker.
 type job struct {
 	msg      *nats.Msg
 	received time.Time
 }
 
-// queue hands requests from the subscription callback to the workers. It
-// never blocks the callback: when full, the request is dropped.
-type queue struct {
-	mu     sync.Mutex
-	closed bool
-	jobs   chan job
-}
-
-// Reasons queue.offer refuses a request.
+// Reasons a queue refuses a request.
 var (
 	errQueueFull = errors.New("all workers busy and queue full")
 	errStopping  = errors.New("relay stopping")
 )
-
-// offer enqueues j, or says why it cannot.
-func (q *queue) offer(j job) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return errStopping
-	}
-	select {
-	case q.jobs <- j:
-		return nil
-	default:
-		return errQueueFull
-	}
-}
-
-// close stops taking requests; workers finish what is queued.
-func (q *queue) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.closed {
-		q.closed = true
-		close(q.jobs)
-	}
-}
 
 // Run connects to NATS, serves auth callout requests until ctx is done, and
 // then drains: it stops taking requests, lets in-flight decisions finish
@@ -275,24 +315,43 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 
-	q := &queue{jobs: make(chan job, r.cfg.Workers*queueFactor)}
-	var wg sync.WaitGroup
+	q := newQueue[job](r.cfg.Workers * fastQueueFactor)
+	r.hashQ = newQueue[*request](r.cfg.HashWorkers * hashQueueFactor)
+	var fast, slow sync.WaitGroup
 	// Decisions in flight at shutdown must finish and be answered, so they
 	// do not inherit ctx's cancellation; each has its own deadline.
 	wctx := context.WithoutCancel(ctx)
+	for range r.cfg.HashWorkers {
+		slow.Go(func() {
+			for req := range r.hashQ.jobs {
+				r.verify(wctx, req)
+			}
+		})
+	}
 	for range r.cfg.Workers {
-		wg.Go(func() {
+		fast.Go(func() {
 			for j := range q.jobs {
 				r.handle(wctx, j)
 			}
 		})
 	}
+	// The fast lane feeds the hash pool: close the pool's queue only once
+	// the fast lane has stopped.
 	workersDone := make(chan struct{})
-	go func() { wg.Wait(); close(workersDone) }()
+	go func() {
+		fast.Wait()
+		r.hashQ.close()
+		slow.Wait()
+		close(workersDone)
+	}()
 
 	sub, err := nc.QueueSubscribe(Subject, r.cfg.Queue, func(m *nats.Msg) {
 		if err := q.offer(job{msg: m, received: r.cfg.Now()}); err != nil {
-			r.log.Warn("dropping auth request", "err", err, "workers", r.cfg.Workers)
+			r.stats.dropped.Add(1)
+			if r.dropWarn.allow() {
+				r.log.Warn("dropping auth requests", "err", err, "workers", r.cfg.Workers,
+					"dropped_total", r.stats.dropped.Load())
+			}
 		}
 	})
 	if err != nil {
@@ -304,7 +363,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	if ctx.Err() == nil {
 		r.log.Info("relay ready", "subject", Subject, "queue", r.cfg.Queue,
-			"workers", r.cfg.Workers, "sealed", r.cfg.XKey != nil)
+			"workers", r.cfg.Workers, "hash_workers", r.cfg.HashWorkers,
+			"cache_ttl", r.cfg.CacheTTL, "cache_size", r.cacheSize(), "sealed", r.cfg.XKey != nil)
 		select {
 		case <-ctx.Done():
 		case <-closed:
@@ -339,7 +399,7 @@ func (r *Relay) awaitLive(ctx context.Context, nc *nats.Conn, closed <-chan stru
 
 // drain stops taking requests, waits (bounded) for in-flight decisions and
 // flushes their responses.
-func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue, workersDone <-chan struct{}) error {
+func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue[job], workersDone <-chan struct{}) error {
 	r.log.Info("relay draining")
 	subClosed := sub.StatusChanged(nats.SubscriptionClosed)
 	if err := sub.Drain(); err != nil {
@@ -361,11 +421,11 @@ func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue, workersDo
 	return nil
 }
 
-// stopWorkers closes the queue and waits for the workers to finish what it
-// held. Every queued decision is answered or abandoned within the decision
-// timeout of its arrival, unless Users ignores its context; the margin
-// covers signing and sealing.
-func (r *Relay) stopWorkers(q *queue, workersDone <-chan struct{}) error {
+// stopWorkers closes the queue and waits for the workers of both pools to
+// finish what they held. Every queued decision is answered or abandoned
+// within the decision timeout of its arrival, unless Users ignores its
+// context; the margin covers signing and sealing.
+func (r *Relay) stopWorkers(q *queue[job], workersDone <-chan struct{}) error {
 	q.close()
 	bound := r.cfg.DecisionTimeout + time.Second
 	select {
@@ -374,4 +434,12 @@ func (r *Relay) stopWorkers(q *queue, workersDone <-chan struct{}) error {
 	case <-time.After(bound):
 		return fmt.Errorf("stop relay: decisions still running after %v", bound)
 	}
+}
+
+// cacheSize returns the cache's bound, or 0 when the cache is off.
+func (r *Relay) cacheSize() int {
+	if r.cache == nil {
+		return 0
+	}
+	return r.cfg.CacheSize
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -919,13 +920,16 @@ func (p *probe) decodeResponse(data []byte) *jwt.AuthorizationResponseClaims {
 	return ar
 }
 
-// memUsers is an in-memory Users with plain-text passwords, for tests.
+// memUsers is an in-memory Users with plain-text passwords, for tests. It
+// counts its changes as a ChangeCounter and its Authenticate calls.
 type memUsers struct {
 	mu     sync.Mutex
 	byName map[string]memUser
 	roles  map[string]accounts.Role
 	hook   func(ctx context.Context, name string) error
 	seen   map[string]bool // every password the test used, for the log check
+	gen    int64
+	calls  atomic.Int64 // Authenticate calls
 }
 
 type memUser struct {
@@ -933,7 +937,10 @@ type memUser struct {
 	user     accounts.User
 }
 
-var _ Users = (*memUsers)(nil)
+var (
+	_ Users         = (*memUsers)(nil)
+	_ ChangeCounter = (*memUsers)(nil)
+)
 
 func newMemUsers() *memUsers {
 	return &memUsers{byName: map[string]memUser{}, roles: map[string]accounts.Role{}, seen: map[string]bool{}}
@@ -943,6 +950,7 @@ func (m *memUsers) putRole(r accounts.Role) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.roles[r.Name] = r
+	m.gen++
 }
 
 func (m *memUsers) put(password string, u accounts.User) {
@@ -950,6 +958,7 @@ func (m *memUsers) put(password string, u accounts.User) {
 	defer m.mu.Unlock()
 	m.byName[u.Name] = memUser{password: password, user: u}
 	m.seen[password] = true
+	m.gen++
 }
 
 func (m *memUsers) update(name string, f func(password *string, u *accounts.User)) {
@@ -959,6 +968,14 @@ func (m *memUsers) update(name string, f func(password *string, u *accounts.User
 	f(&e.password, &e.user)
 	m.byName[name] = e
 	m.seen[e.password] = true
+	m.gen++
+}
+
+// Generation implements ChangeCounter.
+func (m *memUsers) Generation(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen, nil
 }
 
 func (m *memUsers) setHook(f func(ctx context.Context, name string) error) {
@@ -987,6 +1004,7 @@ func (m *memUsers) secrets() []string {
 
 // Authenticate implements Users.
 func (m *memUsers) Authenticate(ctx context.Context, name, password string) (accounts.User, error) {
+	m.calls.Add(1)
 	m.mu.Lock()
 	e, ok := m.byName[name]
 	hook := m.hook

@@ -122,16 +122,23 @@ func (l *Lockouts) Locked(ctx context.Context, name, addr string, now time.Time)
 	if !user.Valid && !address.Valid {
 		return false, nil
 	}
+	qctx, err := quickRead(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check lockout: %w", err)
+	}
 	var locked bool
-	err := l.db.sql.QueryRowContext(ctx, `
-		SELECT EXISTS (SELECT 1 FROM lockouts WHERE kind = 'user' AND key = ?1 AND locked_until > ?3)
-		    OR EXISTS (SELECT 1 FROM lockouts WHERE kind = 'addr' AND key = ?2 AND locked_until > ?3)`,
-		user, address, formatTime(now)).Scan(&locked)
+	err = l.db.stmts.locked.QueryRowContext(qctx, user, address, formatTime(now)).Scan(&locked)
 	if err != nil {
 		return false, fmt.Errorf("check lockout: %w", err)
 	}
 	return locked, nil
 }
+
+// lockedQuery reports whether a user key (?1) or an address key (?2) is
+// locked at ?3.
+const lockedQuery = `
+	SELECT EXISTS (SELECT 1 FROM lockouts WHERE kind = 'user' AND key = ?1 AND locked_until > ?3)
+	    OR EXISTS (SELECT 1 FROM lockouts WHERE kind = 'addr' AND key = ?2 AND locked_until > ?3)`
 
 // Failed records a failed login (unknown user or wrong password) of name from
 // addr at now, and locks the username or the address once it reaches its
@@ -222,10 +229,13 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 	if !user.Valid {
 		return nil
 	}
-	const clearable = `kind = 'user' AND key = ? AND failures > 0 AND (locked_until IS NULL OR locked_until <= ?)`
 	at := formatTime(now)
+	qctx, err := quickRead(ctx)
+	if err != nil {
+		return fmt.Errorf("record successful login: %w", err)
+	}
 	var found bool
-	if err := l.db.sql.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lockouts WHERE `+clearable+`)`, user, at).Scan(&found); err != nil {
+	if err := l.db.stmts.clearable.QueryRowContext(qctx, user, at).Scan(&found); err != nil {
 		return fmt.Errorf("record successful login: %w", err)
 	}
 	if !found {
@@ -245,6 +255,13 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 	}
 	return tx.Commit()
 }
+
+// clearable selects the username key (?) whose failures Succeeded clears at
+// the time (?): it has failures and is not locked.
+const clearable = `kind = 'user' AND key = ? AND failures > 0 AND (locked_until IS NULL OR locked_until <= ?)`
+
+// clearableQuery reports whether Succeeded has failures to clear.
+const clearableQuery = `SELECT EXISTS (SELECT 1 FROM lockouts WHERE ` + clearable + `)`
 
 // Lockout is the failed-login state of one username or client address. It
 // is locked while LockedUntil is after the current time.

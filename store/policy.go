@@ -193,7 +193,10 @@ func (db *DB) rehashPassword(ctx context.Context, name, old, password string) (b
 	}
 	var n int64
 	err = db.withBusyTimeout(ctx, rehashBusyTimeout, func(conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE name = ? AND password_hash = ?`,
+		// Counting the rehash marks the update as one: the generation
+		// trigger (migration 0005) lets it pass, as the credential is
+		// unchanged, so relays keep their cached logins.
+		res, err := conn.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ?, rehashes = rehashes + 1 WHERE name = ? AND password_hash = ?`,
 			hash, formatTime(db.now()), name, old)
 		if err != nil {
 			return err

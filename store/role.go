@@ -105,10 +105,7 @@ func (db *DB) RolesNamed(ctx context.Context, names []string) ([]accounts.Role, 
 	if err != nil {
 		return nil, fmt.Errorf("look up roles: %w", err)
 	}
-	rows, err := db.sql.QueryContext(ctx, `
-		SELECT `+roleColumns+`
-		FROM json_each(?) AS wanted JOIN roles ON roles.name = wanted.value
-		ORDER BY wanted.key`, string(list))
+	rows, err := db.stmts.roles.QueryContext(ctx, string(list))
 	if err != nil {
 		return nil, fmt.Errorf("look up roles: %w", err)
 	}
@@ -118,6 +115,12 @@ func (db *DB) RolesNamed(ctx context.Context, names []string) ([]accounts.Role, 
 	}
 	return roles, nil
 }
+
+// rolesNamedQuery reads the roles named in a JSON array, in its order.
+const rolesNamedQuery = `
+	SELECT ` + roleColumns + `
+	FROM json_each(?) AS wanted JOIN roles ON roles.name = wanted.value
+	ORDER BY wanted.key`
 
 // UpdateRole reads the role called name, lets fn change its permissions,
 // validates the result and writes it back, all in one transaction. fn may not

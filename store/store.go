@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,9 @@ type DB struct {
 	OnRehash func(name string, err error)
 
 	sql *sql.DB
+	// stmts are the statements on the path of every login decision,
+	// prepared once; see prepare.
+	stmts stmts
 
 	dummyMu     sync.Mutex
 	dummyParams Argon2Params
@@ -109,12 +113,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// Keep enough idle connections for the relay's concurrent decisions:
+	// database/sql's default of two would close and reopen connections
+	// (and re-prepare their statements) under load.
+	sqldb.SetMaxIdleConns(max(8, 4*runtime.GOMAXPROCS(0)))
 	db := &DB{Now: time.Now, Params: DefaultArgon2Params, sql: sqldb}
 	if err := db.initRetry(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	if db.Params, err = db.HashPolicy(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := db.stmts.prepare(ctx, sqldb); err != nil {
+		db.stmts.close()
 		sqldb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -171,7 +184,49 @@ func (db *DB) init(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.close()
 	return db.sql.Close()
+}
+
+// stmts are the read-only statements every login decision runs, prepared
+// once per DB (database/sql then prepares each on a connection the first
+// time it runs there), so a decision does not parse SQL.
+type stmts struct {
+	generation *sql.Stmt // Generation
+	user       *sql.Stmt // Authenticate: the hash and the user
+	roles      *sql.Stmt // RolesNamed
+	locked     *sql.Stmt // Lockouts.Locked
+	clearable  *sql.Stmt // Lockouts.Succeeded: anything to clear?
+}
+
+// prepare prepares every statement of s on db.
+func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.generation, generationQuery},
+		{&s.user, authenticateQuery},
+		{&s.roles, rolesNamedQuery},
+		{&s.locked, lockedQuery},
+		{&s.clearable, clearableQuery},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare statement: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// close closes the statements that were prepared.
+func (s *stmts) close() {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable} {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
 
 //go:embed migrations/*.sql

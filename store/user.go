@@ -307,8 +307,7 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 		return invalid()
 	}
 	var hash string
-	u, err := scanUser(db.sql.QueryRowContext(ctx,
-		`SELECT password_hash, `+userColumns+` FROM users WHERE name = ?`, name), &hash)
+	u, err := scanUser(db.stmts.user.QueryRowContext(ctx, name), &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if err := db.verifyDummy(password); err != nil {
@@ -328,6 +327,9 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 	db.rehash(ctx, name, hash, password)
 	return u, nil
 }
+
+// authenticateQuery reads the user Authenticate checks, hash first.
+const authenticateQuery = `SELECT password_hash, ` + userColumns + ` FROM users WHERE name = ?`
 
 // verifyDummy verifies password against a hash that no password matches, at
 // the current parameters, so that an unknown user costs as much as a known

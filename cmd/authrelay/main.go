@@ -130,6 +130,7 @@ Commands:
   audit    print the audit trail of logins and admin changes
   hash     the password hash policy, and calibrating it for this machine
   doctor   check a deployment end to end and say what is wrong
+  bench    measure logins on this machine against stock nats-server
   version  print the version
 
 Every command takes --dir DIR (default $AUTHRELAY_DIR, else ./data).
@@ -171,6 +172,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runHash(ctx, rest)
 	case "doctor":
 		return m.runDoctor(ctx, rest)
+	case "bench":
+		return m.runBench(ctx, rest)
 	case "version":
 		fmt.Fprintf(m.Stdout, "authrelay %s\n", version)
 		return nil

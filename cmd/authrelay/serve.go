@@ -38,6 +38,13 @@ Examples:
   authrelay serve --dir ./data --nats nats://127.0.0.1:4222
   authrelay serve --embedded --dir ./data
   authrelay serve --embedded --dir ./data --listen 127.0.0.1:5222 --session-ttl 15m
+
+After a successful login the relay remembers a keyed digest of the name and
+password for --cache-ttl, so that reconnects skip the password hash; a change
+to the user, by any process, applies on the very next connect. Logins that
+need a password hash wait for one of --hash-workers; when they could not get
+one before the server's deadline they are refused at once (reason
+"overloaded") and the client retries.
 `
 
 // serveConfig is the parsed serve command line.
@@ -49,6 +56,9 @@ type serveConfig struct {
 	sessionTTL      time.Duration
 	decisionTimeout time.Duration
 	workers         int
+	hashWorkers     int
+	cacheTTL        time.Duration
+	cacheSize       int
 	logLevel        string
 	logFormat       string
 	lockout         accounts.LockoutPolicy
@@ -64,7 +74,10 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&c.listen, "listen", "", "with --embedded: client listen HOST:PORT, overriding nats.conf (port 0: any free port)")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", time.Hour, "lifetime of an issued user JWT; the client re-authenticates after it (0 = no expiry)")
 	fs.DurationVar(&c.decisionTimeout, "decision-timeout", relay.DefaultDecisionTimeout, "longest time one login decision may take; must be below the server's authorization timeout")
-	fs.IntVar(&c.workers, "workers", 0, "concurrent login decisions (0 = twice the CPUs)")
+	fs.IntVar(&c.workers, "workers", 0, "concurrent login decisions that verify no password: cache hits, signing (0 = twice the CPUs)")
+	fs.IntVar(&c.hashWorkers, "hash-workers", 0, "concurrent password verifications, each CPU and memory heavy (0 = the CPUs)")
+	fs.DurationVar(&c.cacheTTL, "cache-ttl", relay.DefaultCacheTTL, "how long a verified login is remembered (as a keyed digest, never the password), so reconnects skip the password hash; any change to the user applies at once (0 = no cache)")
+	fs.IntVar(&c.cacheSize, "cache-size", relay.DefaultCacheSize, "most logins remembered, one per user")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	var lf lockoutFlags
@@ -93,6 +106,15 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	if c.workers < 0 {
 		return usagef("--workers %d: must not be negative", c.workers)
+	}
+	if c.hashWorkers < 0 {
+		return usagef("--hash-workers %d: must not be negative", c.hashWorkers)
+	}
+	if c.cacheTTL < 0 {
+		return usagef("--cache-ttl %v: must not be negative (0 turns the cache off)", c.cacheTTL)
+	}
+	if c.cacheSize < 1 {
+		return usagef("--cache-size %d: give at least 1 (--cache-ttl 0 turns the cache off)", c.cacheSize)
 	}
 	if c.listen != "" && !c.embedded {
 		return usagef("--listen applies only with --embedded; to change a separate server's address edit its nats.conf")
@@ -166,6 +188,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		SessionTTL:       c.sessionTTL,
 		DecisionTimeout:  c.decisionTimeout,
 		Workers:          c.workers,
+		HashWorkers:      c.hashWorkers,
+		CacheTTL:         c.cacheTTL,
+		CacheSize:        c.cacheSize,
 		Logger:           logger,
 		Now:              m.Now,
 	}
@@ -214,6 +239,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		done <- err
 	}()
 	go m.maintain(ctx, db, c.auditRetention, logger)
+	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
 
 	if ns != nil {
 		go m.reloadOnHup(ctx, ns, l.Path(serverConf), logger.With("component", "nats-server"))
@@ -254,6 +280,36 @@ func (m *Main) maintain(ctx context.Context, db *store.DB, retention time.Durati
 			return
 		case <-time.After(time.Hour):
 		}
+	}
+}
+
+// statsInterval is how often serve logs the relay's counts, when it made
+// any decision since the last time.
+const statsInterval = time.Minute
+
+// logStats logs the relay's decision counts every interval in which it
+// made decisions, so an operator sees the cache at work and any shedding.
+func logStats(ctx context.Context, r *relay.Relay, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last relay.Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := r.Stats()
+		hits, misses := s.CacheHits-last.CacheHits, s.CacheMisses-last.CacheMisses
+		verifications := s.Verifications - last.Verifications
+		shed, dropped := s.Shed-last.Shed, s.Dropped-last.Dropped
+		last = s
+		if hits+misses+verifications+shed+dropped == 0 {
+			continue
+		}
+		logger.Info("relay stats", "interval", interval, "cache_hits", hits, "cache_misses", misses,
+			"cache_entries", s.CacheEntries, "verifications", verifications, "hash_time", s.HashTime,
+			"shed", shed, "dropped", dropped)
 	}
 }
 
@@ -408,7 +464,8 @@ func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(
 // The store is what the relay authenticates against, keeps lockouts in and
 // writes the audit trail to.
 var (
-	_ relay.Users   = (*store.DB)(nil)
-	_ relay.Guard   = (*store.Lockouts)(nil)
-	_ relay.Auditor = (*store.AuditWriter)(nil)
+	_ relay.Users         = (*store.DB)(nil)
+	_ relay.ChangeCounter = (*store.DB)(nil)
+	_ relay.Guard         = (*store.Lockouts)(nil)
+	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )
