@@ -283,7 +283,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	opts := []nats.Option{
 		nats.Name("authrelay"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// Come back fast after a server restart: until the relay is back,
+		// every client's login fails, and nats.go clients give up after
+		// the same authorization error twice.
+		nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -27,6 +27,9 @@ const (
 	databaseFile = "authrelay.db"
 )
 
+// relayBcryptCost is the bcrypt cost of the relay user's hash in nats.conf.
+const relayBcryptCost = 6
+
 // Fixed names in the generated server config.
 const (
 	authAccount   = "AUTH"
@@ -192,7 +195,10 @@ func renderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	relayHash, err := bcrypt.GenerateFromPassword([]byte(s.RelayPassword), cost)
+	// The relay's password is 256 random bits, so its hash need not be
+	// slow to resist guessing; a cheap one lets the relay log in again
+	// quickly after a server restart, when every client waits for it.
+	relayHash, err := bcrypt.GenerateFromPassword([]byte(s.RelayPassword), min(cost, relayBcryptCost))
 	if err != nil {
 		return nil, fmt.Errorf("hash relay password: %w", err)
 	}
