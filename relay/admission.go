@@ -8,13 +8,15 @@ import (
 )
 
 // Queue sizes, per worker. The fast lane's work (decode, cache lookup,
-// sign, seal) takes about a millisecond, so fastQueueFactor requests per
-// worker wait well under the server's deadline. The hash pool's queue is
+// sign, seal) takes a few hundred microseconds, so the fast queue holds
+// about what the workers can answer before the server's deadline: in a
+// reconnect storm a request dropped here fails the client's login, while
+// one that waits too long is abandoned at no more cost. The hash pool's queue is
 // bounded by hashQueueFactor per worker, but admission (Relay.admit)
 // normally refuses long before: it sheds what could not be verified before
 // its deadline.
 const (
-	fastQueueFactor = 64
+	fastQueueFactor = 512
 	hashQueueFactor = 64
 )
 
