@@ -43,12 +43,8 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 1000, "at most this many rows (the newest), 0 for all")
 	asJSON := fs.Bool("json", false, "print JSON")
 	follow := fs.Bool("follow", false, "keep printing new rows until interrupted")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "audit"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("audit takes no arguments, got %q", pos)
 	}
 	f := store.AuditFilter{User: *userName, Result: *result, Kind: *kind, Limit: *limit}
 	switch *result {
@@ -65,6 +61,7 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 		return usagef("--limit %d: must not be negative", *limit)
 	}
 	if *since != "" {
+		var err error
 		if f.Since, err = parseSince(*since, m.Now()); err != nil {
 			return err
 		}

@@ -38,12 +38,8 @@ Examples:
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	withHashes := fs.Bool("with-hashes", false, "include each user's password hash (PHC/MCF string); treat the output as a secret")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "export"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("export takes no arguments, got %q", pos)
 	}
 	if *withHashes && !*asJSON {
 		return usagef("--with-hashes needs --json")

@@ -68,12 +68,8 @@ Example:
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "hash show"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("hash show takes no arguments, got %q", pos)
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
@@ -108,12 +104,8 @@ Example:
 	memory := fs.Uint("memory", 0, "memory per hash in KiB (OWASP: at least 19456)")
 	tcost := fs.Uint("time", 0, "passes over the memory (at least 1)")
 	threads := fs.Uint("threads", 0, "parallel lanes per hash")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "hash set"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("hash set takes no arguments, got %q", pos)
 	}
 	set := setFlags(fs)
 	if !set["memory"] && !set["time"] && !set["threads"] {
@@ -165,12 +157,8 @@ Example:
 	target := fs.Duration("target", 50*time.Millisecond, "how long one hash should take")
 	memory := fs.Uint("memory", 19456, "memory per hash in KiB")
 	threads := fs.Uint("threads", 1, "parallel lanes per hash")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "hash calibrate"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("hash calibrate takes no arguments, got %q", pos)
 	}
 	if *target <= 0 || *target > time.Minute {
 		return usagef("--target %v: give a duration such as 50ms", *target)

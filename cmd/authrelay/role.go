@@ -250,12 +250,8 @@ Examples:
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "role list"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("role list takes no arguments, got %q", pos)
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
