@@ -126,6 +126,18 @@ type Stats struct {
 	// HashTime is the moving average of a verification's time in the hash
 	// pool, signing and sealing its answer included.
 	HashTime time.Duration
+	// Queued is the number of requests waiting now for a fast-lane worker;
+	// HashQueued the number waiting for a password verification. Both are
+	// zero before Run.
+	Queued, HashQueued int
+	// HashBusy is the number of password verifications running now.
+	HashBusy int
+}
+
+// queues are Run's two queues, published for Stats.
+type queues struct {
+	fast *queue[job]
+	hash *queue[*request]
 }
 
 // counters are the Stats counters.
@@ -147,6 +159,10 @@ func (r *Relay) Stats() Stats {
 	if r.cache != nil {
 		s.CacheEntries = r.cache.len()
 	}
+	if q := r.queues.Load(); q != nil {
+		s.Queued, s.HashQueued = len(q.fast.jobs), len(q.hash.jobs)
+	}
+	s.HashBusy = int(r.hashBusy.Load())
 	return s
 }
 

@@ -73,12 +73,14 @@ type decision struct {
 	userJWT string        // the signed user JWT when allowed
 	reason  string        // the denial reason when denied
 	err     error         // the cause of an internal error, for the log
+	store   bool          // err came from Users or Guard
 	cache   string        // cacheHit, cacheMiss, or "" when not looked up
 }
 
 // request is one decoded auth request on its way through the relay.
 type request struct {
 	msg        *nats.Msg
+	nc         *nats.Conn // answers go out on it; nil: msg.Respond
 	rc         *jwt.AuthorizationRequestClaims
 	sealed     bool
 	serverXKey string
@@ -90,6 +92,8 @@ type request struct {
 	genOK  bool   // gen was read: a verification may be cached under it
 	cache  string // what the cache said, for the log
 	queued bool   // it waited behind other verifications
+	// changePos is the revocation feed position when the request arrived.
+	changePos int64
 }
 
 // handle is the fast lane for one request: decode and validate it, and
@@ -136,7 +140,7 @@ func (r *Relay) shed(req *request, err error) decision {
 // returns false.
 func (r *Relay) open(j job) (request, bool) {
 	m := j.msg
-	req := request{msg: m, received: j.received}
+	req := request{msg: m, nc: j.nc, received: j.received}
 	if v, ok := m.Header[XKeyHeader]; ok {
 		req.sealed = true
 		if len(v) > 0 {
@@ -153,6 +157,9 @@ func (r *Relay) open(j job) (request, bool) {
 		return request{}, false
 	}
 	req.rc = rc
+	if r.revoke != nil {
+		req.changePos = r.revoke.position()
+	}
 	// The server waits auth timeout from sending; its exp is that instant
 	// truncated to whole seconds, so it is the latest safe answer time.
 	req.deadline = j.received.Add(r.cfg.DecisionTimeout)
@@ -210,7 +217,7 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 	if g := r.cfg.Guard; g != nil {
 		locked, err := g.Locked(ctx, name, rc.ClientInformation.Host, r.cfg.Now())
 		if err != nil {
-			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err)}, false
+			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err), store: true}, false
 		}
 		if locked {
 			// A locked attempt still verifies the password, so it costs
@@ -269,14 +276,14 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	case errors.Is(err, accounts.ErrUserExpired):
 		return decision{user: u, reason: ReasonUserExpired, cache: req.cache}
 	case err != nil:
-		return decision{reason: ReasonInternalError, err: err, cache: req.cache}
+		return decision{reason: ReasonInternalError, err: err, store: true, cache: req.cache}
 	}
 	v := verified{user: u}
 	if r.admissible(u) == "" {
 		var roles []accounts.Role
 		if len(u.Roles) > 0 {
 			if roles, err = r.cfg.Users.RolesNamed(ctx, u.Roles); err != nil {
-				return decision{user: u, reason: ReasonInternalError, err: err, cache: req.cache}
+				return decision{user: u, reason: ReasonInternalError, err: err, store: true, cache: req.cache}
 			}
 		}
 		v.grant, v.grantErr = accounts.Resolve(u, roles)
@@ -387,12 +394,24 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return
 	}
-	if err := req.msg.Respond(out); err != nil {
+	if req.nc != nil {
+		err = req.nc.Publish(req.msg.Reply, out)
+	} else {
+		err = req.msg.Respond(out)
+	}
+	if err != nil {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return
 	}
 
+	if r.revoke != nil && d.reason == "" {
+		r.revoke.granted(rc.Server.ID, rc.ClientInformation.ID, d.user.Name, req.changePos)
+	}
 	latency := r.cfg.Now().Sub(req.received)
+	if o := r.cfg.Observer; o != nil {
+		o.Decision(Observation{Allowed: d.reason == "", Reason: d.reason, Latency: latency,
+			CacheHit: d.cache == cacheHit, StoreError: d.store})
+	}
 	if a := r.cfg.Audit; a != nil {
 		a.Record(accounts.LoginEvent{
 			Time:     req.received,

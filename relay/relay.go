@@ -21,6 +21,7 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // Subject is the subject nats-server publishes auth callout requests on.
@@ -154,10 +155,18 @@ type Config struct {
 	CacheSize int
 	// Queue is the queue group; empty means DefaultQueue.
 	Queue string
+	// ServiceVersion is the semantic version the relay reports as a NATS
+	// micro service (see ServiceName); empty means "0.0.0".
+	ServiceVersion string
+	// Observer, when set, is told of every decision sent.
+	Observer Observer
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Revoke, when set, closes the live connections the relay granted to a
+	// user as soon as the user changes (see RevokeConfig).
+	Revoke *RevokeConfig
 }
 
 // Relay answers auth callout requests. Create one with New and start it
@@ -180,10 +189,14 @@ type Relay struct {
 
 	cache   *credCache    // nil when the cache is off
 	changes ChangeCounter // cfg.Users, when the cache is on
+	revoke  *revoker      // nil when revocation is off
 
-	hashQ    *queue[*request] // set by Run before any worker starts
-	hashBusy atomic.Int64     // hash workers verifying now
-	hashTime movingAverage    // a job's time in the hash pool
+	hashQ    *queue[*request]       // set by Run before any worker starts
+	queues   atomic.Pointer[queues] // the same, for Stats; nil before Run
+	conn     atomic.Pointer[nats.Conn]
+	serving  atomic.Bool   // the subscription is live and not draining
+	hashBusy atomic.Int64  // hash workers verifying now
+	hashTime movingAverage // a job's time in the hash pool
 	stats    counters
 
 	dropWarn, shedWarn everySecond
@@ -249,6 +262,13 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.CacheTTL > 0 {
 		r.cache, r.changes = newCredCache(cfg.CacheTTL, cfg.CacheSize), changes
 	}
+	if cfg.Revoke != nil {
+		v, err := newRevoker(*cfg.Revoke, cfg.SessionTTL, cfg.Now, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("new relay: %w", err)
+		}
+		r.revoke = v
+	}
 	return r, nil
 }
 
@@ -259,6 +279,7 @@ func (r *Relay) Ready() <-chan struct{} { return r.ready }
 // job is one request waiting for a fast-lane worker.
 type job struct {
 	msg      *nats.Msg
+	nc       *nats.Conn // answers go out on it; nil: msg.Respond
 	received time.Time
 }
 
@@ -286,7 +307,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		// Come back fast after a server restart: until the relay is back,
 		// every client's login fails, and nats.go clients give up after
 		// the same authorization error twice.
-		nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectWait(100 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -318,9 +339,20 @@ func (r *Relay) Run(ctx context.Context) error {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
 	defer nc.Close()
+	if r.revoke != nil {
+		// Before the first request: every grant is then remembered.
+		stop, err := r.revoke.start(ctx, r.cfg.URL, r.cfg.NATSOptions)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	q := newQueue[job](r.cfg.Workers * fastQueueFactor)
 	r.hashQ = newQueue[*request](r.cfg.HashWorkers * hashQueueFactor)
+	r.queues.Store(&queues{fast: q, hash: r.hashQ})
+	r.conn.Store(nc)
+	defer r.serving.Store(false)
 	var fast, slow sync.WaitGroup
 	// Decisions in flight at shutdown must finish and be answered, so they
 	// do not inherit ctx's cancellation; each has its own deadline.
@@ -349,15 +381,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		close(workersDone)
 	}()
 
-	sub, err := nc.QueueSubscribe(Subject, r.cfg.Queue, func(m *nats.Msg) {
-		if err := q.offer(job{msg: m, received: r.cfg.Now()}); err != nil {
-			r.stats.dropped.Add(1)
-			if r.dropWarn.allow() {
-				r.log.Warn("dropping auth requests", "err", err, "workers", r.cfg.Workers,
-					"dropped_total", r.stats.dropped.Load())
-			}
-		}
-	})
+	svc, err := r.addService(nc, q)
 	if err != nil {
 		return errors.Join(fmt.Errorf("subscribe %s: %w", Subject, err), r.stopWorkers(q, workersDone))
 	}
@@ -376,7 +400,27 @@ func (r *Relay) Run(ctx context.Context) error {
 			return errors.Join(err, r.stopWorkers(q, workersDone))
 		}
 	}
-	return r.drain(nc, sub, q, workersDone)
+	return r.drain(nc, svc, q, workersDone)
+}
+
+// enqueue hands m, received now, to the fast lane, or drops it when the
+// lane is full or stopping.
+func (r *Relay) enqueue(q *queue[job], j job) {
+	if err := q.offer(j); err != nil {
+		r.stats.dropped.Add(1)
+		if r.dropWarn.allow() {
+			r.log.Warn("dropping auth requests", "err", err, "workers", r.cfg.Workers,
+				"dropped_total", r.stats.dropped.Load())
+		}
+	}
+}
+
+// Connected reports whether the relay is answering requests now: its
+// subscription has been confirmed by the server, its NATS connection is up,
+// and it is not draining. It is safe to call at any time.
+func (r *Relay) Connected() bool {
+	nc := r.conn.Load()
+	return nc != nil && r.serving.Load() && nc.IsConnected()
 }
 
 // awaitLive flushes until the server has confirmed the subscription, then
@@ -387,6 +431,7 @@ func (r *Relay) awaitLive(ctx context.Context, nc *nats.Conn, closed <-chan stru
 		err := nc.FlushWithContext(fctx)
 		cancel()
 		if err == nil {
+			r.serving.Store(true)
 			close(r.ready)
 			return nil
 		}
@@ -403,18 +448,10 @@ func (r *Relay) awaitLive(ctx context.Context, nc *nats.Conn, closed <-chan stru
 
 // drain stops taking requests, waits (bounded) for in-flight decisions and
 // flushes their responses.
-func (r *Relay) drain(nc *nats.Conn, sub *nats.Subscription, q *queue[job], workersDone <-chan struct{}) error {
+func (r *Relay) drain(nc *nats.Conn, svc micro.Service, q *queue[job], workersDone <-chan struct{}) error {
 	r.log.Info("relay draining")
-	subClosed := sub.StatusChanged(nats.SubscriptionClosed)
-	if err := sub.Drain(); err != nil {
-		r.log.Warn("drain subscription", "err", err)
-	} else {
-		select {
-		case <-subClosed:
-		case <-time.After(subDrainTimeout):
-			r.log.Warn("drain subscription: timed out", "timeout", subDrainTimeout)
-		}
-	}
+	r.serving.Store(false)
+	r.stopService(nc, svc)
 	if err := r.stopWorkers(q, workersDone); err != nil {
 		return err
 	}

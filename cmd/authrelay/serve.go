@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,11 @@ SIGINT or SIGTERM drains in-flight logins and exits.
 With --embedded it also runs nats-server in-process from DIR/nats.conf, and
 initialises DIR first if it is empty: one command for a working setup.
 
+Every flag can also be set in the environment, as AUTHRELAY_ and the flag's
+name in capitals with '_' for '-' (AUTHRELAY_SESSION_TTL=15m), or in
+DIR/authrelay.conf, one 'name = value' a line (session-ttl = 15m). The
+command line wins over the environment, which wins over the file.
+
 Examples:
 
   authrelay serve --dir ./data --nats nats://127.0.0.1:4222
@@ -45,6 +51,13 @@ to the user, by any process, applies on the very next connect. Logins that
 need a password hash wait for one of --hash-workers; when they could not get
 one before the server's deadline they are refused at once (reason
 "overloaded") and the client retries.
+
+With --http HOST:PORT it serves Prometheus metrics on /metrics, /healthz
+(200 while the process runs) and /readyz (200 while the relay is connected
+to NATS and answering, the database answers and the keys are loaded; 503
+with the reason otherwise). Each relay also registers as the NATS micro
+service "authrelay": 'nats micro ls|info|stats authrelay', run as the relay
+user of secrets.json, lists every instance with its statistics.
 `
 
 // serveConfig is the parsed serve command line.
@@ -62,7 +75,10 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	lockout         accounts.LockoutPolicy
+	revoke          bool
+	revokePoll      time.Duration
 	auditRetention  time.Duration
+	httpAddr        string
 }
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
@@ -82,6 +98,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	var lf lockoutFlags
 	lf.register(fs)
+	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed, changed or locked out, by any process (needs the admin login of secrets.json)")
+	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
+	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -90,10 +109,17 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usagef("serve takes no arguments, got %q", pos)
 	}
+	applied, err := m.applyFlagDefaults(fs, *dir)
+	if err != nil {
+		return err
+	}
 	c.dir = *dir
 	c.lockout = lf.p
 	if err := c.lockout.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
+	}
+	if c.revoke && c.revokePoll <= 0 {
+		return usagef("--revoke-poll %v: give a positive duration such as 200ms (--revoke=false turns revocation off)", c.revokePoll)
 	}
 	if c.auditRetention < 0 {
 		return usagef("--audit-retention %v: must not be negative (0 keeps rows forever)", c.auditRetention)
@@ -127,6 +153,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	logger, err := newLogger(m.Stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
+	}
+	if len(applied) > 0 {
+		logger.Info("flags set from the environment or "+serveConfigFile, "flags", applied)
 	}
 	return m.serve(ctx, c, logger)
 }
@@ -219,10 +248,56 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		}
 	}
 
-	r, err := relay.New(cfg)
+	if c.revoke {
+		if secrets.AdminUser == "" || secrets.AdminPassword == "" {
+			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(secretsFile))
+		}
+		kickLog := logger.With("component", "revoke")
+		cfg.Revoke = &relay.RevokeConfig{
+			AdminUser:     secrets.AdminUser,
+			AdminPassword: secrets.AdminPassword,
+			Changes:       db,
+			Poll:          c.revokePoll,
+			OnKick: func(ctx context.Context, k relay.Kick) {
+				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID}
+				if k.Err != nil {
+					detail["error"] = k.Err.Error()
+				}
+				b, _ := json.Marshal(detail)
+				if err := db.AuditAdmin(ctx, "authrelay serve", "connection kick", string(b)); err != nil {
+					kickLog.Error("kick not recorded in the audit trail", "user", k.User, "err", err)
+				}
+			},
+		}
+	}
+	var r *relay.Relay
+	met := newMetrics(func() relay.Stats { return r.Stats() })
+	cfg.Observer = met
+	cfg.ServiceVersion = serviceVersion(version)
+	if rc := cfg.Revoke; rc != nil {
+		onKick := rc.OnKick
+		rc.OnKick = func(ctx context.Context, k relay.Kick) {
+			if k.Err == nil {
+				met.Kick()
+			}
+			if onKick != nil {
+				onKick(ctx, k)
+			}
+		}
+	}
+
+	r, err = relay.New(cfg)
 	if err != nil {
 		audit.Close(context.Background())
 		return fmt.Errorf("serve: %w", err)
+	}
+	if c.httpAddr != "" {
+		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, serveReadyChecks(r, db, issuer, xkey)), logger.With("component", "http"))
+		if err != nil {
+			audit.Close(context.Background())
+			return err
+		}
+		defer stopHTTP()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -274,6 +349,10 @@ func (m *Main) maintain(ctx context.Context, db *store.DB, retention time.Durati
 		}
 		if _, err := db.PruneLockouts(ctx, now, 24*time.Hour); err != nil && ctx.Err() == nil {
 			logger.Error("prune lockouts", "err", err)
+		}
+		// Relays read the change feed within a second; an hour is plenty.
+		if _, err := db.PruneUserChanges(ctx, now.Add(-time.Hour)); err != nil && ctx.Err() == nil {
+			logger.Error("prune user changes", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -466,6 +545,7 @@ func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(
 var (
 	_ relay.Users         = (*store.DB)(nil)
 	_ relay.ChangeCounter = (*store.DB)(nil)
+	_ relay.ChangeFeed    = (*store.DB)(nil)
 	_ relay.Guard         = (*store.Lockouts)(nil)
 	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )

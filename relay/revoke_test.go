@@ -1,0 +1,203 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeFeed is a ChangeFeed in memory.
+type fakeFeed struct {
+	mu    sync.Mutex
+	users []string // users[i] has id i+1
+}
+
+func (f *fakeFeed) LastUserChange(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(len(f.users)), nil
+}
+
+func (f *fakeFeed) UserChangesSince(_ context.Context, after int64) ([]int64, []string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []int64
+	var users []string
+	for i := after; i < int64(len(f.users)); i++ {
+		ids, users = append(ids, i+1), append(users, f.users[i])
+	}
+	return ids, users, nil
+}
+
+func (f *fakeFeed) change(user string) {
+	f.mu.Lock()
+	f.users = append(f.users, user)
+	f.mu.Unlock()
+}
+
+// testRevoker returns a revoker on feed with a settable clock whose kicks
+// are recorded instead of sent.
+func testRevoker(t *testing.T, feed *fakeFeed, maxConns int, ttl time.Duration) (*revoker, *time.Time, func() []Kick) {
+	t.Helper()
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	var kicks []Kick
+	v, err := newRevoker(RevokeConfig{Changes: feed, MaxConns: maxConns, OnKick: func(_ context.Context, k Kick) {
+		mu.Lock()
+		kicks = append(kicks, k)
+		mu.Unlock()
+	}}, ttl, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.send = func(Kick) error { return nil }
+	return v, &now, func() []Kick {
+		v.kicks.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		out := kicks
+		kicks = nil
+		slices.SortFunc(out, func(a, b Kick) int { return int(a.ClientID) - int(b.ClientID) })
+		return out
+	}
+}
+
+func kickedCIDs(ks []Kick) []uint64 {
+	var out []uint64
+	for _, k := range ks {
+		out = append(out, k.ClientID)
+	}
+	return out
+}
+
+// TestRevokerKicksTheChangedUser checks that a change kicks every
+// remembered connection of its user on every server, and no other.
+func TestRevokerKicksTheChangedUser(t *testing.T) {
+	feed := &fakeFeed{}
+	v, _, kicks := testRevoker(t, feed, 0, time.Hour)
+	ctx := t.Context()
+	v.granted("S1", 1, "alice", v.position())
+	v.granted("S2", 2, "alice", v.position())
+	v.granted("S1", 3, "bob", v.position())
+	feed.change("alice")
+	if err := v.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := kicks()
+	if !slices.Equal(kickedCIDs(got), []uint64{1, 2}) || got[0].ServerID != "S1" || got[1].ServerID != "S2" {
+		t.Fatalf("kicks %+v, want alice's cid 1 on S1 and cid 2 on S2", got)
+	}
+	if n := v.remembered(); n != 1 {
+		t.Errorf("remembered %d, want bob's 1", n)
+	}
+	// A grant decided after the change committed is not kicked for it.
+	v.granted("S1", 4, "alice", v.position())
+	if err := v.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := kicks(); len(got) != 0 {
+		t.Errorf("grant after the change kicked: %+v", got)
+	}
+}
+
+// TestRevokerLateGrant checks that a grant decided before a change but
+// recorded after the relay read it is kicked at once.
+func TestRevokerLateGrant(t *testing.T) {
+	feed := &fakeFeed{}
+	v, _, kicks := testRevoker(t, feed, 0, time.Hour)
+	pos := v.position() // the decision starts
+	feed.change("alice")
+	if err := v.poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v.granted("S1", 7, "alice", pos) // its answer goes out after
+	if got := kickedCIDs(kicks()); !slices.Equal(got, []uint64{7}) {
+		t.Errorf("kicked %v, want the late grant 7", got)
+	}
+	if n := v.remembered(); n != 0 {
+		t.Errorf("remembered %d, want 0", n)
+	}
+}
+
+// TestRevokerDisconnectPrunes checks that disconnect events forget
+// connections, so that a later change kicks nothing, and that an unknown
+// disconnect is harmless.
+func TestRevokerDisconnectPrunes(t *testing.T) {
+	feed := &fakeFeed{}
+	v, _, kicks := testRevoker(t, feed, 0, time.Hour)
+	v.granted("S1", 1, "alice", 0)
+	v.granted("S1", 2, "alice", 0)
+	v.disconnected("S1", 1)
+	v.disconnected("S2", 2) // another server's cid 2: not alice's
+	v.disconnected("S9", 99)
+	if n := v.remembered(); n != 1 {
+		t.Fatalf("remembered %d, want 1", n)
+	}
+	feed.change("alice")
+	if err := v.poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := kickedCIDs(kicks()); !slices.Equal(got, []uint64{2}) {
+		t.Errorf("kicked %v, want only the live cid 2", got)
+	}
+	if len(v.byUser) != 0 || len(v.conns) != 0 {
+		t.Errorf("left behind: %v %v", v.byUser, v.conns)
+	}
+}
+
+// TestRevokerBounds checks that the map never holds more than MaxConns
+// (the oldest go first), that the order queue stays bounded under churn,
+// and that grants older than the session TTL are forgotten.
+func TestRevokerBounds(t *testing.T) {
+	feed := &fakeFeed{}
+	v, now, _ := testRevoker(t, feed, 3, time.Hour)
+	for cid := range uint64(5) {
+		v.granted("S1", cid, "alice", 0)
+		*now = now.Add(time.Second)
+	}
+	if n := v.remembered(); n != 3 {
+		t.Fatalf("remembered %d, want 3", n)
+	}
+	for _, cid := range []uint64{0, 1} {
+		if _, ok := v.conns[connKey{"S1", cid}]; ok {
+			t.Errorf("cid %d kept, want the oldest evicted", cid)
+		}
+	}
+	for cid := uint64(100); cid < 10_000; cid++ {
+		v.granted("S1", cid, "bob", 0)
+		v.disconnected("S1", cid)
+	}
+	if len(v.order)-v.head > 2*v.cfg.MaxConns+64 {
+		t.Errorf("order holds %d keys for %d grants", len(v.order)-v.head, v.remembered())
+	}
+	*now = now.Add(2 * time.Hour)
+	v.granted("S1", 20_000, "carol", 0)
+	v.expire()
+	if n := v.remembered(); n != 1 {
+		t.Errorf("after the TTL remembered %d, want only the fresh grant", n)
+	}
+}
+
+// TestRevokerConfig checks newRevoker's validation.
+func TestRevokerConfig(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []RevokeConfig{{}, {Changes: &fakeFeed{}, Poll: -1}, {Changes: &fakeFeed{}, MaxConns: -1}} {
+		if _, err := newRevoker(c, 0, time.Now, log); err == nil {
+			t.Errorf("newRevoker(%+v) = nil error", c)
+		}
+	}
+	v, err := newRevoker(RevokeConfig{Changes: &fakeFeed{}}, 0, time.Now, log)
+	if err != nil || v.cfg.Poll != DefaultRevokePoll || v.cfg.MaxConns != DefaultRevokeMaxConns {
+		t.Errorf("defaults: %+v, %v", v.cfg, err)
+	}
+	v.send = func(Kick) error { return errors.New("no such client or leafnode id") }
+	v.kick(t.Context(), Kick{User: "x"}, 1)
+	v.kicks.Wait()
+	if v.stats.failed.Load() != 1 {
+		t.Error("failed kick not counted")
+	}
+}

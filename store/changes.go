@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// userChangesBatch bounds the rows one UserChangesSince returns.
+const userChangesBatch = 1000
+
+// LastUserChange returns the id of the latest row of the user change feed
+// (migration 0006), or 0 if there was none; rows pruned since still count. A
+// reader that starts from it sees only the changes committed after.
+func (db *DB) LastUserChange(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.sql.QueryRowContext(ctx,
+		`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'user_changes'), 0)`).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("read last user change: %w", err)
+	}
+	return id, nil
+}
+
+// UserChangesSince returns, in order, up to a batch of the committed changes
+// with an id above after: the id of each and the name of the user it
+// concerns. A user may appear more than once. Triggers write a row in the
+// same transaction as every change to a user, to the user's roles or to a
+// role the user holds, and whenever the username is locked out; a rehash of
+// the password at login writes none. Call it again from the last id
+// returned until it returns fewer than a batch.
+func (db *DB) UserChangesSince(ctx context.Context, after int64) (ids []int64, users []string, err error) {
+	rows, err := db.sql.QueryContext(ctx,
+		`SELECT id, user FROM user_changes WHERE id > ? ORDER BY id LIMIT ?`, after, userChangesBatch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read user changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var user string
+		if err := rows.Scan(&id, &user); err != nil {
+			return nil, nil, fmt.Errorf("read user changes: %w", err)
+		}
+		ids, users = append(ids, id), append(users, user)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read user changes: %w", err)
+	}
+	return ids, users, nil
+}
+
+// PruneUserChanges deletes the user change rows written before before and
+// returns how many it deleted. Relays read the feed within a second; keep
+// an hour or so for one that was paused.
+func (db *DB) PruneUserChanges(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, `DELETE FROM user_changes WHERE time < ?`, before.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("prune user changes: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune user changes: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+)
+
+// changedSince reads every user change after id through db and returns the
+// distinct users in order of first appearance and the last id.
+func changedSince(t *testing.T, db *DB, after int64) ([]string, int64) {
+	t.Helper()
+	var users []string
+	for {
+		ids, names, err := db.UserChangesSince(t.Context(), after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			if id <= after {
+				t.Fatalf("id %d after %d: want increasing ids", id, after)
+			}
+			after = id
+			if !slices.Contains(users, names[i]) {
+				users = append(users, names[i])
+			}
+		}
+		if len(ids) < userChangesBatch {
+			return users, after
+		}
+	}
+}
+
+// TestUserChanges checks that each change a live connection must not
+// outlast names exactly the users it affects, read through another handle
+// as another process would, and that what grants nothing new (a rehash at
+// login, a failed login that does not lock) names nobody.
+func TestUserChanges(t *testing.T) {
+	ctx := t.Context()
+	db, path := newTestDB(t)
+	other := openTest(t, path)
+	if err := db.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddAccount(ctx, "OTHER"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"reader", "unheld"} {
+		if err := db.AddRole(ctx, accounts.Role{Name: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []accounts.User{
+		{Name: "alice", Account: "APP", Roles: []string{"reader"}},
+		{Name: "bob", Account: "APP", Roles: []string{"reader"}},
+		{Name: "carol", Account: "APP"},
+	} {
+		if err := db.AddUser(ctx, u, "pw-"+u.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := other.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users, end := changedSince(t, other, 0); end != last || !slices.Equal(users, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("from the start: %v up to %d, want alice, bob, carol up to %d", users, end, last)
+	}
+	l := db.Lockouts(accounts.LockoutPolicy{Threshold: 2, AddrThreshold: 100, Window: time.Minute, Duration: time.Minute, MaxDuration: time.Hour})
+
+	for _, c := range []struct {
+		name string
+		do   func() error
+		want []string
+	}{
+		{"add user", func() error { return db.AddUser(ctx, accounts.User{Name: "dave", Account: "APP"}, "pw-dave") }, []string{"dave"}},
+		{"set password", func() error { return db.SetPassword(ctx, "alice", "pw-alice-2") }, []string{"alice"}},
+		{"disable", func() error { return db.SetDisabled(ctx, "alice", true) }, []string{"alice"}},
+		{"permissions", func() error {
+			return db.UpdateUser(ctx, "carol", func(u *accounts.User) error {
+				u.Permissions.Pub.Allow = []string{"orders.>"}
+				return nil
+			})
+		}, []string{"carol"}},
+		{"move account", func() error {
+			return db.UpdateUser(ctx, "carol", func(u *accounts.User) error { u.Account = "OTHER"; return nil })
+		}, []string{"carol"}},
+		{"user roles", func() error {
+			return db.UpdateUser(ctx, "dave", func(u *accounts.User) error { u.Roles = []string{"unheld"}; return nil })
+		}, []string{"dave"}},
+		{"role held by two", func() error {
+			return db.UpdateRole(ctx, "reader", func(r *accounts.Role) error {
+				r.Permissions.Sub.Allow = []string{"metrics.>"}
+				return nil
+			})
+		}, []string{"alice", "bob"}},
+		{"account limits", func() error {
+			return db.SetAccountLimits(ctx, "APP", accounts.AccountLimits{MaxConnections: 5})
+		}, nil},
+		{"one failure", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, nil},
+		{"lockout", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, []string{"bob"}},
+		{"failure while locked", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, nil},
+		{"lockout of an unknown name", func() error {
+			if err := l.Failed(ctx, "nobody", "192.0.2.1", time.Now()); err != nil {
+				return err
+			}
+			return l.Failed(ctx, "nobody", "192.0.2.1", time.Now())
+		}, nil},
+		{"authenticate", func() error { _, err := db.Authenticate(ctx, "dave", "pw-dave"); return err }, nil},
+		{"remove role", func() error { _, err := db.RemoveRole(ctx, "reader", true); return err }, []string{"alice", "bob"}},
+		{"remove user", func() error { return db.RemoveUser(ctx, "dave") }, []string{"dave"}},
+	} {
+		if err := c.do(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, end := changedSince(t, other, last)
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: changed users %v, want %v", c.name, got, c.want)
+		}
+		if l, err := other.LastUserChange(ctx); err != nil || l != end {
+			t.Errorf("%s: LastUserChange = %d, %v; want %d", c.name, l, err, end)
+		}
+		last = end
+	}
+}
+
+// TestUserChangesRehash checks that a rehash at login names nobody, while
+// a password change after it does.
+func TestUserChangesRehash(t *testing.T) {
+	ctx := t.Context()
+	db, _, log, _ := policyDB(t, policyA)
+	if err := db.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetHashPolicy(ctx, policyB); err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
+		t.Fatal(err)
+	}
+	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("OnRehash got %v, want one nil error: the test needs a rehash", errs)
+	}
+	if got, _ := changedSince(t, db, last); len(got) != 0 {
+		t.Errorf("rehash: changed users %v, want none", got)
+	}
+	if err := db.SetPassword(ctx, "bob", "pw-bob-2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := changedSince(t, db, last); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("password change: changed users %v, want bob", got)
+	}
+}
+
+// TestPruneUserChanges checks that pruning deletes old rows only and that
+// LastUserChange still reports the end of the feed.
+func TestPruneUserChanges(t *testing.T) {
+	ctx := t.Context()
+	db, _ := newTestDB(t)
+	if err := db.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, accounts.User{Name: "alice", Account: "APP"}, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.LastUserChange(ctx)
+	if err != nil || last == 0 {
+		t.Fatalf("LastUserChange = %d, %v; want a row", last, err)
+	}
+	if n, err := db.PruneUserChanges(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("prune an hour back: %d, %v; want 0 rows", n, err)
+	}
+	if n, err := db.PruneUserChanges(ctx, time.Now().Add(time.Hour)); err != nil || n == 0 {
+		t.Fatalf("prune all: %d, %v; want the rows", n, err)
+	}
+	if got, err := db.LastUserChange(ctx); err != nil || got != last {
+		t.Errorf("after pruning LastUserChange = %d, %v; want %d", got, err, last)
+	}
+	if err := db.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, end := changedSince(t, db, last); !slices.Equal(got, []string{"alice"}) || end <= last {
+		t.Errorf("after pruning: %v up to %d, want alice after %d", got, end, last)
+	}
+}
