@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -338,7 +339,7 @@ func (m *Main) runBenchGrantRelay(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench %s: %w", benchGrantRelayCmd, err)
 	}
-	logger, err := newLogger(m.Stderr, "warn", "text")
+	logger, err := newLogger(m.Stderr, "warn", "text", new(slog.LevelVar))
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,15 @@ package main
 import (
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/relay"
 )
 
 func TestServeFlagsFromEnvironmentAndFile(t *testing.T) {
@@ -75,5 +79,35 @@ func TestServeReadsAuthrelayConf(t *testing.T) {
 	s := serveOn(t, dir)
 	if !strings.Contains(s.log.String(), "session-ttl (authrelay.conf)") || !strings.Contains(s.log.String(), "session_ttl=2s") {
 		t.Errorf("serve did not take session-ttl from authrelay.conf:\n%s", s.log.String())
+	}
+}
+
+func TestReloadSettingsOnHup(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	conf := filepath.Join(dir, serveConfigFile)
+	os.WriteFile(conf, []byte("session-ttl = 1h\n"), 0o600)
+	s := serveOn(t, dir)
+
+	os.WriteFile(conf, []byte("session-ttl = 15m\n"), 0o600)
+	s.reload(t)
+	if !strings.Contains(s.log.String(), "session-ttl: 1h0m0s -> 15m0s") {
+		t.Errorf("reload did not say that session-ttl changed and needs a restart:\n%s", s.log.String())
+	}
+
+	// The log level applies at once.
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelInfo)
+	m := &Main{Getenv: func(string) string { return "" }}
+	os.WriteFile(conf, []byte("log-level = warn\n"), 0o600)
+	applied, restart, err := m.reloadSettings(serveConfig{dir: dir, level: level, logLevel: "info", logFormat: "text",
+		sessionTTL: time.Hour, decisionTimeout: relay.DefaultDecisionTimeout, cacheTTL: relay.DefaultCacheTTL,
+		cacheSize: relay.DefaultCacheSize, natsURL: "nats://127.0.0.1:4222", lockout: accounts.DefaultLockoutPolicy,
+		revoke: true, revokePoll: relay.DefaultRevokePoll, auditRetention: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if level.Level() != slog.LevelWarn || len(applied) != 1 || len(restart) != 0 {
+		t.Errorf("level %v, applied %v, restart %v; want WARN applied and nothing else", level.Level(), applied, restart)
 	}
 }

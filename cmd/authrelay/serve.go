@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,7 +39,10 @@ initialises DIR first if it is empty: one command for a working setup.
 Every flag can also be set in the environment, as AUTHRELAY_ and the flag's
 name in capitals with '_' for '-' (AUTHRELAY_SESSION_TTL=15m), or in
 DIR/authrelay.conf, one 'name = value' a line (session-ttl = 15m). The
-command line wins over the environment, which wins over the file.
+command line wins over the environment, which wins over the file. On
+SIGHUP serve reads them again: a new log level applies at once, any other
+changed setting is logged as needing a restart; with --embedded, SIGHUP
+also reloads nats.conf and accounts.conf.
 
 Examples:
 
@@ -79,11 +84,15 @@ type serveConfig struct {
 	revokePoll      time.Duration
 	auditRetention  time.Duration
 	httpAddr        string
+	// args is the command line, re-read with the environment and
+	// authrelay.conf on SIGHUP; level is the log level SIGHUP can change.
+	args  []string
+	level *slog.LevelVar
 }
 
-func (m *Main) runServe(ctx context.Context, args []string) error {
+// serveFlags registers serve's flags, bound to c and lf.
+func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *string) {
 	fs := m.newFlagSet("serve", serveUsage)
-	var c serveConfig
 	dir := m.dirFlag(fs)
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL to connect to (ignored with --embedded)")
 	fs.BoolVar(&c.embedded, "embedded", false, "run nats-server in-process from DIR/nats.conf")
@@ -96,12 +105,18 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&c.cacheSize, "cache-size", relay.DefaultCacheSize, "most logins remembered, one per user")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	var lf lockoutFlags
 	lf.register(fs)
 	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed, changed or locked out, by any process (needs the admin login of secrets.json)")
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
+	return fs, dir
+}
+
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	var c serveConfig
+	var lf lockoutFlags
+	fs, dir := m.serveFlags(&c, &lf)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -114,6 +129,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	c.dir = *dir
+	c.args = args
 	c.lockout = lf.p
 	if err := c.lockout.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
@@ -150,7 +166,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	logger, err := newLogger(m.Stderr, c.logLevel, c.logFormat)
+	c.level = new(slog.LevelVar)
+	logger, err := newLogger(m.Stderr, c.logLevel, c.logFormat, c.level)
 	if err != nil {
 		return err
 	}
@@ -316,9 +333,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	go m.maintain(ctx, db, c.auditRetention, logger)
 	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
 
-	if ns != nil {
-		go m.reloadOnHup(ctx, ns, l.Path(serverConf), logger.With("component", "nats-server"))
-	}
+	go m.reloadOnHup(ctx, c, ns, logger)
 
 	select {
 	case <-r.Ready():
@@ -392,38 +407,127 @@ func logStats(ctx context.Context, r *relay.Relay, interval time.Duration, logge
 	}
 }
 
-// reloadOnHup reloads the embedded server's config (nats.conf and the
-// accounts.conf it includes) on each SIGHUP, as 'nats-server --signal
-// reload' does for a separate server.
-func (m *Main) reloadOnHup(ctx context.Context, ns *server.Server, path string, logger *slog.Logger) {
+// reloadOnHup reloads on each SIGHUP what can change while serve runs: the
+// log level from the environment or authrelay.conf, and with --embedded
+// the server's config (nats.conf and the accounts.conf it includes), as
+// 'nats-server --signal reload' does for a separate server. It logs what it
+// changed, and which changed settings need a restart.
+func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server, logger *slog.Logger) {
 	hup := m.Hup
 	if hup == nil {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGHUP)
-		defer signal.Stop(c)
-		hup = c
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hup = ch
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			opts, err := server.ProcessConfigFile(path)
-			if err == nil {
-				// Keep what the command line decided: the address the
-				// server listens on and that it takes no signals itself.
-				cur := ns.Addr().(*net.TCPAddr)
-				opts.Host, opts.Port = cur.IP.String(), cur.Port
-				opts.NoSigs = true
-				err = ns.ReloadOptions(opts)
+		}
+		applied, restart, err := m.reloadSettings(c)
+		switch {
+		case err != nil:
+			logger.Error("reload: settings not read; nothing changed", "err", err)
+		case len(applied) == 0 && len(restart) == 0:
+			logger.Info("reload: settings unchanged")
+		default:
+			logger.Info("reload: settings", "applied", applied, "need_restart", restart)
+		}
+		if ns == nil {
+			continue
+		}
+		path := Layout{Dir: c.dir}.Path(serverConf)
+		opts, err := server.ProcessConfigFile(path)
+		if err == nil {
+			// Keep what the command line decided: the address the
+			// server listens on and that it takes no signals itself.
+			cur := ns.Addr().(*net.TCPAddr)
+			opts.Host, opts.Port = cur.IP.String(), cur.Port
+			opts.NoSigs = true
+			err = ns.ReloadOptions(opts)
+		}
+		if err != nil {
+			logger.Error("reload nats.conf failed; the server keeps its previous config", "err", err)
+			continue
+		}
+		logger.Info("reloaded nats.conf")
+	}
+}
+
+// reloadSettings reads serve's settings again (command line, environment,
+// authrelay.conf), applies the log level, and returns the changes applied
+// and the changed settings that only a restart applies, as "name: old ->
+// new".
+func (m *Main) reloadSettings(c serveConfig) (applied, restart []string, err error) {
+	// old holds the running values (from c), now what the command line,
+	// the environment and authrelay.conf say at this moment.
+	var running, fresh serveConfig
+	var lfRunning, lfFresh lockoutFlags
+	old, _ := m.serveFlags(&running, &lfRunning)
+	now, _ := m.serveFlags(&fresh, &lfFresh)
+	now.SetOutput(io.Discard)
+	if _, err := parse(now, c.args); err != nil {
+		return nil, nil, err
+	}
+	if _, err := m.applyFlagDefaults(now, c.dir); err != nil {
+		return nil, nil, err
+	}
+	if err := fillFromConfig(old, c); err != nil {
+		return nil, nil, err
+	}
+	now.VisitAll(func(f *flag.Flag) {
+		was, is := old.Lookup(f.Name).Value.String(), f.Value.String()
+		if f.Name == "log-level" {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(is)); err != nil || lv == c.level.Level() {
+				return // a bad level is refused at the next start
 			}
-			if err != nil {
-				logger.Error("reload nats.conf failed; the server keeps its previous config", "err", err)
-				continue
-			}
-			logger.Info("reloaded nats.conf")
+			c.level.Set(lv)
+			applied = append(applied, fmt.Sprintf("log-level: %s -> %s", was, lv))
+			return
+		}
+		if was != is {
+			restart = append(restart, fmt.Sprintf("%s: %s -> %s", f.Name, was, is))
+		}
+	})
+	return applied, restart, nil
+}
+
+// fillFromConfig sets the flags of fs to the running values in c.
+func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
+	vals := map[string]string{
+		"nats":                   c.natsURL,
+		"embedded":               strconv.FormatBool(c.embedded),
+		"listen":                 c.listen,
+		"session-ttl":            c.sessionTTL.String(),
+		"decision-timeout":       c.decisionTimeout.String(),
+		"workers":                strconv.Itoa(c.workers),
+		"hash-workers":           strconv.Itoa(c.hashWorkers),
+		"cache-ttl":              c.cacheTTL.String(),
+		"cache-size":             strconv.Itoa(c.cacheSize),
+		"log-level":              c.level.Level().String(),
+		"log-format":             c.logFormat,
+		"lockout-threshold":      strconv.Itoa(c.lockout.Threshold),
+		"lockout-addr-threshold": strconv.Itoa(c.lockout.AddrThreshold),
+		"lockout-window":         c.lockout.Window.String(),
+		"lockout-duration":       c.lockout.Duration.String(),
+		"lockout-max":            c.lockout.MaxDuration.String(),
+		"revoke":                 strconv.FormatBool(c.revoke),
+		"revoke-poll":            c.revokePoll.String(),
+		"http":                   c.httpAddr,
+		"audit-retention":        c.auditRetention.String(),
+	}
+	for name, v := range vals {
+		if fs.Lookup(name) == nil {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("reload: %s: %w", name, err)
 		}
 	}
+	return nil
 }
 
 func relayExit(err error) error {
@@ -514,8 +618,7 @@ func checkCallout(opts *server.Options, issuer *accounts.Issuer, xkey *accounts.
 }
 
 // newLogger returns a slog logger writing to w.
-func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+func newLogger(w interface{ Write([]byte) (int, error) }, level, format string, lv *slog.LevelVar) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
 	}
