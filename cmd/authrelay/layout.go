@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,13 +75,14 @@ func newSecrets() (Secrets, error) {
 	}, nil
 }
 
-// randomPassword returns 32 random bytes, base64url-encoded.
+// randomPassword returns 32 random bytes, hex-encoded: nothing a shell or
+// a command line could misread (base64url could start with '-').
 func randomPassword() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms.
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
 // initialised reports whether the directory already holds authrelay's keys.
