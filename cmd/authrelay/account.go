@@ -111,6 +111,14 @@ func oneAccount(cmd string, pos []string) (string, error) {
 	}
 }
 
+// accountError says what to do about an account the store does not know.
+func accountError(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("account %q not found: see 'authrelay account list'", name)
+	}
+	return err
+}
+
 // syncAccountsConf rewrites accounts.conf from the database.
 func syncAccountsConf(ctx context.Context, l Layout, db *store.DB) error {
 	list, err := db.AccountList(ctx)
@@ -210,10 +218,7 @@ Example:
 	defer db.Close()
 	a, err := db.Account(ctx, name)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("account %q not found: see 'authrelay account list'", name)
-		}
-		return err
+		return accountError(err, name)
 	}
 	old := a.Limits
 	lf.apply(&a.Limits, set)
@@ -262,10 +267,7 @@ Example:
 	defer db.Close()
 	a, err := db.Account(ctx, name)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("account %q not found: see 'authrelay account list'", name)
-		}
-		return err
+		return accountError(err, name)
 	}
 	if err := db.RemoveAccount(ctx, name); err != nil {
 		if errors.Is(err, store.ErrAccountInUse) {

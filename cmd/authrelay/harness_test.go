@@ -97,6 +97,11 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 	t.Helper()
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
+	// The lightest policy authrelay accepts: under the race detector the
+	// default argon2id costs hundreds of milliseconds a login, enough to
+	// push a loaded CI machine past the server's 2 s auth timeout. The
+	// real-binary tests keep the default.
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
 	if !xkey {
 		path := Layout{Dir: dir}.Path(serverConf)
 		b, err := os.ReadFile(path)
