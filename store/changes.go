@@ -13,14 +13,20 @@ const userChangesBatch = 1000
 // (migration 0006), or 0 if there was none; rows pruned since still count. A
 // reader that starts from it sees only the changes committed after.
 func (db *DB) LastUserChange(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.sql.QueryRowContext(ctx,
-		`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'user_changes'), 0)`).Scan(&id)
+	// A prepared statement: the relay reads it with every decision.
+	ctx, err := quickRead(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("read last user change: %w", err)
+	}
+	var id int64
+	if err := db.stmts.lastChange.QueryRowContext(ctx).Scan(&id); err != nil {
 		return 0, fmt.Errorf("read last user change: %w", err)
 	}
 	return id, nil
 }
+
+// lastUserChangeQuery reads the highest id user_changes has handed out.
+const lastUserChangeQuery = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'user_changes'), 0)`
 
 // UserChangesSince returns, in order, up to a batch of the committed changes
 // with an id above after: the id of each and the name of the user it

@@ -197,6 +197,7 @@ type stmts struct {
 	roles      *sql.Stmt // RolesNamed
 	locked     *sql.Stmt // Lockouts.Locked
 	clearable  *sql.Stmt // Lockouts.Succeeded: anything to clear?
+	lastChange *sql.Stmt // LastUserChange
 }
 
 // prepare prepares every statement of s on db.
@@ -210,6 +211,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.roles, rolesNamedQuery},
 		{&s.locked, lockedQuery},
 		{&s.clearable, clearableQuery},
+		{&s.lastChange, lastUserChangeQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -222,7 +224,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange} {
 		if st != nil {
 			st.Close()
 		}
