@@ -252,15 +252,7 @@ Example:
   authrelay account rm ORDERS
 `)
 	dir := m.dirFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneAccount("rm", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneAccount, "rm")
 	if err != nil {
 		return err
 	}

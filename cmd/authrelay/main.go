@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/authrelay/authrelay/store"
 )
 
 // Exit codes.
@@ -250,6 +252,26 @@ func parseNoArgs(fs *flag.FlagSet, args []string, cmd string) error {
 		return usagef("%s takes no arguments, got %q", cmd, pos)
 	}
 	return nil
+}
+
+// parseNamed parses args for a command that takes one NAME, checks the name
+// with one (oneName, oneRole, oneAccount) and opens DIR's store; the caller
+// closes it.
+func (m *Main) parseNamed(ctx context.Context, fs *flag.FlagSet, args []string, dir *string,
+	one func(cmd string, pos []string) (string, error), cmd string) (*store.DB, string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, "", err
+	}
+	name, err := one(cmd, pos)
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := m.openStore(ctx, *dir) // *dir as parsed above
+	if err != nil {
+		return nil, "", err
+	}
+	return db, name, nil
 }
 
 // stringList is a repeatable string flag.

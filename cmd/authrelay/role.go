@@ -205,15 +205,7 @@ Example:
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneRole("show", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneRole, "show")
 	if err != nil {
 		return err
 	}
@@ -295,15 +287,7 @@ Examples:
 `)
 	dir := m.dirFlag(fs)
 	force := fs.Bool("force", false, "remove the role from every user holding it")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneRole("rm", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneRole, "rm")
 	if err != nil {
 		return err
 	}

@@ -270,15 +270,7 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	dir := m.dirFlag(fs)
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	generate := fs.Bool("generate-password", false, "generate a strong password and print it once")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName("passwd", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "passwd")
 	if err != nil {
 		return err
 	}
@@ -414,15 +406,7 @@ Example:
   authrelay user rm alice
 `)
 	dir := m.dirFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName("rm", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "rm")
 	if err != nil {
 		return err
 	}
@@ -547,15 +531,7 @@ Examples:
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName("show", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "show")
 	if err != nil {
 		return err
 	}

@@ -196,15 +196,7 @@ Examples:
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName("explain", pos)
-	if err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
+	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "explain")
 	if err != nil {
 		return err
 	}
