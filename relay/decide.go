@@ -158,7 +158,16 @@ func (r *Relay) open(j job) (request, bool) {
 	}
 	req.rc = rc
 	if r.revoke != nil {
-		req.changePos = r.revoke.position()
+		// With the cache on too, one read gives the generation the cache
+		// needs as well; reading it here, earlier than decideFast would,
+		// is as safe: it only has to come before the user is read.
+		if r.positions != nil {
+			gen, last, err := r.positions.Positions(context.Background())
+			req.changePos = r.revoke.positionAt(last, err)
+			req.gen, req.genOK = gen, err == nil
+		} else {
+			req.changePos = r.revoke.position()
+		}
 	}
 	// The server waits auth timeout from sending; its exp is that instant
 	// truncated to whole seconds, so it is the latest safe answer time.
@@ -229,13 +238,16 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 	if r.cache == nil {
 		return decision{}, true
 	}
-	gen, err := r.changes.Generation(ctx)
-	if err != nil {
-		// Verify without the cache; the store's trouble shows there.
-		r.log.Warn("read generation: credential cache bypassed", "err", err)
-		return decision{}, true
+	if !req.genOK {
+		gen, err := r.changes.Generation(ctx)
+		if err != nil {
+			// Verify without the cache; the store's trouble shows there.
+			r.log.Warn("read generation: credential cache bypassed", "err", err)
+			return decision{}, true
+		}
+		req.gen, req.genOK = gen, true
 	}
-	req.gen, req.genOK = gen, true
+	gen := req.gen
 	if v, ok := r.cache.get(name, password, gen, r.cfg.Now()); ok {
 		// Only grants are answered from the cache. A user whose password
 		// matched but who is refused (disabled, expired, from the wrong
@@ -271,10 +283,6 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 			}
 		}
 		return decision{reason: ReasonBadCredentials, cache: req.cache}
-	case errors.Is(err, accounts.ErrUserDisabled):
-		return decision{user: u, reason: ReasonUserDisabled, cache: req.cache}
-	case errors.Is(err, accounts.ErrUserExpired):
-		return decision{user: u, reason: ReasonUserExpired, cache: req.cache}
 	case err != nil:
 		return decision{reason: ReasonInternalError, err: err, store: true, cache: req.cache}
 	}

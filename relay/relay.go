@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -62,6 +63,13 @@ type Users interface {
 	// RolesNamed returns the roles with the given names; names that do not
 	// exist are left out (the relay then refuses the login).
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
+}
+
+// PositionReader is implemented by a Users that reads its change counter
+// (ChangeCounter) and its change feed's end (ChangeFeed.LastUserChange) in
+// one query; the relay then reads both with one query per decision.
+type PositionReader interface {
+	Positions(ctx context.Context) (generation, lastChange int64, err error)
 }
 
 // ChangeCounter is implemented by a Users whose data carries a change
@@ -189,7 +197,11 @@ type Relay struct {
 
 	cache   *credCache    // nil when the cache is off
 	changes ChangeCounter // cfg.Users, when the cache is on
-	revoke  *revoker      // nil when revocation is off
+	// positions reads the generation and the revocation feed's end in one
+	// query, when the cache and revocation are on and one store (cfg.Users
+	// and cfg.Revoke.Changes) keeps both.
+	positions PositionReader
+	revoke    *revoker // nil when revocation is off
 
 	hashQ    *queue[*request]       // set by Run before any worker starts
 	queues   atomic.Pointer[queues] // the same, for Stats; nil before Run
@@ -268,8 +280,18 @@ func New(cfg Config) (*Relay, error) {
 			return nil, fmt.Errorf("new relay: %w", err)
 		}
 		r.revoke = v
+		if pr, ok := cfg.Revoke.Changes.(PositionReader); ok && r.cache != nil && sameValue(cfg.Revoke.Changes, cfg.Users) {
+			r.positions = pr
+		}
 	}
 	return r, nil
+}
+
+// sameValue reports whether a and b are the same value, without the panic
+// that == gives for values of a type that cannot be compared.
+func sameValue(a, b any) bool {
+	t := reflect.TypeOf(a)
+	return t != nil && t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // Ready returns a channel that is closed once the relay's subscription is

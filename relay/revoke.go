@@ -183,11 +183,15 @@ func newRevoker(cfg RevokeConfig, ttl time.Duration, now func() time.Time, log *
 // read yet, does not kick the grant that already reflects it; if that
 // fails, the poll loop's position is the safe answer.
 func (v *revoker) position() int64 {
-	pos := v.pos.Load()
-	if last, err := v.cfg.Changes.LastUserChange(context.Background()); err == nil && last > pos {
-		return last
+	return v.positionAt(v.cfg.Changes.LastUserChange(context.Background()))
+}
+
+// positionAt is position given the feed's end as read by the caller.
+func (v *revoker) positionAt(last int64, err error) int64 {
+	if pos := v.pos.Load(); err != nil || last <= pos {
+		return pos
 	}
-	return pos
+	return last
 }
 
 // start reads the feed's current end, connects as the system-account admin

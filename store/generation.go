@@ -44,3 +44,20 @@ func quickRead(ctx context.Context) (context.Context, error) {
 	}
 	return context.WithoutCancel(ctx), nil
 }
+
+// Positions reads, in one statement, what Generation and LastUserChange
+// read: the relay needs both before every decision when the credential
+// cache and revocation are on.
+func (db *DB) Positions(ctx context.Context) (generation, lastChange int64, err error) {
+	ctx, err = quickRead(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read positions: %w", err)
+	}
+	if err := db.stmts.positions.QueryRowContext(ctx).Scan(&generation, &lastChange); err != nil {
+		return 0, 0, fmt.Errorf("read positions: %w", err)
+	}
+	return generation, lastChange, nil
+}
+
+// positionsQuery is generationQuery and lastUserChangeQuery in one.
+const positionsQuery = `SELECT (` + generationQuery + `), (` + lastUserChangeQuery + `)`

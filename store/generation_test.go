@@ -201,3 +201,38 @@ func TestGenerationDoesNotWait(t *testing.T) {
 		t.Errorf("Generation while another handle writes: %v", err)
 	}
 }
+
+func TestPositions(t *testing.T) {
+	db, _ := newTestDB(t)
+	ctx := t.Context()
+	check := func() {
+		t.Helper()
+		gen, last, err := db.Positions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantGen, err := db.Generation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLast, err := db.LastUserChange(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gen != wantGen || last != wantLast {
+			t.Errorf("Positions = %d, %d; want Generation %d, LastUserChange %d", gen, last, wantGen, wantLast)
+		}
+	}
+	check()
+	if err := db.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, accounts.User{Name: "alice", Account: "APP"}, "alice-pass"); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if err := db.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	check()
+}

@@ -198,6 +198,7 @@ type stmts struct {
 	locked     *sql.Stmt // Lockouts.Locked
 	clearable  *sql.Stmt // Lockouts.Succeeded: anything to clear?
 	lastChange *sql.Stmt // LastUserChange
+	positions  *sql.Stmt // Positions
 }
 
 // prepare prepares every statement of s on db.
@@ -212,6 +213,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.locked, lockedQuery},
 		{&s.clearable, clearableQuery},
 		{&s.lastChange, lastUserChangeQuery},
+		{&s.positions, positionsQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -224,7 +226,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions} {
 		if st != nil {
 			st.Close()
 		}
