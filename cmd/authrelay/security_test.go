@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -245,5 +246,44 @@ func TestHashPolicyCommands(t *testing.T) {
 	r = mustRun(t, "", "audit", "--dir", dir, "--kind", "admin")
 	if !strings.Contains(r.stdout, "hash set") || !strings.Contains(r.stdout, "user add") {
 		t.Errorf("admin audit rows:\n%s", r.stdout)
+	}
+}
+
+func TestAuditFollow(t *testing.T) {
+	s := serveEmbedded(t, true)
+	s.addUser(t, "alice", "alice-pass")
+	out := &syncBuffer{}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out,
+		Getenv: func(string) string { return "" }, Now: time.Now}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"audit", "--follow", "--json", "--dir", s.dir}) }()
+
+	// A login made while following shows up as a new line.
+	nc, err := s.connect("alice", "alice-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"result":"allowed"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("audit --follow did not print alice's login:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("audit --follow ended with %v, want nil on interrupt", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, l := range lines {
+		var v auditView
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Errorf("--follow --json line %q: %v", l, err)
+		}
+	}
+	if n := strings.Count(out.String(), `"action":"user add"`); n != 1 {
+		t.Errorf("the admin row was printed %d times, want once:\n%s", n, out.String())
 	}
 }
