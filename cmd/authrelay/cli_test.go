@@ -216,3 +216,29 @@ func TestUserCommands(t *testing.T) {
 		})
 	}
 }
+
+func TestServeRefusesReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	path := Layout{Dir: dir}.Path(secretsFile)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0")
+	if r.code != 1 || !strings.Contains(r.stderr, "chmod 600") {
+		t.Errorf("serve with secrets.json 0644: exit %d, stderr %q; want exit 1 and the chmod to run", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec Secrets
+	if err := json.Unmarshal(b, &sec); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{sec.IssuerSeed, sec.XKeySeed, sec.RelayPassword, sec.AdminPassword} {
+		if strings.Contains(r.stderr+r.stdout, secret) {
+			t.Errorf("serve's refusal prints a secret: %q", r.stderr)
+		}
+	}
+}
