@@ -99,7 +99,9 @@ func (i *Issuer) PublicKey() string { return i.pub }
 // UserClaims builds the claims for grant g to the connection whose
 // per-connection key is userNkey: subject, account placement, name,
 // permissions, allowed connection types and an expiry of now+ttl (no expiry
-// when ttl is 0), never later than the user's own expiry.
+// when ttl is 0), never later than the user's own expiry. A direction
+// (publish, subscribe) the grant allows nothing in is closed: see
+// jwtPermission.
 func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Duration) (*jwt.UserClaims, error) {
 	uc := jwt.NewUserClaims(userNkey)
 	uc.Name = g.Name
@@ -108,10 +110,8 @@ func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Du
 		return nil, err
 	}
 	p := g.Permissions
-	uc.Pub.Allow.Add(p.Pub.Allow...)
-	uc.Pub.Deny.Add(p.Pub.Deny...)
-	uc.Sub.Allow.Add(p.Sub.Allow...)
-	uc.Sub.Deny.Add(p.Sub.Deny...)
+	uc.Pub = jwtPermission(p.Pub)
+	uc.Sub = jwtPermission(p.Sub)
 	if r := p.Resp; r != nil {
 		uc.Resp = &jwt.ResponsePermission{MaxMsgs: r.MaxMsgs, Expires: r.TTL}
 	}
@@ -133,6 +133,29 @@ func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Du
 		uc.Expires = secs
 	}
 	return uc, nil
+}
+
+// jwtPermission is what a user JWT carries for one direction of a grant.
+// It is the one place that decides least privilege for every placement:
+// nats-server reads a direction with neither allow nor deny as "everything",
+// and one with only denies as "everything else", so a direction whose rule
+// allows nothing (Scope ScopeNothing) is closed explicitly with a deny of
+// '>' (the rule's own denies are then moot and left out). A rule that allows
+// something is written as it is.
+//
+// The deny keeps the server's own mechanisms working: a publish refused by
+// the deny still passes when it answers a request the user received and its
+// response permission covers it (client.go checks responses after allow and
+// deny), and a direction that allows something carries no deny of '>'.
+func jwtPermission(r Rule) jwt.Permission {
+	var p jwt.Permission
+	if r.Scope() == ScopeNothing {
+		p.Deny.Add(AllSubjects)
+		return p
+	}
+	p.Allow.Add(r.Allow...)
+	p.Deny.Add(r.Deny...)
+	return p
 }
 
 // IssueUserJWT signs uc with the issuer key.

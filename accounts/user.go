@@ -6,6 +6,7 @@ package accounts
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -70,10 +71,44 @@ type Permissions struct {
 	Resp *ResponsePermission `json:"resp,omitempty"`
 }
 
-// Rule is an allow and a deny list of subjects. Deny wins over allow.
+// Rule is an allow and a deny list of subjects. Deny wins over allow, and
+// only an allow grants: once a user's roles and own rules are merged, a
+// direction with no allow permits nothing (see Scope).
 type Rule struct {
 	Allow []string `json:"allow"`
 	Deny  []string `json:"deny"`
+}
+
+// AllSubjects is the subject that matches every subject: an allow of it
+// grants a direction entirely ("--pub '>'").
+const AllSubjects = ">"
+
+// Scope is what one direction of a user's merged permissions lets it do,
+// as the relay issues it.
+type Scope string
+
+// The scopes of a direction.
+const (
+	// ScopeNothing: the rule allows no subject, so the direction is closed
+	// (a direction nobody granted permits nothing).
+	ScopeNothing Scope = "nothing"
+	// ScopeLimited: only the allowed subjects, less the denied ones.
+	ScopeLimited Scope = "limited"
+	// ScopeAnything: the rule allows '>', so every subject, less the denied
+	// ones.
+	ScopeAnything Scope = "anything"
+)
+
+// Scope says what r lets a user do in its direction. Only an allow grants:
+// a rule with no allow, whatever it denies, permits nothing.
+func (r Rule) Scope() Scope {
+	switch {
+	case len(r.Allow) == 0:
+		return ScopeNothing
+	case slices.Contains(r.Allow, AllSubjects):
+		return ScopeAnything
+	}
+	return ScopeLimited
 }
 
 // ResponsePermission limits how many replies a user may send to a request it
