@@ -37,7 +37,9 @@ func (h *harness) startTestResponder(t *testing.T, mutate func(*jwt.UserClaims))
 			t.Errorf("test responder: %v", err)
 			return
 		}
-		g := accounts.Grant{Name: rc.ConnectOptions.Username, Account: "APP"}
+		// Everything, explicitly: a grant with no allow would be closed.
+		all := accounts.Rule{Allow: []string{accounts.AllSubjects}}
+		g := accounts.Grant{Name: rc.ConnectOptions.Username, Account: "APP", Permissions: accounts.Permissions{Pub: all, Sub: all}}
 		uc, err := h.issuer.UserClaims(g, rc.UserNkey, time.Now(), 0)
 		if err != nil {
 			t.Errorf("test responder: %v", err)

@@ -78,7 +78,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	want := accounts.User{
 		Name:        "alice",
 		Account:     "APP",
-		Permissions: accounts.Permissions{Pub: accounts.Rule{Allow: []string{"orders.>"}}},
+		// Version 1 left subscribe open by leaving it empty; 0007 makes
+		// that explicit.
+		Permissions: accounts.Permissions{Pub: accounts.Rule{Allow: []string{"orders.>"}}, Sub: accounts.Rule{Allow: []string{">"}}},
 		Expires:     t1.Add(time.Hour),
 		Created:     t0,
 		Updated:     t1,
