@@ -36,7 +36,8 @@ what to do about it. It reads DIR (secrets.json, the user database) and the
 server config, then talks to the server:
 
   files    secrets.json readable by its owner only; DIR not world-writable;
-           the database opens and its schema is current
+           the database opens and its schema is current; users and roles
+           that grant a direction entirely (an allow of '>')
   config   the server config parses; auth_callout names the relay's issuer
            and xkey; the callout account is dedicated and holds only the
            relay's user; allowed_accounts keeps the admin on static auth;
@@ -353,6 +354,7 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 		d.storeAccounts[u.Account]++
 	}
 	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, doctorPlural(len(names), "account"), doctorPlural(len(users), "user"))
+	d.checkUnrestricted(ctx, db, users)
 }
 
 // doctorSchemaVersion reads a database's PRAGMA user_version through a read-only

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -165,6 +166,9 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 }
 
 // explainView is what user explain prints: what the relay would issue.
+// PubScope and SubScope say what each direction permits as issued:
+// "nothing" (no allow: the JWT denies '>'), "limited" or "anything" (an
+// allow of '>'), less the denies; they are empty when no JWT is issued.
 type explainView struct {
 	Name      string                       `json:"name"`
 	Account   string                       `json:"account"`
@@ -173,6 +177,8 @@ type explainView struct {
 	Roles     []string                     `json:"roles"`
 	Pub       accounts.Rule                `json:"pub"`
 	Sub       accounts.Rule                `json:"sub"`
+	PubScope  accounts.Scope               `json:"pub_scope,omitempty"`
+	SubScope  accounts.Scope               `json:"sub_scope,omitempty"`
 	Resp      *accounts.ResponsePermission `json:"resp"`
 	Expires   *time.Time                   `json:"expires"`
 	Src       []string                     `json:"src"`
@@ -187,7 +193,11 @@ Shows what the relay would issue for the user right now, without
 connecting: its roles merged with its own permissions, {{name}} and
 {{account}} expanded, and the constraints checked at login. "login" says
 whether a login with the right password would be allowed, and if not, the
-reason code the server would log.
+reason code the server would log. "publish" and "subscribe" say what each
+direction permits: "nothing" when no role or rule of the user allows a
+subject there (the JWT then denies everything in that direction),
+"anything" for an allow of '>', otherwise the allowed subjects; denies
+follow "except". --json has the same as pub_scope and sub_scope.
 
 Examples:
 
@@ -224,6 +234,7 @@ Examples:
 	}
 	if rerr == nil {
 		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
+		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
 	}
 	switch cerr := u.Check(m.Now()); {
 	case errors.Is(cerr, accounts.ErrUserDisabled):
@@ -247,9 +258,43 @@ Examples:
 		fmt.Fprintf(tw, "login:\tallowed with the right password\n")
 	}
 	fmt.Fprintf(tw, "roles:\t%s\n", listText(v.Roles))
-	writePermLines(tw, v.Pub, v.Sub, v.Resp)
+	if rerr != nil {
+		fmt.Fprintf(tw, "publish:\t- (no JWT is issued)\n")
+		fmt.Fprintf(tw, "subscribe:\t- (no JWT is issued)\n")
+	} else {
+		fmt.Fprintf(tw, "publish:\t%s\n", scopeText(v.Pub, v.Resp))
+		fmt.Fprintf(tw, "subscribe:\t%s\n", scopeText(v.Sub, nil))
+	}
+	if v.Resp != nil {
+		fmt.Fprintf(tw, "responses:\tallowed (max %d, ttl %v; 0 = server default)\n", v.Resp.MaxMsgs, v.Resp.TTL)
+	} else {
+		fmt.Fprintf(tw, "responses:\tnot allowed beyond publish permissions\n")
+	}
 	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
 	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
 	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
 	return tw.Flush()
+}
+
+// scopeText says in words what one direction of a merged grant permits, as
+// the relay issues it: "nothing", "anything", or the allowed subjects, each
+// followed by the denied ones. resp is the response permission, for
+// publish.
+func scopeText(r accounts.Rule, resp *accounts.ResponsePermission) string {
+	var s string
+	switch r.Scope() {
+	case accounts.ScopeNothing:
+		if resp != nil {
+			return "nothing but replies to the requests it receives (no role or rule allows a subject)"
+		}
+		return "nothing (no role or rule allows a subject)"
+	case accounts.ScopeAnything:
+		s = "anything"
+	default:
+		s = "only " + strings.Join(r.Allow, ",")
+	}
+	if len(r.Deny) > 0 {
+		s += ", except " + strings.Join(r.Deny, ",")
+	}
+	return s
 }

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/store"
+)
+
+// publishRefused publishes to subject as nc and reports whether the server
+// refused it with a Permissions Violation.
+func publishRefused(t *testing.T, nc *nats.Conn, errs <-chan error, subject string) bool {
+	t.Helper()
+	if err := nc.Publish(subject, []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		return strings.Contains(err.Error(), `Permissions Violation for Publish to "`+subject+`"`)
+	case <-time.After(500 * time.Millisecond):
+		// The server sends the violation before the flush's PONG; this wait
+		// only covers the error handler's goroutine.
+		return false
+	}
+}
+
+// receives subscribes to subject as sub, publishes to it as pub and reports
+// whether the message arrived.
+func receives(t *testing.T, sub, pub *nats.Conn, subject string) bool {
+	t.Helper()
+	s, err := sub.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(subject, []byte("real")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.NextMsg(3 * time.Second)
+	return err == nil && string(m.Data) == "real"
+}
+
+// TestReaderCannotPublish is the issue's reproduction through the real
+// program and server: a user (or the README's reader role) with only
+// subscribe rules gets a JWT that permits no publish at all.
+func TestReaderCannotPublish(t *testing.T) {
+	for _, e := range envs {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			s := serveEmbedded(t, e.xkey)
+			s.addUser(t, "reader", "reader-pw", "--account", "APP", "--sub", "metrics.>")
+			mustRun(t, "", "role", "add", "reader", "--dir", s.dir, "--sub", "metrics.>", "--deny-sub", "metrics.secret.>")
+			s.addUser(t, "dashboard", "dash-pw", "--account", "APP", "--role", "reader")
+			s.addUser(t, "feeder", "feeder-pw", "--account", "APP", "--pub", "metrics.>")
+			s.addUser(t, "admin2", "admin2-pw", "--account", "APP", "--pub", ">", "--sub", ">")
+
+			admin, _ := s.connectWithErrs(t, "admin2", "admin2-pw")
+			feeder, feederErrs := s.connectWithErrs(t, "feeder", "feeder-pw")
+			for _, name := range []struct{ user, password string }{{"reader", "reader-pw"}, {"dashboard", "dash-pw"}} {
+				t.Run(name.user, func(t *testing.T) {
+					nc, errs := s.connectWithErrs(t, name.user, name.password)
+					for _, subj := range []string{"svc.billing.cancel", "metrics.cpu", "$JS.API.STREAM.CREATE.X"} {
+						if !publishRefused(t, nc, errs, subj) {
+							t.Errorf("%s published to %s: a user with only subscribe rules may publish nothing", name.user, subj)
+						}
+					}
+					if !receives(t, nc, feeder, "metrics.cpu") {
+						t.Errorf("%s did not receive metrics.cpu: its subscribe grant must work", name.user)
+					}
+				})
+			}
+			t.Run("controls", func(t *testing.T) {
+				if !receives(t, admin, admin, "svc.billing.cancel") {
+					t.Error("a user granted --pub '>' --sub '>' could not publish and receive svc.billing.cancel")
+				}
+				if !subscribeRefused(t, feeder, feederErrs, "metrics.cpu") {
+					t.Error("feeder, with only publish rules, subscribed to metrics.cpu")
+				}
+			})
+
+			t.Run("explain says it in words", func(t *testing.T) {
+				r := mustRun(t, "", "user", "explain", "dashboard", "--dir", s.dir)
+				for _, want := range []string{"publish:", "nothing (no role or rule allows a subject)", "only metrics.>, except metrics.secret.>"} {
+					if !strings.Contains(r.stdout, want) {
+						t.Errorf("explain dashboard lacks %q:\n%s", want, r.stdout)
+					}
+				}
+				r = mustRun(t, "", "user", "explain", "admin2", "--dir", s.dir, "--json")
+				var v explainView
+				if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+					t.Fatal(err)
+				}
+				if v.PubScope != "anything" || v.SubScope != "anything" {
+					t.Errorf("admin2 pub_scope %q sub_scope %q, want anything and anything", v.PubScope, v.SubScope)
+				}
+				r = mustRun(t, "", "user", "explain", "feeder", "--dir", s.dir, "--json")
+				if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+					t.Fatal(err)
+				}
+				if v.PubScope != "limited" || v.SubScope != "nothing" {
+					t.Errorf("feeder pub_scope %q sub_scope %q, want limited and nothing", v.PubScope, v.SubScope)
+				}
+			})
+		})
+	}
+}
+
+// oldSchemaDB replaces dir's database with one at schema version 6, the
+// last before least privilege, built from the migration files themselves,
+// holding account APP and the users given as name → permissions JSON, each
+// with password name+"-pw".
+func oldSchemaDB(t *testing.T, dir string, users map[string]string) {
+	t.Helper()
+	path := Layout{Dir: dir}.Path(databaseFile)
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "store", "migrations", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, f := range files[:6] {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(b))
+	}
+	exec("PRAGMA user_version = 6")
+	ts := time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+	exec(`INSERT INTO accounts (name, created) VALUES ('APP', ?)`, ts)
+	for name, perms := range users {
+		hash, err := store.HashPassword(name+"-pw", store.Argon2Params{Memory: 8192, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(`INSERT INTO users (name, account, password_hash, permissions, created, updated) VALUES (?, 'APP', ?, ?, ?, ?)`, name, hash, perms, ts, ts)
+	}
+}
+
+// TestUpgradeKeepsWorkingUsersWorking: a database from before least
+// privilege is migrated so that a user whose direction was open (empty)
+// keeps it, now as an explicit '>' that explain and doctor show; a
+// service whose publish was already closed by its response permission
+// stays closed.
+func TestUpgradeKeepsWorkingUsersWorking(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	oldSchemaDB(t, dir, map[string]string{
+		"legacy": `{"pub":{"allow":null,"deny":null},"sub":{"allow":["metrics.>"],"deny":null}}`,
+		"svc":    `{"pub":{"allow":null,"deny":null},"sub":{"allow":["svc.>"],"deny":null},"resp":{"max":0,"ttl":0}}`,
+	})
+	code, got := doctorJSON(t, "--dir", dir, "--offline")
+	if code != exitOK {
+		t.Errorf("doctor on the old database: exit %d, want 0:\n%s", code, doctorDump(got))
+	}
+	doctorWant(t, got, "warn", "database", "migrates it")
+
+	s := serveOn(t, dir)
+	nc, errs := s.connectWithErrs(t, "legacy", "legacy-pw")
+	if !receives(t, nc, nc, "metrics.cpu") {
+		t.Error("legacy could not publish and receive metrics.cpu after the upgrade")
+	}
+	if publishRefused(t, nc, errs, "anything.else") {
+		t.Error("legacy, who could publish anywhere before the upgrade, was refused after it")
+	}
+	svc, svcErrs := s.connectWithErrs(t, "svc", "svc-pw")
+	if !publishRefused(t, svc, svcErrs, "svc.x") {
+		t.Error("svc, whose publish its response permission closed before the upgrade, may publish after it")
+	}
+
+	r := mustRun(t, "", "user", "explain", "legacy", "--dir", dir)
+	if !strings.Contains(r.stdout, "anything") {
+		t.Errorf("explain legacy after the upgrade does not say publish: anything:\n%s", r.stdout)
+	}
+	code, got = doctorJSON(t, "--dir", dir, "--offline")
+	if code != exitOK {
+		t.Errorf("doctor after the upgrade: exit %d, want 0 (an unrestricted direction is a warning):\n%s", code, doctorDump(got))
+	}
+	doctorWant(t, got, "warn", "unrestricted", "legacy (publish)")
+	for _, res := range doctorFind(got, "unrestricted") {
+		if strings.Contains(res.Message, "svc (") {
+			t.Errorf("doctor lists svc, which has no unrestricted direction: %s", res.Message)
+		}
+	}
+}
+
+func TestDoctorUnrestricted(t *testing.T) {
+	dir := doctorInit(t, "127.0.0.1:4222")
+	code, got := doctorJSON(t, "--dir", dir, "--offline")
+	if code != exitOK {
+		t.Fatalf("doctor on a fresh directory: exit %d:\n%s", code, doctorDump(got))
+	}
+	doctorWant(t, got, "ok", "unrestricted", "no user or role")
+
+	mustRun(t, "pw-1\n", "user", "add", "reader", "--dir", dir, "--password-stdin", "--sub", "metrics.>")
+	mustRun(t, "", "role", "add", "ops", "--dir", dir, "--pub", ">", "--deny-pub", "$SYS.>")
+	mustRun(t, "pw-2\n", "user", "add", "opsuser", "--dir", dir, "--password-stdin", "--role", "ops", "--sub", ">")
+	code, got = doctorJSON(t, "--dir", dir, "--offline")
+	if code != exitOK {
+		t.Errorf("exit %d, want 0: an unrestricted direction is a warning:\n%s", code, doctorDump(got))
+	}
+	doctorWant(t, got, "warn", "unrestricted", "1 user: opsuser (publish except $SYS.>, subscribe)")
+	doctorWant(t, got, "warn", "unrestricted", "1 role: ops (publish except $SYS.>)")
+	for _, r := range doctorFind(got, "unrestricted") {
+		if strings.Contains(r.Message, "reader") {
+			t.Errorf("doctor lists reader, who may only subscribe to metrics.>: %s", r.Message)
+		}
+	}
+}
