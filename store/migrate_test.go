@@ -75,11 +75,11 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Errorf("user_version after Open = %d, want %d", got, want)
 	}
 
+	// Version 1 left subscribe open by leaving it empty; 0007 makes that
+	// explicit.
 	want := accounts.User{
 		Name:        "alice",
 		Account:     "APP",
-		// Version 1 left subscribe open by leaving it empty; 0007 makes
-		// that explicit.
 		Permissions: accounts.Permissions{Pub: accounts.Rule{Allow: []string{"orders.>"}}, Sub: accounts.Rule{Allow: []string{">"}}},
 		Expires:     t1.Add(time.Hour),
 		Created:     t0,
