@@ -37,7 +37,11 @@ variables work) and is never changed.
 bcrypt passwords ($2a$, $2b$, $2y$) are kept as they are, so they keep
 working; plain-text passwords are stored hashed. Permissions carry over:
 publish and subscribe (a subject, a list, or allow/deny), allow_responses
-and allowed_connection_types.
+and allowed_connection_types. Where nats-server grants every subject
+because the file allows none in a direction (no permissions, no rule for
+the direction, or only denies), the user gets an explicit '>' for it, its
+denies kept: authrelay grants nothing that no rule allows. Publish next to
+allow_responses stays closed but for the replies, as in nats-server.
 
 Not imported, each listed with the reason: users of the system account and
 of AUTH (they stay static in nats.conf), nkey users, tokens, users without a
@@ -772,7 +776,9 @@ func (nc *natsConf) readAuthorization(v any) error {
 		if single.name == "" {
 			single.problems = append(single.problems, "the authorization block has a password but no user")
 		}
-		single.notes = append(single.notes, "no permissions (full access), as nats-server gives the single authorization user")
+		// nats-server gives the single authorization user no permissions:
+		// full access.
+		single.openAsServer()
 		single.problems = append(single.problems, problems...)
 		nc.users = append(nc.users, single)
 	}
@@ -967,6 +973,7 @@ func readConfUser(v any, scope, account string) confUser {
 		}
 		seen[field] = k
 	}
+	u.openAsServer()
 	if u.nkey != "" {
 		u.problems = append(u.problems, "nkey user: authrelay logs users in with a name and password only; create a password user for this client")
 	}
@@ -974,6 +981,35 @@ func readConfUser(v any, scope, account string) confUser {
 		u.problems = append(u.problems, "has neither user nor nkey (nats-server refuses that)")
 	}
 	return u
+}
+
+// openAsServer gives each direction that nats-server leaves unrestricted
+// for this entry an explicit allow of '>' (its denies kept), so the user
+// keeps under authrelay, where a direction with no allow permits nothing,
+// what the file granted. nats-server leaves a direction unrestricted when
+// the entry allows nothing in it: no permissions at all, no rule for the
+// direction, an empty list, or only denies (everything but them). The one
+// exception is publish next to allow_responses: nats-server then closes
+// publish to all but the replies (validateResponsePermissions), and so
+// does authrelay.
+func (u *confUser) openAsServer() {
+	var open []string
+	if len(u.perms.Pub.Allow) == 0 && u.perms.Resp == nil {
+		u.perms.Pub.Allow = []string{accounts.AllSubjects}
+		open = append(open, "publish")
+	}
+	if len(u.perms.Sub.Allow) == 0 {
+		u.perms.Sub.Allow = []string{accounts.AllSubjects}
+		open = append(open, "subscribe")
+	}
+	if len(open) == 0 {
+		return
+	}
+	what := "full access"
+	if len(open) == 1 {
+		what = "every " + open[0] + " subject"
+	}
+	u.notes = append(u.notes, fmt.Sprintf("%s ('>' for %s), as nats-server gave it where the file allows nothing; narrow it with 'authrelay user set'", what, strings.Join(open, " and ")))
 }
 
 // setString sets *dst to the string v, or records that it is not one. The

@@ -491,7 +491,7 @@ func TestImportAccountChoice(t *testing.T) {
 	t.Run("single authorization user", func(t *testing.T) {
 		rep := decodeImport(t, mustImport(t, 0, "import", importSingleConf, "--dir", dir, "--account", "OPS", "--json"))
 		checkUserRows(t, rep.Users, []wantRow{{"solo", "OPS", "add", "full access"}})
-		if u := showImported(t, dir, "solo"); u.Account != "OPS" || len(u.Pub.Allow)+len(u.Sub.Allow)+len(u.Pub.Deny)+len(u.Sub.Deny) != 0 {
+		if u := showImported(t, dir, "solo"); u.Account != "OPS" || !slices.Equal(u.Pub.Allow, []string{">"}) || !slices.Equal(u.Sub.Allow, []string{">"}) || len(u.Pub.Deny)+len(u.Sub.Deny) != 0 {
 			t.Errorf("solo = %+v", u)
 		}
 	})

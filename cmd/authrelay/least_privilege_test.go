@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/store"
@@ -240,5 +242,116 @@ func TestDoctorUnrestricted(t *testing.T) {
 		if strings.Contains(r.Message, "reader") {
 			t.Errorf("doctor lists reader, who may only subscribe to metrics.>: %s", r.Message)
 		}
+	}
+}
+
+// importLeastConf is the fixture of users whose nats.conf permissions leave
+// a direction unrestricted.
+var importLeastConf = filepath.Join("testdata", "import", "least.conf")
+
+// probeSubjects are what the import differential test tries to publish and
+// subscribe to.
+var probeSubjects = []string{"metrics.cpu", "secret.plans", "svc.echo", "other.x"}
+
+// probe logs in to url and returns, for each of probeSubjects, whether
+// the server let the user publish and subscribe to it.
+func probe(t *testing.T, url, user, password string) (pub, sub map[string]bool) {
+	t.Helper()
+	errs := make(chan error, 64)
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.NoReconnect(), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatalf("connect as %s to %s: %v", user, url, err)
+	}
+	defer nc.Close()
+	for _, s := range probeSubjects {
+		if err := nc.Publish(s, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.SubscribeSync(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pub, sub = map[string]bool{}, map[string]bool{}
+	for _, s := range probeSubjects {
+		pub[s], sub[s] = true, true
+	}
+	// The server reports each violation before the flush's PONG; the wait
+	// covers only the error handler's goroutine.
+	timeout := time.After(500 * time.Millisecond)
+	for {
+		select {
+		case err := <-errs:
+			msg := err.Error()
+			for _, s := range probeSubjects {
+				if strings.Contains(msg, `Permissions Violation for Publish to "`+s+`"`) {
+					pub[s] = false
+				}
+				if strings.Contains(msg, `Permissions Violation for Subscription to "`+s+`"`) {
+					sub[s] = false
+				}
+			}
+		case <-timeout:
+			return pub, sub
+		}
+	}
+}
+
+// TestImportKeepsWhatNatsServerGranted: for each user of the fixture, the
+// subjects it may publish and subscribe to after import, through authrelay,
+// are those a stock nats-server running the fixture itself lets it use.
+func TestImportKeepsWhatNatsServerGranted(t *testing.T) {
+	opts, err := server.ProcessConfigFile(importLeastConf)
+	if err != nil {
+		t.Fatalf("nats-server rejects %s: %v", importLeastConf, err)
+	}
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	stock, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go stock.Start()
+	if !stock.ReadyForConnections(10 * time.Second) {
+		t.Fatal("stock nats-server not ready")
+	}
+	t.Cleanup(func() {
+		stock.Shutdown()
+		stock.WaitForShutdown()
+	})
+
+	s := serveEmbedded(t, true)
+	rep := decodeImport(t, mustImport(t, 0, "import", importLeastConf, "--dir", s.dir, "--json"))
+	checkUserRows(t, rep.Users, []wantRow{
+		{"nobody", "APP", "add", "full access ('>' for publish and subscribe)"},
+		{"subonly", "APP", "add", "every publish subject ('>' for publish)"},
+		{"pubonly", "APP", "add", "every subscribe subject ('>' for subscribe)"},
+		{"denyonly", "APP", "add", "full access"},
+		{"emptylists", "APP", "add", "full access"},
+		{"responder", "APP", "add", "plain-text password"},
+		{"narrow", "APP", "add", "plain-text password"},
+	})
+	if d := showImported(t, s.dir, "denyonly"); !slices.Equal(d.Pub.Allow, []string{">"}) || !slices.Equal(d.Pub.Deny, []string{"secret.>"}) {
+		t.Errorf("denyonly publish = %+v, want allow > deny secret.>", d.Pub)
+	}
+	if r := showImported(t, s.dir, "responder"); len(r.Pub.Allow) != 0 || r.Resp == nil {
+		t.Errorf("responder = %+v, want no publish allow and a response permission", r)
+	}
+	for _, r := range rep.Users {
+		t.Run(r.Name, func(t *testing.T) {
+			password := r.Name + "-pass"
+			wantPub, wantSub := probe(t, stock.ClientURL(), r.Name, password)
+			gotPub, gotSub := probe(t, s.url, r.Name, password)
+			for _, subj := range probeSubjects {
+				if gotPub[subj] != wantPub[subj] {
+					t.Errorf("publish to %s: allowed %v through authrelay, %v by nats-server with the original file", subj, gotPub[subj], wantPub[subj])
+				}
+				if gotSub[subj] != wantSub[subj] {
+					t.Errorf("subscribe to %s: allowed %v through authrelay, %v by nats-server with the original file", subj, gotSub[subj], wantSub[subj])
+				}
+			}
+		})
 	}
 }
