@@ -187,7 +187,7 @@ func TestCacheHonoursEveryChange(t *testing.T) {
 	t.Run("user set --account", func(t *testing.T) {
 		mustRun(t, "", "account", "add", "ORDERS", "--dir", dir)
 		s.reload(t)
-		s.addUser(t, "olga", "olga-pass", "--account", "ORDERS")
+		s.addUser(t, "olga", "olga-pass", "--account", "ORDERS", "--pub", ">")
 		olga := s.wantLogin(t, "olga", "olga-pass", "miss")
 		s.wantLogin(t, "alice", "alice-pass-2", "miss").Close()
 		s.wantLogin(t, "alice", "alice-pass-2", "hit").Close()

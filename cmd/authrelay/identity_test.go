@@ -254,8 +254,8 @@ func TestAccountsReloadWithoutRestart(t *testing.T) {
 	if _, err := server.ProcessConfigFile(filepath.Join(s.dir, serverConf)); err != nil {
 		t.Fatalf("config after account add: %v", err)
 	}
-	s.addUser(t, "olga", "olga-pass", "--account", "ORDERS")
-	s.addUser(t, "apu", "apu-pass", "--account", "APP")
+	s.addUser(t, "olga", "olga-pass", "--account", "ORDERS", "--pub", ">", "--sub", ">")
+	s.addUser(t, "apu", "apu-pass", "--account", "APP", "--pub", ">", "--sub", ">")
 	s.reload(t)
 
 	olga, err := s.connect("olga", "olga-pass")

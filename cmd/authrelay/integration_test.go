@@ -166,7 +166,7 @@ func TestSessionExpiryReconnects(t *testing.T) {
 	for _, env := range envs {
 		t.Run(env.name, func(t *testing.T) {
 			s := serveEmbedded(t, env.xkey, "--session-ttl", "2s")
-			s.addUser(t, "alice", "s3cret-pass")
+			s.addUser(t, "alice", "s3cret-pass", "--pub", ">", "--sub", ">")
 			asyncErrs := make(chan error, 4)
 			reconnected := make(chan struct{}, 4)
 			nc, err := nats.Connect(s.url,

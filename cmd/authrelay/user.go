@@ -122,8 +122,8 @@ type permFlags struct {
 }
 
 func (p *permFlags) register(fs *flag.FlagSet) {
-	fs.Var(&p.pub, "pub", "subject the user may publish to (repeatable, wildcards allowed), e.g. 'orders.>'")
-	fs.Var(&p.sub, "sub", "subject the user may subscribe to (repeatable), e.g. '_INBOX.>'")
+	fs.Var(&p.pub, "pub", "subject the user may publish to (repeatable, wildcards allowed), e.g. 'orders.>'; '>' is every subject, and with no --pub (own or from a role) the user may publish nothing")
+	fs.Var(&p.sub, "sub", "subject the user may subscribe to (repeatable), e.g. '_INBOX.>'; '>' is every subject, and with no --sub (own or from a role) the user may subscribe to nothing")
 	fs.Var(&p.denyPub, "deny-pub", "subject the user may never publish to (repeatable; wins over --pub)")
 	fs.Var(&p.denySub, "deny-sub", "subject the user may never subscribe to (repeatable; wins over --sub)")
 	fs.BoolVar(&p.allowResponses, "allow-responses", false, "let the user reply to requests it receives, whatever --pub allows")
@@ -174,6 +174,10 @@ Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generat
 Creates a user. The password is read from the first line of standard input
 (--password-stdin), generated and printed once (--generate-password), or
 asked for without echo when standard input is a terminal.
+
+Only allows grant: a direction (publish, subscribe) that no --pub or --sub
+of the user or of its roles allows permits nothing. --pub '>' (or
+--sub '>') grants every subject of the account, explicitly.
 
 Examples:
 
