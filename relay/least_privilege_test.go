@@ -43,6 +43,11 @@ func putLeastPrivilegeUsers(h *harness) {
 	h.users.put("svc-pw-3a7c", accounts.User{Name: "svc", Account: "APP", Permissions: svc})
 	h.users.put("req-pw-3a7c", accounts.User{Name: "req", Account: "APP", Permissions: rules([]string{"svc.>"}, []string{"_INBOX.>"})})
 	// Only denies: nothing is allowed, so nothing is granted.
+	// Subscribes at QoS 0 only: a deny of $MQTT.> catches nats-server's
+	// internal subjects for QoS 1 and 2.
+	h.users.put("mqttdeny-pw-3a7c", accounts.User{Name: "mqttdeny", Account: "APP", Permissions: accounts.Permissions{
+		Sub: accounts.Rule{Allow: []string{"metrics.>"}, Deny: []string{"$MQTT.>"}},
+	}})
 	h.users.put("denier-pw-3a7c", accounts.User{Name: "denier", Account: "APP", Permissions: accounts.Permissions{
 		Pub: accounts.Rule{Deny: []string{"secret.>"}}, Sub: accounts.Rule{Deny: []string{"secret.>"}},
 	}})
@@ -191,9 +196,13 @@ func testLeastPrivilege(t *testing.T, e env) {
 			t.Fatal(err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(v.MQTT.Port))
+		clients := 0
 		dial := func(t *testing.T, name string) *mqttClient {
 			t.Helper()
-			c, rc := mqttDial(t, addr, "lp-"+e.name+"-"+name, name, name+"-pw-3a7c")
+			// A client id of its own: a second connection with an id in
+			// use takes the session over and closes the first.
+			clients++
+			c, rc := mqttDial(t, addr, fmt.Sprintf("lp-%s-%s-%d", e.name, name, clients), name, name+"-pw-3a7c")
 			if rc != 0 {
 				t.Fatalf("mqtt login as %s: CONNACK return code %d, want 0", name, rc)
 			}
@@ -230,9 +239,35 @@ func testLeastPrivilege(t *testing.T, e env) {
 			t.Errorf("reader got %+v, want metrics/cpu at QoS 1 from the writer", m)
 		}
 
+		// QoS 2 both ways: the exchange runs on $MQTT.deliver.pubrel.<id>
+		// and JetStream, none of which needs a grant.
+		mreader2 := dial(t, "reader")
+		if got := mreader2.subscribe("metrics/q2", 2); got != 2 {
+			t.Fatalf("reader's QoS 2 subscription to metrics/q2: SUBACK %#x, want 2", got)
+		}
+		mwriter.publish2("metrics/q2", "qos 2")
+		if m, err := mreader2.next(5 * time.Second); err != nil || m.payload != "qos 2" || m.qos != 2 {
+			t.Fatalf("reader's QoS 2 message: %+v, %v", m, err)
+		}
+		mreader2.await(mqttPubRel)
+
+		// '#' also matches the parent topic: metrics/# needs metrics as
+		// well as metrics.>, which the reader lacks.
+		if got := mreader.subscribe("metrics/#", 1); got != mqttSubFailure {
+			t.Errorf("reader's subscription to metrics/#: SUBACK %#x, want %#x (metrics itself is not granted)", got, mqttSubFailure)
+		}
+		mdeny := dial(t, "mqttdeny")
+		if got := mdeny.subscribe("metrics/cpu", 0); got != 0 {
+			t.Errorf("mqttdeny's QoS 0 subscription: SUBACK %#x, want 0", got)
+		}
+		if got := mdeny.subscribe("metrics/mem", 1); got != mqttSubFailure {
+			t.Errorf("mqttdeny's QoS 1 subscription: SUBACK %#x, want %#x: its deny of $MQTT.> should catch $MQTT.sub.", got, mqttSubFailure)
+		}
+
 		// The reader's publish is dropped (nats-server still acknowledges
 		// it); the next message on the subject is the control's.
 		mreader.publish("svc/billing/cancel", "forged")
+		mreader.publish2("svc/billing/cancel", "forged at QoS 2")
 		mreader.ping()
 		mall.publish("svc/billing/cancel", "real")
 		got, err := forgedSub.NextMsg(5 * time.Second)

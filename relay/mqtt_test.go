@@ -12,7 +12,8 @@ import (
 )
 
 // A minimal MQTT 3.1.1 client: just the packets the permission tests need
-// (CONNECT, SUBSCRIBE, PUBLISH at QoS 0 and 1, PUBACK, PINGREQ), written out
+// (CONNECT, SUBSCRIBE, PUBLISH at QoS 0, 1 and 2 with their acknowledgements,
+// PINGREQ), written out
 // from the specification rather than pulled in as a dependency.
 
 // MQTT control packet types, as the high nibble of the first byte.
@@ -21,6 +22,9 @@ const (
 	mqttConnAck   = 0x20
 	mqttPublish   = 0x30
 	mqttPubAck    = 0x40
+	mqttPubRec    = 0x50
+	mqttPubRel    = 0x62 // with the reserved flags 0010
+	mqttPubComp   = 0x70
 	mqttSubscribe = 0x82 // with the reserved flags 0010
 	mqttSubAck    = 0x90
 	mqttPingReq   = 0xc0
@@ -148,31 +152,41 @@ func (c *mqttClient) read() mqttPacket {
 }
 
 // await reads packets until one of type typ arrives and returns it;
-// PUBLISH packets read meanwhile are acknowledged and kept for next.
+// PUBLISH packets read meanwhile are acknowledged and kept for next, and a
+// PUBREL for a QoS 2 message received is completed.
 func (c *mqttClient) await(typ byte) mqttPacket {
 	c.t.Helper()
 	for {
 		p := c.read()
-		if p.typ&0xf0 == mqttPublish && typ != mqttPublish {
+		switch {
+		case p.typ == typ:
+			if typ == mqttPubRel {
+				c.write(mqttPubComp, p.body)
+			}
+			return p
+		case p.typ&0xf0 == mqttPublish:
 			c.keep(p)
-			continue
-		}
-		if p.typ != typ {
+		case p.typ == mqttPubRel:
+			c.write(mqttPubComp, p.body)
+		default:
 			c.t.Fatalf("mqtt: got packet %#x, want %#x", p.typ, typ)
 		}
-		return p
 	}
 }
 
-// keep decodes a PUBLISH, acknowledges it at QoS 1 and queues it.
+// keep decodes a PUBLISH, acknowledges it (PUBACK at QoS 1, PUBREC at
+// QoS 2) and queues it.
 func (c *mqttClient) keep(p mqttPacket) mqttMsg {
 	c.t.Helper()
 	m, pid, err := mqttDecodePublish(p)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if m.qos == 1 {
+	switch m.qos {
+	case 1:
 		c.write(mqttPubAck, binary.BigEndian.AppendUint16(nil, pid))
+	case 2:
+		c.write(mqttPubRec, binary.BigEndian.AppendUint16(nil, pid))
 	}
 	c.msgs = append(c.msgs, m)
 	return m
@@ -233,6 +247,26 @@ func (c *mqttClient) publish(topic, payload string) {
 	p := c.await(mqttPubAck)
 	if len(p.body) != 2 || binary.BigEndian.Uint16(p.body) != pid {
 		c.t.Fatalf("mqtt: PUBACK % x for packet id %d", p.body, pid)
+	}
+}
+
+// publish2 publishes payload to topic at QoS 2: PUBLISH, PUBREC, PUBREL,
+// PUBCOMP. nats-server completes the exchange for a publish its
+// permissions drop as well.
+func (c *mqttClient) publish2(topic, payload string) {
+	c.t.Helper()
+	pid := c.nextPID()
+	id := binary.BigEndian.AppendUint16(nil, pid)
+	body := mqttAppendString(nil, topic)
+	body = append(body, id...)
+	body = append(body, payload...)
+	c.write(mqttPublish|2<<1, body)
+	if p := c.await(mqttPubRec); string(p.body) != string(id) {
+		c.t.Fatalf("mqtt: PUBREC % x for packet id %d", p.body, pid)
+	}
+	c.write(mqttPubRel, id)
+	if p := c.await(mqttPubComp); string(p.body) != string(id) {
+		c.t.Fatalf("mqtt: PUBCOMP % x for packet id %d", p.body, pid)
 	}
 }
 
