@@ -161,6 +161,23 @@ func TestEndToEndRealBinaries(t *testing.T) {
 		}
 	})
 
+	t.Run("a user with only --sub may not publish", func(t *testing.T) {
+		// printf 'pw\n' | authrelay user add reader --account APP --password-stdin --sub 'metrics.>'
+		// nats --user reader --password pw pub svc.billing.cancel forged
+		e.authrelay(t, "reader-pass\n", "user", "add", "reader", "--dir", e.dir, "--account", "APP",
+			"--password-stdin", "--sub", "metrics.>").wantCode(t, exitOK)
+		r := e.nats(t, "--user", "reader", "--password", "reader-pass", "pub", "svc.billing.cancel", "forged")
+		t.Logf("nats pub svc.billing.cancel as reader: exit %d, output %q", r.code, r.output())
+		r.wantFailure(t)
+		r.wantOutput(t, `Permissions Violation for Publish to "svc.billing.cancel"`)
+		// The control: --pub '>' grants it.
+		e.authrelay(t, "writer-pass\n", "user", "add", "writer", "--dir", e.dir, "--account", "APP",
+			"--password-stdin", "--pub", ">").wantCode(t, exitOK)
+		r = e.nats(t, "--user", "writer", "--password", "writer-pass", "pub", "svc.billing.cancel", "real")
+		r.wantCode(t, 0)
+		r.wantOutput(t, `Published 4 bytes to "svc.billing.cancel"`)
+	})
+
 	t.Run("wrong password", func(t *testing.T) {
 		// nats --user alice --password wrong pub orders.new hi
 		r := e.nats(t, "--user", "alice", "--password", "wrong", "pub", "orders.new", "hi")
