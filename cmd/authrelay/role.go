@@ -310,8 +310,8 @@ type clearFlags struct {
 }
 
 func (c *clearFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&c.pub, "clear-pub", false, "remove all publish allows")
-	fs.BoolVar(&c.sub, "clear-sub", false, "remove all subscribe allows")
+	fs.BoolVar(&c.pub, "clear-pub", false, "remove all publish allows (a direction with no allow, own or from a role, permits nothing)")
+	fs.BoolVar(&c.sub, "clear-sub", false, "remove all subscribe allows (a direction with no allow, own or from a role, permits nothing)")
 	fs.BoolVar(&c.denyPub, "clear-deny-pub", false, "remove all publish denies")
 	fs.BoolVar(&c.denySub, "clear-deny-sub", false, "remove all subscribe denies")
 	fs.BoolVar(&c.resp, "no-responses", false, "remove the response permission")
