@@ -186,7 +186,8 @@ var ErrUnknownRole = errors.New("unknown role")
 // the subject templates. roles must hold every role u names; order does not
 // matter. Allows are the union of all allows, denies the union of all
 // denies (nats-server lets a deny win over any allow); response permission
-// is the most generous one given.
+// is the most generous one given. A direction whose merged allow is empty
+// grants nothing, whatever it denies: Issuer.UserClaims closes it.
 func Resolve(u User, roles []Role) (Grant, error) {
 	byName := make(map[string]Role, len(roles))
 	for _, r := range roles {
