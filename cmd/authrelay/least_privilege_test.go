@@ -355,3 +355,28 @@ func TestImportKeepsWhatNatsServerGranted(t *testing.T) {
 		})
 	}
 }
+
+func TestUserAddNotesNothingGranted(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	const note = "may neither publish nor subscribe"
+	r := mustRun(t, "pw-1\n", "user", "add", "bare", "--dir", dir, "--password-stdin")
+	if !strings.Contains(r.stderr, "bare "+note) || !strings.Contains(r.stderr, "--pub '>' --sub '>'") {
+		t.Errorf("user add with no rules: stderr %q, want a note that bare may do nothing and how to grant everything", r.stderr)
+	}
+	for _, args := range [][]string{{"--sub", "metrics.>"}, {"--pub", "x"}, {"--allow-responses"}} {
+		name := "u" + strings.Trim(args[len(args)-1], "-.>")
+		r := mustRun(t, "pw-2\n", append([]string{"user", "add", name, "--dir", dir, "--password-stdin"}, args...)...)
+		if strings.Contains(r.stderr, note) {
+			t.Errorf("user add %v: stderr %q, want no note", args, r.stderr)
+		}
+	}
+	r = mustRun(t, "", "user", "set", "bare", "--dir", dir, "--pub", ">", "--sub", ">")
+	if strings.Contains(r.stderr, note) {
+		t.Errorf("user set granting everything: stderr %q, want no note", r.stderr)
+	}
+	r = mustRun(t, "", "user", "set", "bare", "--dir", dir, "--clear-pub", "--clear-sub")
+	if !strings.Contains(r.stderr, "bare "+note) {
+		t.Errorf("user set clearing both directions: stderr %q, want the note", r.stderr)
+	}
+}

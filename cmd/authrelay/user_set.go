@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 // constraintFlags are the role and constraint flags of user add and set.
@@ -162,7 +163,28 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 	}
 	m.audit(ctx, db, "user set", map[string]any{"user": name, "fields": changedFlags(set)})
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
+	if u, err := db.User(ctx, name); err == nil {
+		m.noteNothingGranted(ctx, db, u)
+	}
 	return nil
+}
+
+// noteNothingGranted tells the admin, on standard error, when u with its
+// roles may neither publish nor subscribe nor reply: a user left without
+// rules is granted nothing (before least privilege it was everything).
+func (m *Main) noteNothingGranted(ctx context.Context, db *store.DB, u accounts.User) {
+	roles, err := db.RolesNamed(ctx, u.Roles)
+	if err != nil {
+		return
+	}
+	g, err := accounts.Resolve(u, roles)
+	if err != nil {
+		return
+	}
+	p := g.Permissions
+	if p.Pub.Scope() == accounts.ScopeNothing && p.Sub.Scope() == accounts.ScopeNothing && p.Resp == nil {
+		fmt.Fprintf(m.Stderr, "authrelay: note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)\n", u.Name)
+	}
 }
 
 // explainView is what user explain prints: what the relay would issue.
