@@ -116,14 +116,14 @@ func TestGeneration(t *testing.T) {
 		{"authenticate", func() error { _, err := db.Authenticate(ctx, "alice", "pw-alice-2"); return err }},
 		{"failed logins and a lockout", func() error {
 			for range 3 {
-				if err := l.Failed(ctx, "alice", "192.0.2.1", time.Now()); err != nil {
+				if err := l.Failed(ctx, "alice", "192.0.2.1", time.Now(), accounts.FailedPassword); err != nil {
 					return err
 				}
 			}
 			return nil
 		}},
 		{"successful login", func() error { return l.Succeeded(ctx, "alice", "192.0.2.1", time.Now()) }},
-		{"unlock", func() error { _, err := db.Unlock(ctx, LockoutUser, "alice"); return err }},
+		{"unlock", func() error { _, err := db.Unlock(ctx, "alice", ""); return err }},
 		{"prune lockouts", func() error { _, err := db.PruneLockouts(ctx, time.Now().Add(time.Hour), 0); return err }},
 		{"audit", func() error {
 			aw.Record(accounts.LoginEvent{Time: time.Now(), User: "alice", Allowed: true})
@@ -161,6 +161,7 @@ func TestGenerationRehash(t *testing.T) {
 	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
+	db.Rehash(ctx, "bob", "pw-bob")
 	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
 		t.Fatalf("OnRehash got %v, want one nil error: the test needs a rehash", errs)
 	}
