@@ -289,9 +289,9 @@ func TestLockoutUserAcrossAddresses(t *testing.T) {
 		g.fail("alice", addr, t0, 2)
 		g.wantLocked("alice", addr, i == 3, t0)
 	}
-	g.wantLocked("alice", "203.0.113.1", true, t0)       // a new address
-	g.wantLocked("alice", home, false, t0)               // known: exempt
-	g.wantLocked("bob", "203.0.113.1", false, t0)        // another name
+	g.wantLocked("alice", "203.0.113.1", true, t0)                   // a new address
+	g.wantLocked("alice", home, false, t0)                           // known: exempt
+	g.wantLocked("bob", "203.0.113.1", false, t0)                    // another name
 	g.wantLocked("alice", home, true, t0.Add(time.Hour+time.Second)) // no longer known
 	got, err := db.ActiveLockouts(t.Context(), t0)
 	if err != nil {

@@ -349,3 +349,76 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDenialTiming measures, through serve and a real server, how long the
+// relay takes to refuse a login for each reason — wrong password, unknown
+// user, disabled, expired, locked out — interleaved, each attempt with a
+// user of its own whose hash needs a rehash (so that a refusal that
+// rehashed would show), and checks that the medians agree. It logs the
+// figures; run it with -v to see them. The bound is generous (a shared
+// machine under -race is noisy); a refusal that did a second hash, as a
+// rehash before the answer does, takes about twice as long.
+func TestDenialTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing measurement")
+	}
+	const n = 15
+	s := serveEmbedded(t, true, "--lockout-threshold", "1", "--lockout-addr-threshold", "100000")
+	db := openDir(t, s.dir)
+	stale := staleHash(t, db, "pw")
+	name := func(kind string, i int) string { return fmt.Sprintf("%s%02d", kind, i) }
+	for i := range n {
+		addWithHash(t, db, accounts.User{Name: name("wrong", i), Account: "APP"}, stale)
+		addWithHash(t, db, accounts.User{Name: name("disabled", i), Account: "APP", Disabled: true}, stale)
+		addWithHash(t, db, accounts.User{Name: name("expired", i), Account: "APP", Expires: time.Now().Add(-time.Hour)}, stale)
+		addWithHash(t, db, accounts.User{Name: name("locked", i), Account: "APP"}, stale)
+	}
+	refuse := func(user, password, reason string) time.Duration {
+		t.Helper()
+		_, err, line := s.login(t, user, password)
+		wantAuthViolation(t, err)
+		if !strings.Contains(line, "reason="+reason) {
+			t.Fatalf("%s: want reason %s, relay logged:\n%s", user, reason, line)
+		}
+		return latency(t, line)
+	}
+	refuse("warmup", "pw", "bad_credentials") // computes the dummy hash
+	for i := range n {
+		refuse(name("locked", i), "guess", "bad_credentials") // threshold 1: locked
+	}
+	kinds := []struct {
+		name, user, password, reason string
+	}{
+		{"wrong password", "wrong", "guess", "bad_credentials"},
+		{"unknown user", "unknown", "pw", "bad_credentials"},
+		{"disabled", "disabled", "pw", "user_disabled"},
+		{"expired", "expired", "pw", "user_expired"},
+		{"locked out", "locked", "pw", "locked_out"},
+	}
+	got := make([][]time.Duration, len(kinds))
+	for i := range n {
+		// Rotate the order, so that no kind always runs first.
+		for j := range kinds {
+			k := (i + j) % len(kinds)
+			got[k] = append(got[k], refuse(name(kinds[k].user, i), kinds[k].password, kinds[k].reason))
+		}
+	}
+	base := median(got[0])
+	for k, ds := range got {
+		m := median(ds)
+		ratio := float64(m) / float64(base)
+		t.Logf("%-15s median %8v  min %8v  max %8v  ratio %.2f (n=%d)", kinds[k].name, m.Round(time.Microsecond),
+			slices.Min(ds).Round(time.Microsecond), slices.Max(ds).Round(time.Microsecond), ratio, n)
+		if ratio > 1.5 || ratio < 1/1.5 {
+			t.Errorf("%s: median %v is %.2f times the wrong password's %v: the refusal costs other work", kinds[k].name, m, ratio, base)
+		}
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
