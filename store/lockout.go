@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -570,7 +571,7 @@ type lockoutRow struct {
 func readLockout(ctx context.Context, tx *sql.Tx, key lockKey) (lockoutRow, bool, error) {
 	r, err := scanLockout(tx.QueryRowContext(ctx, `SELECT `+lockoutColumns+` FROM lockouts WHERE kind = ? AND user = ? AND addr = ?`,
 		key.kind, key.user, key.addr))
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return lockoutRow{}, false, nil
 	}
 	return r, err == nil, err
