@@ -58,6 +58,10 @@ const (
 	ReasonOverloaded = "overloaded"
 )
 
+// recordTimeout bounds the write of a failed login, which outlives the
+// decision's own deadline.
+const recordTimeout = 5 * time.Second
+
 // Results logged for each decision.
 const (
 	resultAllow = "allow"
@@ -307,8 +311,12 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		}
 		defer g.Release(name, host)
 	}
-	r.stats.verifications.Add(1)
 	u, err := r.cfg.Users.Authenticate(ctx, name, password)
+	if err == nil || errors.Is(err, accounts.ErrInvalidCredentials) {
+		// Another error (the store failing, the deadline passing) came
+		// before the password was verified.
+		r.stats.verifications.Add(1)
+	}
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials):
 		r.failed(ctx, rc, accounts.FailedPassword)
@@ -350,12 +358,17 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	return d
 }
 
-// failed records a refused login with the guard, if there is one.
+// failed records a refused login with the guard, if there is one. It is
+// recorded even when the decision's deadline has passed meanwhile (the
+// answer is then abandoned): the password was tried all the same, and a
+// failure not recorded would let a burst past the lockout.
 func (r *Relay) failed(ctx context.Context, rc *jwt.AuthorizationRequestClaims, f accounts.Failure) {
 	g := r.cfg.Guard
 	if g == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	if err := g.Failed(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now(), f); err != nil {
 		r.log.Error("record failed login", "err", err)
 	}

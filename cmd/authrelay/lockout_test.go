@@ -250,10 +250,17 @@ func TestBurstOfGuessesIsBounded(t *testing.T) {
 		t.Errorf("%d of %d concurrent wrong passwords were verified (%d refused as bad credentials), want at most the threshold %d",
 			verified, burst, reasons["bad_credentials"], threshold)
 	}
-	if reasons["locked_out"] == 0 {
-		t.Errorf("none of %d concurrent wrong passwords was refused as locked out: %v", burst, reasons)
+	// A machine too busy to verify even the threshold's worth in time
+	// (the rest shed as overloaded or timed out) leaves attempts for a
+	// sequence: the burst and these together are bounded like a sequence.
+	for range threshold - verified {
+		s.refused(t, events, "127.0.0.2", "alice", "guess", "bad_credentials")
 	}
+	s.refused(t, events, "127.0.0.2", "alice", "guess", "locked_out")
 	s.refused(t, events, "127.0.0.2", "alice", "alice-pass", "locked_out")
+	if got := int(verifications() - before); got > threshold {
+		t.Errorf("%d wrong passwords verified in all, want at most the threshold %d", got, threshold)
+	}
 }
 
 // TestEveryRefusalCounts checks that attempts refused after the password
