@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -487,18 +488,32 @@ func TestUserLockoutsEscapes(t *testing.T) {
 	}
 }
 
-// TestUnlockFlags checks the usage errors of 'user unlock'.
-func TestUnlockFlags(t *testing.T) {
+// TestLockoutFlags checks the usage errors of 'user unlock' and of serve's
+// lockout flags.
+func TestLockoutFlags(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	for _, args := range [][]string{
-		{"user", "unlock", "--addr", "not-an-ip"},
-		{"user", "unlock"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "unlock", "--addr", "not-an-ip"}, "want an IP address"},
+		{[]string{"user", "unlock"}, "NAME"},
+		{[]string{"serve", "--lockout-ipv6-prefix", "129"}, "prefix length from 1 to 128"},
+		{[]string{"serve", "--lockout-user-threshold", "-1"}, "must not be negative"},
+		{[]string{"serve", "--lockout-known-for", "-1h"}, "must not be negative"},
 	} {
-		r := run(t, "", append(args, "--dir", dir)...)
-		if r.code != 2 || r.stderr == "" {
-			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
+		r := run(t, "", append(tc.args, "--dir", dir)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error saying %q", tc.args, r.code, r.stderr, tc.want)
 		}
+	}
+	// The new flags come from authrelay.conf like every serve flag.
+	if err := os.WriteFile(Layout{Dir: dir}.Path(serveConfigFile), []byte("lockout-ipv6-prefix = 200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "serve", "--dir", dir); r.code != 2 || !strings.Contains(r.stderr, "/200") {
+		t.Errorf("serve with lockout-ipv6-prefix = 200 in authrelay.conf: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
 	r := mustRun(t, "", "user", "unlock", "alice", "--addr", "2001:db8::1", "--dir", dir)
 	if !strings.Contains(r.stdout, "was not locked") {
