@@ -115,8 +115,10 @@ type Stats struct {
 	CacheHits, CacheMisses uint64
 	// CacheEntries is the number of credentials cached now.
 	CacheEntries int
-	// Verifications counts password verifications run by the hash pool:
-	// cache misses, locked-out attempts, and every login without a cache.
+	// Verifications counts the password verifications of a login's user
+	// (or, for an unknown user, of the dummy hash) run by the hash pool:
+	// cache misses, and every login without a cache. A locked-out attempt
+	// is not one: it verifies only the dummy hash.
 	Verifications uint64
 	// Shed counts requests answered with ReasonOverloaded.
 	Shed uint64

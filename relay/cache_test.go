@@ -210,7 +210,9 @@ type memGuard struct {
 	mu        sync.Mutex
 	locked    map[string]bool
 	failed    []string
+	kinds     []accounts.Failure
 	succeeded int
+	reserved  int // reservations not released
 }
 
 func (g *memGuard) Locked(_ context.Context, name, _ string, _ time.Time) (bool, error) {
@@ -219,10 +221,27 @@ func (g *memGuard) Locked(_ context.Context, name, _ string, _ time.Time) (bool,
 	return g.locked[name], nil
 }
 
-func (g *memGuard) Failed(_ context.Context, name, _ string, _ time.Time) error {
+func (g *memGuard) Reserve(_ context.Context, name, _ string, _ time.Time) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.locked[name] {
+		return false, nil
+	}
+	g.reserved++
+	return true, nil
+}
+
+func (g *memGuard) Release(string, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reserved--
+}
+
+func (g *memGuard) Failed(_ context.Context, name, _ string, _ time.Time, f accounts.Failure) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.failed = append(g.failed, name)
+	g.kinds = append(g.kinds, f)
 	return nil
 }
 
@@ -386,14 +405,56 @@ func TestDecideWithCache(t *testing.T) {
 		d.want("old", "old-pw", "", 1)
 	})
 
-	t.Run("lockouts come before the cache and cost a verification", func(t *testing.T) {
+	t.Run("lockouts come before the cache and cost a dummy verification", func(t *testing.T) {
 		d := newDecider(t, nil)
 		d.want("alice", "alice-pw", "", 1)
 		d.guard.lock("alice", true)
+		dummies := d.users.dummies.Load()
 		d.want("alice", "alice-pw", ReasonLockedOut, 1)
 		d.want("alice", "wrong-pw", ReasonLockedOut, 1)
+		if got := d.users.dummies.Load() - dummies; got != 2 {
+			t.Errorf("locked attempts ran %d dummy verifications, want 2 (and no Authenticate)", got)
+		}
 		d.guard.lock("alice", false)
 		d.want("alice", "alice-pw", "", 0)
+		d.guard.mu.Lock()
+		defer d.guard.mu.Unlock()
+		if want := []accounts.Failure{accounts.FailedLocked, accounts.FailedLocked}; !slices.Equal(d.guard.kinds, want) {
+			t.Errorf("failures recorded %v, want %v", d.guard.kinds, want)
+		}
+		if d.guard.reserved != 0 {
+			t.Errorf("%d reservations not released", d.guard.reserved)
+		}
+	})
+
+	t.Run("every refusal after the password step is recorded, and only a grant rehashes", func(t *testing.T) {
+		d := newDecider(t, nil)
+		d.users.put("dis-pw", accounts.User{Name: "dis", Account: "APP", Disabled: true})
+		d.users.put("old-pw", accounts.User{Name: "old", Account: "APP", Expires: t0.Add(-time.Minute)})
+		d.want("nobody", "x-pw", ReasonBadCredentials, 1)
+		d.want("alice", "wrong-pw", ReasonBadCredentials, 1)
+		d.want("dis", "dis-pw", ReasonUserDisabled, 1)
+		d.want("old", "old-pw", ReasonUserExpired, 1)
+		if got := d.users.rehashes.Load(); got != 0 {
+			t.Errorf("%d rehashes after refusals, want 0", got)
+		}
+		d.want("alice", "alice-pw", "", 1)
+		if got := d.users.rehashes.Load(); got != 1 {
+			t.Errorf("%d rehashes after a verified grant, want 1", got)
+		}
+		d.want("alice", "alice-pw", "", 0) // a cache hit verified nothing
+		if got := d.users.rehashes.Load(); got != 1 {
+			t.Errorf("%d rehashes after a cached grant, want 1", got)
+		}
+		d.guard.mu.Lock()
+		defer d.guard.mu.Unlock()
+		want := []accounts.Failure{accounts.FailedPassword, accounts.FailedPassword, accounts.FailedRefused, accounts.FailedRefused}
+		if !slices.Equal(d.guard.kinds, want) {
+			t.Errorf("failures recorded %v, want %v", d.guard.kinds, want)
+		}
+		if d.guard.reserved != 0 {
+			t.Errorf("%d reservations not released", d.guard.reserved)
+		}
 	})
 
 	t.Run("unknown users cost a verification every time", func(t *testing.T) {

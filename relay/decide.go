@@ -45,15 +45,22 @@ const (
 	// ReasonConnTypeNotAllowed means the client's connection type is not
 	// among the user's (--conn-type).
 	ReasonConnTypeNotAllowed = "conn_type_not_allowed"
-	// ReasonLockedOut means the username or the client address is locked
-	// out after repeated failed logins. The attempt costs the same as a
-	// wrong password and the client sees the same Authorization Violation.
+	// ReasonLockedOut means the login is locked out after repeated failed
+	// logins: of the username from the client's address, from the address
+	// over any names, or of the username from everywhere (not applied at
+	// the addresses the user logged in from recently). The user's real hash
+	// is not tried; a dummy verification makes it cost what a wrong
+	// password costs, and the client sees the same Authorization Violation.
 	ReasonLockedOut = "locked_out"
 	// ReasonOverloaded means the relay could not verify the password
 	// before the server's deadline, as too many verifications were waiting;
 	// it says nothing about the credentials. The client library retries.
 	ReasonOverloaded = "overloaded"
 )
+
+// recordTimeout bounds the write of a failed login, which outlives the
+// decision's own deadline.
+const recordTimeout = 5 * time.Second
 
 // Results logged for each decision.
 const (
@@ -75,6 +82,7 @@ type decision struct {
 	err     error         // the cause of an internal error, for the log
 	store   bool          // err came from Users or Guard
 	cache   string        // cacheHit, cacheMiss, or "" when not looked up
+	rehash  bool          // a grant from a verification: Users.Rehash after the answer
 }
 
 // request is one decoded auth request on its way through the relay.
@@ -87,7 +95,6 @@ type request struct {
 	received   time.Time
 	deadline   time.Time // the latest useful answer
 	// What the fast lane found, for the hash pool.
-	locked bool   // the name or address is locked out
 	gen    int64  // the store's generation, read before the cache lookup
 	genOK  bool   // gen was read: a verification may be cached under it
 	cache  string // what the cache said, for the log
@@ -200,8 +207,13 @@ func (r *Relay) verify(ctx context.Context, req *request) {
 	dctx, cancel := r.withDeadline(ctx, req.deadline)
 	d := r.decideSlow(dctx, req)
 	cancel()
-	r.finish(ctx, req, d)
+	sent := r.finish(ctx, req, d)
 	r.hashTime.observe(time.Since(start))
+	if sent && d.rehash {
+		// After the answer: the client does not wait for it, and a
+		// refusal never runs it, so no refusal takes longer for it.
+		r.cfg.Users.Rehash(ctx, req.rc.ConnectOptions.Username, req.rc.ConnectOptions.Password)
+	}
 }
 
 // decide decides a request in the calling goroutine: the fast lane's part
@@ -211,7 +223,11 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 	if d, slow := r.decideFast(ctx, &req); !slow {
 		return d
 	}
-	return r.decideSlow(ctx, &req)
+	d := r.decideSlow(ctx, &req)
+	if d.rehash {
+		r.cfg.Users.Rehash(ctx, rc.ConnectOptions.Username, rc.ConnectOptions.Password)
+	}
+	return d
 }
 
 // decideFast decides what can be decided without verifying a password:
@@ -223,20 +239,19 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 	if name == "" || password == "" {
 		return decision{reason: ReasonNoCredentials}, false
 	}
+	if r.cache == nil {
+		return decision{}, true
+	}
 	if g := r.cfg.Guard; g != nil {
 		locked, err := g.Locked(ctx, name, rc.ClientInformation.Host, r.cfg.Now())
 		if err != nil {
 			return decision{reason: ReasonInternalError, err: fmt.Errorf("check lockout: %w", err), store: true}, false
 		}
 		if locked {
-			// A locked attempt still verifies the password, so it costs
-			// what a wrong password costs and its timing reveals nothing.
-			req.locked = true
+			// Never from the cache: the hash pool refuses it (see
+			// decideSlow), at the cost of a wrong password.
 			return decision{}, true
 		}
-	}
-	if r.cache == nil {
-		return decision{}, true
 	}
 	if !req.genOK {
 		gen, err := r.changes.Generation(ctx)
@@ -265,23 +280,46 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 	return decision{}, true
 }
 
-// decideSlow verifies the password, caches a success under the generation
-// read before, and decides.
+// decideSlow reserves an attempt with the guard, verifies the password,
+// caches a success under the generation read before, decides, and records
+// a refusal with the guard.
+//
+// A refused login costs the same whatever the reason: one password
+// verification (the user's hash, or the dummy hash for an unknown user or
+// a locked-out attempt), one lockout read and one lockout write, and no
+// rehash (that runs only after a grant is answered).
 func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	rc := req.rc
 	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
-	r.stats.verifications.Add(1)
+	host := rc.ClientInformation.Host
+	if g := r.cfg.Guard; g != nil {
+		// Reserved here, in the hash worker, just before the verification,
+		// not when the request arrived: a burst of concurrent attempts
+		// then sees the failures of those verified before it.
+		ok, err := g.Reserve(ctx, name, host, r.cfg.Now())
+		if err != nil {
+			return decision{reason: ReasonInternalError, err: fmt.Errorf("reserve login attempt: %w", err), store: true, cache: req.cache}
+		}
+		if !ok {
+			// The user's real hash is not tried, so a locked-out attempt
+			// guesses nothing; the dummy one makes it cost the same.
+			if err := r.cfg.Users.VerifyDummy(ctx, password); err != nil {
+				r.log.Error("dummy password verification", "err", err)
+			}
+			r.failed(ctx, rc, accounts.FailedLocked)
+			return decision{reason: ReasonLockedOut, cache: req.cache}
+		}
+		defer g.Release(name, host)
+	}
 	u, err := r.cfg.Users.Authenticate(ctx, name, password)
-	if req.locked {
-		return decision{reason: ReasonLockedOut}
+	if err == nil || errors.Is(err, accounts.ErrInvalidCredentials) {
+		// Another error (the store failing, the deadline passing) came
+		// before the password was verified.
+		r.stats.verifications.Add(1)
 	}
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials):
-		if g := r.cfg.Guard; g != nil {
-			if gerr := g.Failed(ctx, name, rc.ClientInformation.Host, r.cfg.Now()); gerr != nil {
-				r.log.Error("record failed login", "err", gerr)
-			}
-		}
+		r.failed(ctx, rc, accounts.FailedPassword)
 		return decision{reason: ReasonBadCredentials, cache: req.cache}
 	case err != nil:
 		return decision{reason: ReasonInternalError, err: err, store: true, cache: req.cache}
@@ -307,8 +345,33 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		// Not reached: admissible and conclude agree at one instant.
 		d = decision{user: u, reason: ReasonInternalError, err: errors.New("grant not resolved")}
 	}
+	switch d.reason {
+	case "":
+		d.rehash = true
+	case ReasonInternalError:
+		// The relay's or the store's trouble, not the client's.
+	default:
+		// The password matched, and the login is refused all the same.
+		r.failed(ctx, rc, accounts.FailedRefused)
+	}
 	d.cache = req.cache
 	return d
+}
+
+// failed records a refused login with the guard, if there is one. It is
+// recorded even when the decision's deadline has passed meanwhile (the
+// answer is then abandoned): the password was tried all the same, and a
+// failure not recorded would let a burst past the lockout.
+func (r *Relay) failed(ctx context.Context, rc *jwt.AuthorizationRequestClaims, f accounts.Failure) {
+	g := r.cfg.Guard
+	if g == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := g.Failed(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now(), f); err != nil {
+		r.log.Error("record failed login", "err", err)
+	}
 }
 
 // admissible returns the reason u, whose password matched, may not log in
@@ -385,8 +448,8 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 }
 
 // finish answers req with d unless the server has stopped waiting, and
-// audits and logs the decision.
-func (r *Relay) finish(ctx context.Context, req *request, d decision) {
+// audits and logs the decision. It reports whether it sent the answer.
+func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	rc := req.rc
 	if now := r.cfg.Now(); now.After(req.deadline) {
 		attrs := []slog.Attr{slog.Duration("latency", now.Sub(req.received)), slog.String("reason", d.reason)}
@@ -394,13 +457,13 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 			attrs = append(attrs, slog.Any("err", d.err))
 		}
 		r.logRequest(ctx, slog.LevelWarn, "auth decision abandoned: past the server's deadline", req, attrs...)
-		return
+		return false
 	}
 
 	out, err := r.answer(req, d)
 	if err != nil {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
-		return
+		return false
 	}
 	if req.nc != nil {
 		err = req.nc.Publish(req.msg.Reply, out)
@@ -409,7 +472,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 	}
 	if err != nil {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
-		return
+		return false
 	}
 
 	if r.revoke != nil && d.reason == "" {
@@ -448,7 +511,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 		level = slog.LevelDebug
 	}
 	if !r.log.Enabled(ctx, level) {
-		return
+		return true
 	}
 	attrs := []slog.Attr{
 		slog.String("account", d.user.Account), slog.Duration("latency", latency),
@@ -464,6 +527,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 		attrs = append(attrs, slog.String("cache", d.cache))
 	}
 	r.logRequest(ctx, level, "auth decision", req, attrs...)
+	return true
 }
 
 // answer returns the signed response carrying d, sealed when req was.

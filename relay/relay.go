@@ -58,8 +58,19 @@ type Users interface {
 	// Authenticate checks name and password. It returns an error for which
 	// errors.Is(err, accounts.ErrInvalidCredentials) holds for an unknown
 	// user or a wrong password. On success it returns the user, who may be
-	// disabled or expired: the relay calls u.Check itself.
+	// disabled or expired: the relay calls u.Check itself. It must not
+	// write: a refusal with the right password costs what a wrong one
+	// costs.
 	Authenticate(ctx context.Context, name, password string) (accounts.User, error)
+	// VerifyDummy spends on password what Authenticate spends on a wrong
+	// password, without looking at any user: the relay calls it for an
+	// attempt it refuses as locked out, so that the user's real hash is
+	// not tried and the refusal takes the time of any other.
+	VerifyDummy(ctx context.Context, password string) error
+	// Rehash is called after a login with name and password was granted
+	// and answered, off the reply path, so that the store can bring the
+	// user's password hash to its current policy. It never fails a login.
+	Rehash(ctx context.Context, name, password string)
 	// RolesNamed returns the roles with the given names; names that do not
 	// exist are left out (the relay then refuses the login).
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
@@ -84,15 +95,26 @@ type ChangeCounter interface {
 
 // Guard keeps the failed-login counts behind lockouts. The store implements
 // it, so that lockouts survive a restart and are shared by every relay on the
-// same database.
+// same database. A lockout only refuses logins: the relay never closes a
+// live connection because of one.
 type Guard interface {
-	// Locked reports whether the username or the client address is locked
-	// out at now.
+	// Locked reports whether a login of name from addr is locked out at
+	// now. The relay asks it before the credential cache.
 	Locked(ctx context.Context, name, addr string, now time.Time) (bool, error)
-	// Failed records a failed login (unknown user or wrong password) and
-	// locks the name or address once the policy says so.
-	Failed(ctx context.Context, name, addr string, now time.Time) error
-	// Succeeded records a successful login, clearing the name's failures.
+	// Reserve takes one of the attempts the lockout policy leaves for a
+	// login of name from addr, before its password is verified, and
+	// reports false when there is none (the attempt is then refused as
+	// locked out). It counts the verifications in flight, so that a burst
+	// of concurrent attempts is bounded like a sequence. After true, the
+	// relay calls Release with the same name and addr once it has
+	// recorded the outcome.
+	Reserve(ctx context.Context, name, addr string, now time.Time) (bool, error)
+	// Release gives back a reservation.
+	Release(name, addr string)
+	// Failed records a refused login of kind f and locks keys once the
+	// policy says so.
+	Failed(ctx context.Context, name, addr string, now time.Time, f accounts.Failure) error
+	// Succeeded records a successful login.
 	Succeeded(ctx context.Context, name, addr string, now time.Time) error
 }
 

@@ -929,7 +929,9 @@ type memUsers struct {
 	hook   func(ctx context.Context, name string) error
 	seen   map[string]bool // every password the test used, for the log check
 	gen    int64
-	calls  atomic.Int64 // Authenticate calls
+	calls  atomic.Int64 // password verifications: Authenticate and VerifyDummy calls
+	// dummies counts VerifyDummy calls, rehashes Rehash calls.
+	dummies, rehashes atomic.Int64
 }
 
 type memUser struct {
@@ -1019,6 +1021,16 @@ func (m *memUsers) Authenticate(ctx context.Context, name, password string) (acc
 	}
 	return e.user, nil
 }
+
+// VerifyDummy implements Users.
+func (m *memUsers) VerifyDummy(context.Context, string) error {
+	m.calls.Add(1)
+	m.dummies.Add(1)
+	return nil
+}
+
+// Rehash implements Users.
+func (m *memUsers) Rehash(context.Context, string, string) { m.rehashes.Add(1) }
 
 // RolesNamed implements Users.
 func (m *memUsers) RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error) {

@@ -30,7 +30,7 @@ func benchDB(b *testing.B, p Argon2Params) *DB {
 	}
 	l := db.Lockouts(accounts.DefaultLockoutPolicy)
 	for _, name := range []string{"bob", "carol", "dave"} {
-		if err := l.Failed(ctx, name, "192.0.2.1", time.Now()); err != nil {
+		if err := l.Failed(ctx, name, "192.0.2.1", time.Now(), accounts.FailedPassword); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func TestUserChanges(t *testing.T) {
 	if users, end := changedSince(t, other, 0); end != last || !slices.Equal(users, []string{"alice", "bob", "carol"}) {
 		t.Fatalf("from the start: %v up to %d, want alice, bob, carol up to %d", users, end, last)
 	}
-	l := db.Lockouts(accounts.LockoutPolicy{Threshold: 2, AddrThreshold: 100, Window: time.Minute, Duration: time.Minute, MaxDuration: time.Hour})
+	l := db.Lockouts(accounts.LockoutPolicy{Threshold: 2, AddrThreshold: 100, UserThreshold: 6, KnownFor: time.Hour, Window: time.Minute, Duration: time.Minute, MaxDuration: time.Hour})
 
 	for _, c := range []struct {
 		name string
@@ -99,14 +100,28 @@ func TestUserChanges(t *testing.T) {
 		{"account limits", func() error {
 			return db.SetAccountLimits(ctx, "APP", accounts.AccountLimits{MaxConnections: 5})
 		}, nil},
-		{"one failure", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, nil},
-		{"lockout", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, []string{"bob"}},
-		{"failure while locked", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now()) }, nil},
+		{"one failure", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now(), accounts.FailedPassword) }, nil},
+		// A lockout refuses new logins and closes no live connection, so
+		// that an attacker's wrong passwords cannot disconnect the user.
+		{"lockout", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now(), accounts.FailedPassword) }, nil},
+		{"failure while locked", func() error { return l.Failed(ctx, "bob", "192.0.2.1", time.Now(), accounts.FailedLocked) }, nil},
+		{"lockout of a username everywhere", func() error {
+			for i := range 4 {
+				if err := l.Failed(ctx, "bob", fmt.Sprintf("192.0.2.%d", 10+i), time.Now(), accounts.FailedPassword); err != nil {
+					return err
+				}
+			}
+			if locked, err := l.Locked(ctx, "bob", "192.0.2.99", time.Now()); err != nil || !locked {
+				return fmt.Errorf("bob from a new address after 6 wrong passwords: locked %v, %v; want true", locked, err)
+			}
+			return nil
+		}, nil},
+		{"successful login", func() error { return l.Succeeded(ctx, "alice", "192.0.2.1", time.Now()) }, nil},
 		{"lockout of an unknown name", func() error {
-			if err := l.Failed(ctx, "nobody", "192.0.2.1", time.Now()); err != nil {
+			if err := l.Failed(ctx, "nobody", "192.0.2.1", time.Now(), accounts.FailedPassword); err != nil {
 				return err
 			}
-			return l.Failed(ctx, "nobody", "192.0.2.1", time.Now())
+			return l.Failed(ctx, "nobody", "192.0.2.1", time.Now(), accounts.FailedPassword)
 		}, nil},
 		{"authenticate", func() error { _, err := db.Authenticate(ctx, "dave", "pw-dave"); return err }, nil},
 		{"remove role", func() error { _, err := db.RemoveRole(ctx, "reader", true); return err }, []string{"alice", "bob"}},
@@ -145,6 +160,7 @@ func TestUserChangesRehash(t *testing.T) {
 	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
+	db.Rehash(ctx, "bob", "pw-bob")
 	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
 		t.Fatalf("OnRehash got %v, want one nil error: the test needs a rehash", errs)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -107,7 +108,7 @@ func TestGeneration(t *testing.T) {
 	}
 
 	// What a decision does not read, or reads on every decision anyway.
-	l := db.Lockouts(accounts.LockoutPolicy{Threshold: 2, AddrThreshold: 5, Window: time.Minute, Duration: time.Minute, MaxDuration: time.Hour})
+	l := db.Lockouts(accounts.LockoutPolicy{Threshold: 2, AddrThreshold: 5, UserThreshold: 10, KnownFor: time.Hour, Window: time.Minute, Duration: time.Minute, MaxDuration: time.Hour})
 	aw := db.NewAuditWriter(AuditOptions{})
 	same := []struct {
 		name string
@@ -116,14 +117,23 @@ func TestGeneration(t *testing.T) {
 		{"authenticate", func() error { _, err := db.Authenticate(ctx, "alice", "pw-alice-2"); return err }},
 		{"failed logins and a lockout", func() error {
 			for range 3 {
-				if err := l.Failed(ctx, "alice", "192.0.2.1", time.Now()); err != nil {
+				if err := l.Failed(ctx, "alice", "192.0.2.1", time.Now(), accounts.FailedPassword); err != nil {
 					return err
 				}
 			}
 			return nil
 		}},
-		{"successful login", func() error { return l.Succeeded(ctx, "alice", "192.0.2.1", time.Now()) }},
-		{"unlock", func() error { _, err := db.Unlock(ctx, LockoutUser, "alice"); return err }},
+		{"successful login, recording a known address", func() error {
+			if err := l.Succeeded(ctx, "alice", "192.0.2.1", time.Now()); err != nil {
+				return err
+			}
+			var n int
+			if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM known_addrs WHERE user = 'alice'`).Scan(&n); err != nil || n != 1 {
+				return fmt.Errorf("known addresses of alice: %d, %v; want 1", n, err)
+			}
+			return nil
+		}},
+		{"unlock", func() error { _, err := db.Unlock(ctx, "alice", ""); return err }},
 		{"prune lockouts", func() error { _, err := db.PruneLockouts(ctx, time.Now().Add(time.Hour), 0); return err }},
 		{"audit", func() error {
 			aw.Record(accounts.LoginEvent{Time: time.Now(), User: "alice", Allowed: true})
@@ -161,6 +171,7 @@ func TestGenerationRehash(t *testing.T) {
 	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
+	db.Rehash(ctx, "bob", "pw-bob")
 	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
 		t.Fatalf("OnRehash got %v, want one nil error: the test needs a rehash", errs)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -14,10 +16,13 @@ import (
 
 // The kinds of key a lockout counts failures for.
 const (
-	// LockoutUser keys a username, whether or not such a user exists.
-	LockoutUser = "user"
-	// LockoutAddr keys a client address.
+	// LockoutPair keys a username from one client address.
+	LockoutPair = "user+addr"
+	// LockoutAddr keys a client address, over any usernames.
 	LockoutAddr = "addr"
+	// LockoutUser keys a username from every address together, whether or
+	// not such a user exists.
+	LockoutUser = "user"
 )
 
 // maxAddrLen bounds the client addresses counted: nats-server reports an IP
@@ -30,36 +35,61 @@ const maxAddrLen = 253
 // between PruneLockouts runs.
 const sweepBatch = 16
 
-// Lockouts counts failed logins per username and per client address in the
-// database and locks a key out once the policy says so. It implements the
-// relay's Guard, so lockouts are shared by every relay on the same database
-// and survive a restart. Get one with DB.Lockouts.
+// maxKnownAddrs bounds the addresses kept per user as known (exempt from a
+// lockout of the username): the most recent ones are kept.
+const maxKnownAddrs = 32
+
+// knownRefresh is how stale a known address's last success may get before a
+// successful login writes it again, so that a login does not write every
+// time.
+const knownRefresh = time.Hour
+
+// Lockouts counts failed logins in the database and locks keys out as its
+// accounts.LockoutPolicy says: a username from one address (LockoutPair),
+// an address (LockoutAddr) and a username from everywhere (LockoutUser),
+// the last not from the addresses where the user logged in successfully
+// within the policy's KnownFor. It implements the relay's Guard, so lockouts
+// are shared by every relay on the same database and survive a restart. Get
+// one with DB.Lockouts. A lockout refuses logins only: it never enters the
+// revocation feed, so it closes no live connection.
 //
 // Failures are counted in a fixed window that starts at the first failure:
 // once now is more than Window past window_start, the count starts again.
 // Reaching the threshold locks the key for policy.LockFor(locks), where locks
 // counts this key's lockouts, and starts a new window. Failures while the key
-// is locked are not counted (the relay does not report them: it refuses a
-// locked login before looking at the password), so that a burst of
-// concurrent attempts cannot escalate a lockout on its own.
+// is locked are not counted against it (they still count against the other
+// keys of the attempt), so that a burst of attempts cannot escalate a
+// lockout on its own.
 //
-// A successful login clears the username's failures but not its locks: the
-// escalation survives a legitimate login in between an attacker's attempts,
-// and goes back to the first lockout's length only once the row is pruned
-// (PruneLockouts, after a quiet period) or an admin unlocks the key. A
-// success never lifts an active lockout, and never touches the address's
-// count, so that a sprayer cannot reset it with one valid account.
+// Before a password is verified, Reserve takes one of the attempts the
+// policy leaves for each of its keys, counting the verifications in
+// flight in this process, so that a burst of concurrent attempts is
+// bounded like a sequence (see Reserve).
+//
+// A successful login clears the failures of its pair, never those of the
+// address (a sprayer cannot reset them with one valid account) or of the
+// username, and never lifts an active lockout; it records the address as
+// known for the username.
 //
 // Unknown usernames are counted like known ones, so the lockout state tells
 // nothing about which users exist. A username that accounts.ValidateName
 // refuses (empty, longer than accounts.MaxNameLen, control characters) is
 // counted only against the address: no user can have it, and it must not
-// grow the table. Addresses are keyed in canonical form (an IPv4-mapped IPv6
-// address as IPv4).
+// grow the table. Addresses are keyed in canonical form: an IPv4-mapped IPv6
+// address as IPv4, an IPv6 address as its prefix of policy.V6Prefix bits
+// ("2001:db8:1:2::/64").
 type Lockouts struct {
 	db  *DB
 	p   accounts.LockoutPolicy
 	err error // the policy's validation error, returned by every call
+
+	mu       sync.Mutex
+	inflight map[lockKey]int // reserved verifications per key
+}
+
+// lockKey is one counted key: kind, and the user and addr columns.
+type lockKey struct {
+	kind, user, addr string
 }
 
 // Lockouts returns the lockout guard for policy p on db. A policy that
@@ -68,7 +98,7 @@ type Lockouts struct {
 // of lockout off entirely: its failures are not counted and existing
 // lockouts of that kind are not enforced.
 func (db *DB) Lockouts(p accounts.LockoutPolicy) *Lockouts {
-	l := &Lockouts{db: db, p: p}
+	l := &Lockouts{db: db, p: p, inflight: map[lockKey]int{}}
 	if err := p.Validate(); err != nil {
 		l.err = fmt.Errorf("lockout policy: %w", err)
 	}
@@ -80,17 +110,50 @@ func (l *Lockouts) Policy() accounts.LockoutPolicy {
 	return l.p
 }
 
-// keys returns the keys that count for name and addr under l's policy; a
-// key that does not count is not Valid, and binds as NULL, which matches no
-// row.
-func (l *Lockouts) keys(name, addr string) (user, address sql.NullString) {
-	if l.p.Threshold > 0 {
-		user.String, user.Valid = userKey(name)
+// keySet is what counts for one attempt under l's policy: the canonical
+// name and address, and which of the three keys are counted.
+type keySet struct {
+	name, addr          string // "" when not counted
+	pair, address, user bool
+}
+
+func (k keySet) none() bool { return !k.pair && !k.address && !k.user }
+
+// countedKey is a key that counts, with its threshold.
+type countedKey struct {
+	key       lockKey
+	threshold int
+}
+
+// counted returns the keys of k that count.
+func (l *Lockouts) counted(k keySet) []countedKey {
+	var out []countedKey
+	if k.pair {
+		out = append(out, countedKey{lockKey{LockoutPair, k.name, k.addr}, l.p.Threshold})
 	}
-	if l.p.AddrThreshold > 0 {
-		address.String, address.Valid = addrKey(addr)
+	if k.address {
+		out = append(out, countedKey{lockKey{LockoutAddr, "", k.addr}, l.p.AddrThreshold})
 	}
-	return user, address
+	if k.user {
+		out = append(out, countedKey{lockKey{LockoutUser, k.name, ""}, l.p.UserThreshold})
+	}
+	return out
+}
+
+func (l *Lockouts) keys(name, addr string) keySet {
+	var k keySet
+	n, nameOK := userKey(name)
+	a, addrOK := addrKey(addr, l.p.V6Prefix())
+	if nameOK {
+		k.name = n
+	}
+	if addrOK {
+		k.addr = a
+	}
+	k.pair = l.p.Threshold > 0 && nameOK && addrOK
+	k.address = l.p.AddrThreshold > 0 && addrOK
+	k.user = l.p.UserThreshold > 0 && nameOK
+	return k
 }
 
 // userKey returns the key a username is counted under, or false if it is
@@ -100,10 +163,19 @@ func userKey(name string) (string, bool) {
 }
 
 // addrKey returns the key a client address is counted under, or false if it
-// is not counted: empty, too long or not UTF-8.
-func addrKey(addr string) (string, bool) {
+// is not counted (empty, too long or not UTF-8): an IP address in canonical
+// form, IPv4-mapped IPv6 as IPv4, other IPv6 as its prefix of v6 bits; any
+// other string as it is.
+func addrKey(addr string, v6 int) (string, bool) {
 	if a, err := netip.ParseAddr(addr); err == nil {
-		return a.Unmap().String(), true
+		a = a.Unmap().WithZone("")
+		if a.Is6() && v6 < 128 {
+			p, err := a.Prefix(v6)
+			if err == nil {
+				return p.String(), true
+			}
+		}
+		return a.String(), true
 	}
 	if addr == "" || len(addr) > maxAddrLen || !utf8.ValidString(addr) {
 		return "", false
@@ -111,44 +183,209 @@ func addrKey(addr string) (string, bool) {
 	return addr, true
 }
 
-// Locked reports whether the username or the client address is locked out at
-// now. It runs one read-only statement outside a transaction, so it never
-// waits for a writer.
+// keyState is the stored state of one key.
+type keyState struct {
+	found                    bool
+	failures                 int
+	windowStart, lockedUntil time.Time
+}
+
+func (s keyState) locked(now time.Time) bool { return s.lockedUntil.After(now) }
+
+// count returns the failures that count at now.
+func (s keyState) count(now time.Time, window time.Duration) int {
+	if !s.found || s.locked(now) || now.Sub(s.windowStart) > window {
+		return 0
+	}
+	return s.failures
+}
+
+// guardState is the stored state of an attempt's keys.
+type guardState struct {
+	pair, addr, user keyState
+	known            bool // the address is known for the user: exempt from user
+}
+
+// of returns the state of the key of kind.
+func (s guardState) of(kind string) keyState {
+	switch kind {
+	case LockoutPair:
+		return s.pair
+	case LockoutAddr:
+		return s.addr
+	}
+	return s.user
+}
+
+// lockedBy returns the kind of the key that locks the attempt at now, or "".
+func (s guardState) lockedBy(k keySet, now time.Time) string {
+	switch {
+	case k.pair && s.pair.locked(now):
+		return LockoutPair
+	case k.address && s.addr.locked(now):
+		return LockoutAddr
+	case k.user && s.user.locked(now) && !s.known:
+		return LockoutUser
+	}
+	return ""
+}
+
+// stateQuery reads the state of a pair (?1 user, ?2 addr), an address (?3),
+// a username (?4) and whether the address ?5 is known for ?4 since ?6. A
+// key bound as NULL matches no row.
+const stateQuery = `
+	SELECT p.failures, p.window_start, p.locked_until,
+	       a.failures, a.window_start, a.locked_until,
+	       u.failures, u.window_start, u.locked_until,
+	       k.user IS NOT NULL
+	FROM (SELECT 1)
+	LEFT JOIN lockouts p ON p.kind = 'user+addr' AND p.user = ?1 AND p.addr = ?2
+	LEFT JOIN lockouts a ON a.kind = 'addr' AND a.user = '' AND a.addr = ?3
+	LEFT JOIN lockouts u ON u.kind = 'user' AND u.user = ?4 AND u.addr = ''
+	LEFT JOIN known_addrs k ON k.user = ?4 AND k.addr = ?5 AND k.last_success > ?6`
+
+// read reads the state of k's keys with one read-only statement outside a
+// transaction, so that it never waits for a writer.
+func (l *Lockouts) read(ctx context.Context, k keySet, now time.Time) (guardState, error) {
+	bind := func(ok bool, s string) sql.NullString { return sql.NullString{String: s, Valid: ok} }
+	known := k.user && l.p.KnownFor > 0 && k.addr != ""
+	qctx, err := quickRead(ctx)
+	if err != nil {
+		return guardState{}, err
+	}
+	var (
+		st   guardState
+		cols [3]struct {
+			failures     sql.NullInt64
+			start, until sql.NullString
+		}
+		found bool
+	)
+	err = l.db.stmts.locked.QueryRowContext(qctx,
+		bind(k.pair, k.name), bind(k.pair, k.addr), bind(k.address, k.addr),
+		bind(k.user, k.name), bind(known, k.addr), formatTime(now.Add(-l.p.KnownFor)),
+	).Scan(&cols[0].failures, &cols[0].start, &cols[0].until,
+		&cols[1].failures, &cols[1].start, &cols[1].until,
+		&cols[2].failures, &cols[2].start, &cols[2].until, &found)
+	if err != nil {
+		return guardState{}, err
+	}
+	st.known = found
+	for i, dst := range []*keyState{&st.pair, &st.addr, &st.user} {
+		c := cols[i]
+		if !c.failures.Valid {
+			continue
+		}
+		dst.found, dst.failures = true, int(c.failures.Int64)
+		if dst.windowStart, err = parseTime(c.start.String); err != nil {
+			return guardState{}, err
+		}
+		if c.until.Valid {
+			if dst.lockedUntil, err = parseTime(c.until.String); err != nil {
+				return guardState{}, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// Locked reports whether a login of name from addr is locked out at now: its
+// pair or its address is locked, or its username is and the address is not
+// known for the user. It runs one read-only statement outside a
+// transaction, so it never waits for a writer.
 func (l *Lockouts) Locked(ctx context.Context, name, addr string, now time.Time) (bool, error) {
 	if l.err != nil {
 		return false, l.err
 	}
-	user, address := l.keys(name, addr)
-	if !user.Valid && !address.Valid {
+	k := l.keys(name, addr)
+	if k.none() {
 		return false, nil
 	}
-	qctx, err := quickRead(ctx)
+	st, err := l.read(ctx, k, now)
 	if err != nil {
 		return false, fmt.Errorf("check lockout: %w", err)
 	}
-	var locked bool
-	err = l.db.stmts.locked.QueryRowContext(qctx, user, address, formatTime(now)).Scan(&locked)
-	if err != nil {
-		return false, fmt.Errorf("check lockout: %w", err)
-	}
-	return locked, nil
+	return st.lockedBy(k, now) != "", nil
 }
 
-// lockedQuery reports whether a user key (?1) or an address key (?2) is
-// locked at ?3.
-const lockedQuery = `
-	SELECT EXISTS (SELECT 1 FROM lockouts WHERE kind = 'user' AND key = ?1 AND locked_until > ?3)
-	    OR EXISTS (SELECT 1 FROM lockouts WHERE kind = 'addr' AND key = ?2 AND locked_until > ?3)`
+// Reserve takes one of the attempts the policy leaves at now for a login of
+// name from addr, before its password is verified, and reports whether
+// there was one. There is none when the attempt is locked out (as Locked
+// says), or when a key's failures in its window and the verifications of
+// that key already reserved in this process reach the key's threshold: if
+// those all failed, the key would be locked. A key with no failures yet
+// admits what arrives, which the relay's hash workers bound; so a burst of
+// concurrent attempts has at most max(threshold, hash workers) of them
+// verified per key and relay, however many arrive at once. (A username's
+// count is not checked from an address known for the user.)
+//
+// A true result must be followed by Release with the same name and addr
+// once the outcome is recorded (Failed or Succeeded). The state is read
+// and the reservation taken under one lock, so that a reservation is never
+// lost between the two; that serialises the reads of concurrent Reserves
+// in this process, one read-only statement each.
+func (l *Lockouts) Reserve(ctx context.Context, name, addr string, now time.Time) (bool, error) {
+	if l.err != nil {
+		return false, l.err
+	}
+	k := l.keys(name, addr)
+	if k.none() {
+		return true, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := l.read(ctx, k, now)
+	if err != nil {
+		return false, fmt.Errorf("reserve login attempt: %w", err)
+	}
+	if st.lockedBy(k, now) != "" {
+		return false, nil
+	}
+	keys := l.counted(k)
+	for _, c := range keys {
+		if c.key.kind == LockoutUser && st.known {
+			continue
+		}
+		if n := st.of(c.key.kind).count(now, l.p.Window); n > 0 && n+l.inflight[c.key] >= c.threshold {
+			return false, nil
+		}
+	}
+	for _, c := range keys {
+		l.inflight[c.key]++
+	}
+	return true, nil
+}
 
-// Failed records a failed login (unknown user or wrong password) of name from
-// addr at now, and locks the username or the address once it reaches its
-// threshold within the window. Both keys change in one transaction.
-func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time) error {
+// Release gives back the reservation a true Reserve of name and addr took.
+func (l *Lockouts) Release(name, addr string) {
+	if l.err != nil {
+		return
+	}
+	k := l.keys(name, addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.counted(k) {
+		if n := l.inflight[c.key]; n <= 1 {
+			delete(l.inflight, c.key)
+		} else {
+			l.inflight[c.key] = n - 1
+		}
+	}
+}
+
+// Failed records a refused login of name from addr at now, of kind f, and
+// locks a key once it reaches its threshold within the window. Every
+// refusal counts against the pair and the address; only a wrong password
+// or an unknown user (accounts.FailedPassword) counts against the
+// username (see accounts.Failure.CountsForUser). All keys change in one
+// transaction.
+func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time, f accounts.Failure) error {
 	if l.err != nil {
 		return l.err
 	}
-	user, address := l.keys(name, addr)
-	if !user.Valid && !address.Valid {
+	k := l.keys(name, addr)
+	k.user = k.user && f.CountsForUser()
+	if k.none() {
 		return nil
 	}
 	tx, err := l.db.sql.BeginTx(ctx, nil)
@@ -156,21 +393,16 @@ func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time)
 		return fmt.Errorf("record failed login: %w", err)
 	}
 	defer tx.Rollback()
-	if user.Valid {
-		if err := l.fail(ctx, tx, LockoutUser, user.String, l.p.Threshold, now); err != nil {
-			return err
-		}
-	}
-	if address.Valid {
-		if err := l.fail(ctx, tx, LockoutAddr, address.String, l.p.AddrThreshold, now); err != nil {
+	for _, c := range l.counted(k) {
+		if err := l.fail(ctx, tx, c.key, c.threshold, now); err != nil {
 			return err
 		}
 	}
 	// Rows never locked whose window has passed mean no more than a
 	// missing row; sweep a few so that the table stays bounded.
 	_, err = tx.ExecContext(ctx, `
-		DELETE FROM lockouts WHERE (kind, key) IN (
-			SELECT kind, key FROM lockouts WHERE locks = 0 AND window_start < ?
+		DELETE FROM lockouts WHERE (kind, user, addr) IN (
+			SELECT kind, user, addr FROM lockouts WHERE locks = 0 AND window_start < ?
 			ORDER BY window_start LIMIT ?)`,
 		formatTime(now.Add(-l.p.Window)), sweepBatch)
 	if err != nil {
@@ -180,13 +412,13 @@ func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time)
 }
 
 // fail counts one failure of the key, locking it at threshold.
-func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, kind, key string, threshold int, now time.Time) error {
-	r, found, err := readLockout(ctx, tx, kind, key)
+func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, key lockKey, threshold int, now time.Time) error {
+	r, found, err := readLockout(ctx, tx, key)
 	if err != nil {
 		return fmt.Errorf("record failed login: %w", err)
 	}
 	if !found {
-		r = lockoutRow{Lockout: Lockout{Kind: kind, Key: key}}
+		r = lockoutRow{Lockout: Lockout{Kind: key.kind, User: key.user, Addr: key.addr}}
 	}
 	if r.LockedUntil.After(now) {
 		return nil // not counted while locked
@@ -198,6 +430,7 @@ func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, kind, key string, thres
 	if r.Failures >= threshold {
 		r.Locks++
 		r.LockedUntil = now.Add(l.p.LockFor(r.Locks))
+		r.LockFailures, r.LockWindow = r.Failures, l.p.Window
 		r.Failures, r.windowStart = 0, now
 	}
 	var until sql.NullString
@@ -205,28 +438,38 @@ func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, kind, key string, thres
 		until = sql.NullString{String: formatTime(r.LockedUntil), Valid: true}
 	}
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO lockouts (kind, key, failures, window_start, locked_until, locks, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (kind, key) DO UPDATE SET
+		INSERT INTO lockouts (kind, user, addr, failures, window_start, locked_until, locks, lock_failures, lock_window, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, user, addr) DO UPDATE SET
 			failures = excluded.failures, window_start = excluded.window_start,
-			locked_until = excluded.locked_until, locks = excluded.locks, updated = excluded.updated`,
-		kind, key, r.Failures, formatTime(r.windowStart), until, r.Locks, formatTime(now))
+			locked_until = excluded.locked_until, locks = excluded.locks,
+			lock_failures = excluded.lock_failures, lock_window = excluded.lock_window,
+			updated = excluded.updated`,
+		key.kind, key.user, key.addr, r.Failures, formatTime(r.windowStart), until, r.Locks,
+		r.LockFailures, int64(r.LockWindow/time.Second), formatTime(now))
 	if err != nil {
 		return fmt.Errorf("record failed login: %w", err)
 	}
 	return nil
 }
 
-// Succeeded records a successful login of name: it clears the username's
-// failures, unless the name is locked at now. It keeps the count of locks
-// (see Lockouts) and leaves the address alone. It runs on every successful
-// login, so it only reads unless there are failures to clear.
+// Succeeded records a successful login of name from addr at now: it clears
+// the failures of the pair, unless the pair is locked at now, and records
+// the address as known for the user (exempt from a lockout of the username
+// for the policy's KnownFor). It keeps the count of locks (see Lockouts)
+// and leaves the address's and the username's counts alone. It runs on
+// every successful login, so it only reads unless there are failures to
+// clear or the address was not recorded within the last hour.
 func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Time) error {
 	if l.err != nil {
 		return l.err
 	}
-	user, _ := l.keys(name, "")
-	if !user.Valid {
+	k := l.keys(name, addr)
+	if k.name == "" || k.addr == "" {
+		return nil
+	}
+	clear, record := k.pair, l.p.KnownFor > 0 && l.p.UserThreshold > 0
+	if !clear && !record {
 		return nil
 	}
 	at := formatTime(now)
@@ -234,11 +477,13 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 	if err != nil {
 		return fmt.Errorf("record successful login: %w", err)
 	}
-	var found bool
-	if err := l.db.stmts.clearable.QueryRowContext(qctx, user, at).Scan(&found); err != nil {
+	var clearable, stale bool
+	err = l.db.stmts.clearable.QueryRowContext(qctx, k.name, k.addr, at, formatTime(now.Add(-knownRefresh))).Scan(&clearable, &stale)
+	if err != nil {
 		return fmt.Errorf("record successful login: %w", err)
 	}
-	if !found {
+	clear, record = clear && clearable, record && stale
+	if !clear && !record {
 		return nil
 	}
 	tx, err := l.db.sql.BeginTx(ctx, nil)
@@ -246,28 +491,51 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 		return fmt.Errorf("record successful login: %w", err)
 	}
 	defer tx.Rollback()
-	// A row without locks holds nothing once its failures are cleared.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM lockouts WHERE `+clearable+` AND locks = 0`, user, at); err != nil {
-		return fmt.Errorf("record successful login: %w", err)
+	if clear {
+		// A row without locks holds nothing once its failures are cleared.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lockouts WHERE `+clearablePair+` AND locks = 0`, k.name, k.addr, at); err != nil {
+			return fmt.Errorf("record successful login: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE lockouts SET failures = 0, window_start = ?4 WHERE `+clearablePair, k.name, k.addr, at, at); err != nil {
+			return fmt.Errorf("record successful login: %w", err)
+		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE lockouts SET failures = 0, window_start = ? WHERE `+clearable, at, user, at); err != nil {
-		return fmt.Errorf("record successful login: %w", err)
+	if record {
+		// Only for a user that exists (the login may race a removal), and
+		// only the most recent maxKnownAddrs per user are kept.
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO known_addrs (user, addr, last_success)
+			SELECT name, ?2, ?3 FROM users WHERE name = ?1
+			ON CONFLICT (user, addr) DO UPDATE SET last_success = excluded.last_success`, k.name, k.addr, at)
+		if err != nil {
+			return fmt.Errorf("record successful login: known address: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `
+			DELETE FROM known_addrs WHERE user = ?1 AND addr NOT IN (
+				SELECT addr FROM known_addrs WHERE user = ?1 ORDER BY last_success DESC LIMIT ?2)`, k.name, maxKnownAddrs)
+		if err != nil {
+			return fmt.Errorf("record successful login: known address: %w", err)
+		}
 	}
 	return tx.Commit()
 }
 
-// clearable selects the username key (?) whose failures Succeeded clears at
-// the time (?): it has failures and is not locked.
-const clearable = `kind = 'user' AND key = ? AND failures > 0 AND (locked_until IS NULL OR locked_until <= ?)`
+// clearablePair selects the pair (?1 user, ?2 addr) whose failures
+// Succeeded clears at the time ?3: it has failures and is not locked.
+const clearablePair = `kind = 'user+addr' AND user = ?1 AND addr = ?2 AND failures > 0 AND (locked_until IS NULL OR locked_until <= ?3)`
 
-// clearableQuery reports whether Succeeded has failures to clear.
-const clearableQuery = `SELECT EXISTS (SELECT 1 FROM lockouts WHERE ` + clearable + `)`
+// clearableQuery reports whether Succeeded has failures to clear, and
+// whether the address is not known for the user since ?4.
+const clearableQuery = `SELECT EXISTS (SELECT 1 FROM lockouts WHERE ` + clearablePair + `),
+	NOT EXISTS (SELECT 1 FROM known_addrs WHERE user = ?1 AND addr = ?2 AND last_success > ?4)`
 
-// Lockout is the failed-login state of one username or client address. It
-// is locked while LockedUntil is after the current time.
+// Lockout is the failed-login state of one key. It is locked while
+// LockedUntil is after the current time.
 type Lockout struct {
-	// Kind is LockoutUser or LockoutAddr; Key the username or address.
-	Kind, Key string
+	// Kind is LockoutPair, LockoutAddr or LockoutUser. User is the
+	// username (empty for LockoutAddr), Addr the address key (empty for
+	// LockoutUser).
+	Kind, User, Addr string
 	// Failures counts the failures in the current window.
 	Failures int
 	// Locks counts the times the key has been locked since its row was
@@ -275,6 +543,22 @@ type Lockout struct {
 	Locks int
 	// LockedUntil is when the last lockout ends; zero if never locked.
 	LockedUntil time.Time
+	// LockFailures is how many failures within LockWindow set the last
+	// lockout.
+	LockFailures int
+	LockWindow   time.Duration
+}
+
+// Key returns the key as one string: the username, the address, or both
+// as "user@addr" for a pair.
+func (l Lockout) Key() string {
+	switch l.Kind {
+	case LockoutUser:
+		return l.User
+	case LockoutAddr:
+		return l.Addr
+	}
+	return l.User + "@" + l.Addr
 }
 
 // lockoutRow is a Lockout with the start of its failure window.
@@ -284,8 +568,9 @@ type lockoutRow struct {
 }
 
 // readLockout reads the row of one key.
-func readLockout(ctx context.Context, tx *sql.Tx, kind, key string) (lockoutRow, bool, error) {
-	r, err := scanLockout(tx.QueryRowContext(ctx, `SELECT `+lockoutColumns+` FROM lockouts WHERE kind = ? AND key = ?`, kind, key))
+func readLockout(ctx context.Context, tx *sql.Tx, key lockKey) (lockoutRow, bool, error) {
+	r, err := scanLockout(tx.QueryRowContext(ctx, `SELECT `+lockoutColumns+` FROM lockouts WHERE kind = ? AND user = ? AND addr = ?`,
+		key.kind, key.user, key.addr))
 	if errors.Is(err, sql.ErrNoRows) {
 		return lockoutRow{}, false, nil
 	}
@@ -293,69 +578,116 @@ func readLockout(ctx context.Context, tx *sql.Tx, kind, key string) (lockoutRow,
 }
 
 // lockoutColumns are the columns scanLockout reads, in order.
-const lockoutColumns = `kind, key, failures, locks, locked_until, window_start`
+const lockoutColumns = `kind, user, addr, failures, locks, locked_until, window_start, lock_failures, lock_window`
 
 func scanLockout(row scanner) (lockoutRow, error) {
 	var (
-		r     lockoutRow
-		until sql.NullString
-		start string
+		r      lockoutRow
+		until  sql.NullString
+		start  string
+		window int64
 	)
-	if err := row.Scan(&r.Kind, &r.Key, &r.Failures, &r.Locks, &until, &start); err != nil {
+	if err := row.Scan(&r.Kind, &r.User, &r.Addr, &r.Failures, &r.Locks, &until, &start, &r.LockFailures, &window); err != nil {
 		return lockoutRow{}, err
 	}
+	r.LockWindow = time.Duration(window) * time.Second
 	var err error
 	if until.Valid {
 		if r.LockedUntil, err = parseTime(until.String); err != nil {
-			return lockoutRow{}, fmt.Errorf("lockout of %s %q: %w", r.Kind, r.Key, err)
+			return lockoutRow{}, fmt.Errorf("lockout of %s %q: %w", r.Kind, r.Key(), err)
 		}
 	}
 	if r.windowStart, err = parseTime(start); err != nil {
-		return lockoutRow{}, fmt.Errorf("lockout of %s %q: %w", r.Kind, r.Key, err)
+		return lockoutRow{}, fmt.Errorf("lockout of %s %q: %w", r.Kind, r.Key(), err)
 	}
 	return r, nil
 }
 
-// Unlock lifts the lockout of a username (kind LockoutUser) or a client
-// address (LockoutAddr) and forgets its failures and past locks. It reports
-// whether the key was locked; a key with no record is no error.
-func (db *DB) Unlock(ctx context.Context, kind, key string) (bool, error) {
-	switch kind {
-	case LockoutUser:
-	case LockoutAddr:
-		if k, ok := addrKey(key); ok {
-			key = k
+// addrKeys returns every key an address given by an admin may be stored
+// under, whatever prefix length the relay counted IPv6 under: an IP
+// address, as IPv4 or as each of its IPv6 prefixes; a prefix such as
+// 2001:db8::/64, as that prefix; anything else as it is.
+func addrKeys(addr string) []string {
+	if a, err := netip.ParseAddr(addr); err == nil {
+		a = a.Unmap().WithZone("")
+		if a.Is4() {
+			return []string{a.String()}
 		}
+		keys := []string{a.String()}
+		for bits := range 128 {
+			p, _ := a.Prefix(bits)
+			keys = append(keys, p.String())
+		}
+		return keys
+	}
+	if p, err := netip.ParsePrefix(addr); err == nil {
+		p = p.Masked()
+		if p.Addr().Is4() && p.Bits() == 32 || p.Bits() == 128 {
+			return []string{p.Addr().String()}
+		}
+		return []string{p.String()}
+	}
+	return []string{addr}
+}
+
+// Unlock lifts lockouts and forgets their failures and past locks: with a
+// name only, the username's and every pair of that name; with an address
+// only, the address's and every pair from it; with both, that pair. An
+// address may be an IP address, which matches it whatever IPv6 prefix it
+// was counted under, or a prefix as 'user lockouts' shows it. It reports
+// whether any of them was locked; a key with no record is no error.
+func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
+	var (
+		where string
+		args  []any
+		what  string
+	)
+	keys := addrKeys(addr)
+	in := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ") + ")"
+	addrArgs := make([]any, len(keys))
+	for i, k := range keys {
+		addrArgs[i] = k
+	}
+	switch {
+	case name != "" && addr != "":
+		what = fmt.Sprintf("user %q from %q", name, addr)
+		where = `kind = 'user+addr' AND user = ? AND addr IN ` + in
+		args = append([]any{name}, addrArgs...)
+	case name != "":
+		what = fmt.Sprintf("user %q", name)
+		where = `kind IN ('user', 'user+addr') AND user = ?`
+		args = []any{name}
+	case addr != "":
+		what = fmt.Sprintf("address %q", addr)
+		where = `kind IN ('addr', 'user+addr') AND addr IN ` + in
+		args = addrArgs
 	default:
-		return false, fmt.Errorf("unlock: kind %q: use %q or %q", kind, LockoutUser, LockoutAddr)
+		return false, fmt.Errorf("unlock: give a username, an address or both")
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("unlock %s %q: %w", kind, key, err)
+		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
 	defer tx.Rollback()
 	var locked bool
-	err = tx.QueryRowContext(ctx, `SELECT coalesce(locked_until > ?, 0) FROM lockouts WHERE kind = ? AND key = ?`,
-		formatTime(db.now()), kind, key).Scan(&locked)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("unlock %s %q: %w", kind, key, err)
+	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lockouts WHERE locked_until > ? AND `+where+`)`,
+		append([]any{formatTime(db.now())}, args...)...).Scan(&locked)
+	if err != nil {
+		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM lockouts WHERE kind = ? AND key = ?`, kind, key); err != nil {
-		return false, fmt.Errorf("unlock %s %q: %w", kind, key, err)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM lockouts WHERE `+where, args...); err != nil {
+		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
 	return locked, tx.Commit()
 }
 
-// ActiveLockouts returns the usernames and addresses locked at now, the
-// soonest to end first. The list is empty, not nil, when none is.
+// ActiveLockouts returns the keys locked at now, the soonest to end first.
+// The list is empty, not nil, when none is.
 func (db *DB) ActiveLockouts(ctx context.Context, now time.Time) ([]Lockout, error) {
 	// Reads run outside a transaction; see Accounts.
 	rows, err := db.sql.QueryContext(ctx, `
 		SELECT `+lockoutColumns+` FROM lockouts WHERE locked_until > ?
-		ORDER BY locked_until, kind, key`, formatTime(now))
+		ORDER BY locked_until, kind, user, addr`, formatTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("list lockouts: %w", err)
 	}

@@ -138,3 +138,56 @@ func TestMigrateFromVersion1(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateSmartLockout upgrades a database with lockouts as version 6 kept
+// them: address rows are kept, username rows (counted from every address at
+// the old per-name threshold) are dropped, and a lockout no longer enters
+// the revocation feed.
+func TestMigrateSmartLockout(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "authrelay.db")
+	raw := openAtVersion(t, path, 6)
+	until := formatTime(time.Now().Add(time.Hour))
+	for _, stmt := range []string{
+		`INSERT INTO lockouts (kind, key, failures, window_start, locked_until, locks, updated)
+		 VALUES ('addr', '192.0.2.7', 0, '` + formatTime(t0) + `', '` + until + `', 2, '` + formatTime(t0) + `'),
+		        ('user', 'alice', 0, '` + formatTime(t0) + `', '` + until + `', 1, '` + formatTime(t0) + `')`,
+	} {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			raw.Close()
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	raw.Close()
+
+	db := openTest(t, path)
+	got, err := db.ActiveLockouts(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Kind != LockoutAddr || got[0].Addr != "192.0.2.7" || got[0].Locks != 2 {
+		t.Errorf("lockouts after the migration = %+v, want the address only", got)
+	}
+	if err := db.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, accounts.User{Name: "alice", Account: "APP"}, "pw-alice"); err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := db.Lockouts(accounts.DefaultLockoutPolicy)
+	for range accounts.DefaultLockoutPolicy.Threshold {
+		if err := l.Failed(ctx, "alice", "198.51.100.1", time.Now(), accounts.FailedPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if locked, err := l.Locked(ctx, "alice", "198.51.100.1", time.Now()); err != nil || !locked {
+		t.Fatalf("alice from 198.51.100.1 after %d failures: locked %v, %v", accounts.DefaultLockoutPolicy.Threshold, locked, err)
+	}
+	if after, err := db.LastUserChange(ctx); err != nil || after != last {
+		t.Errorf("a lockout entered the revocation feed: %d → %d (%v)", last, after, err)
+	}
+}

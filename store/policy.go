@@ -95,7 +95,7 @@ func ValidatePolicy(p Argon2Params) error {
 // SetHashPolicy stores p as the hash policy, after ValidatePolicy, and makes
 // it db.Params. Passwords set from now on are hashed at p; each existing
 // password is rehashed at p at its user's next successful login by a process
-// that has opened the database since (see Authenticate). Like an assignment
+// that has opened the database since (see Rehash). Like an assignment
 // to db.Params, it must not run concurrently with db's other methods.
 func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
 	if err := ValidatePolicy(p); err != nil {

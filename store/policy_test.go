@@ -232,7 +232,9 @@ func TestRehashBcrypt(t *testing.T) {
 		t.Errorf("OnRehash after a wrong password: %v", errs)
 	}
 
-	// The right one rehashes, once.
+	// The right one writes nothing either: Authenticate never writes,
+	// so that a refused login with the right password costs what a wrong
+	// one costs.
 	c.Set(t1)
 	u, err := db.Authenticate(ctx, "bob", "pw-bob")
 	if err != nil {
@@ -241,6 +243,19 @@ func TestRehashBcrypt(t *testing.T) {
 	if !u.Updated.Equal(t0) {
 		t.Errorf("returned user Updated = %v, want the stored %v", u.Updated, t0)
 	}
+	if got := storedHash(t, db, "bob"); got != string(bc) {
+		t.Error("Authenticate with the right password changed the stored hash")
+	}
+	if errs := log.take(); len(errs) != 0 {
+		t.Errorf("OnRehash after Authenticate: %v", errs)
+	}
+	// Rehash with a wrong password changes nothing.
+	db.Rehash(ctx, "bob", "pw-wrong")
+	if got := storedHash(t, db, "bob"); got != string(bc) {
+		t.Error("Rehash with a wrong password changed the stored hash")
+	}
+	// Rehash after the granted login rehashes, once.
+	db.Rehash(ctx, "bob", "pw-bob")
 	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
 		t.Errorf("OnRehash got %v, want one nil error", errs)
 	}
@@ -260,6 +275,7 @@ func TestRehashBcrypt(t *testing.T) {
 		if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 			t.Fatalf("same password after the rehash: %v", err)
 		}
+		db.Rehash(ctx, "bob", "pw-bob")
 	}
 	if _, err := db.Authenticate(ctx, "bob", "pw-wrong"); !errors.Is(err, accounts.ErrInvalidCredentials) {
 		t.Errorf("wrong password after the rehash: %v", err)
@@ -295,6 +311,7 @@ func TestRehashToNewPolicy(t *testing.T) {
 		if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 			t.Fatal(err)
 		}
+		db.Rehash(ctx, "bob", "pw-bob")
 		if storedHash(t, db, "bob") != h {
 			t.Error("a process with an outdated policy rehashed a password")
 		}
@@ -318,6 +335,7 @@ func TestRehashToNewPolicy(t *testing.T) {
 		if _, err := db.Authenticate(ctx, "alice", "pw-alice"); err != nil {
 			t.Fatal(err)
 		}
+		db.Rehash(ctx, "alice", "pw-alice")
 		parsed, err := parseArgon2id(storedHash(t, db, "alice"))
 		if err != nil {
 			t.Fatal(err)
@@ -393,8 +411,9 @@ func TestRehashDoesNotWaitForWriter(t *testing.T) {
 	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 		t.Fatalf("Authenticate while another handle writes: %v", err)
 	}
+	db.Rehash(ctx, "bob", "pw-bob")
 	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Authenticate took %v while another handle wrote: the rehash waited for the write lock", d)
+		t.Errorf("Authenticate and Rehash took %v while another handle wrote: the rehash waited for the write lock", d)
 	}
 	if errs := log.take(); len(errs) != 1 || errs[0] == nil {
 		t.Errorf("OnRehash got %v, want one error", errs)
@@ -426,6 +445,7 @@ func TestRehashDoesNotWaitForWriter(t *testing.T) {
 	if _, err := db.Authenticate(ctx, "bob", "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
+	db.Rehash(ctx, "bob", "pw-bob")
 	if errs := log.take(); len(errs) != 1 || errs[0] != nil {
 		t.Errorf("OnRehash got %v, want one nil error", errs)
 	}

@@ -75,7 +75,7 @@ type DB struct {
 	// SetHashPolicy changes both. Setting Params directly affects this
 	// handle only, and stops it rehashing unless they equal the policy.
 	Params Argon2Params
-	// OnRehash, if set, is called after Authenticate has tried to rehash
+	// OnRehash, if set, is called after Rehash has tried to rehash
 	// a password at Params, with a nil error if the new hash is stored.
 	// The login succeeds either way. It must not block.
 	OnRehash func(name string, err error)
@@ -195,7 +195,7 @@ type stmts struct {
 	generation *sql.Stmt // Generation
 	user       *sql.Stmt // Authenticate: the hash and the user
 	roles      *sql.Stmt // RolesNamed
-	locked     *sql.Stmt // Lockouts.Locked
+	locked     *sql.Stmt // Lockouts.Locked and Reserve: the state of the keys
 	clearable  *sql.Stmt // Lockouts.Succeeded: anything to clear?
 	lastChange *sql.Stmt // LastUserChange
 	positions  *sql.Stmt // Positions
@@ -210,7 +210,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.generation, generationQuery},
 		{&s.user, authenticateQuery},
 		{&s.roles, rolesNamedQuery},
-		{&s.locked, lockedQuery},
+		{&s.locked, stateQuery},
 		{&s.clearable, clearableQuery},
 		{&s.lastChange, lastUserChangeQuery},
 		{&s.positions, positionsQuery},

@@ -282,13 +282,11 @@ func (db *DB) HashScheme(ctx context.Context, name string) (string, error) {
 // RolesNamed. Any other error (the database failing, ctx done) is returned
 // wrapped and does not wrap accounts.ErrInvalidCredentials.
 //
-// Authenticate runs one read-only statement and does not take the database's
-// write lock, with one exception: after the right password for a hash that
-// NeedsRehash at db.Params (an imported bcrypt hash, or argon2id at another
-// policy), it hashes the password at db.Params and stores that hash, unless
-// the stored hash has changed meanwhile. This happens once per user, waits
-// at most 50 ms for another writer, and never fails the login: a rehash not
-// done is tried again at the next one, and each outcome goes to db.OnRehash.
+// Authenticate runs one read-only statement and never writes, whatever the
+// outcome: a hash that needs rehashing is rehashed only by Rehash, which the
+// relay calls after it has granted the login, so that a refused login with
+// the right password (disabled, expired, locked out) costs what a wrong one
+// costs.
 //
 // The dummy verification runs at db.Params, so until then a user whose hash
 // has other costs takes a different time for a wrong password than an
@@ -324,8 +322,49 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 	if !ok {
 		return invalid()
 	}
-	db.rehash(ctx, name, hash, password)
 	return u, nil
+}
+
+// Rehash brings the stored hash of the user called name to db.Params, after
+// a login with password was granted: if the stored hash NeedsRehash, it
+// verifies password against it again (the hash may have changed since) and
+// stores a new hash of password at db.Params, unless the stored hash has
+// changed meanwhile. It does this once per user, waits at most 50 ms for
+// another writer, and never fails anything: a rehash not done is tried again
+// at the next login, and each outcome goes to db.OnRehash. It runs one
+// read-only statement when there is nothing to do.
+func (db *DB) Rehash(ctx context.Context, name, password string) {
+	if accounts.ValidateName(name) != nil || password == "" || len(password) > MaxPasswordLen {
+		return
+	}
+	var hash string
+	if _, err := scanUser(db.stmts.user.QueryRowContext(ctx, name), &hash); err != nil {
+		if !errors.Is(err, sql.ErrNoRows) && db.OnRehash != nil {
+			db.OnRehash(name, fmt.Errorf("rehash password of %q: %w", name, err))
+		}
+		return
+	}
+	if !NeedsRehash(hash, db.Params) {
+		return
+	}
+	if ok, err := VerifyPassword(hash, password); err != nil || !ok {
+		return
+	}
+	db.rehash(ctx, name, hash, password)
+}
+
+// VerifyDummy verifies password against a hash that no password matches, at
+// the current parameters, for a login refused without looking at the user's
+// own hash (a locked-out attempt), so that it costs what a wrong password
+// costs.
+func (db *DB) VerifyDummy(ctx context.Context, password string) error {
+	if password == "" || len(password) > MaxPasswordLen {
+		return nil
+	}
+	if err := db.verifyDummy(password); err != nil {
+		return fmt.Errorf("verify dummy password: %w", err)
+	}
+	return nil
 }
 
 // authenticateQuery reads the user Authenticate checks, hash first.

@@ -380,4 +380,8 @@ func (grantUsers) RolesNamed(context.Context, []string) ([]accounts.Role, error)
 	return nil, nil
 }
 
+// VerifyDummy and Rehash have nothing to do: there is no password hash.
+func (grantUsers) VerifyDummy(context.Context, string) error { return nil }
+func (grantUsers) Rehash(context.Context, string, string)    {}
+
 var _ relay.Users = grantUsers{}

@@ -106,7 +106,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	lf.register(fs)
-	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed, changed or locked out, by any process (needs the admin login of secrets.json)")
+	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed or changed, by any process (needs the admin login of secrets.json)")
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
@@ -511,6 +511,9 @@ func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
 		"log-format":             c.logFormat,
 		"lockout-threshold":      strconv.Itoa(c.lockout.Threshold),
 		"lockout-addr-threshold": strconv.Itoa(c.lockout.AddrThreshold),
+		"lockout-user-threshold": strconv.Itoa(c.lockout.UserThreshold),
+		"lockout-known-for":      c.lockout.KnownFor.String(),
+		"lockout-ipv6-prefix":    strconv.Itoa(c.lockout.IPv6Prefix),
 		"lockout-window":         c.lockout.Window.String(),
 		"lockout-duration":       c.lockout.Duration.String(),
 		"lockout-max":            c.lockout.MaxDuration.String(),

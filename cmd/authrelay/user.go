@@ -30,8 +30,8 @@ Subcommands:
   disable NAME  refuse the user's next logins
   enable NAME   allow the user to log in again
   rm NAME       remove a user
-  unlock NAME   lift a lockout after repeated wrong passwords (--addr for an address)
-  lockouts      list the usernames and addresses locked out now
+  unlock NAME   lift lockouts after repeated failed logins (--addr for an address, both for a pair)
+  lockouts      list what is locked out now, and why
 
 Changes take effect on the user's next connect; the server needs no reload.
 They are safe while 'authrelay serve' runs. Passwords are read from standard

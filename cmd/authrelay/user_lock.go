@@ -4,43 +4,49 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 func (m *Main) runUserUnlock(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user unlock", `
 Usage: authrelay user unlock NAME
        authrelay user unlock --addr ADDRESS
+       authrelay user unlock NAME --addr ADDRESS
 
-Lifts the lockout of a username (after repeated wrong passwords) or of a
-client address (after password spraying), and forgets their failures.
+Lifts lockouts after repeated failed logins, and forgets their failures:
+with NAME, the username's lockouts (from everywhere, and from each
+address); with --addr, the client address's lockouts (over any names, and
+of each name from it); with both, that username from that address only.
+An IPv6 ADDRESS matches the prefix it was counted under (see 'authrelay
+user lockouts').
 
 Examples:
 
   authrelay user unlock alice
   authrelay user unlock --addr 192.0.2.7
+  authrelay user unlock alice --addr 2001:db8:1:2::/64
 `)
 	dir := m.dirFlag(fs)
-	addr := fs.String("addr", "", "unlock this client address instead of a username")
+	addr := fs.String("addr", "", "unlock this client address (an IP address or a prefix such as 2001:db8::/64)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	kind, key := "user", ""
-	switch {
-	case *addr != "" && len(pos) > 0:
-		return usagef("user unlock: give a NAME or --addr, not both")
-	case *addr != "":
-		a, err := netip.ParseAddr(*addr)
-		if err != nil {
-			return usagef("--addr %q: want an IP address such as 192.0.2.7", *addr)
+	name := ""
+	if len(pos) > 0 || *addr == "" {
+		if name, err = oneName("unlock", pos); err != nil {
+			return err
 		}
-		kind, key = "addr", a.Unmap().String()
-	default:
-		if key, err = oneName("unlock", pos); err != nil {
+	}
+	key := ""
+	if *addr != "" {
+		if key, err = unlockAddr(*addr); err != nil {
 			return err
 		}
 	}
@@ -49,25 +55,81 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	was, err := db.Unlock(ctx, kind, key)
+	was, err := db.Unlock(ctx, name, key)
 	if err != nil {
 		return err
 	}
-	m.audit(ctx, db, "user unlock", map[string]any{kind: key, "was_locked": was})
+	what, details := "", map[string]any{"was_locked": was}
+	switch {
+	case name != "" && key != "":
+		what = fmt.Sprintf("user %s from %s", quoteTerm(name), key)
+		details["user"], details["addr"] = name, key
+	case name != "":
+		what = "user " + quoteTerm(name)
+		details["user"] = name
+	default:
+		what = "addr " + key
+		details["addr"] = key
+	}
+	m.audit(ctx, db, "user unlock", details)
 	if was {
-		fmt.Fprintf(m.Stdout, "unlocked %s %s\n", kind, key)
+		fmt.Fprintf(m.Stdout, "unlocked %s\n", what)
 	} else {
-		fmt.Fprintf(m.Stdout, "%s %s was not locked; its failure count is cleared\n", kind, key)
+		fmt.Fprintf(m.Stdout, "%s was not locked; its failure count is cleared\n", what)
 	}
 	return nil
+}
+
+// unlockAddr checks an address given to 'user unlock --addr': an IP address
+// or a prefix, returned in canonical form.
+func unlockAddr(s string) (string, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("").String(), nil
+	}
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked().String(), nil
+	}
+	return "", usagef("--addr %s: want an IP address such as 192.0.2.7 or a prefix such as 2001:db8::/64", strconv.Quote(s))
+}
+
+// quoteTerm returns s as it is when it is printable and plain, and quoted
+// (Go syntax: control characters, escapes and invalid UTF-8 written as
+// escapes) otherwise, so that a string from the network never reaches a
+// terminal raw.
+func quoteTerm(s string) string {
+	if q := strconv.Quote(s); s == "" || q[1:len(q)-1] != s || strings.ContainsAny(s, " \"") {
+		return q
+	}
+	return s
+}
+
+// lockoutWhy says why a lockout was set, as 'user lockouts' shows it.
+func lockoutWhy(l store.Lockout) string {
+	var from string
+	switch l.Kind {
+	case store.LockoutPair:
+		from = "of this username from this address"
+	case store.LockoutAddr:
+		from = "from this address over any usernames"
+	default:
+		from = "of this username from all addresses (not applied at its known addresses)"
+	}
+	if l.LockFailures == 0 {
+		return "failed logins " + from
+	}
+	return fmt.Sprintf("%d failed logins within %v %s", l.LockFailures, l.LockWindow, from)
 }
 
 func (m *Main) runUserLockouts(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user lockouts", `
 Usage: authrelay user lockouts [--json]
 
-Lists the usernames and client addresses locked out now, until when, and
-how many times each has been locked. Lift one with 'authrelay user unlock'.
+Lists what is locked out now after repeated failed logins: a username from
+one client address (user+addr), a client address over any usernames
+(addr), or a username from all addresses except those it logged in from
+recently (user); with the failures that locked it, until when, and how many
+times it has been locked. Lift one with 'authrelay user unlock'. Usernames
+and addresses come from clients: unusual ones are printed quoted.
 
 Examples:
 
@@ -92,20 +154,38 @@ Examples:
 	type view struct {
 		Kind        string    `json:"kind"`
 		Key         string    `json:"key"`
+		User        string    `json:"user,omitempty"`
+		Addr        string    `json:"addr,omitempty"`
+		Failures    int       `json:"failures"`
+		Window      string    `json:"window,omitempty"`
+		Why         string    `json:"why"`
 		LockedUntil time.Time `json:"locked_until"`
 		Locks       int       `json:"locks"`
 	}
 	views := make([]view, 0, len(list))
 	for _, l := range list {
-		views = append(views, view{Kind: l.Kind, Key: l.Key, LockedUntil: l.LockedUntil.UTC(), Locks: l.Locks})
+		v := view{Kind: l.Kind, Key: l.Key(), User: l.User, Addr: l.Addr, Failures: l.LockFailures,
+			Why: lockoutWhy(l), LockedUntil: l.LockedUntil.UTC(), Locks: l.Locks}
+		if l.LockWindow > 0 {
+			v.Window = l.LockWindow.String()
+		}
+		views = append(views, v)
 	}
 	if *asJSON {
 		return writeJSON(m.Stdout, views)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tNAME OR ADDRESS\tLOCKED UNTIL\tREMAINING\tLOCKS")
+	fmt.Fprintln(tw, "KIND\tUSER\tADDRESS\tLOCKED UNTIL\tREMAINING\tLOCKS\tWHY")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\n", v.Kind, v.Key, v.LockedUntil.Format(time.RFC3339), v.LockedUntil.Sub(now).Round(time.Second), v.Locks)
+		user, addr := "-", "-"
+		if v.User != "" {
+			user = quoteTerm(v.User)
+		}
+		if v.Addr != "" {
+			addr = quoteTerm(v.Addr)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", v.Kind, user, addr, v.LockedUntil.Format(time.RFC3339),
+			v.LockedUntil.Sub(now).Round(time.Second), v.Locks, v.Why)
 	}
 	return tw.Flush()
 }
@@ -120,9 +200,12 @@ func (l *lockoutFlags) register(fsRegister interface {
 	DurationVar(*time.Duration, string, time.Duration, string)
 }) {
 	d := accounts.DefaultLockoutPolicy
-	fsRegister.IntVar(&l.p.Threshold, "lockout-threshold", d.Threshold, "failed logins of one username within --lockout-window that lock it (0 = off)")
+	fsRegister.IntVar(&l.p.Threshold, "lockout-threshold", d.Threshold, "failed logins of one username from one client address within --lockout-window that lock that username from that address (0 = off)")
 	fsRegister.IntVar(&l.p.AddrThreshold, "lockout-addr-threshold", d.AddrThreshold, "failed logins from one client address, over any usernames, within --lockout-window that lock the address (0 = off)")
+	fsRegister.IntVar(&l.p.UserThreshold, "lockout-user-threshold", d.UserThreshold, "failed logins of one username from all addresses within --lockout-window that lock the username, except from the addresses it logged in from within --lockout-known-for (0 = off)")
+	fsRegister.DurationVar(&l.p.KnownFor, "lockout-known-for", d.KnownFor, "how long after a successful login its address stays exempt from a lockout of the username (0 = no address is exempt)")
+	fsRegister.IntVar(&l.p.IPv6Prefix, "lockout-ipv6-prefix", d.IPv6Prefix, "prefix length IPv6 client addresses are counted under, so that addresses of one prefix count as one (1 to 128)")
 	fsRegister.DurationVar(&l.p.Window, "lockout-window", d.Window, "how far back failed logins count")
-	fsRegister.DurationVar(&l.p.Duration, "lockout-duration", d.Duration, "length of a first lockout; each further lockout of the same name or address doubles it")
+	fsRegister.DurationVar(&l.p.Duration, "lockout-duration", d.Duration, "length of a first lockout; each further lockout of the same key doubles it")
 	fsRegister.DurationVar(&l.p.MaxDuration, "lockout-max", d.MaxDuration, "longest lockout")
 }
