@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -176,15 +177,30 @@ func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
 		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCLIENT\tLATENCY\tBY\tCHANGE")
 	}
 	for _, r := range rows {
+		// Every field may hold what a client sent (the username, the
+		// address) or what an import carried: each is clipped and
+		// quoted when it holds a space, a quote or a control character,
+		// so that no value can end the line, move into another column or
+		// steer the terminal.
 		client, latency := "-", "-"
 		if r.Kind == "login" {
-			client = r.Host + " " + r.ConnType + " cid:" + strconv.FormatUint(r.ClientID, 10)
+			client = textField(r.Host) + " " + textField(r.ConnType) + " cid:" + strconv.FormatUint(r.ClientID, 10)
 			latency = r.Latency.Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Kind,
-			dash(r.User), dash(r.Account), dash(r.Result), dash(r.Reason), client, latency, dash(r.Actor), dash(joinNonEmpty(r.Action, r.Detail)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), textField(r.Kind),
+			textField(r.User), textField(r.Account), textField(r.Result), textField(r.Reason), client, latency,
+			textField(r.Actor), dash(accounts.EscapeControl(joinNonEmpty(r.Action, r.Detail))))
 	}
 	return tw.Flush()
+}
+
+// textField is s for one column of a text table: "-" when empty, and
+// otherwise clipped and quoted as accounts.ClientText does.
+func textField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return accounts.ClientText(s)
 }
 
 func dash(s string) string {
