@@ -432,6 +432,8 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) {
 			Allowed:  d.reason == "",
 			Reason:   d.reason,
 			Latency:  latency,
+			// Cheap denials are counted, not kept one row each.
+			Malformed: malformed(rc, d.reason),
 		})
 	}
 

@@ -23,6 +23,13 @@ code, decision time) and every admin change (what changed, the OS user who
 ran the command). It never holds a password or hash. 'serve' keeps rows for
 --audit-retention (default 30 days).
 
+Cheap denials (no credentials, a name that is not a valid username, a
+password over the length limit) are counted, not kept one row each: the
+first per reason, client address and name in a minute is a row at once, its
+repeats one row at the minute's end with COUNT (JSON "count") saying how
+many. Past 256 distinct keys in a minute, the rest count into one row per
+reason with CLIENT "(many)". Every other row has count 1.
+
 --since takes a duration back from now (1h, 30m) or a time (2026-12-01,
 2026-12-01T10:00:00Z). --follow keeps printing new rows until interrupted;
 with --json it prints one JSON object per line.
@@ -156,6 +163,9 @@ type auditView struct {
 	Actor     string  `json:"actor,omitempty"`
 	Action    string  `json:"action,omitempty"`
 	Detail    string  `json:"detail,omitempty"`
+	// Count is how many identical decisions the row stands for: more
+	// than 1 for cheap denials counted over an interval.
+	Count int64 `json:"count"`
 }
 
 func auditViews(rows []store.AuditEntry) []auditView {
@@ -165,7 +175,7 @@ func auditViews(rows []store.AuditEntry) []auditView {
 			ID: r.ID, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, User: r.User, Account: r.Account,
 			Host: r.Host, ServerID: r.ServerID, ClientID: r.ClientID, ConnType: r.ConnType, Result: r.Result,
 			Reason: r.Reason, LatencyMS: float64(r.Latency) / float64(time.Millisecond), Actor: r.Actor,
-			Action: r.Action, Detail: r.Detail,
+			Action: r.Action, Detail: r.Detail, Count: max(r.Count, 1),
 		})
 	}
 	return out
@@ -174,7 +184,7 @@ func auditViews(rows []store.AuditEntry) []auditView {
 func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if header {
-		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCLIENT\tLATENCY\tBY\tCHANGE")
+		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCOUNT\tCLIENT\tLATENCY\tBY\tCHANGE")
 	}
 	for _, r := range rows {
 		// Every field may hold what a client sent (the username, the
@@ -186,9 +196,12 @@ func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
 		if r.Kind == "login" {
 			client = textField(r.Host) + " " + textField(r.ConnType) + " cid:" + strconv.FormatUint(r.ClientID, 10)
 			latency = r.Latency.Round(10 * time.Microsecond).String()
+			if r.Host == "" && r.Count > 1 {
+				client = "(many)" // the overflow of an aggregation interval
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), textField(r.Kind),
-			textField(r.User), textField(r.Account), textField(r.Result), textField(r.Reason), client, latency,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), textField(r.Kind),
+			textField(r.User), textField(r.Account), textField(r.Result), textField(r.Reason), max(r.Count, 1), client, latency,
 			textField(r.Actor), dash(accounts.EscapeControl(joinNonEmpty(r.Action, r.Detail))))
 	}
 	return tw.Flush()
