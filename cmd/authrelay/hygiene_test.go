@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // forgedName is a CONNECT username that, printed raw, would end the line,
@@ -68,4 +71,78 @@ func TestDoctorResultsEscapeControlCharacters(t *testing.T) {
 	if want := `the relay's user "authrelay" logs in to account APP\nOK    everything  fine\x1b[2J`; got != want {
 		t.Errorf("message = %q, want %q", got, want)
 	}
+}
+
+// runFor is run with a deadline, for a command that would otherwise run
+// until interrupted (serve): it fails the test if the command is still
+// running after d.
+func runFor(t *testing.T, d time.Duration, args ...string) result {
+	t.Helper()
+	var out, errOut syncBuffer
+	m := &Main{
+		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
+		Getenv: func(string) string { return "" }, Now: time.Now, BcryptCost: 4,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	code := m.Exit(m.Run(ctx, args))
+	if ctx.Err() != nil {
+		t.Fatalf("authrelay %s still ran after %v, want it to refuse at once\n%s%s", strings.Join(args, " "), d, out.String(), errOut.String())
+	}
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func TestHashPolicyBounds(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--memory", "4194304"}, "above the limit of 1048576 KiB"},
+		{[]string{"--memory", "1048577"}, "above the limit of 1048576 KiB"},
+		{[]string{"--time", "11"}, "above the limit of 10"},
+		{[]string{"--threads", "17"}, "above the limit of 16 lanes"},
+		{[]string{"--memory", "1048576", "--time", "3"}, "memory × time cost"},
+	} {
+		r := run(t, "", append([]string{"hash", "set", "--dir", dir}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "use at most") && !strings.Contains(r.stderr, "lower --memory or --time") {
+			t.Errorf("hash set %v: exit %d, stderr %q; want 2 and %q with what to give instead", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	// Nothing was stored: the policy is still the default.
+	if r := mustRun(t, "", "hash", "show", "--dir", dir); !strings.Contains(r.stdout, "m=19456 KiB") {
+		t.Errorf("hash show after refused sets: %s", r.stdout)
+	}
+	// The largest allowed memory is accepted.
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "1048576", "--time", "2")
+
+	if r := run(t, "", "hash", "calibrate", "--memory", "2097152"); r.code != 2 || !strings.Contains(r.stderr, "1048576") {
+		t.Errorf("hash calibrate --memory 2 GiB: exit %d, stderr %q; want 2 and the limit", r.code, r.stderr)
+	}
+
+	// At 1 GiB per hash, 8 hash workers would hold 8 GiB.
+	r := runFor(t, 20*time.Second, "serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--hash-workers", "8")
+	if r.code == 0 || !strings.Contains(r.stderr, "give --hash-workers 4 or less") {
+		t.Errorf("serve with 8 hash workers at 1 GiB: exit %d, stderr %q; want a refusal that says --hash-workers 4", r.code, r.stderr)
+	}
+
+	// A policy beyond the bounds written into the database by hand is
+	// refused when serve starts.
+	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE settings SET value = '{"memory_kib":2097152,"time":1,"threads":1,"salt_len":16,"key_len":32}' WHERE key = 'argon2id'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = runFor(t, 20*time.Second, "serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--hash-workers", "1")
+	if r.code == 0 || !strings.Contains(r.stderr, "the stored hash policy (argon2id m=2097152 KiB") || !strings.Contains(r.stderr, "authrelay hash set") {
+		t.Errorf("serve with a 2 GiB stored policy: exit %d, stderr %q; want a refusal that names the policy and 'authrelay hash set'", r.code, r.stderr)
+	}
+	// hash set can still bring it back within the bounds.
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "19456")
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -202,6 +203,13 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	hashWorkers := c.hashWorkers
+	if hashWorkers == 0 {
+		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
+	}
+	if err := checkServePolicy(db.Params, hashWorkers); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	var rehashErrs atomic.Int64
 	db.OnRehash = func(name string, err error) {
 		switch {
