@@ -167,6 +167,9 @@ Examples:
 	}
 	defer db.Close()
 	l := Layout{Dir: *dir}
+	if err := checkAccountNotReservedIn(l, name); err != nil {
+		return err
+	}
 	if err := db.AddAccountWithLimits(ctx, a); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 // forgedName is a CONNECT username that, printed raw, would end the line,
@@ -145,4 +149,99 @@ func TestHashPolicyBounds(t *testing.T) {
 	}
 	// hash set can still bring it back within the bounds.
 	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "19456")
+}
+
+// renameConfAccounts rewrites dir's nats.conf so that the callout account
+// is CALLOUT and the system account OPS, and drops the xkey line unless
+// xkey.
+func renameConfAccounts(t *testing.T, dir string, xkey bool) {
+	t.Helper()
+	path := Layout{Dir: dir}.Path(serverConf)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(
+		"system_account: SYS", "system_account: OPS", "  SYS: {", "  OPS: {",
+		"  AUTH: {", "  CALLOUT: {", "account: AUTH", "account: CALLOUT", `allowed_accounts: [ "AUTH" ]`, `allowed_accounts: [ "CALLOUT" ]`,
+	).Replace(string(b))
+	if !strings.Contains(conf, "account: CALLOUT") || !strings.Contains(conf, "system_account: OPS") {
+		t.Fatalf("nats.conf not renamed:\n%s", conf)
+	}
+	if !xkey {
+		var kept []string
+		for _, line := range strings.Split(conf, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(line), "xkey:") {
+				kept = append(kept, line)
+			}
+		}
+		conf = strings.Join(kept, "\n")
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReservedAccountsComeFromNatsConf runs a directory whose nats.conf
+// names its callout account CALLOUT and its system account OPS: the admin
+// commands refuse those names, and a user that the database places in one
+// anyway (written around the CLI) is refused by the relay with
+// account_reserved, while a user of APP logs in.
+func TestReservedAccountsComeFromNatsConf(t *testing.T) {
+	for _, e := range envs {
+		t.Run(e.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustRun(t, "", "init", "--dir", dir)
+			mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+			renameConfAccounts(t, dir, e.xkey)
+
+			for _, acct := range []string{"CALLOUT", "OPS"} {
+				if r := run(t, "", "account", "add", acct, "--dir", dir); r.code != 2 || !strings.Contains(r.stderr, "reserved") {
+					t.Errorf("account add %s: exit %d, stderr %q; want 2 and reserved", acct, r.code, r.stderr)
+				}
+				if r := run(t, "pw-123456\n", "user", "add", "eve", "--account", acct, "--password-stdin", "--dir", dir); r.code != 2 || !strings.Contains(r.stderr, "reserved") {
+					t.Errorf("user add --account %s: exit %d, stderr %q; want 2 and reserved", acct, r.code, r.stderr)
+				}
+			}
+			mustRun(t, "pw-123456\n", "user", "add", "bob", "--account", "APP", "--password-stdin", "--dir", dir)
+			if r := run(t, "", "user", "set", "bob", "--account", "CALLOUT", "--dir", dir); r.code != 2 || !strings.Contains(r.stderr, "reserved") {
+				t.Errorf("user set --account CALLOUT: exit %d, stderr %q; want 2 and reserved", r.code, r.stderr)
+			}
+
+			// Around the CLI: the database puts eve in CALLOUT.
+			db, err := store.Open(context.Background(), Layout{Dir: dir}.Path(databaseFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Params = store.Argon2Params{Memory: 8192, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+			if err := db.AddAccount(context.Background(), "CALLOUT"); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.AddUser(context.Background(), accounts.User{Name: "eve", Account: "CALLOUT"}, "eve-pw-123"); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s := serveOn(t, dir)
+			nc, err := s.connect("bob", "pw-123456")
+			if err != nil {
+				t.Fatalf("bob of APP: %v", err)
+			}
+			nc.Close()
+			_, err = s.connect("eve", "eve-pw-123")
+			wantAuthViolation(t, err)
+			s.stop()
+
+			r := mustRun(t, "", "audit", "--dir", dir, "--user", "eve", "--kind", "login", "--json")
+			var rows []auditView
+			if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Reason != "account_reserved" {
+				t.Errorf("eve's login rows = %+v, want one denied with account_reserved", rows)
+			}
+		})
+	}
 }

@@ -128,8 +128,8 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if err := accounts.ValidateAccount(*account); err != nil {
 			return &usageError{msg: "--account: " + err.Error()}
 		}
-		if *account == authAccount || *account == systemAccount {
-			return usagef("--account %s is reserved for authrelay's own use: give an application account", *account)
+		if err := checkAccountNotReservedIn(Layout{Dir: *dir}, *account); err != nil {
+			return err
 		}
 	}
 
@@ -149,6 +149,11 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	if err != nil {
+		return err
+	}
+	skipReservedImports(rep, reserved)
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {

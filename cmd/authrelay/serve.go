@@ -225,6 +225,10 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
+	reserved, err := reservedAccounts(l)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	audit := db.NewAuditWriter(store.AuditOptions{})
 
 	cfg := relay.Config{
@@ -236,9 +240,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Users:    db,
 		Guard:    db.Lockouts(c.lockout),
 		Audit:    audit,
-		// Never place a user in the callout or system account, whatever
-		// the database says.
-		ReservedAccounts: []string{authAccount, systemAccount},
+		// Never place a user in the callout or system account of the
+		// nats.conf served, whatever the database says.
+		ReservedAccounts: reserved,
 		SessionTTL:       c.sessionTTL,
 		DecisionTimeout:  c.decisionTimeout,
 		Workers:          c.workers,

@@ -233,6 +233,9 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 		}
 		acct = names[0]
 	}
+	if err := checkAccountNotReservedIn(Layout{Dir: *dir}, acct); err != nil {
+		return err
+	}
 	pw, err := m.password(*pwStdin, *generate)
 	if err != nil {
 		return err
