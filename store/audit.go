@@ -432,14 +432,22 @@ func (db *DB) insertLoginRows(ctx context.Context, events []loginRow) error {
 // never hold a password, a password hash or a key. AuditAdmin refuses a
 // detail that holds something that looks like a password hash, but it cannot
 // recognise a password.
+//
+// AuditAdmin writes the row on its own, after the change: a change that
+// must not happen without its row goes through Admin instead.
 func (db *DB) AuditAdmin(ctx context.Context, actor, action, detail string) error {
 	if action == "" {
 		return errors.New("audit admin change: the action is empty")
 	}
+	return db.insertAdmin(ctx, db.q(ctx), actor, action, detail)
+}
+
+// insertAdmin writes the audit row of an admin change on q.
+func (db *DB) insertAdmin(ctx context.Context, q querier, actor, action, detail string) error {
 	if looksLikeHash(detail) {
 		return fmt.Errorf("audit %s: the detail holds what looks like a password hash: record which fields changed, not their values", action)
 	}
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO audit (time, kind, user, actor, action, detail)
+	_, err := q.ExecContext(ctx, `INSERT INTO audit (time, kind, user, actor, action, detail)
 		VALUES (?, 'admin', ?, ?, ?, ?)`,
 		unixNanos(db.now()), detailUser(detail), actor, action, detail)
 	if err != nil {

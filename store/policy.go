@@ -75,7 +75,7 @@ type policyJSON struct {
 // or DefaultArgon2Params if none were ever set.
 func (db *DB) HashPolicy(ctx context.Context) (Argon2Params, error) {
 	var value string
-	err := db.sql.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingArgon2id).Scan(&value)
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingArgon2id).Scan(&value)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return DefaultArgon2Params, nil
@@ -140,7 +140,7 @@ func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
 	if err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
@@ -181,7 +181,7 @@ func NeedsRehash(hash string, p Argon2Params) bool {
 // the hash. It returns ErrNotFound if there is no such user.
 func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current bool, err error) {
 	var hash string
-	err = db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
+	err = db.q(ctx).QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, fmt.Errorf("password hash info: user %q %w", name, ErrNotFound)

@@ -132,10 +132,14 @@ Example:
 	if set["threads"] {
 		p.Threads = uint8(*threads)
 	}
-	if err := db.SetHashPolicy(ctx, p); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := store.ValidatePolicy(p); err != nil {
+		return &usageError{msg: "set hash policy: " + err.Error()}
 	}
-	m.audit(ctx, db, "hash set", map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads})
+	if err := m.admin(ctx, db, "hash set", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads}, db.SetHashPolicy(ctx, p)
+	}); err != nil {
+		return err
+	}
 	fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
 	return nil
 }

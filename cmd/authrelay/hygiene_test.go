@@ -245,3 +245,63 @@ func TestReservedAccountsComeFromNatsConf(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminChangeNeedsItsAuditRow closes the audit table to admin rows (a
+// trigger, standing in for a full disk or a broken table): user add,
+// account add and hash set then fail and change nothing, accounts.conf
+// included, instead of making the change without its row. A change that
+// fails writes no row.
+func TestAdminChangeNeedsItsAuditRow(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	mustRun(t, "pw-123456\n", "user", "add", "bob", "--password-stdin", "--dir", dir)
+	// A failed change writes no row.
+	if r := run(t, "pw-123456\n", "user", "add", "bob", "--password-stdin", "--dir", dir); r.code == 0 {
+		t.Fatal("adding bob twice succeeded")
+	}
+	var adds []auditView
+	if err := json.Unmarshal([]byte(mustRun(t, "", "audit", "--dir", dir, "--kind", "admin", "--json").stdout), &adds); err != nil {
+		t.Fatal(err)
+	}
+	if len(adds) != 1 || adds[0].Action != "user add" {
+		t.Errorf("admin rows = %+v, want only bob's first add", adds)
+	}
+
+	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER audit_closed BEFORE INSERT ON audit
+		WHEN NEW.kind = 'admin' BEGIN SELECT RAISE(ABORT, 'audit closed'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conf0, err := os.ReadFile(Layout{Dir: dir}.Path(accountsConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if r := run(t, "pw-123456\n", "user", "add", "alice", "--password-stdin", "--dir", dir); r.code == 0 || !strings.Contains(r.stderr, "audit closed") {
+		t.Errorf("user add with the audit closed: exit %d, stderr %q; want a failure that says why", r.code, r.stderr)
+	}
+	if r := run(t, "", "user", "show", "alice", "--dir", dir); r.code == 0 {
+		t.Errorf("alice exists after her add failed to be audited:\n%s", r.stdout)
+	}
+	if r := run(t, "", "account", "add", "ORDERS", "--dir", dir); r.code == 0 {
+		t.Error("account add with the audit closed succeeded")
+	}
+	if r := mustRun(t, "", "account", "list", "--dir", dir); strings.Contains(r.stdout, "ORDERS") {
+		t.Errorf("ORDERS exists after its add failed to be audited:\n%s", r.stdout)
+	}
+	if conf, err := os.ReadFile(Layout{Dir: dir}.Path(accountsConf)); err != nil || string(conf) != string(conf0) {
+		t.Errorf("accounts.conf changed by a failed account add (%v):\n%s", err, conf)
+	}
+	if r := run(t, "", "user", "disable", "bob", "--dir", dir); r.code == 0 {
+		t.Error("user disable with the audit closed succeeded")
+	}
+	if r := mustRun(t, "", "user", "show", "bob", "--dir", dir, "--json"); strings.Contains(r.stdout, `"disabled": true`) {
+		t.Errorf("bob disabled although the change was not audited:\n%s", r.stdout)
+	}
+}

@@ -157,18 +157,11 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {
-		// Accounts first, so that every user's account exists; if that
-		// fails, nothing is imported and there is no table to show.
-		if err := createImportAccounts(ctx, Layout{Dir: *dir}, db, rep); err != nil {
+		if err := applyImport(ctx, m, Layout{Dir: *dir}, db, rep, pos[0], &applyErr); err != nil {
 			return err
 		}
-		applyErr = addImportUsers(ctx, db, rep)
 	}
 	rep.count()
-	if !*dryRun {
-		m.audit(ctx, db, "import", map[string]any{"file": pos[0], "users_imported": rep.Summary.UsersImported,
-			"accounts_created": rep.Summary.AccountsCreated, "users_skipped": rep.Summary.UsersSkipped})
-	}
 	if *asJSON {
 		if err := writeJSON(m.Stdout, rep); err != nil {
 			return err

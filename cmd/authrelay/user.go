@@ -245,10 +245,12 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	if err := db.AddUser(ctx, u, pw); err != nil {
+	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))}
+	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
+		return detail, db.AddUser(ctx, u, pw)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user add", map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))})
 	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -285,10 +287,11 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := db.SetPassword(ctx, name, pw); err != nil {
+	if err := m.admin(ctx, db, "user passwd", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.SetPassword(ctx, name, pw)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user passwd", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -389,10 +392,11 @@ Example:
 		return err
 	}
 	defer db.Close()
-	if err := db.SetDisabled(ctx, name, disabled); err != nil {
+	if err := m.admin(ctx, db, "user "+verb, func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.SetDisabled(ctx, name, disabled)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user "+verb, map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s %sd\n", name, verb)
 	return nil
 }
@@ -414,10 +418,11 @@ Example:
 		return err
 	}
 	defer db.Close()
-	if err := db.RemoveUser(ctx, name); err != nil {
+	if err := m.admin(ctx, db, "user rm", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.RemoveUser(ctx, name)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user rm", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s removed\n", name)
 	return nil
 }

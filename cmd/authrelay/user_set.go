@@ -125,35 +125,38 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	err = db.UpdateUser(ctx, name, func(u *accounts.User) error {
-		if set["account"] {
-			u.Account = *account
-		}
-		if set["expires"] {
-			u.Expires = exp
-		}
-		switch {
-		case set["role"]:
-			u.Roles = cf.roles
-		case *clearRoles:
-			u.Roles = nil
-		}
-		switch {
-		case set["src"]:
-			u.Src = cf.src
-		case *clearSrc:
-			u.Src = nil
-		}
-		switch {
-		case set["conn-type"]:
-			u.ConnTypes = cf.connTypes
-		case *clearConn:
-			u.ConnTypes = nil
-		}
-		if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
-			return err
-		}
-		return u.Validate()
+	detail := map[string]any{"user": name, "fields": changedFlags(set)}
+	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
+		return detail, db.UpdateUser(ctx, name, func(u *accounts.User) error {
+			if set["account"] {
+				u.Account = *account
+			}
+			if set["expires"] {
+				u.Expires = exp
+			}
+			switch {
+			case set["role"]:
+				u.Roles = cf.roles
+			case *clearRoles:
+				u.Roles = nil
+			}
+			switch {
+			case set["src"]:
+				u.Src = cf.src
+			case *clearSrc:
+				u.Src = nil
+			}
+			switch {
+			case set["conn-type"]:
+				u.ConnTypes = cf.connTypes
+			case *clearConn:
+				u.ConnTypes = nil
+			}
+			if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
+				return err
+			}
+			return u.Validate()
+		})
 	})
 	if err != nil {
 		var ue *usageError
@@ -162,7 +165,6 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		}
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user set", map[string]any{"user": name, "fields": changedFlags(set)})
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
 	return nil
 }
