@@ -4,13 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // forgedName is a CONNECT username that, printed raw, would end the line,
@@ -303,5 +306,69 @@ func TestAdminChangeNeedsItsAuditRow(t *testing.T) {
 	}
 	if r := mustRun(t, "", "user", "show", "bob", "--dir", dir, "--json"); strings.Contains(r.stdout, `"disabled": true`) {
 		t.Errorf("bob disabled although the change was not audited:\n%s", r.stdout)
+	}
+}
+
+// TestImportWarnsOfBcryptTruncation imports a bcrypt user whose password is
+// 80 bytes long, as nats-server accepted it (bcrypt hashed only its first
+// 72 bytes), and one with a short password. import names both in one
+// warning that says to reset the password; through the real server the
+// short one logs in, the long one is refused as bad credentials, and after
+// 'user passwd' the long one logs in with its new password.
+func TestImportWarnsOfBcryptTruncation(t *testing.T) {
+	long := strings.Repeat("correct horse battery staple ", 3)[:80]
+	longHash, err := bcrypt.GenerateFromPassword([]byte(long[:72]), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shortHash, err := bcrypt.GenerateFromPassword([]byte("short-pass-1"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "old.conf")
+	conf := fmt.Sprintf(`accounts { APP: { users: [ {user: longpw, password: %q}, {user: shortpw, password: %q} ] } }`, longHash, shortHash)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serveEmbedded(t, true)
+	r := mustRun(t, "", "import", file, "--dir", s.dir)
+	if got := strings.Count(r.stderr, "warning:"); got != 1 {
+		t.Errorf("import printed %d warnings, want one:\n%s", got, r.stderr)
+	}
+	for _, want := range []string{"longpw, shortpw", "72 bytes", "authrelay user passwd NAME"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("import warning lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if r := mustRun(t, "", "import", file, "--dir", s.dir); strings.Contains(r.stderr, "warning:") {
+		t.Errorf("a second import, which adds nobody, warns:\n%s", r.stderr)
+	}
+
+	nc, err := s.connect("shortpw", "short-pass-1")
+	if err != nil {
+		t.Fatalf("shortpw: %v", err)
+	}
+	nc.Close()
+	_, err = s.connect("longpw", long)
+	wantAuthViolation(t, err)
+	mustRun(t, "new-long-password-9\n", "user", "passwd", "longpw", "--password-stdin", "--dir", s.dir)
+	nc, err = s.connect("longpw", "new-long-password-9")
+	if err != nil {
+		t.Fatalf("longpw after passwd: %v", err)
+	}
+	nc.Close()
+	s.stop()
+
+	r = mustRun(t, "", "audit", "--dir", s.dir, "--user", "longpw", "--kind", "login", "--json")
+	var rows []auditView
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, row := range rows {
+		got = append(got, row.Result+":"+row.Reason)
+	}
+	if strings.Join(got, ",") != "denied:bad_credentials,allowed:" {
+		t.Errorf("longpw's logins = %v, want denied:bad_credentials then allowed", got)
 	}
 }

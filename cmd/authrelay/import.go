@@ -169,6 +169,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	} else if err := rep.writeTable(m); err != nil {
 		return err
 	}
+	warnBcryptTruncation(m.Stderr, rep, *dryRun)
 	if applyErr == nil && !*dryRun && rep.Summary.AccountsCreated > 0 {
 		// Stdout stays pure JSON with --json.
 		w := m.Stdout
