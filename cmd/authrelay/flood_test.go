@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -28,9 +29,9 @@ func floodDuration(t *testing.T) time.Duration {
 	return d
 }
 
-// dbSize returns the audit rows and the database's size in bytes (pages in
-// use, WAL included, as a reader sees it).
-func dbSize(t *testing.T, dir string) (rows, bytes int64) {
+// dbSize returns the login audit rows, the lockout rows and the database's
+// size in bytes (pages in use, WAL included, as a reader sees it).
+func dbSize(t *testing.T, dir string) (rows, lockouts, bytes int64) {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile)+"?_busy_timeout=5000")
 	if err != nil {
@@ -40,10 +41,13 @@ func dbSize(t *testing.T, dir string) (rows, bytes int64) {
 	if err := db.QueryRow(`SELECT count(*) FROM audit WHERE kind = 'login'`).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.QueryRow(`SELECT count(*) FROM lockouts`).Scan(&lockouts); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.QueryRow(`SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&bytes); err != nil {
 		t.Fatal(err)
 	}
-	return rows, bytes
+	return rows, lockouts, bytes
 }
 
 // TestCheapDenialFloodIsAggregated floods the real embedded server with
@@ -59,20 +63,30 @@ func TestCheapDenialFloodIsAggregated(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		reasons string // as group_concat lists them
-		keys    int64  // distinct (reason, address, name)
-		opt     nats.Option
+		keys    int64  // distinct (reason, address, name) kept apart a minute
+		opt     func(i int64) nats.Option
 	}{
-		{"no credentials", "no_credentials", 1, func(*nats.Options) error { return nil }},
+		{"no credentials", "no_credentials", 1, func(int64) nats.Option { return func(*nats.Options) error { return nil } }},
 		// The lockout locks the address after its threshold of failures.
-		{"password over the limit", "bad_credentials,locked_out", 2, nats.UserInfo("mallory", strings.Repeat("p", 1025))},
+		{"password over the limit", "bad_credentials,locked_out", 2, func(int64) nats.Option {
+			return nats.UserInfo("mallory", strings.Repeat("p", 1025))
+		}},
+		// A new name on every connect: past 256 keys a minute (the
+		// writer's default) they count into one row per reason.
+		{"distinct names without a password", "no_credentials", 256 + 1, func(i int64) nats.Option {
+			return nats.UserInfo(fmt.Sprintf("name-%d", i), "")
+		}},
+		{"distinct names with a password over the limit", "bad_credentials,locked_out", 256 + 2, func(i int64) nats.Option {
+			return nats.UserInfo(fmt.Sprintf("name-%d", i), strings.Repeat("p", 1025))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := serveEmbedded(t, true)
-			rows0, bytes0 := dbSize(t, s.dir)
+			rows0, locks0, bytes0 := dbSize(t, s.dir)
 
 			ctx, cancel := context.WithTimeout(context.Background(), flood)
 			defer cancel()
-			var connects, unexpected atomic.Int64
+			var connects, unexpected, seq atomic.Int64
 			var wg sync.WaitGroup
 			start := time.Now()
 			for range 8 {
@@ -80,7 +94,7 @@ func TestCheapDenialFloodIsAggregated(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for ctx.Err() == nil {
-						nc, err := nats.Connect(s.url, tc.opt, nats.NoReconnect(), nats.Timeout(5*time.Second))
+						nc, err := nats.Connect(s.url, tc.opt(seq.Add(1)), nats.NoReconnect(), nats.Timeout(5*time.Second))
 						if err == nil {
 							nc.Close()
 							unexpected.Add(1)
@@ -100,10 +114,10 @@ func TestCheapDenialFloodIsAggregated(t *testing.T) {
 			if n := unexpected.Load(); n > 0 {
 				t.Errorf("%d connects were not refused with Authorization Violation", n)
 			}
-			rows1, bytes1 := dbSize(t, s.dir)
+			rows1, locks1, bytes1 := dbSize(t, s.dir)
 			n := connects.Load()
-			t.Logf("flood %s: %d connects in %v (%.0f/s); audit rows %d -> %d, database %d -> %d bytes (+%d)",
-				tc.reasons, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), rows0, rows1, bytes0, bytes1, bytes1-bytes0)
+			t.Logf("flood %s: %d connects in %v (%.0f/s); audit rows %d -> %d, lockout rows %d -> %d, database %d -> %d bytes (+%d)",
+				tc.name, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), rows0, rows1, locks0, locks1, bytes0, bytes1, bytes1-bytes0)
 
 			// Two rows per key and aggregation minute begun.
 			if max := 2 * tc.keys * (int64(elapsed/time.Minute) + 2); rows1-rows0 > max {
