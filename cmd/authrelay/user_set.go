@@ -125,38 +125,38 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	detail := map[string]any{"user": name, "fields": changedFlags(set)}
+	update := func(u *accounts.User) error {
+		if set["account"] {
+			u.Account = *account
+		}
+		if set["expires"] {
+			u.Expires = exp
+		}
+		switch {
+		case set["role"]:
+			u.Roles = cf.roles
+		case *clearRoles:
+			u.Roles = nil
+		}
+		switch {
+		case set["src"]:
+			u.Src = cf.src
+		case *clearSrc:
+			u.Src = nil
+		}
+		switch {
+		case set["conn-type"]:
+			u.ConnTypes = cf.connTypes
+		case *clearConn:
+			u.ConnTypes = nil
+		}
+		if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
+			return err
+		}
+		return u.Validate()
+	}
 	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
-		return detail, db.UpdateUser(ctx, name, func(u *accounts.User) error {
-			if set["account"] {
-				u.Account = *account
-			}
-			if set["expires"] {
-				u.Expires = exp
-			}
-			switch {
-			case set["role"]:
-				u.Roles = cf.roles
-			case *clearRoles:
-				u.Roles = nil
-			}
-			switch {
-			case set["src"]:
-				u.Src = cf.src
-			case *clearSrc:
-				u.Src = nil
-			}
-			switch {
-			case set["conn-type"]:
-				u.ConnTypes = cf.connTypes
-			case *clearConn:
-				u.ConnTypes = nil
-			}
-			if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
-				return err
-			}
-			return u.Validate()
-		})
+		return map[string]any{"user": name, "fields": changedFlags(set)}, db.UpdateUser(ctx, name, update)
 	})
 	if err != nil {
 		var ue *usageError
