@@ -67,7 +67,9 @@ func (m *Main) adminAccounts(ctx context.Context, l Layout, db *store.DB, action
 	return err
 }
 
-// audit records an admin change that has been committed. detail says what
+// audit records an admin change that has been committed, in a transaction
+// of its own: a change that goes through the store belongs in admin, which
+// makes it with its row in one transaction. detail says what
 // changed (names and the flags given, never a password or hash). A failure
 // to record is reported but does not undo the change.
 func (m *Main) audit(ctx context.Context, db *store.DB, action string, detail map[string]any) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -141,6 +142,22 @@ func TestCheapDenialFloodIsAggregated(t *testing.T) {
 			}
 			if total != n || reasons != tc.reasons {
 				t.Errorf("audit rows stand for %d denials with reasons %q, want %d with %q", total, reasons, n, tc.reasons)
+			}
+
+			// authrelay audit shows the counts.
+			var rows []auditView
+			if err := json.Unmarshal([]byte(mustRun(t, "", "audit", "--dir", s.dir, "--kind", "login", "--limit", "0", "--json").stdout), &rows); err != nil {
+				t.Fatal(err)
+			}
+			var shown int64
+			for _, r := range rows {
+				shown += r.Count
+			}
+			if shown != n {
+				t.Errorf("authrelay audit --json counts %d denials, want %d", shown, n)
+			}
+			if text := mustRun(t, "", "audit", "--dir", s.dir, "--kind", "login", "--limit", "0").stdout; !strings.Contains(text, "COUNT") {
+				t.Errorf("authrelay audit has no COUNT column:\n%s", text)
 			}
 		})
 	}
