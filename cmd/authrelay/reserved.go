@@ -16,6 +16,9 @@ import (
 // an account check against it (checkAccountNotReserved), so both refuse the
 // same names whatever the config calls them.
 func reservedAccounts(l Layout) ([]string, error) {
+	if !l.initialised() {
+		return nil, notInitialised(l.Dir)
+	}
 	path := l.Path(serverConf)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {

@@ -84,11 +84,16 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 	}
 }
 
+// notInitialised is the error for a --dir that init has not set up.
+func notInitialised(dir string) error {
+	return fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
+}
+
 // openStore opens the database of an initialised directory.
 func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
 	l := Layout{Dir: dir}
 	if !l.initialised() {
-		return nil, fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
+		return nil, notInitialised(dir)
 	}
 	db, err := store.Open(ctx, l.Path(databaseFile))
 	if err != nil {
