@@ -96,6 +96,11 @@ passwords use it at once; existing users are rehashed at their next
 successful login. Every login costs one hash when its user is not cached,
 so measure first with 'authrelay hash calibrate'.
 
+Limits: --memory 8192 to 1048576 KiB (8 MiB to 1 GiB), --time 1 to 10,
+--threads 1 to 16, and memory × time at most 2097152 KiB passes. Every
+concurrent login holds the memory: 'serve' refuses to start when
+--hash-workers × memory exceeds 4 GiB.
+
 Example:
 
   authrelay hash set --memory 65536 --time 3
