@@ -7,8 +7,34 @@ import (
 	"fmt"
 )
 
-// adminTxKey is the context key of the transaction of an admin change.
-type adminTxKey struct{}
+// adminKey is the context key of an admin change under way.
+type adminKey struct{}
+
+// adminChange is an admin change under way (see Admin). Its transaction
+// begins at the change's first write, so that work before it, such as
+// hashing a password, does not hold the write lock. One goroutine uses it.
+type adminChange struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// adminOf returns the admin change ctx belongs to, or nil.
+func adminOf(ctx context.Context) *adminChange {
+	c, _ := ctx.Value(adminKey{}).(*adminChange)
+	return c
+}
+
+// start returns the change's transaction, beginning it if need be.
+func (c *adminChange) start(ctx context.Context) (*sql.Tx, error) {
+	if c.tx == nil {
+		tx, err := c.db.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.tx = tx
+	}
+	return c.tx, nil
+}
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -17,19 +43,13 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// adminTx returns the transaction of the admin change ctx belongs to, or nil.
-func adminTx(ctx context.Context) *sql.Tx {
-	tx, _ := ctx.Value(adminTxKey{}).(*sql.Tx)
-	return tx
-}
-
 // q returns what a statement of a method called with ctx runs on: the
-// admin change's transaction when ctx carries one (see Admin), so that the
-// method reads what the change wrote so far and writes into it, and
+// transaction of the admin change ctx belongs to once it has begun (see
+// Admin), so that the method reads what the change wrote so far, and
 // otherwise the database.
 func (db *DB) q(ctx context.Context) querier {
-	if tx := adminTx(ctx); tx != nil {
-		return tx
+	if c := adminOf(ctx); c != nil && c.tx != nil {
+		return c.tx
 	}
 	return db.sql
 }
@@ -72,7 +92,11 @@ func (t *txn) Rollback() error {
 // begin starts the transaction of a write method, or a savepoint in the
 // admin change's transaction that ctx carries.
 func (db *DB) begin(ctx context.Context) (*txn, error) {
-	if tx := adminTx(ctx); tx != nil {
+	if c := adminOf(ctx); c != nil {
+		tx, err := c.start(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT method"); err != nil {
 			return nil, err
 		}
@@ -92,26 +116,32 @@ func (db *DB) begin(ctx context.Context) (*txn, error) {
 // changed, as for AuditAdmin); if fn returns an error, or the row cannot be
 // written, nothing fn did is kept and Admin returns the error.
 //
-// The transaction holds the database's write lock until fn returns, so fn
-// should do no slow work that does not need it (hash passwords before).
-// Everything fn does on db must use the context it is given: a method
-// called with another context would wait for the lock fn holds. Admin
-// calls do not nest.
+// The transaction begins at fn's first write and holds the database's write
+// lock from then until Admin returns, so fn should do its slow work (hash a
+// password: AddUser and SetPassword hash before they write) before it
+// writes. Everything fn does on db must use the context it is given: a
+// method called with another context would wait for the lock fn holds.
+// Admin calls do not nest.
 func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx context.Context) (detail string, err error)) error {
-	if adminTx(ctx) != nil {
+	if adminOf(ctx) != nil {
 		return fmt.Errorf("audit %s: an admin change is already under way in this context", action)
 	}
 	if action == "" {
 		return errors.New("audit admin change: the action is empty")
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	defer tx.Rollback()
-	detail, err := fn(context.WithValue(ctx, adminTxKey{}, tx))
+	c := &adminChange{db: db}
+	defer func() {
+		if c.tx != nil {
+			c.tx.Rollback() // after Commit, a no-op
+		}
+	}()
+	detail, err := fn(context.WithValue(ctx, adminKey{}, c))
 	if err != nil {
 		return err
+	}
+	tx, err := c.start(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
 	}
 	if err := db.insertAdmin(ctx, tx, actor, action, detail); err != nil {
 		return fmt.Errorf("%w: the change is not made", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/authrelay/authrelay/accounts"
 )
@@ -104,6 +105,31 @@ func TestAdminChangeAndRowAreOneTransaction(t *testing.T) {
 		}
 		if rows := adminRows(t, db); len(rows) != 1 || rows[0].Action != "import" {
 			t.Errorf("admin rows = %+v, want the import's", rows)
+		}
+	})
+
+	t.Run("no lock is held before the change's first write", func(t *testing.T) {
+		db, _ := newTestDB(t)
+		if err := db.AddAccount(ctx, "APP"); err != nil {
+			t.Fatal(err)
+		}
+		err := db.Admin(ctx, "root", "user add", func(ctx context.Context) (string, error) {
+			// Another writer, as a relay recording a login would be,
+			// gets the lock at once while the change hashes its password.
+			done := make(chan error, 1)
+			go func() { done <- db.insertLogins(context.Background(), []accounts.LoginEvent{{User: "x"}}) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					return "", err
+				}
+			case <-time.After(2 * time.Second):
+				return "", errors.New("another writer waited for the admin change before its first write")
+			}
+			return `{"user":"alice"}`, db.AddUser(ctx, alice, "alice-pw-123")
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 
