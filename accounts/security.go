@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// MaxPasswordLen is the longest password, in bytes, that authrelay stores or
+// verifies; a login with a longer one is refused without a lookup.
+const MaxPasswordLen = 1024
+
 // LoginEvent is one authorization decision, as the audit trail keeps it.
 // It never holds a password.
 type LoginEvent struct {
@@ -18,6 +22,11 @@ type LoginEvent struct {
 	Allowed  bool          `json:"allowed"`
 	Reason   string        `json:"reason,omitempty"`
 	Latency  time.Duration `json:"latency_ns"`
+	// Malformed means the credentials were refused without looking a
+	// user up: no username or password, a name that is not a valid
+	// username, or a password over the length limit. The audit trail
+	// counts repeats of such denials into one row.
+	Malformed bool `json:"malformed,omitempty"`
 }
 
 // LockoutPolicy says when repeated failed logins lock a key out, and for

@@ -495,6 +495,8 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 			Allowed:  d.reason == "",
 			Reason:   d.reason,
 			Latency:  latency,
+			// Cheap denials are counted, not kept one row each.
+			Malformed: malformed(rc, d.reason),
 		})
 	}
 

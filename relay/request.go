@@ -99,14 +99,14 @@ func validateRequest(rc *jwt.AuthorizationRequestClaims, sealed bool, serverXKey
 }
 
 // maxLogField is the longest request-supplied string the relay puts into a
-// log line or error.
-const maxLogField = 128
+// log line, an audit row or an error.
+const maxLogField = accounts.MaxClientText
 
-// clip shortens a request-supplied string for a log line or error, so that a
-// hostile request cannot flood the log.
+// clip shortens a request-supplied string for a log line, audit row or
+// error, so that a hostile request cannot flood the log; it never cuts a
+// rune in half. It does not escape: slog's handlers quote values that hold
+// control characters, errors quote with %q, and the audit's readers escape
+// what they print (accounts.ClientText).
 func clip(s string) string {
-	if len(s) <= maxLogField {
-		return s
-	}
-	return s[:maxLogField] + "…"
+	return accounts.Clip(s, maxLogField)
 }

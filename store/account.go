@@ -24,7 +24,7 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	if err := a.Limits.Validate(); err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
@@ -48,7 +48,7 @@ func (db *DB) Accounts(ctx context.Context) ([]string, error) {
 	// A single statement reads one consistent snapshot. It runs outside a
 	// transaction because every transaction here begins IMMEDIATE, which
 	// would take the write lock for a read.
-	rows, err := db.sql.QueryContext(ctx, `SELECT name FROM accounts ORDER BY name`)
+	rows, err := db.q(ctx).QueryContext(ctx, `SELECT name FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
@@ -65,7 +65,7 @@ const accountColumns = `name, max_connections, max_subs, max_payload`
 // AccountList returns all accounts with their limits, sorted by name.
 func (db *DB) AccountList(ctx context.Context) ([]accounts.Account, error) {
 	// Reads run outside a transaction; see Accounts.
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
+	rows, err := db.q(ctx).QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
@@ -86,7 +86,7 @@ func (db *DB) AccountList(ctx context.Context) ([]accounts.Account, error) {
 
 // Account returns the account called name with its limits, or ErrNotFound.
 func (db *DB) Account(ctx context.Context, name string) (accounts.Account, error) {
-	a, err := scanAccount(db.sql.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
+	a, err := scanAccount(db.q(ctx).QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return accounts.Account{}, fmt.Errorf("look up account: account %q %w", name, ErrNotFound)
@@ -108,7 +108,7 @@ func (db *DB) SetAccountLimits(ctx context.Context, name string, l accounts.Acco
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("set limits of account %q: %w", name, err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("set limits of account %q: %w", name, err)
 	}
@@ -131,7 +131,7 @@ func (db *DB) SetAccountLimits(ctx context.Context, name string, l accounts.Acco
 func (db *DB) AccountUsers(ctx context.Context, name string) ([]string, error) {
 	// One statement, so that the account's existence and its users come
 	// from the same snapshot; see RoleHolders.
-	rows, err := db.sql.QueryContext(ctx, `
+	rows, err := db.q(ctx).QueryContext(ctx, `
 		SELECT users.name FROM accounts LEFT JOIN users ON users.account = accounts.name
 		WHERE accounts.name = ? ORDER BY users.name`, name)
 	if err != nil {
@@ -151,7 +151,7 @@ func (db *DB) AccountUsers(ctx context.Context, name string) ([]string, error) {
 // account, and ErrAccountInUse, naming some of them, while users still belong
 // to it.
 func (db *DB) RemoveAccount(ctx context.Context, name string) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("remove account %q: %w", name, err)
 	}

@@ -33,6 +33,12 @@ const (
 	DefaultAuditBuffer     = 8192
 	DefaultAuditBatchSize  = 256
 	DefaultAuditFlushEvery = 200 * time.Millisecond
+	// DefaultAuditAggregateEvery is the interval over which identical
+	// cheap denials are counted into one row.
+	DefaultAuditAggregateEvery = time.Minute
+	// DefaultAuditAggregateKeys is the most distinct (reason, address,
+	// name) keys of cheap denials kept apart in one interval.
+	DefaultAuditAggregateKeys = 256
 )
 
 // defaultAuditRetry are the pauses before each further attempt to write a
@@ -59,6 +65,18 @@ type AuditOptions struct {
 	// should be quick. Events dropped by Record after Close are only
 	// counted in Dropped.
 	OnDrop func(n int)
+	// AggregateEvery is the interval over which cheap denials (events
+	// with Malformed set that were denied) are aggregated: the first of
+	// each (reason, client address, name) in an interval is written at
+	// once with count 1, its repeats as one row with their count when the
+	// interval ends. Default DefaultAuditAggregateEvery.
+	AggregateEvery time.Duration
+	// AggregateKeys is the most distinct keys kept apart in one interval;
+	// the cheap denials past it are counted into one row per reason with
+	// the user and client address empty, so that a flood of distinct
+	// names costs bounded memory and rows. Default
+	// DefaultAuditAggregateKeys.
+	AggregateKeys int
 	// Logger receives the writer's warnings (a batch write failed and will
 	// be tried again) and errors (a batch was dropped); nil discards them.
 	Logger *slog.Logger
@@ -76,6 +94,8 @@ type AuditWriter struct {
 	ch         chan accounts.LoginEvent
 	batchSize  int
 	flushEvery time.Duration
+	aggEvery   time.Duration
+	aggKeys    int
 	onDrop     func(n int)
 	retry      []time.Duration
 	log        *slog.Logger
@@ -112,6 +132,12 @@ func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = DefaultAuditFlushEvery
 	}
+	if opts.AggregateEvery <= 0 {
+		opts.AggregateEvery = DefaultAuditAggregateEvery
+	}
+	if opts.AggregateKeys <= 0 {
+		opts.AggregateKeys = DefaultAuditAggregateKeys
+	}
 	if opts.retry == nil {
 		opts.retry = defaultAuditRetry
 	}
@@ -124,6 +150,8 @@ func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 		ch:         make(chan accounts.LoginEvent, opts.Buffer),
 		batchSize:  opts.BatchSize,
 		flushEvery: opts.FlushEvery,
+		aggEvery:   opts.AggregateEvery,
+		aggKeys:    opts.AggregateKeys,
 		onDrop:     opts.OnDrop,
 		retry:      opts.retry,
 		log:        opts.Logger.With("component", "audit"),
@@ -197,19 +225,35 @@ func (w *AuditWriter) run(ctx context.Context) {
 	defer close(w.done)
 	tick := time.NewTicker(w.flushEvery)
 	defer tick.Stop()
-	batch := make([]accounts.LoginEvent, 0, w.batchSize)
+	aggTick := time.NewTicker(w.aggEvery)
+	defer aggTick.Stop()
+	agg := newAggregator(w.aggKeys)
+	batch := make([]loginRow, 0, w.batchSize)
+	add := func(r loginRow) {
+		batch = append(batch, r)
+		if len(batch) == w.batchSize {
+			w.write(ctx, batch)
+			batch = batch[:0]
+		}
+	}
 	for {
 		select {
 		case e, ok := <-w.ch:
 			if !ok {
+				for _, r := range agg.flush() {
+					add(r)
+				}
 				w.write(ctx, batch)
 				w.reportDrops()
 				return
 			}
-			batch = append(batch, e)
-			if len(batch) == w.batchSize {
-				w.write(ctx, batch)
-				batch = batch[:0]
+			if agg.take(e) {
+				continue
+			}
+			add(loginRow{LoginEvent: e, count: 1})
+		case <-aggTick.C:
+			for _, r := range agg.flush() {
+				add(r)
 			}
 		case <-tick.C:
 			w.write(ctx, batch)
@@ -219,28 +263,106 @@ func (w *AuditWriter) run(ctx context.Context) {
 	}
 }
 
+// loginRow is one audit row of login decisions: an event and how many
+// identical ones it stands for.
+type loginRow struct {
+	accounts.LoginEvent
+	count int64
+}
+
+// aggKey is what makes cheap denials identical.
+type aggKey struct{ reason, host, user string }
+
+// aggregator counts the repeats of cheap denials within one interval. It
+// holds at most max keys plus one row per reason, so its memory is bounded
+// however many distinct names a flood uses. Only the writer goroutine uses
+// it.
+type aggregator struct {
+	max      int
+	keys     map[aggKey]*loginRow // count 0: seen once, written at once
+	overflow map[string]*loginRow // by reason, past max keys
+}
+
+func newAggregator(max int) *aggregator {
+	return &aggregator{max: max, keys: map[aggKey]*loginRow{}, overflow: map[string]*loginRow{}}
+}
+
+// take reports whether it has counted e, to be written by flush, or e is to
+// be written now as a row of its own: any event but a cheap denial, and the
+// first of each key in the interval.
+func (a *aggregator) take(e accounts.LoginEvent) bool {
+	if e.Allowed || !e.Malformed {
+		return false
+	}
+	k := aggKey{e.Reason, e.Host, e.User}
+	if r, ok := a.keys[k]; ok {
+		if r.count == 0 {
+			r.LoginEvent = e
+		}
+		r.count++
+		return true
+	}
+	if len(a.keys) < a.max {
+		a.keys[k] = &loginRow{}
+		return false
+	}
+	r, ok := a.overflow[e.Reason]
+	if !ok {
+		if len(a.overflow) >= a.max {
+			return false // not reached: reasons are a handful of constants
+		}
+		e.User, e.Host, e.ClientID = "", "", 0
+		r = &loginRow{LoginEvent: e}
+		a.overflow[e.Reason] = r
+	}
+	r.count++
+	return true
+}
+
+// flush returns the rows of the repeats counted in this interval, oldest
+// first, and starts the next interval.
+func (a *aggregator) flush() []loginRow {
+	var out []loginRow
+	for _, r := range a.keys {
+		if r.count > 0 {
+			out = append(out, *r)
+		}
+	}
+	for _, r := range a.overflow {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(x, y loginRow) int { return x.Time.Compare(y.Time) })
+	clear(a.keys)
+	clear(a.overflow)
+	return out
+}
+
 // write writes batch in one transaction, trying again after each pause in
 // w.retry, and counts the batch as dropped if every attempt fails.
-func (w *AuditWriter) write(ctx context.Context, batch []accounts.LoginEvent) {
+func (w *AuditWriter) write(ctx context.Context, batch []loginRow) {
 	if len(batch) == 0 {
 		return
 	}
-	err := w.db.insertLogins(ctx, batch)
+	err := w.db.insertLoginRows(ctx, batch)
 	for i := 0; err != nil && i < len(w.retry) && ctx.Err() == nil; i++ {
 		w.log.Warn("audit write failed, trying again", "events", len(batch), "attempt", i+1, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(w.retry[i]):
-			err = w.db.insertLogins(ctx, batch)
+			err = w.db.insertLoginRows(ctx, batch)
 		}
 	}
 	if err == nil {
 		return
 	}
-	w.dropped.Add(uint64(len(batch)))
-	w.log.Error("audit events dropped", "events", len(batch), "err", err)
+	var n uint64
+	for _, r := range batch {
+		n += uint64(r.count)
+	}
+	w.dropped.Add(n)
+	w.log.Error("audit events dropped", "events", n, "err", err)
 	if w.closing.Load() {
-		w.lostOnClose += uint64(len(batch))
+		w.lostOnClose += n
 		w.errOnClose = err
 	}
 }
@@ -257,16 +379,26 @@ func (w *AuditWriter) reportDrops() {
 	}
 }
 
-// insertLogins writes login events as audit rows in one transaction.
+// insertLogins writes login events as audit rows in one transaction, one
+// row each.
 func (db *DB) insertLogins(ctx context.Context, events []accounts.LoginEvent) error {
+	rows := make([]loginRow, len(events))
+	for i, e := range events {
+		rows[i] = loginRow{LoginEvent: e, count: 1}
+	}
+	return db.insertLoginRows(ctx, rows)
+}
+
+// insertLoginRows writes login rows in one transaction.
+func (db *DB) insertLoginRows(ctx context.Context, events []loginRow) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit
-		(time, kind, user, account, client_host, server_id, client_id, conn_type, result, reason, latency_ns)
-		VALUES (?, 'login', ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(time, kind, user, account, client_host, server_id, client_id, conn_type, result, reason, latency_ns, count)
+		VALUES (?, 'login', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
@@ -278,7 +410,7 @@ func (db *DB) insertLogins(ctx context.Context, events []accounts.LoginEvent) er
 		}
 		// client_id keeps the id's bits: SQLite integers are signed.
 		_, err := stmt.ExecContext(ctx, unixNanos(e.Time), e.User, e.Account, e.Host, e.ServerID,
-			int64(e.ClientID), e.ConnType, result, e.Reason, int64(e.Latency))
+			int64(e.ClientID), e.ConnType, result, e.Reason, int64(e.Latency), max(e.count, 1))
 		if err != nil {
 			return fmt.Errorf("write audit: %w", err)
 		}
@@ -300,14 +432,22 @@ func (db *DB) insertLogins(ctx context.Context, events []accounts.LoginEvent) er
 // never hold a password, a password hash or a key. AuditAdmin refuses a
 // detail that holds something that looks like a password hash, but it cannot
 // recognise a password.
+//
+// AuditAdmin writes the row on its own, after the change: a change that
+// must not happen without its row goes through Admin instead.
 func (db *DB) AuditAdmin(ctx context.Context, actor, action, detail string) error {
 	if action == "" {
 		return errors.New("audit admin change: the action is empty")
 	}
+	return db.insertAdmin(ctx, db.q(ctx), actor, action, detail)
+}
+
+// insertAdmin writes the audit row of an admin change on q.
+func (db *DB) insertAdmin(ctx context.Context, q querier, actor, action, detail string) error {
 	if looksLikeHash(detail) {
 		return fmt.Errorf("audit %s: the detail holds what looks like a password hash: record which fields changed, not their values", action)
 	}
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO audit (time, kind, user, actor, action, detail)
+	_, err := q.ExecContext(ctx, `INSERT INTO audit (time, kind, user, actor, action, detail)
 		VALUES (?, 'admin', ?, ?, ?, ?)`,
 		unixNanos(db.now()), detailUser(detail), actor, action, detail)
 	if err != nil {
@@ -364,6 +504,9 @@ type AuditEntry struct {
 	Actor    string
 	Action   string
 	Detail   string
+	// Count is how many identical decisions the row stands for: more than
+	// 1 only for aggregated cheap denials (AuditOptions.AggregateEvery).
+	Count int64
 }
 
 // AuditFilter selects audit entries; its zero value selects all of them.
@@ -422,7 +565,7 @@ func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 	}
 
 	const cols = `id, time, kind, user, account, client_host, server_id, client_id, conn_type,
-		result, reason, latency_ns, actor, action, detail`
+		result, reason, latency_ns, actor, action, detail, count`
 	q := `SELECT ` + cols + ` FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -452,7 +595,7 @@ func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 		var e AuditEntry
 		var at, cid, latency int64
 		if err := rows.Scan(&e.ID, &at, &e.Kind, &e.User, &e.Account, &e.Host, &e.ServerID, &cid, &e.ConnType,
-			&e.Result, &e.Reason, &latency, &e.Actor, &e.Action, &e.Detail); err != nil {
+			&e.Result, &e.Reason, &latency, &e.Actor, &e.Action, &e.Detail, &e.Count); err != nil {
 			return nil, fmt.Errorf("read audit: %w", err)
 		}
 		e.Time = time.Unix(0, at).UTC()

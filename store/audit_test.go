@@ -55,7 +55,7 @@ func loginEntry(e accounts.LoginEvent) AuditEntry {
 	return AuditEntry{
 		Time: e.Time.UTC(), Kind: AuditLogin, User: e.User, Account: e.Account, Host: e.Host,
 		ServerID: e.ServerID, ClientID: e.ClientID, ConnType: e.ConnType, Result: result,
-		Reason: e.Reason, Latency: e.Latency,
+		Reason: e.Reason, Latency: e.Latency, Count: 1,
 	}
 }
 
@@ -186,8 +186,8 @@ func TestAuditWriterFields(t *testing.T) {
 	// Oldest first, by time, whatever order they were recorded in.
 	want := []AuditEntry{
 		{Time: now.Add(-time.Hour).UTC(), Kind: AuditLogin, User: "zone", Host: "::1", ConnType: "WEBSOCKET",
-			Result: AuditDenied, Reason: "account_reserved", Latency: time.Hour},
-		{Time: now.UTC(), Kind: AuditLogin, User: "no time", ClientID: math.MaxUint64, Result: AuditAllowed},
+			Result: AuditDenied, Reason: "account_reserved", Latency: time.Hour, Count: 1},
+		{Time: now.UTC(), Kind: AuditLogin, User: "no time", ClientID: math.MaxUint64, Result: AuditAllowed, Count: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -488,9 +488,9 @@ func TestAuditFilter(t *testing.T) {
 
 	t.Run("entries", func(t *testing.T) {
 		want := []AuditEntry{
-			{Time: at(0), Kind: AuditLogin, User: "alice", Result: AuditAllowed},
-			{Time: at(3), Kind: AuditAdmin, User: "carol", Actor: "root", Action: "user add", Detail: `{"user":"carol","fields":["account","pub"]}`},
-			{Time: at(6), Kind: AuditAdmin, Actor: "root", Action: "account add", Detail: "APP2"},
+			{Time: at(0), Kind: AuditLogin, User: "alice", Result: AuditAllowed, Count: 1},
+			{Time: at(3), Kind: AuditAdmin, User: "carol", Actor: "root", Action: "user add", Detail: `{"user":"carol","fields":["account","pub"]}`, Count: 1},
+			{Time: at(6), Kind: AuditAdmin, Actor: "root", Action: "account add", Detail: "APP2", Count: 1},
 		}
 		for i, k := range []int{1, 4, 7} {
 			if !sameEntry(all[k-1], want[i]) {
@@ -718,9 +718,9 @@ func TestAuditAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []AuditEntry{
-			{Time: t0, Kind: AuditAdmin, Actor: "alice-admin", Action: "account add", Detail: `{"account":"APP"}`},
-			{Time: t0, Kind: AuditAdmin, User: "alice", Actor: "alice-admin", Action: "user add", Detail: `{"user":"alice","fields":["account","password"]}`},
-			{Time: t1, Kind: AuditAdmin, User: "alice", Actor: "bob-admin", Action: "user passwd", Detail: `{"user":"alice"}`},
+			{Time: t0, Kind: AuditAdmin, Actor: "alice-admin", Action: "account add", Detail: `{"account":"APP"}`, Count: 1},
+			{Time: t0, Kind: AuditAdmin, User: "alice", Actor: "alice-admin", Action: "user add", Detail: `{"user":"alice","fields":["account","password"]}`, Count: 1},
+			{Time: t1, Kind: AuditAdmin, User: "alice", Actor: "bob-admin", Action: "user passwd", Detail: `{"user":"alice"}`, Count: 1},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("got %+v, want %+v", got, want)

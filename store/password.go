@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/authrelay/authrelay/accounts"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,7 +17,7 @@ import (
 
 // MaxPasswordLen is the longest password, in bytes, that authrelay stores or
 // verifies. Longer passwords are refused when set and never verify.
-const MaxPasswordLen = 1024
+const MaxPasswordLen = accounts.MaxPasswordLen
 
 // bcryptMaxPasswordLen is the number of password bytes bcrypt looks at. A
 // longer password never verifies against a bcrypt hash, so two passwords that

@@ -26,6 +26,26 @@ const (
 	MinPolicySaltLen = 16
 )
 
+// The ceiling SetHashPolicy enforces, and serve checks the stored policy
+// against. Every relay runs up to its hash workers' count of hashes at once,
+// each holding the policy's memory for as long as it runs, and a login
+// waits for one hash within the server's authorization timeout (2 s by
+// default): a policy past these exhausts a host's memory under a login
+// flood, or fails every login.
+const (
+	// MaxPolicyMemory is the most argon2id memory, in KiB, of a hash
+	// policy: 1 GiB.
+	MaxPolicyMemory = 1 << 20
+	// MaxPolicyTime is the highest argon2id time cost of a hash policy.
+	MaxPolicyTime = 10
+	// MaxPolicyThreads is the most argon2id lanes of a hash policy.
+	MaxPolicyThreads = 16
+	// MaxPolicyWork is the most memory × time, in KiB passes, of a hash
+	// policy: 2 GiB passed over, about a second of one core on current
+	// hardware.
+	MaxPolicyWork = 2 << 20
+)
+
 // settingArgon2id is the settings key of the hash policy.
 const settingArgon2id = "argon2id"
 
@@ -55,7 +75,7 @@ type policyJSON struct {
 // or DefaultArgon2Params if none were ever set.
 func (db *DB) HashPolicy(ctx context.Context) (Argon2Params, error) {
 	var value string
-	err := db.sql.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingArgon2id).Scan(&value)
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, settingArgon2id).Scan(&value)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return DefaultArgon2Params, nil
@@ -74,11 +94,26 @@ func (db *DB) HashPolicy(ctx context.Context) (Argon2Params, error) {
 }
 
 // ValidatePolicy reports why p cannot be the hash policy: it fails
-// p.Validate, or is below the floor (MinPolicyMemory, MinPolicyTime,
-// MinPolicySaltLen).
+// p.Validate, is below the floor (MinPolicyMemory, MinPolicyTime,
+// MinPolicySaltLen) or above the ceiling (MaxPolicyMemory, MaxPolicyTime,
+// MaxPolicyThreads, MaxPolicyWork).
 func ValidatePolicy(p Argon2Params) error {
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	switch {
+	case p.Memory > MaxPolicyMemory:
+		return fmt.Errorf("argon2id memory %d KiB is above the limit of %d KiB (1 GiB): every concurrent login would hold that much; use at most %d (the default is %d)",
+			p.Memory, MaxPolicyMemory, MaxPolicyMemory, DefaultArgon2Params.Memory)
+	case p.Time > MaxPolicyTime:
+		return fmt.Errorf("argon2id time cost %d is above the limit of %d: a login must fit in the server's authorization timeout; use at most %d, and measure with 'authrelay hash calibrate'",
+			p.Time, MaxPolicyTime, MaxPolicyTime)
+	case p.Threads > MaxPolicyThreads:
+		return fmt.Errorf("argon2id parallelism %d is above the limit of %d lanes; use at most %d (the default is %d)",
+			p.Threads, MaxPolicyThreads, MaxPolicyThreads, DefaultArgon2Params.Threads)
+	case uint64(p.Memory)*uint64(p.Time) > MaxPolicyWork:
+		return fmt.Errorf("argon2id memory × time cost %d KiB × %d is above the limit of %d KiB passes (2 GiB): one hash would take seconds; lower --memory or --time, and measure with 'authrelay hash calibrate'",
+			p.Memory, p.Time, MaxPolicyWork)
 	}
 	switch {
 	case p.Memory < MinPolicyMemory:
@@ -105,7 +140,7 @@ func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
 	if err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
@@ -146,7 +181,7 @@ func NeedsRehash(hash string, p Argon2Params) bool {
 // the hash. It returns ErrNotFound if there is no such user.
 func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current bool, err error) {
 	var hash string
-	err = db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
+	err = db.q(ctx).QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, fmt.Errorf("password hash info: user %q %w", name, ErrNotFound)
@@ -238,22 +273,29 @@ func (db *DB) withBusyTimeout(ctx context.Context, d time.Duration, fn func(*sql
 // Calibration limits: the time costs Calibrate tries, and the runs it
 // measures each one with.
 const (
-	maxCalibrateTime = maxArgon2Time
-	calibrateRuns    = 5
-	calibrateSteps   = 6
+	calibrateRuns  = 5
+	calibrateSteps = 6
 )
 
 // Calibrate finds the argon2id time cost at which one hash with memoryKiB of
 // memory and threads lanes takes about target on this machine, and returns
 // the parameters (with DefaultArgon2Params' salt and key lengths) and the
 // median duration measured at them. The time cost is at least 1, even if
-// that takes longer than target, and at most 100. Each candidate is measured
+// that takes longer than target, and at most what the policy ceiling allows
+// (MaxPolicyTime, MaxPolicyWork). Each candidate is measured
 // a few times and the median kept, so a machine busy with other work gives a
-// less reliable answer. Calibrate applies no floor: check the result with
-// ValidatePolicy before storing it.
+// less reliable answer. Calibrate applies no floor (check the result with
+// ValidatePolicy before storing it), but refuses memory or threads above the
+// policy's ceiling and never suggests a time cost above it.
 func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Params, time.Duration, error) {
 	p := DefaultArgon2Params
 	p.Memory, p.Time, p.Threads = memoryKiB, 1, threads
+	if p.Memory > MaxPolicyMemory || p.Threads > MaxPolicyThreads {
+		// ValidatePolicy says which and what to give instead.
+		return Argon2Params{}, 0, fmt.Errorf("calibrate: %w", ValidatePolicy(p))
+	}
+	// Never suggest a time cost past the policy's ceiling.
+	maxTime := uint32(max(min(MaxPolicyTime, MaxPolicyWork/uint64(max(memoryKiB, 1))), 1))
 	if target <= 0 {
 		return Argon2Params{}, 0, fmt.Errorf("calibrate: target %v: give a positive duration such as 50ms", target)
 	}
@@ -279,7 +321,7 @@ func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Par
 	for range calibrateSteps {
 		d := max(measure(t), time.Nanosecond)
 		// Clamped as a float: the estimate may not fit in a uint32.
-		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), 1), maxCalibrateTime))
+		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), 1), float64(maxTime)))
 		if _, seen := measured[next]; seen {
 			break
 		}

@@ -476,7 +476,7 @@ func TestCalibrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("calibrated %+v: %v", p, d)
-	if p.Time < 1 || p.Time > maxCalibrateTime {
+	if p.Time < 1 || p.Time > MaxPolicyTime {
 		t.Errorf("time cost %d is out of range", p.Time)
 	}
 	if p.Memory != 256 || p.Threads != 1 || p.SaltLen != DefaultArgon2Params.SaltLen || p.KeyLen != DefaultArgon2Params.KeyLen {
@@ -505,5 +505,20 @@ func TestCalibrate(t *testing.T) {
 		if _, _, err := Calibrate(tc.target, tc.memory, tc.threads); err == nil {
 			t.Errorf("Calibrate(%v, %d, %d): no error", tc.target, tc.memory, tc.threads)
 		}
+	}
+}
+
+// TestCalibrateStaysWithinPolicy: however long a target, calibrate never
+// suggests a time cost that 'hash set' would refuse.
+func TestCalibrateStaysWithinPolicy(t *testing.T) {
+	p, _, err := Calibrate(time.Minute, MinPolicyMemory, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidatePolicy(p); err != nil || p.Time != MaxPolicyTime {
+		t.Errorf("Calibrate(1m) = %+v: %v; want time cost %d within the policy", p, err, MaxPolicyTime)
+	}
+	if _, _, err := Calibrate(time.Millisecond, MaxPolicyMemory+1, 1); err == nil {
+		t.Error("Calibrate above the memory limit: no error")
 	}
 }

@@ -49,7 +49,7 @@ func (db *DB) AddRole(ctx context.Context, r accounts.Role) error {
 		return fmt.Errorf("add role %q: %w", r.Name, err)
 	}
 	now := formatTime(db.now())
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add role %q: %w", r.Name, err)
 	}
@@ -71,7 +71,7 @@ const roleColumns = `roles.name, roles.permissions, roles.created, roles.updated
 // Role returns the role called name, or ErrNotFound.
 func (db *DB) Role(ctx context.Context, name string) (accounts.Role, error) {
 	// Reads run outside a transaction; see Accounts.
-	r, err := scanRole(db.sql.QueryRowContext(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = ?`, name))
+	r, err := scanRole(db.q(ctx).QueryRowContext(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = ?`, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return accounts.Role{}, fmt.Errorf("look up role: role %q %w", name, ErrNotFound)
@@ -83,7 +83,7 @@ func (db *DB) Role(ctx context.Context, name string) (accounts.Role, error) {
 
 // Roles returns all roles, sorted by name.
 func (db *DB) Roles(ctx context.Context) ([]accounts.Role, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+roleColumns+` FROM roles ORDER BY name`)
+	rows, err := db.q(ctx).QueryContext(ctx, `SELECT `+roleColumns+` FROM roles ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
@@ -128,7 +128,7 @@ const rolesNamedQuery = `
 // error nothing is written and UpdateRole returns that error, wrapped. It
 // returns ErrNotFound if there is no such role.
 func (db *DB) UpdateRole(ctx context.Context, name string, fn func(*accounts.Role) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("update role %q: %w", name, err)
 	}
@@ -167,7 +167,7 @@ func (db *DB) RoleHolders(ctx context.Context, name string) ([]string, error) {
 	// One statement, so that the role's existence and its holders come
 	// from the same snapshot: a role without holders gives one row with a
 	// NULL user.
-	rows, err := db.sql.QueryContext(ctx, `
+	rows, err := db.q(ctx).QueryContext(ctx, `
 		SELECT user_roles.user FROM roles LEFT JOIN user_roles ON user_roles.role = roles.name
 		WHERE roles.name = ? ORDER BY user_roles.user`, name)
 	if err != nil {
@@ -189,7 +189,7 @@ func (db *DB) RoleHolders(ctx context.Context, name string) ([]string, error) {
 // transaction, and returns the holders' names, sorted. It returns ErrNotFound
 // if there is no such role.
 func (db *DB) RemoveRole(ctx context.Context, name string, force bool) (removedFrom []string, err error) {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("remove role %q: %w", name, err)
 	}

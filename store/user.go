@@ -67,7 +67,7 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
 	now := formatTime(db.now())
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
@@ -84,7 +84,7 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	case err != nil:
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
-	if err := setRoles(ctx, tx, "add user", u.Name, u.Roles); err != nil {
+	if err := setRoles(ctx, tx.Tx, "add user", u.Name, u.Roles); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -94,7 +94,7 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 // of a returned user are never nil: empty lists are empty slices.
 func (db *DB) User(ctx context.Context, name string) (accounts.User, error) {
 	// Reads run outside a transaction; see Accounts.
-	u, err := scanUser(db.sql.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	u, err := scanUser(db.q(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return accounts.User{}, fmt.Errorf("look up user: user %q %w", name, ErrNotFound)
@@ -108,7 +108,7 @@ func (db *DB) User(ctx context.Context, name string) (accounts.User, error) {
 // empty, not nil, when there are none.
 func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 	// Reads run outside a transaction; see Accounts.
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	rows, err := db.q(ctx).QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -136,7 +136,7 @@ func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 // ErrUnknownAccount if the new account has not been added and ErrUnknownRole
 // if a new role has not been added.
 func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.User) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", name, err)
 	}
@@ -173,7 +173,7 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 		return fmt.Errorf("update user %q: %w", name, err)
 	}
 	if !slices.Equal(u.Roles, old.Roles) {
-		if err := setRoles(ctx, tx, "update user", name, u.Roles); err != nil {
+		if err := setRoles(ctx, tx.Tx, "update user", name, u.Roles); err != nil {
 			return err
 		}
 	}
@@ -191,7 +191,7 @@ func (db *DB) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
@@ -214,7 +214,7 @@ func (db *DB) SetDisabled(ctx context.Context, name string, disabled bool) error
 	if disabled {
 		op = "disable user"
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", op, name, err)
 	}
@@ -233,7 +233,7 @@ func (db *DB) SetDisabled(ctx context.Context, name string, disabled bool) error
 // RemoveUser removes the user called name. It returns ErrNotFound if there is
 // no such user.
 func (db *DB) RemoveUser(ctx context.Context, name string) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("remove user %q: %w", name, err)
 	}
@@ -253,7 +253,7 @@ func (db *DB) RemoveUser(ctx context.Context, name string) error {
 // no such user.
 func (db *DB) HashScheme(ctx context.Context, name string) (string, error) {
 	var hash string
-	err := db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", fmt.Errorf("password scheme: user %q %w", name, ErrNotFound)

@@ -167,20 +167,18 @@ Examples:
 	}
 	defer db.Close()
 	l := Layout{Dir: *dir}
-	if err := db.AddAccountWithLimits(ctx, a); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
-		}
+	if err := checkAccountNotReservedIn(l, name); err != nil {
 		return err
 	}
-	if err := syncAccountsConf(ctx, l, db); err != nil {
-		// Keep the database and the server config in step.
-		if rerr := db.RemoveAccount(ctx, name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
-		}
+	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
+	})
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
+	}
+	if err != nil {
 		return err
 	}
-	m.audit(ctx, db, "account add", map[string]any{"account": name, "limits": a.Limits})
 	fmt.Fprintf(m.Stdout, "added account %s\n%s\n", name, reloadHint)
 	return nil
 }
@@ -220,22 +218,16 @@ Example:
 	if err != nil {
 		return accountError(err, name)
 	}
-	old := a.Limits
 	lf.apply(&a.Limits, set)
 	if err := a.Limits.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	if err := db.SetAccountLimits(ctx, name, a.Limits); err != nil {
-		return err
-	}
 	l := Layout{Dir: *dir}
-	if err := syncAccountsConf(ctx, l, db); err != nil {
-		if rerr := db.SetAccountLimits(ctx, name, old); rerr != nil {
-			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
-		}
+	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"account": name, "limits": a.Limits}, db.SetAccountLimits(ctx, name, a.Limits)
+	}); err != nil {
 		return err
 	}
-	m.audit(ctx, db, "account set", map[string]any{"account": name, "limits": a.Limits})
 	fmt.Fprintf(m.Stdout, "account %s limits: %s\n%s\n", name, limitsText(a.Limits), reloadHint)
 	return nil
 }
@@ -257,25 +249,20 @@ Example:
 		return err
 	}
 	defer db.Close()
-	a, err := db.Account(ctx, name)
-	if err != nil {
+	if _, err := db.Account(ctx, name); err != nil {
 		return accountError(err, name)
 	}
-	if err := db.RemoveAccount(ctx, name); err != nil {
-		if errors.Is(err, store.ErrAccountInUse) {
-			users, _ := db.AccountUsers(ctx, name)
-			return fmt.Errorf("account %q still has %d user(s) (%s): move them with 'authrelay user set NAME --account OTHER' or remove them, then try again", name, len(users), strings.Join(users, ", "))
-		}
-		return err
-	}
 	l := Layout{Dir: *dir}
-	if err := syncAccountsConf(ctx, l, db); err != nil {
-		if rerr := db.AddAccountWithLimits(ctx, a); rerr != nil {
-			return errors.Join(err, fmt.Errorf("undo: %w", rerr))
-		}
+	err = m.adminAccounts(ctx, l, db, "account rm", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"account": name}, db.RemoveAccount(ctx, name)
+	})
+	if errors.Is(err, store.ErrAccountInUse) {
+		users, _ := db.AccountUsers(ctx, name)
+		return fmt.Errorf("account %q still has %d user(s) (%s): move them with 'authrelay user set NAME --account OTHER' or remove them, then try again", name, len(users), strings.Join(users, ", "))
+	}
+	if err != nil {
 		return err
 	}
-	m.audit(ctx, db, "account rm", map[string]any{"account": name})
 	fmt.Fprintf(m.Stdout, "removed account %s\n%s\n", name, reloadHint)
 	return nil
 }

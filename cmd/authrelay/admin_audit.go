@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -22,7 +23,53 @@ func actor() string {
 	return fmt.Sprintf("uid:%d", os.Getuid())
 }
 
-// audit records an admin change that has been committed. detail says what
+// admin makes an admin change and writes its audit row in one transaction
+// (store.DB.Admin): change makes it through db's methods with the ctx it is
+// given and returns the row's detail, what changed (names and the flags
+// given, never a password or hash). If the row cannot be written, the change
+// is not made.
+func (m *Main) admin(ctx context.Context, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
+	return db.Admin(ctx, actor(), action, func(ctx context.Context) (string, error) {
+		detail, err := change(ctx)
+		if err != nil {
+			return "", err
+		}
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return "", fmt.Errorf("audit %s: %w", action, err)
+		}
+		return string(b), nil
+	})
+}
+
+// adminAccounts is admin for a change to the accounts, which also rewrites
+// accounts.conf from the database as the change leaves it, before the
+// transaction commits: if the file cannot be written nothing changes, and
+// if the commit fails the file is rewritten from the database again.
+func (m *Main) adminAccounts(ctx context.Context, l Layout, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
+	synced := false
+	err := m.admin(ctx, db, action, func(ctx context.Context) (map[string]any, error) {
+		detail, err := change(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := syncAccountsConf(ctx, l, db); err != nil {
+			return nil, err
+		}
+		synced = true
+		return detail, nil
+	})
+	if err != nil && synced {
+		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", accountsConf, rerr))
+		}
+	}
+	return err
+}
+
+// audit records an admin change that has been committed, in a transaction
+// of its own: a change that goes through the store belongs in admin, which
+// makes it with its row in one transaction. detail says what
 // changed (names and the flags given, never a password or hash). A failure
 // to record is reported but does not undo the change.
 func (m *Main) audit(ctx context.Context, db *store.DB, action string, detail map[string]any) {
@@ -46,4 +93,41 @@ func changedFlags(set map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// applyImport creates the accounts and adds the users of an import plan,
+// and writes the import's audit row, in one transaction. Plain-text
+// passwords are hashed first, so that the transaction does not hold the
+// write lock for a hash per user. Accounts come first, so that every user's
+// account exists; if that fails, nothing is imported. A user that fails
+// stops the import (applyErr, with the rows saying which): the users added
+// before it are kept with the row that counts them.
+func applyImport(ctx context.Context, m *Main, l Layout, db *store.DB, rep *importReport, file string, applyErr *error) error {
+	for _, u := range rep.Users {
+		if u.Action != importAdd || u.hashed || store.ValidatePassword(u.secret) != nil {
+			continue // AddUser says what is wrong with the password
+		}
+		hash, err := store.HashPassword(u.secret, db.Params)
+		if err != nil {
+			return fmt.Errorf("import: user %s: %w", u.Name, err)
+		}
+		u.secret, u.hashed = hash, true
+	}
+	synced := false
+	err := m.admin(ctx, db, "import", func(ctx context.Context) (map[string]any, error) {
+		if err := createImportAccounts(ctx, l, db, rep); err != nil {
+			return nil, err
+		}
+		synced = true
+		*applyErr = addImportUsers(ctx, db, rep)
+		rep.count()
+		return map[string]any{"file": file, "users_imported": rep.Summary.UsersImported,
+			"accounts_created": rep.Summary.AccountsCreated, "users_skipped": rep.Summary.UsersSkipped}, nil
+	})
+	if err != nil && synced {
+		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", accountsConf, rerr))
+		}
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -21,6 +22,13 @@ account, client address, server, client id, connection type, result, reason
 code, decision time) and every admin change (what changed, the OS user who
 ran the command). It never holds a password or hash. 'serve' keeps rows for
 --audit-retention (default 30 days).
+
+Cheap denials (no credentials, a name that is not a valid username, a
+password over the length limit) are counted, not kept one row each: the
+first per reason, client address and name in a minute is a row at once, its
+repeats one row at the minute's end with COUNT (JSON "count") saying how
+many. Past 256 distinct keys in a minute, the rest count into one row per
+reason with CLIENT "(many)". Every other row has count 1.
 
 --since takes a duration back from now (1h, 30m) or a time (2026-12-01,
 2026-12-01T10:00:00Z). --follow keeps printing new rows until interrupted;
@@ -155,6 +163,9 @@ type auditView struct {
 	Actor     string  `json:"actor,omitempty"`
 	Action    string  `json:"action,omitempty"`
 	Detail    string  `json:"detail,omitempty"`
+	// Count is how many identical decisions the row stands for: more
+	// than 1 for cheap denials counted over an interval.
+	Count int64 `json:"count"`
 }
 
 func auditViews(rows []store.AuditEntry) []auditView {
@@ -164,7 +175,7 @@ func auditViews(rows []store.AuditEntry) []auditView {
 			ID: r.ID, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, User: r.User, Account: r.Account,
 			Host: r.Host, ServerID: r.ServerID, ClientID: r.ClientID, ConnType: r.ConnType, Result: r.Result,
 			Reason: r.Reason, LatencyMS: float64(r.Latency) / float64(time.Millisecond), Actor: r.Actor,
-			Action: r.Action, Detail: r.Detail,
+			Action: r.Action, Detail: r.Detail, Count: max(r.Count, 1),
 		})
 	}
 	return out
@@ -173,18 +184,36 @@ func auditViews(rows []store.AuditEntry) []auditView {
 func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if header {
-		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCLIENT\tLATENCY\tBY\tCHANGE")
+		fmt.Fprintln(tw, "TIME\tKIND\tUSER\tACCOUNT\tRESULT\tREASON\tCOUNT\tCLIENT\tLATENCY\tBY\tCHANGE")
 	}
 	for _, r := range rows {
+		// Every field may hold what a client sent (the username, the
+		// address) or what an import carried: each is clipped and
+		// quoted when it holds a space, a quote or a control character,
+		// so that no value can end the line, move into another column or
+		// steer the terminal.
 		client, latency := "-", "-"
 		if r.Kind == "login" {
-			client = r.Host + " " + r.ConnType + " cid:" + strconv.FormatUint(r.ClientID, 10)
+			client = textField(r.Host) + " " + textField(r.ConnType) + " cid:" + strconv.FormatUint(r.ClientID, 10)
 			latency = r.Latency.Round(10 * time.Microsecond).String()
+			if r.Host == "" && r.Count > 1 {
+				client = "(many)" // the overflow of an aggregation interval
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Kind,
-			dash(r.User), dash(r.Account), dash(r.Result), dash(r.Reason), client, latency, dash(r.Actor), dash(joinNonEmpty(r.Action, r.Detail)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), textField(r.Kind),
+			textField(r.User), textField(r.Account), textField(r.Result), textField(r.Reason), max(r.Count, 1), client, latency,
+			textField(r.Actor), dash(accounts.EscapeControl(joinNonEmpty(r.Action, r.Detail))))
 	}
 	return tw.Flush()
+}
+
+// textField is s for one column of a text table: "-" when empty, and
+// otherwise clipped and quoted as accounts.ClientText does.
+func textField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return accounts.ClientText(s)
 }
 
 func dash(s string) string {

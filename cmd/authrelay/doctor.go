@@ -186,8 +186,12 @@ func doctorPlural(n int, noun string) string {
 	return strconv.Itoa(n) + " " + noun + "s"
 }
 
+// add records a result. Messages embed what the server answered (account
+// names, versions, errors) and what files hold: control characters are
+// escaped, so that a result is one line that cannot steer the terminal.
 func (d *doctor) add(status, check, format string, args ...any) {
-	d.results = append(d.results, doctorResult{Check: check, Status: status, Message: fmt.Sprintf(format, args...)})
+	msg := accounts.EscapeControl(fmt.Sprintf(format, args...))
+	d.results = append(d.results, doctorResult{Check: check, Status: status, Message: msg})
 }
 
 func (d *doctor) ok(check, format string, args ...any) { d.add(doctorOK, check, format, args...) }

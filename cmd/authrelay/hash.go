@@ -96,6 +96,11 @@ passwords use it at once; existing users are rehashed at their next
 successful login. Every login costs one hash when its user is not cached,
 so measure first with 'authrelay hash calibrate'.
 
+Limits: --memory 8192 to 1048576 KiB (8 MiB to 1 GiB), --time 1 to 10,
+--threads 1 to 16, and memory × time at most 2097152 KiB passes. Every
+concurrent login holds the memory: 'serve' refuses to start when
+--hash-workers × memory exceeds 4 GiB.
+
 Example:
 
   authrelay hash set --memory 65536 --time 3
@@ -132,11 +137,35 @@ Example:
 	if set["threads"] {
 		p.Threads = uint8(*threads)
 	}
-	if err := db.SetHashPolicy(ctx, p); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := store.ValidatePolicy(p); err != nil {
+		return &usageError{msg: "set hash policy: " + err.Error()}
 	}
-	m.audit(ctx, db, "hash set", map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads})
+	if err := m.admin(ctx, db, "hash set", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads}, db.SetHashPolicy(ctx, p)
+	}); err != nil {
+		return err
+	}
 	fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
+	return nil
+}
+
+// maxHashMemoryInFlight is the most memory, in KiB, that one relay's hash
+// workers may hold at once at the hash policy: 4 GiB.
+const maxHashMemoryInFlight = 4 << 20
+
+// checkServePolicy reports why serve must not run with hash policy p and
+// workers concurrent verifications: p is outside the policy's bounds (a
+// database edited by hand, or set by an older authrelay), or workers hashes
+// at once would hold more than maxHashMemoryInFlight.
+func checkServePolicy(p store.Argon2Params, workers int) error {
+	if err := store.ValidatePolicy(p); err != nil {
+		return fmt.Errorf("the stored hash policy (%s) is refused: %w; set one within the limits with 'authrelay hash set'", paramsText(p), err)
+	}
+	if total := uint64(workers) * uint64(p.Memory); total > maxHashMemoryInFlight {
+		fit := max(maxHashMemoryInFlight/uint64(p.Memory), 1)
+		return fmt.Errorf("%d hash workers at %d KiB each would hold %d MiB at once, above the limit of %d MiB: give --hash-workers %d or less, or lower the policy's memory with 'authrelay hash set --memory'",
+			workers, p.Memory, total/1024, maxHashMemoryInFlight/1024, fit)
+	}
 	return nil
 }
 
@@ -163,8 +192,8 @@ Example:
 	if *target <= 0 || *target > time.Minute {
 		return usagef("--target %v: give a duration such as 50ms", *target)
 	}
-	if *threads < 1 || *threads > 255 || *memory < 8192 || *memory > 4<<20 {
-		return usagef("--memory must be 8192..4194304 KiB and --threads 1..255")
+	if *threads < 1 || *threads > store.MaxPolicyThreads || *memory < store.MinPolicyMemory || *memory > store.MaxPolicyMemory {
+		return usagef("--memory must be %d..%d KiB (8 MiB to 1 GiB) and --threads 1..%d", store.MinPolicyMemory, store.MaxPolicyMemory, store.MaxPolicyThreads)
 	}
 	p, took, err := store.Calibrate(*target, uint32(*memory), uint8(*threads))
 	if err != nil {

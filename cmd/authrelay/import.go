@@ -132,8 +132,8 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if err := accounts.ValidateAccount(*account); err != nil {
 			return &usageError{msg: "--account: " + err.Error()}
 		}
-		if *account == authAccount || *account == systemAccount {
-			return usagef("--account %s is reserved for authrelay's own use: give an application account", *account)
+		if err := checkAccountNotReservedIn(Layout{Dir: *dir}, *account); err != nil {
+			return err
 		}
 	}
 
@@ -153,21 +153,19 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	if err != nil {
+		return err
+	}
+	skipReservedImports(rep, reserved)
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {
-		// Accounts first, so that every user's account exists; if that
-		// fails, nothing is imported and there is no table to show.
-		if err := createImportAccounts(ctx, Layout{Dir: *dir}, db, rep); err != nil {
+		if err := applyImport(ctx, m, Layout{Dir: *dir}, db, rep, pos[0], &applyErr); err != nil {
 			return err
 		}
-		applyErr = addImportUsers(ctx, db, rep)
 	}
 	rep.count()
-	if !*dryRun {
-		m.audit(ctx, db, "import", map[string]any{"file": pos[0], "users_imported": rep.Summary.UsersImported,
-			"accounts_created": rep.Summary.AccountsCreated, "users_skipped": rep.Summary.UsersSkipped})
-	}
 	if *asJSON {
 		if err := writeJSON(m.Stdout, rep); err != nil {
 			return err
@@ -175,6 +173,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	} else if err := rep.writeTable(m); err != nil {
 		return err
 	}
+	warnBcryptTruncation(m.Stderr, rep, *dryRun)
 	if applyErr == nil && !*dryRun && rep.Summary.AccountsCreated > 0 {
 		// Stdout stays pure JSON with --json.
 		w := m.Stdout

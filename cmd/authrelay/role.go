@@ -144,10 +144,12 @@ Examples:
 		if err != nil {
 			return err
 		}
-		if err := db.AddRole(ctx, accounts.Role{Name: name, Permissions: perms}); err != nil {
+		detail := map[string]any{"role": name, "flags": changedFlags(setFlags(fs))}
+		if err := m.admin(ctx, db, "role add", func(ctx context.Context) (map[string]any, error) {
+			return detail, db.AddRole(ctx, accounts.Role{Name: name, Permissions: perms})
+		}); err != nil {
 			return roleError(err, name)
 		}
-		m.audit(ctx, db, "role add", map[string]any{"role": name, "flags": changedFlags(setFlags(fs))})
 		fmt.Fprintf(m.Stdout, "added role %s\n", name)
 		return nil
 	}
@@ -155,8 +157,18 @@ Examples:
 	if !pf.any(set) && !cf.any() {
 		return usagef("role set: give at least one permission flag to change")
 	}
-	err = db.UpdateRole(ctx, name, func(r *accounts.Role) error {
-		return pf.applyTo(&r.Permissions, set, cf)
+	var holders []string
+	err = m.admin(ctx, db, "role set", func(ctx context.Context) (map[string]any, error) {
+		err := db.UpdateRole(ctx, name, func(r *accounts.Role) error {
+			return pf.applyTo(&r.Permissions, set, cf)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if holders, err = db.RoleHolders(ctx, name); err != nil {
+			return nil, err
+		}
+		return map[string]any{"role": name, "fields": changedFlags(set), "holders": len(holders)}, nil
 	})
 	if err != nil {
 		var ue *usageError
@@ -165,8 +177,6 @@ Examples:
 		}
 		return roleError(err, name)
 	}
-	holders, _ := db.RoleHolders(ctx, name)
-	m.audit(ctx, db, "role set", map[string]any{"role": name, "fields": changedFlags(set), "holders": len(holders)})
 	fmt.Fprintf(m.Stdout, "role %s changed; applies to the next connect of %d holder(s)\n", name, len(holders))
 	return nil
 }
@@ -292,11 +302,15 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	from, err := db.RemoveRole(ctx, name, *force)
+	var from []string
+	err = m.admin(ctx, db, "role rm", func(ctx context.Context) (map[string]any, error) {
+		var err error
+		from, err = db.RemoveRole(ctx, name, *force)
+		return map[string]any{"role": name, "removed_from": from}, err
+	})
 	if err != nil {
 		return roleError(err, name)
 	}
-	m.audit(ctx, db, "role rm", map[string]any{"role": name, "removed_from": from})
 	fmt.Fprintf(m.Stdout, "removed role %s\n", name)
 	if len(from) > 0 {
 		fmt.Fprintf(m.Stdout, "removed it from %d user(s): %s\n", len(from), strings.Join(from, ", "))

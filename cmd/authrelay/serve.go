@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -202,6 +203,13 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	hashWorkers := c.hashWorkers
+	if hashWorkers == 0 {
+		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
+	}
+	if err := checkServePolicy(db.Params, hashWorkers); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	var rehashErrs atomic.Int64
 	db.OnRehash = func(name string, err error) {
 		switch {
@@ -217,6 +225,10 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
+	reserved, err := reservedAccounts(l)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	audit := db.NewAuditWriter(store.AuditOptions{})
 
 	cfg := relay.Config{
@@ -228,9 +240,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Users:    db,
 		Guard:    db.Lockouts(c.lockout),
 		Audit:    audit,
-		// Never place a user in the callout or system account, whatever
-		// the database says.
-		ReservedAccounts: []string{authAccount, systemAccount},
+		// Never place a user in the callout or system account of the
+		// nats.conf served, whatever the database says.
+		ReservedAccounts: reserved,
 		SessionTTL:       c.sessionTTL,
 		DecisionTimeout:  c.decisionTimeout,
 		Workers:          c.workers,

@@ -84,11 +84,16 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 	}
 }
 
+// notInitialised is the error for a --dir that init has not set up.
+func notInitialised(dir string) error {
+	return fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
+}
+
 // openStore opens the database of an initialised directory.
 func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
 	l := Layout{Dir: dir}
 	if !l.initialised() {
-		return nil, fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
+		return nil, notInitialised(dir)
 	}
 	db, err := store.Open(ctx, l.Path(databaseFile))
 	if err != nil {
@@ -237,6 +242,9 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 		}
 		acct = names[0]
 	}
+	if err := checkAccountNotReservedIn(Layout{Dir: *dir}, acct); err != nil {
+		return err
+	}
 	pw, err := m.password(*pwStdin, *generate)
 	if err != nil {
 		return err
@@ -246,10 +254,12 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	if err := db.AddUser(ctx, u, pw); err != nil {
+	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))}
+	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
+		return detail, db.AddUser(ctx, u, pw)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user add", map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))})
 	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -287,10 +297,11 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := db.SetPassword(ctx, name, pw); err != nil {
+	if err := m.admin(ctx, db, "user passwd", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.SetPassword(ctx, name, pw)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user passwd", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
@@ -391,10 +402,11 @@ Example:
 		return err
 	}
 	defer db.Close()
-	if err := db.SetDisabled(ctx, name, disabled); err != nil {
+	if err := m.admin(ctx, db, "user "+verb, func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.SetDisabled(ctx, name, disabled)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user "+verb, map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s %sd\n", name, verb)
 	return nil
 }
@@ -416,10 +428,11 @@ Example:
 		return err
 	}
 	defer db.Close()
-	if err := db.RemoveUser(ctx, name); err != nil {
+	if err := m.admin(ctx, db, "user rm", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name}, db.RemoveUser(ctx, name)
+	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user rm", map[string]any{"user": name})
 	fmt.Fprintf(m.Stdout, "user %s removed\n", name)
 	return nil
 }

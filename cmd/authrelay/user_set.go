@@ -118,13 +118,16 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		if err := accounts.ValidateAccount(*account); err != nil {
 			return &usageError{msg: err.Error()}
 		}
+		if err := checkAccountNotReservedIn(Layout{Dir: *dir}, *account); err != nil {
+			return err
+		}
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	err = db.UpdateUser(ctx, name, func(u *accounts.User) error {
+	update := func(u *accounts.User) error {
 		if set["account"] {
 			u.Account = *account
 		}
@@ -153,6 +156,9 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 			return err
 		}
 		return u.Validate()
+	}
+	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
+		return map[string]any{"user": name, "fields": changedFlags(set)}, db.UpdateUser(ctx, name, update)
 	})
 	if err != nil {
 		var ue *usageError
@@ -161,7 +167,6 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		}
 		return userError(err, name, db, ctx)
 	}
-	m.audit(ctx, db, "user set", map[string]any{"user": name, "fields": changedFlags(set)})
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
 	if u, err := db.User(ctx, name); err == nil {
 		m.noteNothingGranted(ctx, db, u)

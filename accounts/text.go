@@ -1,0 +1,101 @@
+package accounts
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxClientText is the longest a client-supplied string (a username, a
+// client address, a server name from a request) is kept for a log line, an
+// audit row or a terminal, in bytes, before ClientText clips it.
+const MaxClientText = 128
+
+// ClientText returns s as it may be shown on a terminal or put in a line of
+// text output: clipped to MaxClientText bytes at a rune boundary (Clip) and
+// then quoted if it holds anything that could forge or hide output (Quote).
+// Every string that came from a client, such as a CONNECT username, goes
+// through it before it is printed.
+func ClientText(s string) string {
+	return Quote(Clip(s, MaxClientText))
+}
+
+// Clip returns s if it is at most max bytes long, and otherwise its longest
+// prefix of whole runes that fits in max bytes, followed by "…". It never
+// cuts a UTF-8 encoded rune in half; bytes that are not valid UTF-8 count
+// as one rune each.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	if max < 0 {
+		max = 0
+	}
+	cut := 0
+	for cut < len(s) {
+		_, size := utf8.DecodeRuneInString(s[cut:])
+		if cut+size > max {
+			break
+		}
+		cut += size
+	}
+	return s[:cut] + "…"
+}
+
+// Quote returns s unchanged when it is non-empty and consists only of
+// printable runes other than space, '"' and '\\', and otherwise s in Go
+// double-quoted form (strconv.Quote): control characters such as "\n" and
+// ESC (the start of every ANSI terminal sequence), other non-printable runes
+// (bidirectional overrides) and bytes that are not valid UTF-8 come out as
+// escapes. A quoted value can neither end a line nor steer a terminal, and
+// a value that needs no quotes cannot be mistaken for several fields. It is
+// the rule log/slog's text handler applies to its values.
+func Quote(s string) string {
+	if s != "" && !needsQuote(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+func needsQuote(s string) bool {
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError, r == ' ', r == '"', r == '\\', !unicode.IsPrint(r):
+			// RuneError is also what invalid UTF-8 decodes to.
+			return true
+		}
+	}
+	return false
+}
+
+// EscapeControl returns s with every control character, other non-printable
+// rune and byte that is not valid UTF-8 replaced by its Go escape ("\n",
+// "\x1b", "\u202e"), and everything else, spaces and quotes included, left as
+// it is. It is for a line of prose that embeds strings from elsewhere (a
+// server's answer, an error): the result is one line that cannot steer a
+// terminal.
+func EscapeControl(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size <= 1) || (r != ' ' && !unicode.IsPrint(r)) {
+			q := strconv.Quote(s[i : i+size])
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// reservedAccounts returns the accounts authrelay never places a user in and
+// never creates: the callout account (authorization.auth_callout.account,
+// where the server publishes every login request, passwords included) and
+// the system account (system_account, $SYS when unset) of the server config
+// the relay serves, DIR/nats.conf. A separate nats-server must run that same
+// file. serve gives the list to the relay, and the admin commands that name
+// an account check against it (checkAccountNotReserved), so both refuse the
+// same names whatever the config calls them.
+func reservedAccounts(l Layout) ([]string, error) {
+	if !l.initialised() {
+		return nil, notInitialised(l.Dir)
+	}
+	path := l.Path(serverConf)
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the callout and system accounts from %s: %w: authrelay must know them to never place a user in them; fix the file (authrelay doctor --offline --dir %s)", path, err, l.Dir)
+	}
+	return reservedFromOptions(opts), nil
+}
+
+// reservedFromOptions is reservedAccounts for a parsed server config.
+func reservedFromOptions(o *server.Options) []string {
+	var out []string
+	if ac := o.AuthCallout; ac != nil {
+		if ac.Account != "" {
+			out = append(out, ac.Account)
+		} else {
+			// Without an account the requests go to the global account.
+			out = append(out, server.DEFAULT_GLOBAL_ACCOUNT)
+		}
+	}
+	sys := o.SystemAccount
+	if sys == "" {
+		sys = server.DEFAULT_SYSTEM_ACCOUNT
+	}
+	if !slices.Contains(out, sys) {
+		out = append(out, sys)
+	}
+	return out
+}
+
+// checkAccountNotReserved refuses acct when it is one of reserved, with what
+// to do instead.
+func checkAccountNotReserved(acct string, reserved []string) error {
+	if slices.Contains(reserved, acct) {
+		return usagef("account %q is reserved: it is the callout or system account of nats.conf, and a user in it could read every login request or control the server; give an application account", acct)
+	}
+	return nil
+}
+
+// checkAccountNotReservedIn is checkAccountNotReserved against the reserved
+// accounts of l's nats.conf.
+func checkAccountNotReservedIn(l Layout, acct string) error {
+	reserved, err := reservedAccounts(l)
+	if err != nil {
+		return err
+	}
+	return checkAccountNotReserved(acct, reserved)
+}
+
+// skipReservedImports marks the accounts of an import plan that are reserved
+// in DIR's nats.conf, and the users the plan would place in them, as
+// skipped: import never creates a reserved account or places a user in one.
+func skipReservedImports(rep *importReport, reserved []string) {
+	const why = "reserved in this directory's nats.conf (its callout or system account)"
+	for _, a := range rep.Accounts {
+		if slices.Contains(reserved, a.Name) && a.Action != importSkip {
+			a.Action, a.Detail = importSkip, "account "+why
+		}
+	}
+	for _, u := range rep.Users {
+		if slices.Contains(reserved, u.Account) && u.Action == importAdd {
+			u.Action, u.Detail = importSkip, "account "+u.Account+" is "+why
+		}
+	}
+}
