@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -62,10 +61,10 @@ Examples:
 	what, details := "", map[string]any{"was_locked": was}
 	switch {
 	case name != "" && key != "":
-		what = fmt.Sprintf("user %s from %s", quoteTerm(name), key)
+		what = fmt.Sprintf("user %s from %s", accounts.ClientText(name), key)
 		details["user"], details["addr"] = name, key
 	case name != "":
-		what = "user " + quoteTerm(name)
+		what = "user " + accounts.ClientText(name)
 		details["user"] = name
 	default:
 		what = "addr " + key
@@ -90,17 +89,6 @@ func unlockAddr(s string) (string, error) {
 		return p.Masked().String(), nil
 	}
 	return "", usagef("--addr %s: want an IP address such as 192.0.2.7 or a prefix such as 2001:db8::/64", strconv.Quote(s))
-}
-
-// quoteTerm returns s as it is when it is printable and plain, and quoted
-// (Go syntax: control characters, escapes and invalid UTF-8 written as
-// escapes) otherwise, so that a string from the network never reaches a
-// terminal raw.
-func quoteTerm(s string) string {
-	if q := strconv.Quote(s); s == "" || q[1:len(q)-1] != s || strings.ContainsAny(s, " \"") {
-		return q
-	}
-	return s
 }
 
 // lockoutWhy says why a lockout was set, as 'user lockouts' shows it.
@@ -179,10 +167,10 @@ Examples:
 	for _, v := range views {
 		user, addr := "-", "-"
 		if v.User != "" {
-			user = quoteTerm(v.User)
+			user = accounts.ClientText(v.User)
 		}
 		if v.Addr != "" {
-			addr = quoteTerm(v.Addr)
+			addr = accounts.ClientText(v.Addr)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", v.Kind, user, addr, v.LockedUntil.Format(time.RFC3339),
 			v.LockedUntil.Sub(now).Round(time.Second), v.Locks, v.Why)
