@@ -3,11 +3,14 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // fakeFeed is a ChangeFeed in memory.
@@ -194,10 +197,41 @@ func TestRevokerConfig(t *testing.T) {
 	if err != nil || v.cfg.Poll != DefaultRevokePoll || v.cfg.MaxConns != DefaultRevokeMaxConns {
 		t.Errorf("defaults: %+v, %v", v.cfg, err)
 	}
-	v.send = func(Kick) error { return errors.New("no such client or leafnode id") }
-	v.kick(t.Context(), Kick{User: "x"}, 1)
-	v.kicks.Wait()
-	if v.stats.failed.Load() != 1 {
-		t.Error("failed kick not counted")
+	for _, c := range []RevokeConfig{{Changes: &fakeFeed{}, MaxPending: -1}} {
+		if _, err := newRevoker(c, 0, time.Now, log); err == nil {
+			t.Errorf("newRevoker(%+v) = nil error", c)
+		}
+	}
+}
+
+// TestRevokerKickOutcomes checks how a kick's answer is taken: "no such
+// client" (closed already, or kicked by another relay) is done, quietly;
+// a transient error is counted and hands the user to the server query,
+// which retries it.
+func TestRevokerKickOutcomes(t *testing.T) {
+	feed := &fakeFeed{}
+	v, now, kicks := testRevoker(t, feed, 0, time.Hour)
+	v.send = func(Kick) error { return errors.New("kick: server says no such client or leafnode id") }
+	v.kick(t.Context(), Kick{User: "gone", ServerID: "S1", ClientID: 1, ChangeID: 3, seen: *now}, 1)
+	if got := kicks(); len(got) != 0 {
+		t.Errorf("a connection already gone was reported as kicked: %+v", got)
+	}
+	if f := v.stats.failed.Load(); f != 0 || len(v.jobs) != 0 {
+		t.Errorf("no such client: %d failures and %d pending, want none", f, len(v.jobs))
+	}
+	v.send = func(Kick) error { return fmt.Errorf("kick request: %w", nats.ErrTimeout) }
+	v.kick(t.Context(), Kick{User: "alice", ServerID: "S1", ClientID: 2, ChangeID: 4, seen: *now}, 1)
+	if got := kicks(); len(got) != 0 {
+		t.Errorf("a failed kick was reported: %+v", got)
+	}
+	if f := v.stats.failed.Load(); f != 1 {
+		t.Errorf("%d failures counted, want 1", f)
+	}
+	j, ok := v.jobs["alice"]
+	if !ok || j.change != 4 || !j.seen.Equal(*now) {
+		t.Fatalf("after a failed kick the pending queries are %v, want alice's for change 4", v.jobs)
+	}
+	if len(v.inflight) != 0 {
+		t.Errorf("in flight after the kick ended: %v", v.inflight)
 	}
 }

@@ -70,9 +70,10 @@ func waitRouted(t *testing.T, servers ...*server.Server) {
 }
 
 // serveNATS runs 'serve --nats url' on an initialised directory until the
-// test ends, logging to log (which relays of one test may share, so that
-// decisionsAbout sees every relay's decisions).
-func serveNATS(t *testing.T, dir, url string, log *syncBuffer) {
+// test ends or stop is called (as SIGTERM does; idempotent), logging to log
+// (which relays of one test may share, so that decisionsAbout sees every
+// relay's decisions).
+func serveNATS(t *testing.T, dir, url string, log *syncBuffer) (stop func()) {
 	t.Helper()
 	ready := make(chan string, 1)
 	m := &Main{
@@ -100,7 +101,7 @@ func serveNATS(t *testing.T, dir, url string, log *syncBuffer) {
 		t.Fatalf("serve --nats %s not ready after 30s\n%s", url, log.String())
 	}
 	var once sync.Once
-	t.Cleanup(func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			select {
@@ -111,11 +112,15 @@ func serveNATS(t *testing.T, dir, url string, log *syncBuffer) {
 			case <-time.After(30 * time.Second):
 				t.Errorf("serve --nats %s did not stop within 30s of cancel", url)
 			}
-			if t.Failed() {
-				t.Logf("relay log:\n%s", log.String())
-			}
 		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("relay log:\n%s", log.String())
+		}
 	})
+	return stop
 }
 
 // waitLogin retries a login as user on s until it succeeds: right after
