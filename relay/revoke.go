@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,9 +78,8 @@ const (
 	// sweepMaxPages bounds the pages read from one server per query.
 	sweepMaxPages = 64
 	// sweepMargin is taken off the age a connection must have to predate
-	// a change, for the time between the change's commit and the relay
-	// reading it and for clock steps on the server.
-	sweepMargin = 2 * time.Second
+	// a change, for a step of the server's clock.
+	sweepMargin = 250 * time.Millisecond
 	// sweepWorkers bounds the queries in flight at once.
 	sweepWorkers = 4
 	// retryMin and retryMax bound the backoff between queries of a
@@ -257,6 +257,10 @@ type revoker struct {
 	wake       chan struct{}
 	inflight   map[connKey]struct{}  // kicks being sent
 	kicked     map[connKey]time.Time // kicks done, kept for recentKeep
+
+	// reserved are the accounts the relay never grants (Config.
+	// ReservedAccounts): a connection there is the server's own user.
+	reserved []string
 
 	nc    *nats.Conn
 	send  func(Kick) error // kickOnce; tests replace it
@@ -798,13 +802,16 @@ func (v *revoker) finishJob(user string, snap sweepJob, err error) {
 		v.wakeSweeper()
 		return
 	}
-	v.stats.queryFailed.Add(1)
 	j.tries++
 	wait := retryMax
 	if j.tries < 8 {
 		wait = min(retryMin<<(j.tries-1), retryMax)
 	}
 	j.next = now.Add(wait)
+	if errors.Is(err, errUndecided) {
+		return // not a failure: the login ends within the server's auth timeout
+	}
+	v.stats.queryFailed.Add(1)
 	if !j.failing {
 		j.failing = true
 		v.log.Warn("revocation not finished: retrying until every server has answered and every kick is done",
@@ -858,9 +865,10 @@ type connzReply struct {
 		Total  int       `json:"total"`
 		Offset int       `json:"offset"`
 		Conns  []struct {
-			CID   uint64    `json:"cid"`
-			Start time.Time `json:"start"`
-			User  string    `json:"authorized_user"`
+			CID     uint64    `json:"cid"`
+			Start   time.Time `json:"start"`
+			User    string    `json:"authorized_user"`
+			Account string    `json:"account"` // "" while in the global account: not yet authorised
 		} `json:"connections"`
 	} `json:"data"`
 	Error *struct {
@@ -871,6 +879,11 @@ type connzReply struct {
 
 // errAdminDown is a query's error while the admin connection is down.
 var errAdminDown = errors.New("the admin connection to nats is down")
+
+// errUndecided is a query's error when a connection of the user old enough
+// to predate the change was still being authorised: it is looked at again
+// once its login is decided.
+var errUndecided = errors.New("a connection of the user was still being authorised")
 
 // sweep asks every server for user's open connections and kicks each one
 // that may predate the change read at seen, except those this relay
@@ -906,10 +919,11 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 	}
 
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		failures int
-		firstErr error
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		failures  int
+		firstErr  error
+		undecided int
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -921,7 +935,20 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 	}
 	kickAll := func(server string, r *connzReply) {
 		for _, c := range r.Data.Conns {
-			if c.User != user || r.Data.Now.Sub(c.Start) <= minAge || v.skip(connKey{server, c.CID}, change) {
+			if c.User != user || r.Data.Now.Sub(c.Start) <= minAge {
+				continue
+			}
+			switch {
+			case c.Account == "":
+				// Its login is being decided. The relay deciding it
+				// kicks it if the decision predates the change (its
+				// own grant, or a late one); look again once it is
+				// decided, in case that relay dies first.
+				undecided++
+				continue
+			case slices.Contains(v.reserved, c.Account):
+				continue // the server's own users: never the relay's grants
+			case v.skip(connKey{server, c.CID}, change):
 				continue
 			}
 			k := Kick{User: user, ServerID: server, ClientID: c.CID, ChangeID: change, Found: FoundQuery, seen: seen}
@@ -990,6 +1017,8 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 		return fmt.Errorf("query connections: no answer from %d of %d servers (%s)", len(missing), len(known), strings.Join(missing, ", "))
 	case failures > 0:
 		return fmt.Errorf("%d kicks failed: %w", failures, firstErr)
+	case undecided > 0:
+		return errUndecided
 	}
 	return nil
 }
