@@ -25,12 +25,18 @@ type liveConn struct {
 // (reconnected).
 func (s *servedDir) live(t *testing.T, user, password string) *liveConn {
 	t.Helper()
+	return liveOn(t, s.url, user, password)
+}
+
+// liveOn is live on the server at url.
+func liveOn(t *testing.T, url, user, password string) *liveConn {
+	t.Helper()
 	c := &liveConn{
 		disconnected: make(chan time.Time, 16),
 		reconnected:  make(chan struct{}, 16),
 		closed:       make(chan struct{}),
 	}
-	nc, err := nats.Connect(s.url, nats.UserInfo(user, password), nats.Timeout(5*time.Second),
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.Timeout(5*time.Second),
 		nats.MaxReconnects(3), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { c.disconnected <- time.Now() }),
