@@ -276,7 +276,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			Changes:       db,
 			Poll:          c.revokePoll,
 			OnKick: func(ctx context.Context, k relay.Kick) {
-				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID}
+				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID, "found": k.Found}
 				if k.Err != nil {
 					detail["error"] = k.Err.Error()
 				}
@@ -292,6 +292,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	cfg.Observer = met
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
+		met.watchRevocation(func() relay.RevokeStats { return r.RevokeStats() })
 		onKick := rc.OnKick
 		rc.OnKick = func(ctx context.Context, k relay.Kick) {
 			if k.Err == nil {
