@@ -261,6 +261,7 @@ type revoker struct {
 	// reserved are the accounts the relay never grants (Config.
 	// ReservedAccounts): a connection there is the server's own user.
 	reserved []string
+	page     int // connections asked for per page: sweepPage
 
 	nc    *nats.Conn
 	send  func(Kick) error // kickOnce; tests replace it
@@ -312,6 +313,7 @@ func newRevoker(cfg RevokeConfig, ttl time.Duration, now func() time.Time, log *
 		inflight: make(map[connKey]struct{}),
 		kicked:   make(map[connKey]time.Time),
 		sem:      make(chan struct{}, kickWorkers),
+		page:     sweepPage,
 	}
 	v.send = v.kickOnce
 	return v, nil
@@ -808,7 +810,7 @@ func (v *revoker) finishJob(user string, snap sweepJob, err error) {
 		wait = min(retryMin<<(j.tries-1), retryMax)
 	}
 	j.next = now.Add(wait)
-	if errors.Is(err, errUndecided) {
+	if errors.Is(err, errAgain) {
 		return // not a failure: the login ends within the server's auth timeout
 	}
 	v.stats.queryFailed.Add(1)
@@ -880,10 +882,11 @@ type connzReply struct {
 // errAdminDown is a query's error while the admin connection is down.
 var errAdminDown = errors.New("the admin connection to nats is down")
 
-// errUndecided is a query's error when a connection of the user old enough
-// to predate the change was still being authorised: it is looked at again
-// once its login is decided.
-var errUndecided = errors.New("a connection of the user was still being authorised")
+// errAgain is a query's error when it must be repeated though nothing
+// failed: a connection of the user old enough to predate the change was
+// still being authorised (it is looked at again once its login is
+// decided), or the user's connections took several pages.
+var errAgain = errors.New("the user's connections must be listed again")
 
 // sweep asks every server for user's open connections and kicks each one
 // that may predate the change read at seen, except those this relay
@@ -913,7 +916,7 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 		return fmt.Errorf("query connections: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(connzRequest{Auth: true, User: user, Limit: sweepPage})
+	body, _ := json.Marshal(connzRequest{Auth: true, User: user, Limit: v.page})
 	if err := nc.PublishRequest(ConnzPingSubject, sub.Subject, body); err != nil {
 		return fmt.Errorf("query connections: %w", err)
 	}
@@ -924,6 +927,8 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 		failures  int
 		firstErr  error
 		undecided int
+		paged     bool
+		attempted int
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -952,6 +957,7 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 				continue
 			}
 			k := Kick{User: user, ServerID: server, ClientID: c.CID, ChangeID: change, Found: FoundQuery, seen: seen}
+			attempted++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -983,19 +989,30 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 			continue
 		}
 		v.sawServer(server)
-		kickAll(server, r)
+		// A full page may have a next one (the reply's total counts all
+		// the server's connections, not the user's). Every page is read
+		// before any kick, whose closes would shift the later pages; a
+		// connection that closes meanwhile (another relay's kick) can
+		// still shift one past the reader, so a query that needed
+		// several pages and kicked is repeated until one kicks nothing.
+		pages := []*connzReply{r}
 		complete := true
-		for page := 1; r.Data.Offset+len(r.Data.Conns) < r.Data.Total; page++ {
-			if page >= sweepMaxPages || len(r.Data.Conns) == 0 {
-				fail(fmt.Errorf("server %s lists more than %d pages of connections", server, sweepMaxPages))
+		for offset := len(r.Data.Conns); len(r.Data.Conns) >= v.page; offset += len(r.Data.Conns) {
+			if len(pages) >= sweepMaxPages {
+				fail(fmt.Errorf("server %s lists more than %d pages of connections of the user", server, sweepMaxPages))
 				break
 			}
-			next := r.Data.Offset + len(r.Data.Conns)
-			if r, err = v.connzPage(ctx, nc, server, user, next); err != nil {
+			if r, err = v.connzPage(ctx, nc, server, user, offset); err != nil {
 				fail(err)
 				complete = false
 				break
 			}
+			pages = append(pages, r)
+		}
+		if len(pages) > 1 {
+			paged = true
+		}
+		for _, r := range pages {
 			kickAll(server, r)
 		}
 		answered[server] = complete
@@ -1017,15 +1034,15 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 		return fmt.Errorf("query connections: no answer from %d of %d servers (%s)", len(missing), len(known), strings.Join(missing, ", "))
 	case failures > 0:
 		return fmt.Errorf("%d kicks failed: %w", failures, firstErr)
-	case undecided > 0:
-		return errUndecided
+	case undecided > 0, paged && attempted > 0:
+		return errAgain
 	}
 	return nil
 }
 
 // connzPage asks server for the page of user's connections from offset.
 func (v *revoker) connzPage(ctx context.Context, nc *nats.Conn, server, user string, offset int) (*connzReply, error) {
-	body, _ := json.Marshal(connzRequest{Auth: true, User: user, Offset: offset, Limit: sweepPage})
+	body, _ := json.Marshal(connzRequest{Auth: true, User: user, Offset: offset, Limit: v.page})
 	ctx, cancel := context.WithTimeout(ctx, sweepWait)
 	defer cancel()
 	m, err := nc.RequestWithContext(ctx, fmt.Sprintf(connzSubject, server), body)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/nats-io/nats.go"
 )
 
@@ -233,5 +234,73 @@ func TestRevokerKickOutcomes(t *testing.T) {
 	}
 	if len(v.inflight) != 0 {
 		t.Errorf("in flight after the kick ended: %v", v.inflight)
+	}
+}
+
+// TestRevokerQueryFindsOtherGrants runs a relay without revocation (standing
+// in for another relay, or one that has since died) and a revoker that
+// granted nothing, on a real server: its query for alice, two connections
+// a page, kicks each of her connections that started before the change
+// was read, on every page, and none started well after it, nor bob's, nor
+// the server's own admin connections.
+func TestRevokerQueryFindsOtherGrants(t *testing.T) {
+	for _, e := range envs() {
+		t.Run(e.name, func(t *testing.T) {
+			h := newHarness(t, e)
+			h.users.put("bob-pw-55aa", accounts.User{Name: "bob", Account: "APP"})
+			h.startRelay(nil)
+			v, err := newRevoker(RevokeConfig{AdminUser: "admin", AdminPassword: "admin-pw", Changes: &fakeFeed{}},
+				0, time.Now, slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.page, v.reserved = 2, []string{"AUTH", "SYS"}
+			stop, err := v.start(t.Context(), h.srv.ClientURL(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+
+			var old []*client
+			for range 5 {
+				old = append(old, h.mustConnect(t, "alice", "alice-pw-7f3a"))
+			}
+			bob := h.mustConnect(t, "bob", "bob-pw-55aa")
+			seen := time.Now() // the change is read
+			time.Sleep(sweepMargin + 150*time.Millisecond)
+			fresh := h.mustConnect(t, "alice", "alice-pw-7f3a")
+
+			err = v.sweep(t.Context(), "alice", 1, seen)
+			if err != nil && !errors.Is(err, errAgain) {
+				t.Fatalf("first query: %v", err)
+			}
+			for i, c := range old {
+				select {
+				case <-c.reconnected: // kicked, and let back in: alice did not really change
+				case <-time.After(3 * time.Second):
+					t.Errorf("alice's connection %d, older than the change, was not kicked", i)
+				}
+			}
+			if n := v.stats.kicked.Load(); n != 5 {
+				t.Errorf("%d kicks, want 5", n)
+			}
+			// Her reconnects started after the change: the query is done.
+			if err := v.sweep(t.Context(), "alice", 1, seen); err != nil {
+				t.Errorf("second query: %v", err)
+			}
+			if err := v.sweep(t.Context(), "admin", 1, seen); err != nil {
+				t.Errorf("query for admin: %v", err)
+			}
+			for what, c := range map[string]*client{"alice's connection made after the change": fresh, "bob's connection": bob} {
+				select {
+				case <-c.reconnected:
+					t.Errorf("%s was kicked", what)
+				default:
+				}
+			}
+			if n := v.stats.kicked.Load(); n != 5 || !v.nc.IsConnected() {
+				t.Errorf("after the later queries: %d kicks (want 5), admin connected %v", n, v.nc.IsConnected())
+			}
+		})
 	}
 }
