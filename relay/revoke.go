@@ -49,9 +49,9 @@ const (
 	lateKickWait  = 100 * time.Millisecond
 )
 
-// ConnzPingSubject asks every server of the cluster (and of the
-// super-cluster) for its client connections; each answers with its own id.
-// Only system-account users may send it.
+// ConnzPingSubject asks every server of the cluster for its client
+// connections; each answers with its own id. Only system-account users may
+// send it.
 const ConnzPingSubject = "$SYS.REQ.SERVER.PING.CONNZ"
 
 // connzSubject asks one server, by id, for its connections: the next page.
@@ -154,6 +154,16 @@ const (
 // Kicks of one connection by several relays are harmless: the server
 // closes it once and answers the others "no such client", which counts as
 // done and is logged at debug level only.
+//
+// Why keep the memory when the query finds every connection: it is
+// precise, and the query cannot be. A relay's feed position at each
+// decision tells exactly which of its grants predate a change, so a login
+// made just after a change is never kicked for it; the query only knows
+// each connection's age and must kick every one that started before the
+// relay read the change (see sweep). The memory also needs no round trip,
+// so the relay's own grants close at the poll even while a server is slow
+// to answer queries. The query is what makes the guarantee hold whichever
+// relay granted the connection and whatever happened to it.
 type RevokeConfig struct {
 	// AdminUser and AdminPassword log in to the system account, which may
 	// query connections, follow $SYS.ACCOUNT.*.DISCONNECT and send kicks.
@@ -892,18 +902,31 @@ var errAgain = errors.New("the user's connections must be listed again")
 // that may predate the change read at seen, except those this relay
 // granted after it or is kicking already. It returns nil once every known
 // server has answered every page and every kick closed its connection or
-// found it gone.
+// found it gone; errAgain when it must look again though nothing failed.
 //
 // Which connections predate the change is decided on each server's own
-// clock, so clocks need not agree across hosts: a connection starts before
-// its login is decided, so one that started after the change was committed
-// was decided after it and reflects it. Its age on the server (the reply's
-// now minus its start) is then at most the time since the commit, which is
-// at least the time since the relay read the change: one older than that,
-// less sweepMargin, may predate the change and is kicked. A connection
-// whose CONNECT the server has not read when it answers is missed, but its
-// login is decided after the change. Kicking one that reflects the change
-// costs it a reconnect; missing one is what must not happen.
+// clock, so clocks need not agree across hosts. A connection's login is
+// decided after it starts, so one that started after the change committed
+// (at C) reflects it. One that started before C has, when the server
+// answers (at N), an age (the reply's now minus its start, both on the
+// server's clock) above N-C; and N-C is at least the time from the relay
+// reading the change (seen, after C) to sending the query (before N),
+// measured on the relay's own clock. So a connection older than that, less
+// sweepMargin for a step of the server's clock, may predate the change and
+// is kicked; a younger one cannot. The price: a connection made between C
+// and seen+sweepMargin through another relay is kicked though it reflects
+// the change (this relay's own are told apart by their feed positions),
+// and reconnects at once. Missing one is what must not happen.
+//
+// The server names a connection after the user JWT's name once the callout
+// has authorised it (auth_callout.go), which the relay sets to the user's
+// name: the query's user filter finds the grants whatever the CONNECT
+// carried. A connection still being authorised shows the CONNECT's user
+// in the global account: the relay deciding it kicks it itself if the
+// decision predates the change, and sweep returns errAgain to look once it
+// is decided, in case that relay dies first. A connection whose CONNECT
+// the server has not read when it answers is missed, but its login is
+// decided after the change.
 func (v *revoker) sweep(ctx context.Context, user string, change int64, seen time.Time) error {
 	nc := v.nc
 	if nc == nil || !nc.IsConnected() {
