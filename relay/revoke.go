@@ -104,6 +104,16 @@ type ChangeFeed interface {
 	UserChangesSince(ctx context.Context, after int64) (ids []int64, users []string, err error)
 }
 
+// ChangeHistory is the recent past of the change feed, which a ChangeFeed
+// may also offer: a relay that starts revokes with it what changed while no
+// relay was running (RevokeConfig.Replay).
+type ChangeHistory interface {
+	// RecentUserChanges returns, in id order, the latest changes committed
+	// at or after since, at most limit: the id, the user and the commit
+	// time of each, in whole seconds rounded down, on the relay's clock.
+	RecentUserChanges(ctx context.Context, since time.Time, limit int) (ids []int64, users []string, times []time.Time, err error)
+}
+
 // Kick is one attempt to close a connection of a user that changed.
 type Kick struct {
 	Time     time.Time
@@ -176,6 +186,11 @@ type RevokeConfig struct {
 	// DefaultRevokeMaxConns. When full, the oldest are forgotten (the
 	// server query still finds them).
 	MaxConns int
+	// Replay, when Changes is also a ChangeHistory, is how far back a
+	// relay that starts revokes the changes it finds: those made while no
+	// relay was running (0: none). It need not exceed the session TTL,
+	// after which every JWT granted before a change has expired.
+	Replay time.Duration
 	// MaxPending bounds the users whose revocation is unfinished; 0 means
 	// DefaultRevokeMaxPending. When full, the oldest is given up (a
 	// warning says so and RevokeStats counts it).
@@ -227,7 +242,7 @@ type recentChange struct {
 // for: the revocation of its changes is unfinished.
 type sweepJob struct {
 	change  int64     // the user's latest change
-	seen    time.Time // when the relay read the earliest change not yet done
+	seen    time.Time // when the relay read the latest change
 	gen     int       // bumped by each change, so a query knows it is stale
 	seq     int64     // its place in jobOrder
 	tries   int       // queries that did not finish it
@@ -299,6 +314,8 @@ func newRevoker(cfg RevokeConfig, ttl time.Duration, now func() time.Time, log *
 		return nil, fmt.Errorf("revoke: max conns %d is negative", cfg.MaxConns)
 	case cfg.MaxPending < 0:
 		return nil, fmt.Errorf("revoke: max pending %d is negative", cfg.MaxPending)
+	case cfg.Replay < 0:
+		return nil, fmt.Errorf("revoke: replay %v is negative", cfg.Replay)
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = DefaultRevokePoll
@@ -357,6 +374,7 @@ func (v *revoker) start(ctx context.Context, url string, natsOpts []nats.Option)
 		return nil, fmt.Errorf("revoke: %w", err)
 	}
 	v.pos.Store(last)
+	v.replay(ctx, last)
 	opts := []nats.Option{
 		nats.Name("authrelay-revoke"),
 		nats.MaxReconnects(-1),
@@ -417,6 +435,35 @@ func (v *revoker) start(ctx context.Context, url string, natsOpts []nats.Option)
 		v.kicks.Wait()
 		nc.Close()
 	}, nil
+}
+
+// replay queries the servers for every user changed within Replay, up to
+// the feed position last: what changed while no relay was running (or
+// while this one was being restarted) is revoked too. A change's commit
+// time is known to the second, so the query takes it as one second later:
+// what started before it may predate the change.
+func (v *revoker) replay(ctx context.Context, last int64) {
+	h, ok := v.cfg.Changes.(ChangeHistory)
+	if !ok || v.cfg.Replay == 0 {
+		return
+	}
+	ids, users, times, err := h.RecentUserChanges(ctx, v.now().Add(-v.cfg.Replay), v.cfg.MaxPending)
+	if err != nil {
+		v.log.Warn("read recent user changes: what changed while no relay ran is not revoked", "err", err)
+		return
+	}
+	n := 0
+	v.mu.Lock()
+	for i, id := range ids {
+		if id <= last {
+			v.addJob(users[i], id, times[i].Add(time.Second))
+			n++
+		}
+	}
+	v.mu.Unlock()
+	if n > 0 {
+		v.log.Info("revoking the recent user changes", "since", v.cfg.Replay, "changes", n)
+	}
 }
 
 // loop polls the feed every Poll until ctx ends.
@@ -717,8 +764,11 @@ func (v *revoker) report(ctx context.Context, k Kick) (retry bool) {
 // held. When MaxPending users are pending, the oldest is given up.
 func (v *revoker) addJob(user string, change int64, seen time.Time) {
 	if j, ok := v.jobs[user]; ok {
+		// The latest change counts: what predates it may predate the
+		// earlier ones too, and the query kicks a connection for starting
+		// before the relay read the change, so the latest read kicks most.
 		j.change = max(j.change, change)
-		if seen.Before(j.seen) {
+		if seen.After(j.seen) {
 			j.seen = seen
 		}
 		j.gen++

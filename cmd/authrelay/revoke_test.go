@@ -248,6 +248,44 @@ func TestRevokeAfterRelayRestart(t *testing.T) {
 	}
 }
 
+// TestRevokeChangeWhileNoRelayRuns grants alice a connection, stops the
+// only relay, disables alice while none runs, and starts a relay: it finds
+// the change among the recent ones (--revoke-replay) and closes her
+// connection within a second of starting; bob stays.
+func TestRevokeChangeWhileNoRelayRuns(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	ns := startClusterServer(t, dir, "A")
+	first := &syncBuffer{}
+	stopFirst := serveNATS(t, dir, ns.ClientURL(), first)
+	s := &servedDir{dir: dir, url: ns.ClientURL(), log: first}
+	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	s.addUser(t, "bob", "bob-pass", "--sub", "_INBOX.>")
+	// A relay that replays the changes that added them knows their time
+	// to the second only: it kicks what started up to 1.25s after. Bob's
+	// connection, which must stay, starts later.
+	time.Sleep(1500 * time.Millisecond)
+	s.waitLogin(t, "alice", "alice-pass")
+	alice := s.live(t, "alice", "alice-pass")
+	bob := s.live(t, "bob", "bob-pass")
+	stopFirst()
+
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	second := &syncBuffer{}
+	serveNATS(t, dir, ns.ClientURL(), second)
+	s.log = second
+	alice.kickedWithin(t, "user disable while no relay ran", time.Now(), 1500*time.Millisecond)
+	alice.wantClosed(t, "user disable while no relay ran")
+	select {
+	case <-bob.disconnected:
+		t.Error("bob's connection was closed by the change to alice")
+	default:
+	}
+	if !permitted(t, bob.nc, false, "_INBOX.bob") {
+		t.Error("bob can no longer subscribe to _INBOX.bob")
+	}
+}
+
 // tcpProxy forwards loopback TCP connections to a target address until
 // cut, which closes them and refuses new ones until heal: a network fault
 // between two servers.
