@@ -91,6 +91,10 @@ const (
 	// waited for.
 	serverPingEvery = 5 * time.Second
 	serverForget    = 2*serverPingEvery + time.Second
+	// changeKeep is how long the relay remembers a change it acted on, to
+	// query again a server that joins or comes back (at most the session
+	// TTL).
+	changeKeep = 10 * time.Minute
 )
 
 // ChangeFeed is the feed of changes per user that revocation reads. The
@@ -270,18 +274,20 @@ type revoker struct {
 	recent map[string]recentChange
 	warned time.Time // last warning that the map is full
 
-	jobs       map[string]*sweepJob
-	jobOrder   []jobRef // creation order, oldest first; may hold finished jobs
-	jobHead    int
-	jobSeq     int64
-	servers    map[string]time.Time // known servers and when each was last heard from
-	dropWarn   time.Time            // last warning that jobs was full
-	sweeps     sync.WaitGroup
-	serverPing time.Time // when the servers were last asked for their ids
-	idzInbox   string
-	wake       chan struct{}
-	inflight   map[connKey]struct{}  // kicks being sent
-	kicked     map[connKey]time.Time // kicks done, kept for recentKeep
+	jobs         map[string]*sweepJob
+	jobOrder     []jobRef // creation order, oldest first; may hold finished jobs
+	jobHead      int
+	jobSeq       int64
+	servers      map[string]time.Time // known servers and when each was last heard from
+	dropWarn     time.Time            // last warning that jobs was full
+	sweeps       sync.WaitGroup
+	serverPing   time.Time // when the servers were last asked for their ids
+	idzInbox     string
+	started      time.Time              // when start connected
+	changedUsers map[string]changedUser // by user, kept for changeKeep
+	wake         chan struct{}
+	inflight     map[connKey]struct{}  // kicks being sent
+	kicked       map[connKey]time.Time // kicks done, kept for recentKeep
 
 	// reserved are the accounts the relay never grants (Config.
 	// ReservedAccounts): a connection there is the server's own user.
@@ -295,6 +301,13 @@ type revoker struct {
 	stats struct {
 		kicked, failed, queryFailed, dropped atomic.Uint64
 	}
+}
+
+// changedUser is the latest change of a user the relay acted on, kept for
+// changeKeep.
+type changedUser struct {
+	change int64
+	seen   time.Time
 }
 
 // jobRef is an entry of jobOrder.
@@ -327,20 +340,21 @@ func newRevoker(cfg RevokeConfig, ttl time.Duration, now func() time.Time, log *
 		cfg.MaxPending = DefaultRevokeMaxPending
 	}
 	v := &revoker{
-		cfg:      cfg,
-		ttl:      ttl,
-		now:      now,
-		log:      log.With("component", "revoke"),
-		conns:    make(map[connKey]grantEntry),
-		byUser:   make(map[string]map[connKey]struct{}),
-		recent:   make(map[string]recentChange),
-		jobs:     make(map[string]*sweepJob),
-		servers:  make(map[string]time.Time),
-		wake:     make(chan struct{}, 1),
-		inflight: make(map[connKey]struct{}),
-		kicked:   make(map[connKey]time.Time),
-		sem:      make(chan struct{}, kickWorkers),
-		page:     sweepPage,
+		cfg:          cfg,
+		ttl:          ttl,
+		now:          now,
+		log:          log.With("component", "revoke"),
+		conns:        make(map[connKey]grantEntry),
+		byUser:       make(map[string]map[connKey]struct{}),
+		recent:       make(map[string]recentChange),
+		jobs:         make(map[string]*sweepJob),
+		servers:      make(map[string]time.Time),
+		wake:         make(chan struct{}, 1),
+		inflight:     make(map[connKey]struct{}),
+		kicked:       make(map[connKey]time.Time),
+		changedUsers: make(map[string]changedUser),
+		sem:          make(chan struct{}, kickWorkers),
+		page:         sweepPage,
 	}
 	v.send = v.kickOnce
 	return v, nil
@@ -412,6 +426,9 @@ func (v *revoker) start(ctx context.Context, url string, natsOpts []nats.Option)
 		v.log.Warn("admin connection not confirmed yet", "err", err)
 	}
 	v.nc = nc
+	v.mu.Lock()
+	v.started = v.now()
+	v.mu.Unlock()
 	v.pingServers() // learn the servers before the first query
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -457,6 +474,7 @@ func (v *revoker) replay(ctx context.Context, last int64) {
 	for i, id := range ids {
 		if id <= last {
 			v.addJob(users[i], id, times[i].Add(time.Second))
+			v.noteChange(users[i], id, times[i].Add(time.Second))
 			n++
 		}
 	}
@@ -524,6 +542,7 @@ func (v *revoker) changed(ctx context.Context, ids []int64, users []string) {
 			}
 		}
 		v.addJob(user, id, now)
+		v.noteChange(user, id, now)
 	}
 	v.pos.Store(ids[len(ids)-1])
 	v.mu.Unlock()
@@ -542,7 +561,7 @@ func (v *revoker) granted(server string, cid uint64, user string, pos int64) {
 	k := connKey{server, cid}
 	now := v.now()
 	v.mu.Lock()
-	v.servers[server] = now
+	v.sawServerLocked(server, now)
 	if rc, ok := v.recent[user]; ok && rc.id > pos {
 		v.mu.Unlock()
 		v.kick(context.Background(), Kick{User: user, ServerID: server, ClientID: cid, ChangeID: rc.id,
@@ -677,6 +696,15 @@ func (v *revoker) expire() {
 	for k, at := range v.kicked {
 		if now.Sub(at) > recentKeep {
 			delete(v.kicked, k)
+		}
+	}
+	keep := changeKeep
+	if v.ttl > 0 {
+		keep = min(keep, v.ttl)
+	}
+	for user, c := range v.changedUsers {
+		if now.Sub(c.seen) > keep {
+			delete(v.changedUsers, user)
 		}
 	}
 }
@@ -899,10 +927,11 @@ func (v *revoker) sweeper(ctx context.Context) {
 			continue
 		}
 		v.wakeSweeper() // another may be due: let an idle sweeper look
-		v.finishJob(user, snap, v.sweep(ctx, user, snap.change, snap.seen))
+		err := v.sweep(ctx, user, snap.change, snap.seen)
 		if ctx.Err() != nil {
-			return
+			return // stopping: not a failure to report
 		}
+		v.finishJob(user, snap, err)
 	}
 }
 
@@ -1176,8 +1205,42 @@ func (v *revoker) sawServer(server string) {
 	}
 	now := v.now()
 	v.mu.Lock()
-	v.servers[server] = now
+	v.sawServerLocked(server, now)
 	v.mu.Unlock()
+}
+
+// sawServerLocked records that server is alive at now; v.mu is held. A
+// server the relay did not know (one that joined, restarted, or came back
+// after a partition long enough to be forgotten) is asked again, with all
+// the others, for the connections of every user changed within
+// changeKeep: its connections may have been out of reach when those
+// changes were revoked. The servers answering the first pings after start
+// are not new.
+func (v *revoker) sawServerLocked(server string, now time.Time) {
+	_, known := v.servers[server]
+	v.servers[server] = now
+	if known || v.started.IsZero() || now.Sub(v.started) < serverPingEvery || len(v.changedUsers) == 0 {
+		return
+	}
+	for user, c := range v.changedUsers {
+		v.addJob(user, c.change, c.seen)
+	}
+	v.log.Info("a server joined or came back: asking again for the connections of recently changed users",
+		"server_id", server, "users", len(v.changedUsers))
+}
+
+// noteChange remembers user's change id, read at seen, for changeKeep;
+// v.mu is held. Beyond MaxPending users, a new one is not remembered.
+func (v *revoker) noteChange(user string, change int64, seen time.Time) {
+	c, ok := v.changedUsers[user]
+	if !ok && len(v.changedUsers) >= v.cfg.MaxPending {
+		return
+	}
+	if seen.After(c.seen) {
+		c.seen = seen
+	}
+	c.change = max(c.change, change)
+	v.changedUsers[user] = c
 }
 
 // knownServers returns the servers heard from within serverForget,

@@ -304,3 +304,42 @@ func TestRevokerQueryFindsOtherGrants(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokerQueriesAReturningServerAgain checks that a server the relay
+// did not know (joined, restarted, or back from a partition long enough to
+// be forgotten) makes the relay query again for every user changed lately,
+// and that a known server, or a change older than changeKeep, does not.
+func TestRevokerQueriesAReturningServerAgain(t *testing.T) {
+	feed := &fakeFeed{}
+	v, now, _ := testRevoker(t, feed, 0, time.Hour)
+	v.started = now.Add(-time.Minute)
+	v.sawServer("S1")
+	feed.change("alice")
+	if err := v.poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := *now
+	if _, ok := v.jobs["alice"]; !ok {
+		t.Fatal("no query pending for alice after her change")
+	}
+	delete(v.jobs, "alice") // the query is done
+
+	*now = now.Add(time.Second)
+	v.sawServer("S1")
+	if len(v.jobs) != 0 {
+		t.Errorf("a known server made the relay query again: %v", v.jobs)
+	}
+	v.sawServer("S2")
+	j, ok := v.jobs["alice"]
+	if !ok || j.change != 1 || !j.seen.Equal(seen) {
+		t.Fatalf("after a new server: pending %v, want alice's change 1 read at %v", v.jobs, seen)
+	}
+	delete(v.jobs, "alice")
+
+	*now = now.Add(changeKeep + time.Second)
+	v.expire()
+	v.sawServer("S3")
+	if len(v.jobs) != 0 {
+		t.Errorf("a change older than changeKeep was queried again: %v", v.jobs)
+	}
+}

@@ -132,6 +132,10 @@ func TestEndToEndRevokeAfterRelayKilled(t *testing.T) {
 		})
 		return p
 	}
+	// Relay B replays the changes that added them, whose time it knows to
+	// the second only: it kicks what started up to 1.25s after. Bob's
+	// connection, which must stay, starts later.
+	time.Sleep(1500 * time.Millisecond)
 	a := relay("relay A")
 	e.waitFor(t, 10*time.Second, "a login through relay A", func() error {
 		nc, err := e.connect("bob", "pw-bob")

@@ -220,6 +220,10 @@ func TestRevokeAfterRelayRestart(t *testing.T) {
 	s := &servedDir{dir: dir, url: ns.ClientURL(), log: first}
 	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
 	s.addUser(t, "bob", "bob-pass", "--sub", "_INBOX.>")
+	// The new relay replays the changes that added them, whose time it
+	// knows to the second only: it kicks what started up to 1.25s after.
+	// Bob's connection, which must stay, starts later.
+	time.Sleep(1500 * time.Millisecond)
 	s.waitLogin(t, "alice", "alice-pass")
 	alice := s.live(t, "alice", "alice-pass")
 	bob := s.live(t, "bob", "bob-pass")
