@@ -577,7 +577,7 @@ func (v *revoker) granted(server string, cid uint64, user string, pos int64) {
 		}
 		if now.Sub(v.warned) > time.Minute {
 			v.warned = now
-			v.log.Warn("too many live connections to remember: the oldest can no longer be revoked before their JWT expires",
+			v.log.Warn("too many live connections to remember: the oldest are found by the server query only, which may also kick them for a change made after their grant",
 				"max_conns", v.cfg.MaxConns)
 		}
 	}
