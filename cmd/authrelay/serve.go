@@ -109,7 +109,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	lf.register(fs)
 	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed, changed or locked out, by any process (needs the admin login of secrets.json)")
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
-	fs.DurationVar(&c.revokeReplay, "revoke-replay", 10*time.Minute, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
+	fs.DurationVar(&c.revokeReplay, "revoke-replay", defaultRevokeReplay, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
 	return fs, dir
@@ -660,6 +660,10 @@ var (
 	_ relay.Guard         = (*store.Lockouts)(nil)
 	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )
+
+// defaultRevokeReplay is --revoke-replay's default: long enough for a
+// restart, an upgrade or a crash loop of every relay.
+const defaultRevokeReplay = 10 * time.Minute
 
 // revokeReplay is how far back a starting relay revokes user changes: what
 // --revoke-replay asks, but no further than the session TTL, after which
