@@ -1273,15 +1273,14 @@ func (v *revoker) pingServers() {
 	}
 }
 
-// onIDZ handles a server's answer to the id ping.
+// onIDZ handles a server's answer to the id ping: its ServerID
+// (server/events.go), not wrapped in a ServerAPIResponse.
 func (v *revoker) onIDZ(m *nats.Msg) {
 	var r struct {
-		Server struct {
-			ID string `json:"id"`
-		} `json:"server"`
+		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(m.Data, &r); err == nil {
-		v.sawServer(r.Server.ID)
+		v.sawServer(r.ID)
 	}
 }
 

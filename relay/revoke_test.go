@@ -260,6 +260,15 @@ func TestRevokerQueryFindsOtherGrants(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stop()
+			// The server answers the revoker's id ping: a query then
+			// waits for it alone, not for the full sweepWait.
+			deadline := time.Now().Add(2 * time.Second)
+			for !slices.Contains(v.knownServers(), h.srv.ID()) {
+				if time.Now().After(deadline) {
+					t.Fatalf("known servers %v after 2s, want the server %s", v.knownServers(), h.srv.ID())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 
 			var old []*client
 			for range 5 {
@@ -270,9 +279,13 @@ func TestRevokerQueryFindsOtherGrants(t *testing.T) {
 			time.Sleep(sweepMargin + 150*time.Millisecond)
 			fresh := h.mustConnect(t, "alice", "alice-pw-7f3a")
 
+			began := time.Now()
 			err = v.sweep(t.Context(), "alice", 1, seen)
 			if err != nil && !errors.Is(err, errAgain) {
 				t.Fatalf("first query: %v", err)
+			}
+			if took := time.Since(began); took >= sweepWait {
+				t.Errorf("the query took %v: it waited out sweepWait for a server it knows answered", took)
 			}
 			for i, c := range old {
 				select {
