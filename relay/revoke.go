@@ -73,6 +73,9 @@ const (
 	// sweepWait bounds how long one query waits for every known server
 	// to answer, and for each further page.
 	sweepWait = 500 * time.Millisecond
+	// sweepTick is how often a query waiting for answers looks again at
+	// which servers it knows.
+	sweepTick = 20 * time.Millisecond
 	// sweepPage is the connections asked for per page.
 	sweepPage = 256
 	// sweepMaxPages bounds the pages read from one server per query.
@@ -1074,12 +1077,23 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 	}
 
 	answered := make(map[string]bool)
-	wait, cancel := context.WithTimeout(ctx, sweepWait)
-	defer cancel()
+	deadline := time.Now().Add(sweepWait)
 	for len(known) == 0 || !allAnswered(known, answered) {
-		m, err := sub.NextMsgWithContext(wait)
-		if err != nil {
+		left := time.Until(deadline)
+		if left <= 0 {
 			break
+		}
+		// Servers learned meanwhile (the id ping's answers, right after
+		// start) count: look again every sweepTick.
+		wait, cancel := context.WithTimeout(ctx, min(left, sweepTick))
+		m, err := sub.NextMsgWithContext(wait)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			known = v.knownServers()
+			continue
 		}
 		r, err := decodeConnz(m.Data)
 		if err != nil {
