@@ -133,7 +133,8 @@ type Kick struct {
 	// relay granted it and remembered it, "query" when the servers listed
 	// it (another relay's grant, or one made before this relay started).
 	Found string
-	// Err is why the server did not close the connection, nil when it did.
+	// Err is why the server did not close the connection, nil when it did
+	// (always nil in OnKick, which sees only kicks that closed one).
 	Err error
 
 	seen time.Time // when the relay read the change
