@@ -415,3 +415,35 @@ func TestRevokeRetriesFailedKick(t *testing.T) {
 		t.Error("bob can no longer subscribe to _INBOX.bob")
 	}
 }
+
+// TestRevokeWhileNATSUnreachable cuts the network between the relay and
+// its server, disables alice meanwhile (the relay reads the change from the
+// database while its admin connection is down) and heals it after longer
+// than a kick's timeout: alice's connection closes soon after. (nats.go
+// also replays a buffered kick on reconnect; the relay's own retry is what
+// holds when the outage outlasts it or the relay reconnects elsewhere.)
+func TestRevokeWhileNATSUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	ns := startClusterServer(t, dir, "A")
+	link := newTCPProxy(t, strings.TrimPrefix(ns.ClientURL(), "nats://"))
+	log := &syncBuffer{}
+	serveNATS(t, dir, link.url(), log)
+	s := &servedDir{dir: dir, url: ns.ClientURL(), log: log}
+	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	s.waitLogin(t, "alice", "alice-pass")
+	alice := s.live(t, "alice", "alice-pass")
+
+	link.cut()
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	waitFor(t, func() bool { return strings.Contains(log.String(), "revocation not finished") })
+	time.Sleep(2500 * time.Millisecond) // past the kick's own 2s timeout
+	select {
+	case <-alice.disconnected:
+		t.Fatal("alice was disconnected while the relay could not reach the server")
+	default:
+	}
+	link.heal()
+	alice.kickedWithin(t, "user disable once NATS is reachable again", time.Now(), 3*time.Second)
+	alice.wantClosed(t, "user disable once NATS is reachable again")
+}
