@@ -301,6 +301,7 @@ func New(cfg Config) (*Relay, error) {
 		if err != nil {
 			return nil, fmt.Errorf("new relay: %w", err)
 		}
+		v.reserved = cfg.ReservedAccounts
 		r.revoke = v
 		if pr, ok := cfg.Revoke.Changes.(PositionReader); ok && r.cache != nil && sameValue(cfg.Revoke.Changes, cfg.Users) {
 			r.positions = pr

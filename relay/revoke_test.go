@@ -3,11 +3,15 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/nats-io/nats.go"
 )
 
 // fakeFeed is a ChangeFeed in memory.
@@ -194,10 +198,161 @@ func TestRevokerConfig(t *testing.T) {
 	if err != nil || v.cfg.Poll != DefaultRevokePoll || v.cfg.MaxConns != DefaultRevokeMaxConns {
 		t.Errorf("defaults: %+v, %v", v.cfg, err)
 	}
-	v.send = func(Kick) error { return errors.New("no such client or leafnode id") }
-	v.kick(t.Context(), Kick{User: "x"}, 1)
-	v.kicks.Wait()
-	if v.stats.failed.Load() != 1 {
-		t.Error("failed kick not counted")
+	for _, c := range []RevokeConfig{{Changes: &fakeFeed{}, MaxPending: -1}} {
+		if _, err := newRevoker(c, 0, time.Now, log); err == nil {
+			t.Errorf("newRevoker(%+v) = nil error", c)
+		}
+	}
+}
+
+// TestRevokerKickOutcomes checks how a kick's answer is taken: "no such
+// client" (closed already, or kicked by another relay) is done, quietly;
+// a transient error is counted and hands the user to the server query,
+// which retries it.
+func TestRevokerKickOutcomes(t *testing.T) {
+	feed := &fakeFeed{}
+	v, now, kicks := testRevoker(t, feed, 0, time.Hour)
+	v.send = func(Kick) error { return errors.New("kick: server says no such client or leafnode id") }
+	v.kick(t.Context(), Kick{User: "gone", ServerID: "S1", ClientID: 1, ChangeID: 3, seen: *now}, 1)
+	if got := kicks(); len(got) != 0 {
+		t.Errorf("a connection already gone was reported as kicked: %+v", got)
+	}
+	if f := v.stats.failed.Load(); f != 0 || len(v.jobs) != 0 {
+		t.Errorf("no such client: %d failures and %d pending, want none", f, len(v.jobs))
+	}
+	v.send = func(Kick) error { return fmt.Errorf("kick request: %w", nats.ErrTimeout) }
+	v.kick(t.Context(), Kick{User: "alice", ServerID: "S1", ClientID: 2, ChangeID: 4, seen: *now}, 1)
+	if got := kicks(); len(got) != 0 {
+		t.Errorf("a failed kick was reported: %+v", got)
+	}
+	if f := v.stats.failed.Load(); f != 1 {
+		t.Errorf("%d failures counted, want 1", f)
+	}
+	j, ok := v.jobs["alice"]
+	if !ok || j.change != 4 || !j.seen.Equal(*now) {
+		t.Fatalf("after a failed kick the pending queries are %v, want alice's for change 4", v.jobs)
+	}
+	if len(v.inflight) != 0 {
+		t.Errorf("in flight after the kick ended: %v", v.inflight)
+	}
+}
+
+// TestRevokerQueryFindsOtherGrants runs a relay without revocation (standing
+// in for another relay, or one that has since died) and a revoker that
+// granted nothing, on a real server: its query for alice, two connections
+// a page, kicks each of her connections that started before the change
+// was read, on every page, and none started well after it, nor bob's, nor
+// the server's own admin connections.
+func TestRevokerQueryFindsOtherGrants(t *testing.T) {
+	for _, e := range envs() {
+		t.Run(e.name, func(t *testing.T) {
+			h := newHarness(t, e)
+			h.users.put("bob-pw-55aa", accounts.User{Name: "bob", Account: "APP"})
+			h.startRelay(nil)
+			v, err := newRevoker(RevokeConfig{AdminUser: "admin", AdminPassword: "admin-pw", Changes: &fakeFeed{}},
+				0, time.Now, slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.page, v.reserved = 2, []string{"AUTH", "SYS"}
+			stop, err := v.start(t.Context(), h.srv.ClientURL(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			// The server answers the revoker's id ping: a query then
+			// waits for it alone, not for the full sweepWait.
+			deadline := time.Now().Add(2 * time.Second)
+			for !slices.Contains(v.knownServers(), h.srv.ID()) {
+				if time.Now().After(deadline) {
+					t.Fatalf("known servers %v after 2s, want the server %s", v.knownServers(), h.srv.ID())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+
+			var old []*client
+			for range 5 {
+				old = append(old, h.mustConnect(t, "alice", "alice-pw-7f3a"))
+			}
+			bob := h.mustConnect(t, "bob", "bob-pw-55aa")
+			seen := time.Now() // the change is read
+			time.Sleep(sweepMargin + 150*time.Millisecond)
+			fresh := h.mustConnect(t, "alice", "alice-pw-7f3a")
+
+			began := time.Now()
+			err = v.sweep(t.Context(), "alice", 1, seen)
+			if err != nil && !errors.Is(err, errAgain) {
+				t.Fatalf("first query: %v", err)
+			}
+			if took := time.Since(began); took >= sweepWait {
+				t.Errorf("the query took %v: it waited out sweepWait for a server it knows answered", took)
+			}
+			for i, c := range old {
+				select {
+				case <-c.reconnected: // kicked, and let back in: alice did not really change
+				case <-time.After(3 * time.Second):
+					t.Errorf("alice's connection %d, older than the change, was not kicked", i)
+				}
+			}
+			if n := v.stats.kicked.Load(); n != 5 {
+				t.Errorf("%d kicks, want 5", n)
+			}
+			// Her reconnects started after the change: the query is done.
+			if err := v.sweep(t.Context(), "alice", 1, seen); err != nil {
+				t.Errorf("second query: %v", err)
+			}
+			if err := v.sweep(t.Context(), "admin", 1, seen); err != nil {
+				t.Errorf("query for admin: %v", err)
+			}
+			for what, c := range map[string]*client{"alice's connection made after the change": fresh, "bob's connection": bob} {
+				select {
+				case <-c.reconnected:
+					t.Errorf("%s was kicked", what)
+				default:
+				}
+			}
+			if n := v.stats.kicked.Load(); n != 5 || !v.nc.IsConnected() {
+				t.Errorf("after the later queries: %d kicks (want 5), admin connected %v", n, v.nc.IsConnected())
+			}
+		})
+	}
+}
+
+// TestRevokerQueriesAReturningServerAgain checks that a server the relay
+// did not know (joined, restarted, or back from a partition long enough to
+// be forgotten) makes the relay query again for every user changed lately,
+// and that a known server, or a change older than changeKeep, does not.
+func TestRevokerQueriesAReturningServerAgain(t *testing.T) {
+	feed := &fakeFeed{}
+	v, now, _ := testRevoker(t, feed, 0, time.Hour)
+	v.started = now.Add(-time.Minute)
+	v.sawServer("S1")
+	feed.change("alice")
+	if err := v.poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := *now
+	if _, ok := v.jobs["alice"]; !ok {
+		t.Fatal("no query pending for alice after her change")
+	}
+	delete(v.jobs, "alice") // the query is done
+
+	*now = now.Add(time.Second)
+	v.sawServer("S1")
+	if len(v.jobs) != 0 {
+		t.Errorf("a known server made the relay query again: %v", v.jobs)
+	}
+	v.sawServer("S2")
+	j, ok := v.jobs["alice"]
+	if !ok || j.change != 1 || !j.seen.Equal(seen) {
+		t.Fatalf("after a new server: pending %v, want alice's change 1 read at %v", v.jobs, seen)
+	}
+	delete(v.jobs, "alice")
+
+	*now = now.Add(changeKeep + time.Second)
+	v.expire()
+	v.sawServer("S3")
+	if len(v.jobs) != 0 {
+		t.Errorf("a change older than changeKeep was queried again: %v", v.jobs)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -54,6 +55,36 @@ func (db *DB) UserChangesSince(ctx context.Context, after int64) (ids []int64, u
 		return nil, nil, fmt.Errorf("read user changes: %w", err)
 	}
 	return ids, users, nil
+}
+
+// RecentUserChanges returns, in id order, the latest changes of the user
+// change feed committed at or after since, at most limit of them: the id,
+// the user and the commit time of each, in whole seconds rounded down as
+// the feed keeps it (on the clock of the host that wrote it, which is the
+// database's host). A relay that starts reads them to revoke what changed
+// while no relay was running.
+func (db *DB) RecentUserChanges(ctx context.Context, since time.Time, limit int) (ids []int64, users []string, times []time.Time, err error) {
+	rows, err := db.sql.QueryContext(ctx,
+		`SELECT id, user, time FROM user_changes WHERE time >= ? ORDER BY id DESC LIMIT ?`, since.Unix(), limit)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at int64
+		var user string
+		if err := rows.Scan(&id, &user, &at); err != nil {
+			return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
+		}
+		ids, users, times = append(ids, id), append(users, user), append(times, time.Unix(at, 0))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
+	}
+	slices.Reverse(ids)
+	slices.Reverse(users)
+	slices.Reverse(times)
+	return ids, users, times, nil
 }
 
 // PruneUserChanges deletes the user change rows written before before and

@@ -206,3 +206,39 @@ func TestPruneUserChanges(t *testing.T) {
 		t.Errorf("after pruning: %v up to %d, want alice after %d", got, end, last)
 	}
 }
+
+// TestRecentUserChanges checks that the feed's recent past comes in id
+// order with each change's time, newest kept when limited, and nothing
+// older than asked.
+func TestRecentUserChanges(t *testing.T) {
+	ctx := t.Context()
+	db, _ := newTestDB(t)
+	if err := db.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Truncate(time.Second)
+	for _, name := range []string{"alice", "bob", "carol"} {
+		if err := db.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	ids, users, times, err := db.RecentUserChanges(ctx, before, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(users, []string{"bob", "carol", "alice"}) || !slices.IsSorted(ids) || len(times) != 3 {
+		t.Fatalf("recent changes: ids %v users %v times %v; want bob, carol, alice in id order", ids, users, times)
+	}
+	for _, at := range times {
+		if at.Before(before) || at.After(after) {
+			t.Errorf("change time %v not within [%v, %v]", at, before, after)
+		}
+	}
+	if ids, _, _, err := db.RecentUserChanges(ctx, after.Add(2*time.Second), 10); err != nil || len(ids) != 0 {
+		t.Errorf("changes from the future: %v, %v; want none", ids, err)
+	}
+}

@@ -43,6 +43,10 @@ const (
 //     was locked out (locked_out denials), not the lockouts imposed.
 //   - authrelay_kicks_total: connections the relay had the server drop
 //     (Kick).
+//   - with revocation on (watchRevocation, from relay.RevokeStats): kick
+//     requests that failed and are retried, connection queries that did
+//     not hear from every server, users whose revocation is unfinished,
+//     and revocations given up because too many were unfinished.
 //   - from relay.Stats: cache hits, misses and entries, verifications,
 //     shed and dropped requests, queue depths, busy verifiers, hash time.
 type metrics struct {
@@ -106,6 +110,44 @@ func (m *metrics) Decision(o relay.Observation) {
 
 // Kick counts a client connection the relay had the server disconnect.
 func (m *metrics) Kick() { m.kicks.Inc() }
+
+// watchRevocation exports the relay's revocation counts, read at each
+// scrape. stats is typically (*relay.Relay).RevokeStats.
+func (m *metrics) watchRevocation(stats func() relay.RevokeStats) {
+	m.reg.MustRegister(revokeCollector{stats: stats})
+}
+
+// revokeCollector exports relay.RevokeStats.
+type revokeCollector struct {
+	stats func() relay.RevokeStats
+}
+
+var (
+	descKickFailures = prometheus.NewDesc("authrelay_kick_failures_total",
+		"Kick requests that failed on a transient error (timeout, no responders, admin connection down); each is retried.", nil, nil)
+	descQueryFailures = prometheus.NewDesc("authrelay_revoke_query_failures_total",
+		"Queries for a changed user's connections that did not hear from every server; each is retried.", nil, nil)
+	descRevokePending = prometheus.NewDesc("authrelay_revocations_pending",
+		"Users whose live connections are still being revoked.", nil, nil)
+	descRevokeDropped = prometheus.NewDesc("authrelay_revocations_dropped_total",
+		"Revocations given up because too many were unfinished: those connections live until their JWT expires.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c revokeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descKickFailures, descQueryFailures, descRevokePending, descRevokeDropped} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c revokeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(descKickFailures, prometheus.CounterValue, float64(s.KickFailures))
+	ch <- prometheus.MustNewConstMetric(descQueryFailures, prometheus.CounterValue, float64(s.QueryFailures))
+	ch <- prometheus.MustNewConstMetric(descRevokePending, prometheus.GaugeValue, float64(s.Pending))
+	ch <- prometheus.MustNewConstMetric(descRevokeDropped, prometheus.CounterValue, float64(s.Dropped))
+}
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *metrics) Handler() http.Handler {

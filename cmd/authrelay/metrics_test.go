@@ -212,6 +212,9 @@ func TestMetricsObserver(t *testing.T) {
 	m.Decision(relay.Observation{Reason: relay.ReasonInternalError, StoreError: true, Latency: time.Millisecond})
 	m.Decision(relay.Observation{Reason: relay.ReasonInternalError, Latency: time.Millisecond})
 	m.Kick()
+	m.watchRevocation(func() relay.RevokeStats {
+		return relay.RevokeStats{KickFailures: 3, QueryFailures: 2, Pending: 5, Dropped: 1}
+	})
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	got := samples(t, w.Body.String())
@@ -224,6 +227,10 @@ func TestMetricsObserver(t *testing.T) {
 		`authrelay_queue_depth{lane="fast"}`:                                 4,
 		`authrelay_queue_depth{lane="hash"}`:                                 2,
 		`authrelay_shed_total`:                                               7,
+		`authrelay_kick_failures_total`:                                      3,
+		`authrelay_revoke_query_failures_total`:                              2,
+		`authrelay_revocations_pending`:                                      5,
+		`authrelay_revocations_dropped_total`:                                1,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

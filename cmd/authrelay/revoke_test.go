@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,12 +25,18 @@ type liveConn struct {
 // (reconnected).
 func (s *servedDir) live(t *testing.T, user, password string) *liveConn {
 	t.Helper()
+	return liveOn(t, s.url, user, password)
+}
+
+// liveOn is live on the server at url.
+func liveOn(t *testing.T, url, user, password string) *liveConn {
+	t.Helper()
 	c := &liveConn{
 		disconnected: make(chan time.Time, 16),
 		reconnected:  make(chan struct{}, 16),
 		closed:       make(chan struct{}),
 	}
-	nc, err := nats.Connect(s.url, nats.UserInfo(user, password), nats.Timeout(5*time.Second),
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.Timeout(5*time.Second),
 		nats.MaxReconnects(3), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { c.disconnected <- time.Now() }),
@@ -200,4 +209,245 @@ func TestRevokeLiveConnections(t *testing.T) {
 	if !bob.nc.IsConnected() {
 		t.Error("bob is not connected")
 	}
+}
+
+// TestRevokeAfterRelayRestart grants alice a connection through one relay,
+// stops that relay and starts another on the same database and server, and
+// disables alice: the new relay, which never granted her connection, finds
+// it by asking the server and closes it within a second; bob stays.
+func TestRevokeAfterRelayRestart(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	ns := startClusterServer(t, dir, "A")
+	first := &syncBuffer{}
+	stopFirst := serveNATS(t, dir, ns.ClientURL(), first)
+	s := &servedDir{dir: dir, url: ns.ClientURL(), log: first}
+	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	s.addUser(t, "bob", "bob-pass", "--sub", "_INBOX.>")
+	// The new relay replays the changes that added them, whose time it
+	// knows to the second only: it kicks what started up to 1.25s after.
+	// Bob's connection, which must stay, starts later.
+	time.Sleep(1500 * time.Millisecond)
+	s.waitLogin(t, "alice", "alice-pass")
+	alice := s.live(t, "alice", "alice-pass")
+	bob := s.live(t, "bob", "bob-pass")
+	stopFirst()
+
+	second := &syncBuffer{}
+	serveNATS(t, dir, ns.ClientURL(), second)
+	s.log = second
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	alice.kickedWithin(t, "user disable after a relay restart", time.Now(), 1500*time.Millisecond)
+	alice.wantClosed(t, "user disable after a relay restart")
+	s.wantDecision(t, "alice", "reason=user_disabled")
+	if !strings.Contains(second.String(), "found=query") {
+		t.Errorf("the new relay logged no kick of a connection found by the server query:\n%s", second.String())
+	}
+
+	// Positive control: bob's connection, granted by the first relay too,
+	// stays open and working.
+	select {
+	case <-bob.disconnected:
+		t.Error("bob's connection was closed by the change to alice")
+	default:
+	}
+	if !permitted(t, bob.nc, false, "_INBOX.bob") {
+		t.Error("bob can no longer subscribe to _INBOX.bob")
+	}
+}
+
+// TestRevokeChangeWhileNoRelayRuns grants alice a connection, stops the
+// only relay, disables alice while none runs, and starts a relay: it finds
+// the change among the recent ones (--revoke-replay) and closes her
+// connection within a second of starting; bob stays.
+func TestRevokeChangeWhileNoRelayRuns(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	ns := startClusterServer(t, dir, "A")
+	first := &syncBuffer{}
+	stopFirst := serveNATS(t, dir, ns.ClientURL(), first)
+	s := &servedDir{dir: dir, url: ns.ClientURL(), log: first}
+	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	s.addUser(t, "bob", "bob-pass", "--sub", "_INBOX.>")
+	// A relay that replays the changes that added them knows their time
+	// to the second only: it kicks what started up to 1.25s after. Bob's
+	// connection, which must stay, starts later.
+	time.Sleep(1500 * time.Millisecond)
+	s.waitLogin(t, "alice", "alice-pass")
+	alice := s.live(t, "alice", "alice-pass")
+	bob := s.live(t, "bob", "bob-pass")
+	stopFirst()
+
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	second := &syncBuffer{}
+	serveNATS(t, dir, ns.ClientURL(), second)
+	s.log = second
+	alice.kickedWithin(t, "user disable while no relay ran", time.Now(), 1500*time.Millisecond)
+	alice.wantClosed(t, "user disable while no relay ran")
+	select {
+	case <-bob.disconnected:
+		t.Error("bob's connection was closed by the change to alice")
+	default:
+	}
+	if !permitted(t, bob.nc, false, "_INBOX.bob") {
+		t.Error("bob can no longer subscribe to _INBOX.bob")
+	}
+}
+
+// tcpProxy forwards loopback TCP connections to a target address until
+// cut, which closes them and refuses new ones until heal: a network fault
+// between two servers.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cutOff bool
+	conns  []net.Conn
+}
+
+// newTCPProxy listens on a free loopback port until the test ends.
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		p.cut()
+	})
+	return p
+}
+
+// url is the proxy's address as a NATS URL.
+func (p *tcpProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+// serve forwards c to the target, or closes it while the proxy is cut.
+func (p *tcpProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cutOff {
+		c.Close()
+		return
+	}
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.conns = append(p.conns, c, up)
+	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	go func() { _, _ = io.Copy(c, up); c.Close() }()
+}
+
+// cut closes every forwarded connection and refuses new ones.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutOff = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// heal forwards new connections again.
+func (p *tcpProxy) heal() {
+	p.mu.Lock()
+	p.cutOff = false
+	p.mu.Unlock()
+}
+
+// TestRevokeRetriesFailedKick routes two servers through a TCP proxy, the
+// relay on A and alice on B, cuts the route and disables alice: the kick
+// to B finds no responder. Once the route is back, the relay retries and
+// closes alice's connection, where a kick lost on its first failure would
+// leave it open until its JWT expires; bob, on B too, stays.
+func TestRevokeRetriesFailedKick(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	a := startClusterServer(t, dir, "A")
+	route := newTCPProxy(t, a.ClusterAddr().String())
+	b := startClusterServer(t, dir, "B", route.url())
+	waitRouted(t, a, b)
+	log := &syncBuffer{}
+	serveNATS(t, dir, a.ClientURL(), log)
+	onB := &servedDir{dir: dir, url: b.ClientURL(), log: log}
+	onB.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	onB.addUser(t, "bob", "bob-pass", "--sub", "_INBOX.>")
+	onB.waitLogin(t, "alice", "alice-pass")
+	alice := onB.live(t, "alice", "alice-pass")
+	bob := onB.live(t, "bob", "bob-pass")
+
+	route.cut()
+	waitFor(t, func() bool { return a.NumRoutes() == 0 && b.NumRoutes() == 0 })
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	// The relay reads the change and its kick fails: "kick failed" here,
+	// "kick not done" from a relay that gives up.
+	waitFor(t, func() bool {
+		l := log.String()
+		return strings.Contains(l, "kick failed") || strings.Contains(l, "kick not done")
+	})
+	select {
+	case <-alice.disconnected:
+		t.Fatal("alice was disconnected while her server was out of the relay's reach")
+	default:
+	}
+	route.heal()
+	waitRouted(t, a, b)
+	alice.kickedWithin(t, "user disable once the route is back", time.Now(), 3*time.Second)
+	alice.wantClosed(t, "user disable once the route is back")
+	select {
+	case <-bob.disconnected:
+		t.Error("bob's connection was closed by the change to alice")
+	default:
+	}
+	if !permitted(t, bob.nc, false, "_INBOX.bob") {
+		t.Error("bob can no longer subscribe to _INBOX.bob")
+	}
+}
+
+// TestRevokeWhileNATSUnreachable cuts the network between the relay and
+// its server, disables alice meanwhile (the relay reads the change from the
+// database while its admin connection is down) and heals it after longer
+// than a kick's timeout: alice's connection closes soon after. (nats.go
+// also replays a buffered kick on reconnect; the relay's own retry is what
+// holds when the outage outlasts it or the relay reconnects elsewhere.)
+func TestRevokeWhileNATSUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	ns := startClusterServer(t, dir, "A")
+	link := newTCPProxy(t, strings.TrimPrefix(ns.ClientURL(), "nats://"))
+	log := &syncBuffer{}
+	serveNATS(t, dir, link.url(), log)
+	s := &servedDir{dir: dir, url: ns.ClientURL(), log: log}
+	s.addUser(t, "alice", "alice-pass", "--sub", "_INBOX.>")
+	s.waitLogin(t, "alice", "alice-pass")
+	alice := s.live(t, "alice", "alice-pass")
+
+	link.cut()
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	waitFor(t, func() bool { return strings.Contains(log.String(), "revocation not finished") })
+	time.Sleep(2500 * time.Millisecond) // past the kick's own 2s timeout
+	select {
+	case <-alice.disconnected:
+		t.Fatal("alice was disconnected while the relay could not reach the server")
+	default:
+	}
+	link.heal()
+	alice.kickedWithin(t, "user disable once NATS is reachable again", time.Now(), 3*time.Second)
+	alice.wantClosed(t, "user disable once NATS is reachable again")
 }

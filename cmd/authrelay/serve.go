@@ -83,6 +83,7 @@ type serveConfig struct {
 	lockout         accounts.LockoutPolicy
 	revoke          bool
 	revokePoll      time.Duration
+	revokeReplay    time.Duration
 	auditRetention  time.Duration
 	httpAddr        string
 	// args is the command line, re-read with the environment and
@@ -109,6 +110,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	lf.register(fs)
 	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed or changed, by any process (needs the admin login of secrets.json)")
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
+	fs.DurationVar(&c.revokeReplay, "revoke-replay", defaultRevokeReplay, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
 	return fs, dir
@@ -137,6 +139,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	if c.revoke && c.revokePoll <= 0 {
 		return usagef("--revoke-poll %v: give a positive duration such as 200ms (--revoke=false turns revocation off)", c.revokePoll)
+	}
+	if c.revokeReplay < 0 {
+		return usagef("--revoke-replay %v: give zero or a positive duration such as 10m", c.revokeReplay)
 	}
 	if c.auditRetention < 0 {
 		return usagef("--audit-retention %v: must not be negative (0 keeps rows forever)", c.auditRetention)
@@ -287,8 +292,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			AdminPassword: secrets.AdminPassword,
 			Changes:       db,
 			Poll:          c.revokePoll,
+			Replay:        revokeReplay(c.revokeReplay, c.sessionTTL),
 			OnKick: func(ctx context.Context, k relay.Kick) {
-				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID}
+				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID, "found": k.Found}
 				if k.Err != nil {
 					detail["error"] = k.Err.Error()
 				}
@@ -304,6 +310,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	cfg.Observer = met
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
+		met.watchRevocation(func() relay.RevokeStats { return r.RevokeStats() })
 		onKick := rc.OnKick
 		rc.OnKick = func(ctx context.Context, k relay.Kick) {
 			if k.Err == nil {
@@ -531,6 +538,7 @@ func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
 		"lockout-max":            c.lockout.MaxDuration.String(),
 		"revoke":                 strconv.FormatBool(c.revoke),
 		"revoke-poll":            c.revokePoll.String(),
+		"revoke-replay":          c.revokeReplay.String(),
 		"http":                   c.httpAddr,
 		"audit-retention":        c.auditRetention.String(),
 	}
@@ -667,3 +675,19 @@ var (
 	_ relay.Guard         = (*store.Lockouts)(nil)
 	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )
+
+// defaultRevokeReplay is --revoke-replay's default: long enough for a
+// restart, an upgrade or a crash loop of every relay.
+const defaultRevokeReplay = 10 * time.Minute
+
+// revokeReplay is how far back a starting relay revokes user changes: what
+// --revoke-replay asks, but no further than the session TTL, after which
+// every JWT granted before a change has expired.
+func revokeReplay(replay, sessionTTL time.Duration) time.Duration {
+	if sessionTTL > 0 {
+		return min(replay, sessionTTL)
+	}
+	return replay
+}
+
+var _ relay.ChangeHistory = (*store.DB)(nil)
