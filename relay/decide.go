@@ -56,6 +56,11 @@ const (
 	// before the server's deadline, as too many verifications were waiting;
 	// it says nothing about the credentials. The client library retries.
 	ReasonOverloaded = "overloaded"
+	// ReasonRejectedByServer is not an answer the relay sends: it is how
+	// the relay counts (Observer) and audits a login whose answer the
+	// server rejected, for a signing key it does not know. The answer was
+	// counted when sent; this records that the login failed all the same.
+	ReasonRejectedByServer = "rejected_by_server"
 )
 
 // recordTimeout bounds the write of a failed login, which outlives the
@@ -517,6 +522,9 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return false
 	}
+	// Remembered before it is sent, so that the server's rejection of it,
+	// if any, finds it.
+	r.keys.answeredLogin(rc.Server.ID, rc.ClientInformation.ID)
 	if req.nc != nil {
 		err = req.nc.Publish(req.msg.Reply, out)
 	} else {
@@ -527,7 +535,6 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		return false
 	}
 
-	r.keys.answeredLogin(rc.Server.ID, rc.ClientInformation.ID)
 	if r.revoke != nil && d.reason == "" {
 		r.revoke.granted(rc.Server.ID, rc.ClientInformation.ID, d.user.Name, req.changePos)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/nats-io/nats.go"
 )
 
@@ -77,8 +78,23 @@ func (r *Relay) Health() Health {
 // authErrorEvent handles the server's report of a refused login: when it
 // is a rejection of this relay's answer, the keys have a fault.
 func (r *Relay) authErrorEvent(msg *nats.Msg) {
-	ev, rejected := r.keys.authErrorEvent(msg.Data, r.cfg.Now())
-	if rejected && r.rejWarn.allow() {
+	now := r.cfg.Now()
+	ev, rejected := r.keys.authErrorEvent(msg.Data, now)
+	if !rejected {
+		return
+	}
+	// The relay counted and audited its answer when it sent it; the
+	// server's verdict overrides it: the login failed.
+	if o := r.cfg.Observer; o != nil {
+		o.Decision(Observation{Reason: ReasonRejectedByServer})
+	}
+	if a := r.cfg.Audit; a != nil {
+		a.Record(accounts.LoginEvent{
+			Time: now, User: clip(ev.Client.User), Host: clip(ev.Client.Host),
+			ServerID: clip(ev.Server.ID), ClientID: ev.Client.ID, Reason: ReasonRejectedByServer,
+		})
+	}
+	if r.rejWarn.allow() {
 		r.log.Error("the server rejected this relay's answer: its auth_callout.issuer is not this relay's issuer key",
 			"server", clip(ev.Server.Name), "server_id", clip(ev.Server.ID), "client_id", ev.Client.ID,
 			"reason", clip(ev.Reason), "issuer", r.cfg.Issuer.PublicKey(),

@@ -131,7 +131,9 @@ type authError struct {
 		Name string `json:"name"`
 	} `json:"server"`
 	Client struct {
-		ID uint64 `json:"id"`
+		ID   uint64 `json:"id"`
+		User string `json:"user"`
+		Host string `json:"host"`
 	} `json:"client"`
 	Reason string `json:"reason"`
 }
