@@ -56,8 +56,8 @@ type serverSkew struct {
 // server's requests, and its resolution half that interval: ±0.5 s from a
 // single request, narrowing as requests arrive across the second (to a few
 // milliseconds plus the spread of transit times on a busy relay). When the
-// offset jumps (a clock stepped), the interval turns empty and the older
-// seconds are dropped.
+// offset jumps (a clock stepped), the interval turns empty and the
+// estimate starts again from the request that showed it.
 type skewMeter struct {
 	mu      sync.Mutex
 	servers map[string]*serverSkew
@@ -96,12 +96,9 @@ func (m *skewMeter) sample(id, name string, iat int64, received time.Time) {
 	}
 	s.estimate()
 	if s.inconsistent() {
-		// The clock jumped: keep only this second.
-		for i := range s.buckets {
-			if s.buckets[i].iat != iat {
-				s.buckets[i] = skewBucket{}
-			}
-		}
+		// The clock jumped: start again from this request.
+		s.buckets = [skewWindow]skewBucket{}
+		s.buckets[uint64(iat)%skewWindow] = skewBucket{iat: iat, min: o, max: o}
 		s.estimate()
 	}
 }

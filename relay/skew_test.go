@@ -149,6 +149,13 @@ func TestSkewMeter(t *testing.T) {
 	if (c.Skew - 300*time.Millisecond).Abs() > c.Resolution {
 		t.Errorf("after the step: %+v, want 300ms within the resolution", c)
 	}
+	// A jump within one second of the server's (a login at one offset,
+	// the clock stepped, a login at another): the later offset wins.
+	m.sample("S1", "one", next.Unix(), next.Add(10*time.Second+100*time.Millisecond))
+	c, _ = m.worst(next)
+	if (c.Skew - 10*time.Second).Abs() > c.Resolution+100*time.Millisecond {
+		t.Errorf("after a jump within the second: %+v, want 10s within the resolution", c)
+	}
 	// A second server far off is the worst.
 	m.sample("S2", "two", next.Unix(), next.Add(-20*time.Second))
 	if c, _ := m.worst(next); c.ServerID != "S2" || !c.beyond(DefaultMaxClockSkew) {

@@ -85,6 +85,7 @@ type serveConfig struct {
 	revokePoll      time.Duration
 	auditRetention  time.Duration
 	httpAddr        string
+	maxClockSkew    time.Duration
 	// args is the command line, re-read with the environment and
 	// authrelay.conf on SIGHUP; level is the log level SIGHUP can change.
 	args  []string
@@ -111,6 +112,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
+	fs.DurationVar(&c.maxClockSkew, "max-clock-skew", relay.DefaultMaxClockSkew, "largest difference between this host's clock and the server's that logins tolerate; beyond it the relay drops the server's requests and /readyz fails (at least the server's authorization timeout)")
 	return fs, dir
 }
 
@@ -155,6 +157,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	if c.cacheTTL < 0 {
 		return usagef("--cache-ttl %v: must not be negative (0 turns the cache off)", c.cacheTTL)
+	}
+	if c.maxClockSkew < time.Second {
+		return usagef("--max-clock-skew %v: give at least 1s, and at least the server's authorization timeout, such as 5s", c.maxClockSkew)
 	}
 	if c.cacheSize < 1 {
 		return usagef("--cache-size %d: give at least 1 (--cache-ttl 0 turns the cache off)", c.cacheSize)
@@ -251,6 +256,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		CacheSize:        c.cacheSize,
 		Logger:           logger,
 		Now:              m.Now,
+		MaxClockSkew:     c.maxClockSkew,
 	}
 
 	var ns *server.Server
@@ -268,6 +274,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		cfg.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
 		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); timeout > 0 && c.decisionTimeout >= timeout {
 			logger.Warn("--decision-timeout is not below the server's authorization timeout: slow decisions will be wasted", "decision_timeout", c.decisionTimeout, "server_timeout", timeout)
+		}
+		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); c.maxClockSkew < timeout {
+			logger.Warn("--max-clock-skew is below the server's authorization timeout: a clock skew the server tolerates would fail logins", "max_clock_skew", c.maxClockSkew, "server_timeout", timeout)
 		}
 		if opts.AuthCallout.XKey == "" {
 			// The operator removed the xkey from nats.conf: requests arrive
@@ -301,6 +310,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	}
 	var r *relay.Relay
 	met := newMetrics(func() relay.Stats { return r.Stats() })
+	met.addHealth(func() relay.Health { return r.Health() })
 	cfg.Observer = met
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
@@ -321,7 +331,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.httpAddr != "" {
-		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, serveReadyChecks(r, db, issuer, xkey)), logger.With("component", "http"))
+		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, append(serveReadyChecks(r, db, issuer, xkey), healthReadyChecks(r)...)), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
 			return err
@@ -533,6 +543,7 @@ func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
 		"revoke-poll":            c.revokePoll.String(),
 		"http":                   c.httpAddr,
 		"audit-retention":        c.auditRetention.String(),
+		"max-clock-skew":         c.maxClockSkew.String(),
 	}
 	for name, v := range vals {
 		if fs.Lookup(name) == nil {
