@@ -60,8 +60,10 @@ one before the server's deadline they are refused at once (reason
 
 With --http HOST:PORT it serves Prometheus metrics on /metrics, /healthz
 (200 while the process runs) and /readyz (200 while the relay is connected
-to NATS and answering, the database answers and the keys are loaded; 503
-with the reason otherwise). Each relay also registers as the NATS micro
+to NATS and answering, the database answers, the keys are loaded, this
+host's clock is within --max-clock-skew of the server's and the server
+accepts the relay's keys; 503 with the reason otherwise). A relay whose keys
+the server does not accept leaves the queue group until it does. Each relay also registers as the NATS micro
 service "authrelay": 'nats micro ls|info|stats authrelay', run as the relay
 user of secrets.json, lists every instance with its statistics.
 `
