@@ -25,6 +25,14 @@ func (c *offsetClock) now() time.Time      { return time.Now().Add(time.Duration
 // Main.Now set to now, until the test ends.
 func serveWithClock(t *testing.T, dir string, now func() time.Time, extra ...string) *servedDir {
 	t.Helper()
+	args := append([]string{"serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	return serveArgs(t, dir, now, args...)
+}
+
+// serveArgs runs authrelay with args (a serve command) with Main.Now set to
+// now, until the test ends.
+func serveArgs(t *testing.T, dir string, now func() time.Time, args ...string) *servedDir {
+	t.Helper()
 	log := &syncBuffer{}
 	ready := make(chan string, 1)
 	m := &Main{
@@ -36,7 +44,6 @@ func serveWithClock(t *testing.T, dir string, now func() time.Time, extra ...str
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	args := append([]string{"serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	go func() { done <- m.Run(ctx, args) }()
 	s := &servedDir{dir: dir, log: log}
 	select {
@@ -144,5 +151,94 @@ func TestServeClockSkew(t *testing.T) {
 	}
 	if code, body := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz with the clock fixed: %d %q", code, body)
+	}
+}
+
+// TestServeForeignKeys runs, beside 'serve --embedded' on a directory, a
+// second relay with the same login but another directory's xkey or
+// issuer: it finds out, /readyz fails on "relay keys", it leaves the queue
+// group, and every login goes to the healthy relay.
+func TestServeForeignKeys(t *testing.T) {
+	for _, which := range []string{"xkey", "issuer"} {
+		t.Run(which, func(t *testing.T) {
+			t.Parallel()
+			a := serveEmbedded(t, true)
+			a.addUser(t, "alice", "al1ce-pass", "--account", "APP", "--pub", "app.>")
+			other := t.TempDir()
+			mustRun(t, "", "init", "--dir", other)
+			mustRun(t, "", "hash", "set", "--dir", other, "--memory", "8192", "--time", "1")
+			mustRun(t, "al1ce-pass\n", "user", "add", "alice", "--dir", other, "--password-stdin", "--account", "APP", "--pub", "app.>")
+			sa, err := Layout{Dir: a.dir}.loadSecrets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			so, err := Layout{Dir: other}.loadSecrets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The healthy directory's logins, the other one's key.
+			mixed := sa
+			if which == "xkey" {
+				mixed.XKeySeed = so.XKeySeed
+			} else {
+				mixed.IssuerSeed = so.IssuerSeed
+			}
+			b, err := json.MarshalIndent(mixed, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(Layout{Dir: other}.Path(secretsFile), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := serveArgs(t, other, time.Now, "serve", "--dir", other, "--nats", a.url, "--http", "127.0.0.1:0",
+				"--revoke=false", "--log-level", "debug")
+			base := "http://" + f.httpAddr(t)
+
+			deadline := time.Now().Add(30 * time.Second)
+			failed := 0
+			for {
+				code, body := get(t, base+"/readyz")
+				if code == 503 && strings.Contains(body, "relay keys: ") {
+					t.Logf("foreign relay /readyz: %q after %d failed logins", body, failed)
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("foreign relay /readyz still %d %q after 30s of logins", code, body)
+				}
+				nc, err := a.connect("alice", "al1ce-pass")
+				if err != nil {
+					failed++
+				} else {
+					nc.Close()
+				}
+			}
+			waitForCond(t, func() bool {
+				_, body := get(t, base+"/metrics")
+				v, ok := samples(t, body)["authrelay_queue_group_member"]
+				return ok && v == 0
+			}, "authrelay_queue_group_member 0")
+			if !strings.Contains(f.log.String(), "leaving the queue group") {
+				t.Error("the foreign relay did not log that it left the queue group")
+			}
+			for i := range 10 {
+				nc, err := a.connect("alice", "al1ce-pass")
+				if err != nil {
+					t.Fatalf("login %d with the foreign relay out of the group: %v", i, err)
+				}
+				nc.Close()
+			}
+		})
+	}
+}
+
+// waitForCond polls cond for up to 10s.
+func waitForCond(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
