@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -75,10 +74,12 @@ func testClockSkew(t *testing.T, e env, off time.Duration) {
 	}
 
 	// Beyond the tolerance: the request is dropped, so the server refuses
-	// the login at its timeout.
+	// the login at its timeout. (The client may see the server's first
+	// PING before the refusal, so any connect error will do; the event
+	// says what the server saw.)
 	reasons := h.authErrors(t)
-	if err := login(); !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("login with the relay's clock %v off: %v, want Authorization Violation", off, err)
+	if err := login(); err == nil {
+		t.Fatalf("login with the relay's clock %v off succeeded", off)
 	}
 	select {
 	case got := <-reasons:

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // offsetClock is the wall clock plus an offset the test changes: this
@@ -120,8 +117,10 @@ func TestServeClockSkew(t *testing.T) {
 
 	// 10 s ahead: beyond it.
 	clock.set(10 * time.Second)
-	if err := login(); !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("login with the clock 10s ahead: %v, want Authorization Violation", err)
+	// The relay drops the request; the server refuses at its timeout (the
+	// client may see the server's first PING before the refusal).
+	if err := login(); err == nil {
+		t.Fatal("login with the clock 10s ahead succeeded")
 	}
 	code, body := get(t, base+"/readyz")
 	if code != 503 || !strings.Contains(body, "clock: ") || !strings.Contains(body, "ahead of") {
