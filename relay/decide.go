@@ -199,6 +199,12 @@ func (r *Relay) open(j job, inspect bool) (request, bool) {
 	if inspect {
 		return request{}, false
 	}
+	if r.keys.faulty.Load() {
+		// Leaving the queue group: an answer the server would reject
+		// (another issuer) must not be sent and counted as a grant.
+		r.log.Debug("dropping auth request: the server does not accept this relay's keys", "server", clip(rc.Server.Name))
+		return request{}, false
+	}
 	if m.Reply == "" {
 		r.log.Warn("dropping auth request: no reply subject", "server", rc.Server.ID)
 		return request{}, false

@@ -63,6 +63,9 @@ type keyHealth struct {
 
 	keyFailures, rejections atomic.Uint64
 	changed                 chan struct{} // signalled when the fault may have changed
+	// faulty is true while there is a fault: the relay answers nothing
+	// then, also in the moment before it has left the queue group.
+	faulty atomic.Bool
 }
 
 func newKeyHealth(issuer string) *keyHealth {
@@ -92,6 +95,7 @@ func (k *keyHealth) opened(id string, now time.Time) {
 	is := k.faultLocked(now)
 	k.mu.Unlock()
 	if was != is {
+		k.faulty.Store(is != "")
 		k.signal()
 	}
 }
@@ -106,6 +110,7 @@ func (k *keyHealth) openFailed(err error, now time.Time) {
 	is := k.faultLocked(now)
 	k.mu.Unlock()
 	if was != is {
+		k.faulty.Store(is != "")
 		k.signal()
 	}
 }
@@ -181,6 +186,7 @@ func (k *keyHealth) authErrorEvent(data []byte, now time.Time) (authError, bool)
 	is := k.faultLocked(now)
 	k.mu.Unlock()
 	if was != is {
+		k.faulty.Store(is != "")
 		k.signal()
 	}
 	return ev, true
@@ -247,6 +253,9 @@ func (m *membership) watch(done <-chan struct{}) {
 // apply leaves or rejoins the queue group as the fault says.
 func (m *membership) apply() {
 	fault := m.r.keys.fault(m.r.cfg.Now())
+	// A fault can also begin with time passing (no request opened for
+	// keyFailQuiet), with no request to notice it.
+	m.r.keys.faulty.Store(fault != "")
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
