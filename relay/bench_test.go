@@ -129,7 +129,7 @@ func BenchmarkDecision(b *testing.B) {
 			}
 			ctx := context.Background()
 			decideOnce := func() {
-				req, ok := r.open(job{msg: msg, received: time.Now()})
+				req, ok := r.open(job{msg: msg, received: time.Now()}, false)
 				if !ok {
 					b.Fatal("request dropped")
 				}

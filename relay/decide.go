@@ -56,6 +56,11 @@ const (
 	// before the server's deadline, as too many verifications were waiting;
 	// it says nothing about the credentials. The client library retries.
 	ReasonOverloaded = "overloaded"
+	// ReasonRejectedByServer is not an answer the relay sends: it is how
+	// the relay counts (Observer) and audits a login whose answer the
+	// server rejected, for a signing key it does not know. The answer was
+	// counted when sent; this records that the login failed all the same.
+	ReasonRejectedByServer = "rejected_by_server"
 )
 
 // recordTimeout bounds the write of a failed login, which outlives the
@@ -108,7 +113,7 @@ type request struct {
 // the hash pool (or, when the pool is overloaded, denies).
 func (r *Relay) handle(ctx context.Context, j job) {
 	// req stays on the stack unless it goes to the hash pool.
-	req, ok := r.open(j)
+	req, ok := r.open(j, false)
 	if !ok {
 		return
 	}
@@ -144,8 +149,10 @@ func (r *Relay) shed(req *request, err error) decision {
 }
 
 // open decodes and validates the request in j, or logs why it drops it and
-// returns false.
-func (r *Relay) open(j job) (request, bool) {
+// returns false. Every request it decodes measures the server's clock and
+// the relay's keys; with inspect, that is all it does (the probe's
+// requests, which another relay answers), and it returns false.
+func (r *Relay) open(j job, inspect bool) (request, bool) {
 	m := j.msg
 	req := request{msg: m, nc: j.nc, received: j.received}
 	if v, ok := m.Header[XKeyHeader]; ok {
@@ -154,9 +161,48 @@ func (r *Relay) open(j job) (request, bool) {
 			req.serverXKey = v[0]
 		}
 	}
-	rc, err := decodeRequest(r.cfg.XKey, m.Data, req.sealed, req.serverXKey, r.cfg.Now())
-	if err != nil {
-		r.log.Warn("dropping auth request", "err", err, "sealed", req.sealed)
+	rc, err := decodeRequest(r.cfg.XKey, m.Data, req.sealed, req.serverXKey, j.received, r.cfg.MaxClockSkew)
+	if rc != nil {
+		// Opened and signed by the server it names: the keys match, and
+		// its issue time measures the server's clock even when it is
+		// refused for the skew.
+		r.skew.sample(rc.Server.ID, rc.Server.Name, rc.IssuedAt, j.received)
+		r.keys.opened(rc.Server.ID, j.received)
+	}
+	var km keyMismatch
+	switch {
+	case err == nil:
+	case errors.As(err, &km):
+		r.keys.openFailed(err, j.received)
+		level := slog.LevelDebug
+		if r.keyWarn.allow() {
+			level = slog.LevelWarn
+		}
+		r.log.Log(context.Background(), level, "dropping auth request: not opened with this relay's keys", "err", err,
+			"sealed", req.sealed, "key_failures_total", r.keys.keyFailures.Load())
+		return request{}, false
+	case errors.Is(err, errClockSkew):
+		n := r.skewRejected.Add(1)
+		level := slog.LevelDebug
+		if r.skewWarn.allow() {
+			level = slog.LevelWarn
+		}
+		r.log.Log(context.Background(), level, "dropping auth request: clock skew beyond tolerance", "err", err,
+			"server", clip(rc.Server.Name), "max_clock_skew", r.cfg.MaxClockSkew, "skew_rejected_total", n)
+		return request{}, false
+	default:
+		if !inspect {
+			r.log.Warn("dropping auth request", "err", err, "sealed", req.sealed)
+		}
+		return request{}, false
+	}
+	if inspect {
+		return request{}, false
+	}
+	if r.keys.faulty.Load() {
+		// Leaving the queue group: an answer the server would reject
+		// (another issuer) must not be sent and counted as a grant.
+		r.log.Debug("dropping auth request: the server does not accept this relay's keys", "server", clip(rc.Server.Name))
 		return request{}, false
 	}
 	if m.Reply == "" {
@@ -176,13 +222,30 @@ func (r *Relay) open(j job) (request, bool) {
 			req.changePos = r.revoke.position()
 		}
 	}
-	// The server waits auth timeout from sending; its exp is that instant
-	// truncated to whole seconds, so it is the latest safe answer time.
-	req.deadline = j.received.Add(r.cfg.DecisionTimeout)
-	if exp := time.Unix(rc.Expires, 0); exp.Before(req.deadline) {
-		req.deadline = exp
-	}
+	req.deadline = j.received.Add(r.answerBudget(rc))
 	return req, true
+}
+
+// answerMargin is kept from the server's timeout for the answer's way back.
+const answerMargin = 100 * time.Millisecond
+
+// answerBudget returns how long after its arrival the relay may answer rc.
+// The server waits its authorization timeout from sending the request; the
+// request says what that is as exp-iat, whole seconds of the server's
+// clock, so the budget needs no clock but the relay's: its receive time
+// plus the smaller of the decision timeout and that timeout (less a margin
+// for the answer's transit). Comparing exp with the relay's clock instead
+// would take a relay clock ahead of the server's for a deadline already
+// passed. exp-iat is the timeout exactly when it is whole seconds (the
+// default 2 s, 3 s with TLS); a fractional one can read up to a second
+// long, which matters only with a decision timeout at or above the
+// server's timeout, which serve and doctor warn about.
+func (r *Relay) answerBudget(rc *jwt.AuthorizationRequestClaims) time.Duration {
+	budget := r.cfg.DecisionTimeout
+	if t := time.Duration(rc.Expires-rc.IssuedAt)*time.Second - answerMargin; t > 0 && t < budget {
+		budget = t
+	}
+	return budget
 }
 
 // verify is the hash pool's part of a request: verify the password, decide
@@ -465,6 +528,9 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return false
 	}
+	// Remembered before it is sent, so that the server's rejection of it,
+	// if any, finds it.
+	r.keys.answeredLogin(rc.Server.ID, rc.ClientInformation.ID)
 	if req.nc != nil {
 		err = req.nc.Publish(req.msg.Reply, out)
 	} else {

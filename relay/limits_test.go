@@ -32,7 +32,7 @@ func (h *harness) startTestResponder(t *testing.T, mutate func(*jwt.UserClaims))
 	nc := h.mustConnect(t, "auth", "auth-pw").nc
 	_, err := nc.Subscribe(Subject, func(m *nats.Msg) {
 		serverXKey, sealed := m.Header.Get(XKeyHeader), len(m.Header.Values(XKeyHeader)) > 0
-		rc, err := decodeRequest(h.xkey, m.Data, sealed, serverXKey, time.Now())
+		rc, err := decodeRequest(h.xkey, m.Data, sealed, serverXKey, time.Now(), DefaultMaxClockSkew)
 		if err != nil {
 			t.Errorf("test responder: %v", err)
 			return

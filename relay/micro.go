@@ -48,7 +48,7 @@ func (r *Relay) addService(nc *nats.Conn, q *queue[job]) (micro.Service, error) 
 	})
 	if err := svc.AddEndpoint(serviceEndpoint, handler,
 		micro.WithEndpointSubject(Subject), micro.WithEndpointQueueGroup(r.cfg.Queue)); err != nil {
-		r.stopService(nc, svc)
+		r.stopService(nc, svc, 0)
 		return nil, err
 	}
 	return svc, nil
@@ -56,15 +56,16 @@ func (r *Relay) addService(nc *nats.Conn, q *queue[job]) (micro.Service, error) 
 
 // stopService stops svc, draining its subscriptions so that every request
 // already delivered to the relay reaches the queue, and waits (bounded) for
-// the drain to finish. The relay's connection carries no subscriptions but
-// the service's, so the drain is over when none is left.
-func (r *Relay) stopService(nc *nats.Conn, svc micro.Service) {
+// the drain to finish. The relay's connection carries the service's
+// subscriptions and keep others (the auth error events, the probe), so the
+// drain is over when only those are left.
+func (r *Relay) stopService(nc *nats.Conn, svc micro.Service, keep int) {
 	if err := svc.Stop(); err != nil {
 		r.log.Warn("drain subscription", "err", err)
 		return
 	}
 	deadline := time.Now().Add(subDrainTimeout)
-	for nc.NumSubscriptions() > 0 && !nc.IsClosed() {
+	for nc.NumSubscriptions() > keep && !nc.IsClosed() {
 		if time.Now().After(deadline) {
 			r.log.Warn("drain subscription: timed out", "timeout", subDrainTimeout)
 			return

@@ -4,7 +4,8 @@ import "time"
 
 // Observer is told of every decision the relay sends, for metrics. Decision
 // is called on the decision path, after the answer is published: it must
-// not block.
+// not block. It is also told, with Reason ReasonRejectedByServer and no
+// latency, of each answer the server reported rejecting.
 type Observer interface {
 	Decision(o Observation)
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // Subject is the subject nats-server publishes auth callout requests on.
@@ -197,6 +196,14 @@ type Config struct {
 	// Revoke, when set, closes the live connections the relay granted to a
 	// user as soon as the user changes (see RevokeConfig).
 	Revoke *RevokeConfig
+	// MaxClockSkew is the largest difference between the relay's clock and
+	// a server's that the relay tolerates; 0 means DefaultMaxClockSkew. A
+	// request whose issue time is further than that from the relay's clock
+	// is dropped unanswered, and Health reports the skew beyond tolerance.
+	// Within it, skew costs nothing: the relay times its answer from its
+	// own receive time and the server's timeout, never by comparing the
+	// server's exp with its own clock.
+	MaxClockSkew time.Duration
 }
 
 // Relay answers auth callout requests. Create one with New and start it
@@ -234,6 +241,16 @@ type Relay struct {
 	stats    counters
 
 	dropWarn, shedWarn everySecond
+
+	// skew measures the servers' clocks; keys whether the server accepts
+	// the relay's keys; member moves the relay in and out of the queue
+	// group (nil before Run).
+	skew                       *skewMeter
+	keys                       *keyHealth
+	member                     atomic.Pointer[membership]
+	skewWarn, keyWarn, rejWarn everySecond
+	skewLogged                 atomic.Bool   // a skew above SkewWarnThreshold was logged
+	skewRejected               atomic.Uint64 // requests dropped for the skew
 }
 
 // New checks cfg, fills in defaults and returns a Relay.
@@ -255,6 +272,8 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("new relay: cache ttl %v is negative", cfg.CacheTTL)
 	case cfg.CacheSize < 0:
 		return nil, fmt.Errorf("new relay: cache size %d is negative", cfg.CacheSize)
+	case cfg.MaxClockSkew < 0:
+		return nil, fmt.Errorf("new relay: max clock skew %v is negative", cfg.MaxClockSkew)
 	}
 	changes, counted := cfg.Users.(ChangeCounter)
 	if cfg.CacheTTL > 0 && !counted {
@@ -278,6 +297,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Queue == "" {
 		cfg.Queue = DefaultQueue
 	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = DefaultMaxClockSkew
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -292,6 +314,8 @@ func New(cfg Config) (*Relay, error) {
 		realClock: realClock,
 		log:       cfg.Logger.With("component", "relay"),
 		ready:     make(chan struct{}),
+		skew:      newSkewMeter(),
+		keys:      newKeyHealth(cfg.Issuer.PublicKey()),
 	}
 	if cfg.CacheTTL > 0 {
 		r.cache, r.changes = newCredCache(cfg.CacheTTL, cfg.CacheSize), changes
@@ -426,14 +450,41 @@ func (r *Relay) Run(ctx context.Context) error {
 		close(workersDone)
 	}()
 
+	mem := &membership{r: r, nc: nc, q: q}
+	// The server's rejections of the relay's answers arrive as auth error
+	// events in the callout account, where the relay's user is.
+	events, err := nc.Subscribe(AuthErrorSubject, r.authErrorEvent)
+	if err != nil {
+		return errors.Join(fmt.Errorf("subscribe %s: %w", AuthErrorSubject, err), r.stopWorkers(q, workersDone))
+	}
+	mem.events = events
 	svc, err := r.addService(nc, q)
 	if err != nil {
+		mem.stop()
 		return errors.Join(fmt.Errorf("subscribe %s: %w", Subject, err), r.stopWorkers(q, workersDone))
 	}
+	mem.svc = svc
+	r.member.Store(mem)
 
 	if err := r.awaitLive(ctx, nc, closed); err != nil {
+		mem.stop()
 		return errors.Join(err, r.stopWorkers(q, workersDone))
 	}
+	// The watcher moves the relay out of the queue group and back; it
+	// stops before the drain, which leaves the group for good.
+	watchDone, watching := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watching)
+		mem.watch(watchDone)
+	}()
+	var stopOnce sync.Once
+	stopWatch := func() {
+		stopOnce.Do(func() {
+			close(watchDone)
+			<-watching
+		})
+	}
+	defer stopWatch()
 	if ctx.Err() == nil {
 		r.log.Info("relay ready", "subject", Subject, "queue", r.cfg.Queue,
 			"workers", r.cfg.Workers, "hash_workers", r.cfg.HashWorkers,
@@ -445,7 +496,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			return errors.Join(err, r.stopWorkers(q, workersDone))
 		}
 	}
-	return r.drain(nc, svc, q, workersDone)
+	stopWatch()
+	return r.drain(nc, mem, q, workersDone)
 }
 
 // enqueue hands m, received now, to the fast lane, or drops it when the
@@ -493,10 +545,10 @@ func (r *Relay) awaitLive(ctx context.Context, nc *nats.Conn, closed <-chan stru
 
 // drain stops taking requests, waits (bounded) for in-flight decisions and
 // flushes their responses.
-func (r *Relay) drain(nc *nats.Conn, svc micro.Service, q *queue[job], workersDone <-chan struct{}) error {
+func (r *Relay) drain(nc *nats.Conn, mem *membership, q *queue[job], workersDone <-chan struct{}) error {
 	r.log.Info("relay draining")
 	r.serving.Store(false)
-	r.stopService(nc, svc)
+	mem.stop()
 	if err := r.stopWorkers(q, workersDone); err != nil {
 		return err
 	}

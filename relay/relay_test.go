@@ -705,13 +705,19 @@ func testRelay(t *testing.T, e env) {
 			h.users.setHook(block)
 			h.startRelay(func(c *Config) { c.DecisionTimeout = time.Minute })
 			p := newProbe(h)
-			rc := p.claims("alice", "alice-pw-7f3a", time.Now(), 2*time.Second)
+			sent := time.Now()
+			rc := p.claims("alice", "alice-pw-7f3a", sent, 2*time.Second)
 			wait := time.Until(time.Unix(rc.Expires, 0)) + 300*time.Millisecond
 			if resp, err := p.request(p.encode(rc), wait); !errors.Is(err, nats.ErrTimeout) {
 				t.Errorf("got reply %q, err %v; want none", resp, err)
 			}
-			if got, want := recv(t, calls).deadline, time.Unix(rc.Expires, 0); !got.Equal(want) {
-				t.Errorf("authenticate deadline %v, want the request's exp %v", got, want)
+			// received + the server's timeout as the request states it
+			// (exp-iat) less the answer's margin, where send <= received
+			// <= the call: the relay's own clock, never exp against it.
+			budget := time.Duration(rc.Expires-rc.IssuedAt)*time.Second - answerMargin
+			c := recv(t, calls)
+			if lo, hi := sent.Add(budget), c.at.Add(budget); c.deadline.Before(lo) || c.deadline.After(hi) {
+				t.Errorf("authenticate deadline %v, want received+%v in [%v, %v]", c.deadline, budget, lo, hi)
 			}
 		})
 	})

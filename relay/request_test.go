@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,10 @@ const fuzzXKeySeed = "SXANQBBPKGSRV4CV4GCLPVEBQGOP4V75B33KAX3YRUHIRBHYP6TO6IC55M
 // fuzzNow is the clock of the fuzz target: before any seed was captured, so
 // the captured requests never expire.
 var fuzzNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// fuzzSkew is the clock skew the fuzz target tolerates: the seeds were
+// captured after fuzzNow, so their issue times lie months in its future.
+const fuzzSkew = 100 * 365 * 24 * time.Hour
 
 // fakeServer signs (and seals) auth requests the way nats-server does.
 type fakeServer struct {
@@ -237,7 +242,7 @@ func TestDecodeRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, err := decodeRequest(tt.in.xk, tt.in.data, tt.in.sealed, tt.in.hdr, now)
+			rc, err := decodeRequest(tt.in.xk, tt.in.data, tt.in.sealed, tt.in.hdr, now, DefaultMaxClockSkew)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("decodeRequest: %v", err)
@@ -282,9 +287,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			xk     *accounts.XKey
 			sealed bool
 		}{{nil, false}, {nil, true}, {xk, false}, {xk, true}} {
-			rc, err := decodeRequest(c.xk, data, c.sealed, hdr, fuzzNow)
+			rc, err := decodeRequest(c.xk, data, c.sealed, hdr, fuzzNow, fuzzSkew)
 			if err != nil {
-				if rc != nil {
+				if rc != nil && !errors.Is(err, errClockSkew) {
 					t.Fatalf("decodeRequest returned claims and error %v", err)
 				}
 				continue
@@ -296,8 +301,10 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("accepted issuer %q for server id %q", rc.Issuer, rc.Server.ID)
 			case rc.Audience != requestAudience:
 				t.Fatalf("accepted audience %q", rc.Audience)
-			case rc.Expires == 0 || fuzzNow.Unix() > rc.Expires:
-				t.Fatalf("accepted exp %d at %d", rc.Expires, fuzzNow.Unix())
+			case rc.IssuedAt == 0 || rc.Expires < rc.IssuedAt:
+				t.Fatalf("accepted iat %d exp %d", rc.IssuedAt, rc.Expires)
+			case time.Unix(rc.IssuedAt, 0).Sub(fuzzNow).Abs() > fuzzSkew+time.Second:
+				t.Fatalf("accepted iat %d beyond the skew tolerance at %d", rc.IssuedAt, fuzzNow.Unix())
 			case !nkeys.IsValidPublicUserKey(rc.UserNkey):
 				t.Fatalf("accepted user nkey %q", rc.UserNkey)
 			case c.sealed && rc.Server.XKey != hdr:
@@ -368,7 +375,7 @@ func TestFuzzSeeds(t *testing.T) {
 		{"real-unsealed", nil},
 	} {
 		s := readFuzzSeed(t, filepath.Join(dir, c.file))
-		if _, err := decodeRequest(c.xk, s.data, s.hdr != "", s.hdr, fuzzNow); err != nil {
+		if _, err := decodeRequest(c.xk, s.data, s.hdr != "", s.hdr, fuzzNow, fuzzSkew); err != nil {
 			t.Errorf("%s: decodeRequest: %v", c.file, err)
 		}
 	}
@@ -448,7 +455,7 @@ func TestDecodeRequestRefusesOversized(t *testing.T) {
 	for i := range big {
 		big[i] = 'e'
 	}
-	_, err := decodeRequest(nil, big, false, "", time.Now())
+	_, err := decodeRequest(nil, big, false, "", time.Now(), DefaultMaxClockSkew)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("oversized request: %v, want a size error", err)
 	}

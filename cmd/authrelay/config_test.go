@@ -103,7 +103,8 @@ func TestReloadSettingsOnHup(t *testing.T) {
 	applied, restart, err := m.reloadSettings(serveConfig{dir: dir, level: level, logLevel: "info", logFormat: "text",
 		sessionTTL: time.Hour, decisionTimeout: relay.DefaultDecisionTimeout, cacheTTL: relay.DefaultCacheTTL,
 		cacheSize: relay.DefaultCacheSize, natsURL: "nats://127.0.0.1:4222", lockout: accounts.DefaultLockoutPolicy,
-		revoke: true, revokePoll: relay.DefaultRevokePoll, revokeReplay: defaultRevokeReplay, auditRetention: 30 * 24 * time.Hour})
+		revoke: true, revokePoll: relay.DefaultRevokePoll, revokeReplay: defaultRevokeReplay, auditRetention: 30 * 24 * time.Hour,
+		maxClockSkew: relay.DefaultMaxClockSkew})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -83,10 +84,12 @@ const (
 	// doctorDecisionTimeout is serve's default --decision-timeout: the
 	// server's authorization.timeout must leave more than that.
 	doctorDecisionTimeout = 1500 * time.Millisecond
-	// Clock skew between this host and the server: JWT iat/exp are whole
-	// seconds compared across the two clocks.
-	doctorSkewWarn = 2 * time.Second
-	doctorSkewFail = 30 * time.Second
+	// Clock skew between this host and the server: above the relay's
+	// warning threshold sessions end early or late by as much; beyond its
+	// default tolerance (serve --max-clock-skew) a relay on this host drops
+	// every request of the server, so every login fails.
+	doctorSkewWarn = relay.SkewWarnThreshold
+	doctorSkewFail = relay.DefaultMaxClockSkew
 	// doctorDialTimeout bounds the TCP dial and each login that is not
 	// the relay probe.
 	doctorDialTimeout = 5 * time.Second
@@ -119,6 +122,9 @@ type doctor struct {
 	// storeAccounts are the accounts authrelay places users in, with the
 	// number of users in each; nil when the database could not be read.
 	storeAccounts map[string]int
+	// skewFault, when not empty, is the clock check's finding that a relay
+	// on this host would drop the server's requests.
+	skewFault string
 }
 
 func (m *Main) runDoctor(ctx context.Context, args []string) error {
@@ -924,9 +930,10 @@ func (d *doctor) checkAdmin(ctx context.Context, url string) time.Duration {
 	}
 	switch {
 	case abs > doctorSkewFail:
-		d.fail("clock", "the server's clock is %v %s this host's: session expiries (exp) are set by the relay's clock and enforced by the server's, so sessions end early or late and short ones may be refused at once; sync both clocks (NTP)", abs, dir)
+		d.skewFault = fmt.Sprintf("this host's clock is %v %s the server's", abs, doctorFlip(dir))
+		d.fail("clock", "the server's clock is %v %s this host's, beyond the relay's clock skew tolerance (serve --max-clock-skew, %v by default): a relay on this host drops every login request of this server as issued too far in the past or future, so every login through it fails; sync both clocks (NTP)", abs, dir, doctorSkewFail)
 	case abs > doctorSkewWarn:
-		d.warn("clock", "the server's clock is %v %s this host's: session expiries are off by as much; sync both clocks (NTP)", abs, dir)
+		d.warn("clock", "the server's clock is %v %s this host's: logins work (the relay tolerates %v by default), but session expiries are off by as much; sync both clocks (NTP)", abs, dir, doctorSkewFail)
 	default:
 		d.ok("clock", "the server's clock is within %v of this host's (%v %s)", doctorSkewWarn, abs, dir)
 	}
@@ -954,6 +961,18 @@ func (d *doctor) checkServerAccounts(ctx context.Context, nc *nats.Conn, id stri
 	d.ok(check, "the server knows every account authrelay places users in")
 }
 
+// doctorFlip turns the server's direction relative to this host into this
+// host's relative to the server.
+func doctorFlip(dir string) string {
+	switch dir {
+	case "ahead of":
+		return "behind"
+	case "behind":
+		return "ahead of"
+	}
+	return dir
+}
+
 // checkRelayAnswers logs in with a random username and password: a relay
 // denies it at once, while a server with no relay waits its authorization
 // timeout before refusing.
@@ -978,6 +997,8 @@ func (d *doctor) checkRelayAnswers(url string, timeout time.Duration) {
 			return
 		}
 		d.ok(check, "a relay denied a test login for an unknown user in %v (the server waits up to %v)", e, timeout)
+	case d.skewFault != "" && (errors.Is(err, nats.ErrAuthorization) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+		d.fail(check, "no relay is answering logins: the server refused a test login only after its %v authorization timeout; %s, beyond the relay's clock skew tolerance, so a relay on this host drops every request (its log says \"clock skew beyond tolerance\", its /readyz fails on \"clock\"); sync the clocks (NTP)", timeout, d.skewFault)
 	case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		d.fail(check, "no relay is answering logins: the server refused a test login only after its %v authorization timeout, so every authrelay user's login fails; start one: authrelay serve --dir %s --nats %s (if one runs, its log says why it does not answer)", timeout, d.layout.Dir, url)
 	default:

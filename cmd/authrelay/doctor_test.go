@@ -202,7 +202,8 @@ func TestDoctorHealthy(t *testing.T) {
 			code   int
 			status string
 		}{
-			{5 * time.Second, exitOK, "warn"},
+			{2 * time.Second, exitOK, "warn"},
+			{10 * time.Second, exitFailure, "fail"},
 			{-45 * time.Second, exitFailure, "fail"},
 		} {
 			now := func() time.Time { return time.Now().Add(c.skew) }

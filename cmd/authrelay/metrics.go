@@ -99,7 +99,11 @@ func (m *metrics) Decision(o relay.Observation) {
 		result = resultDenied
 	}
 	m.decisions.WithLabelValues(result, o.Reason).Inc()
-	m.latency.Observe(o.Latency.Seconds())
+	if o.Reason != relay.ReasonRejectedByServer {
+		// Not a decision sent but the server's verdict on one, which was
+		// timed when it was sent.
+		m.latency.Observe(o.Latency.Seconds())
+	}
 	if o.StoreError {
 		m.storeErrors.Inc()
 	}

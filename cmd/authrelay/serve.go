@@ -60,8 +60,10 @@ one before the server's deadline they are refused at once (reason
 
 With --http HOST:PORT it serves Prometheus metrics on /metrics, /healthz
 (200 while the process runs) and /readyz (200 while the relay is connected
-to NATS and answering, the database answers and the keys are loaded; 503
-with the reason otherwise). Each relay also registers as the NATS micro
+to NATS and answering, the database answers, the keys are loaded, this
+host's clock is within --max-clock-skew of the server's and the server
+accepts the relay's keys; 503 with the reason otherwise). A relay whose keys
+the server does not accept leaves the queue group until it does. Each relay also registers as the NATS micro
 service "authrelay": 'nats micro ls|info|stats authrelay', run as the relay
 user of secrets.json, lists every instance with its statistics.
 `
@@ -86,6 +88,7 @@ type serveConfig struct {
 	revokeReplay    time.Duration
 	auditRetention  time.Duration
 	httpAddr        string
+	maxClockSkew    time.Duration
 	// args is the command line, re-read with the environment and
 	// authrelay.conf on SIGHUP; level is the log level SIGHUP can change.
 	args  []string
@@ -113,6 +116,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	fs.DurationVar(&c.revokeReplay, "revoke-replay", defaultRevokeReplay, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
+	fs.DurationVar(&c.maxClockSkew, "max-clock-skew", relay.DefaultMaxClockSkew, "largest difference between this host's clock and the server's that logins tolerate; beyond it the relay drops the server's requests and /readyz fails (at least the server's authorization timeout)")
 	return fs, dir
 }
 
@@ -160,6 +164,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	if c.cacheTTL < 0 {
 		return usagef("--cache-ttl %v: must not be negative (0 turns the cache off)", c.cacheTTL)
+	}
+	if c.maxClockSkew < time.Second {
+		return usagef("--max-clock-skew %v: give at least 1s, and at least the server's authorization timeout, such as 5s", c.maxClockSkew)
 	}
 	if c.cacheSize < 1 {
 		return usagef("--cache-size %d: give at least 1 (--cache-ttl 0 turns the cache off)", c.cacheSize)
@@ -256,6 +263,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		CacheSize:        c.cacheSize,
 		Logger:           logger,
 		Now:              m.Now,
+		MaxClockSkew:     c.maxClockSkew,
 	}
 
 	var ns *server.Server
@@ -273,6 +281,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		cfg.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
 		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); timeout > 0 && c.decisionTimeout >= timeout {
 			logger.Warn("--decision-timeout is not below the server's authorization timeout: slow decisions will be wasted", "decision_timeout", c.decisionTimeout, "server_timeout", timeout)
+		}
+		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); c.maxClockSkew < timeout {
+			logger.Warn("--max-clock-skew is below the server's authorization timeout: a clock skew the server tolerates would fail logins", "max_clock_skew", c.maxClockSkew, "server_timeout", timeout)
 		}
 		if opts.AuthCallout.XKey == "" {
 			// The operator removed the xkey from nats.conf: requests arrive
@@ -307,6 +318,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	}
 	var r *relay.Relay
 	met := newMetrics(func() relay.Stats { return r.Stats() })
+	met.addHealth(func() relay.Health { return r.Health() })
 	cfg.Observer = met
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
@@ -328,7 +340,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.httpAddr != "" {
-		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, serveReadyChecks(r, db, issuer, xkey)), logger.With("component", "http"))
+		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, append(serveReadyChecks(r, db, issuer, xkey), healthReadyChecks(r)...)), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
 			return err
@@ -541,6 +553,7 @@ func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
 		"revoke-replay":          c.revokeReplay.String(),
 		"http":                   c.httpAddr,
 		"audit-retention":        c.auditRetention.String(),
+		"max-clock-skew":         c.maxClockSkew.String(),
 	}
 	for name, v := range vals {
 		if fs.Lookup(name) == nil {
