@@ -635,7 +635,8 @@ func addrKeys(addr string) []string {
 // only, the address's and every pair from it; with both, that pair. An
 // address may be an IP address, which matches it whatever IPv6 prefix it
 // was counted under, or a prefix as 'user lockouts' shows it. It reports
-// whether any of them was locked; a key with no record is no error.
+// whether any of them was locked; a key with no record is no error. Called
+// within Admin, it is part of the admin change's transaction.
 func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
 	var (
 		where string
@@ -664,7 +665,7 @@ func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
 	default:
 		return false, fmt.Errorf("unlock: give a username, an address or both")
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
