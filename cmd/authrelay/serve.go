@@ -229,7 +229,8 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	audit := db.NewAuditWriter(store.AuditOptions{})
+	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
+	guard := db.Lockouts(c.lockout)
 
 	cfg := relay.Config{
 		URL:      c.natsURL,
@@ -238,7 +239,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Issuer:   issuer,
 		XKey:     xkey,
 		Users:    db,
-		Guard:    db.Lockouts(c.lockout),
+		Guard:    guard,
 		Audit:    audit,
 		// Never place a user in the callout or system account of the
 		// nats.conf served, whatever the database says.
@@ -302,6 +303,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	var r *relay.Relay
 	met := newMetrics(func() relay.Stats { return r.Stats() })
 	cfg.Observer = met
+	met.watchStore(audit, guard)
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
 		onKick := rc.OnKick
@@ -321,7 +323,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.httpAddr != "" {
-		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, serveReadyChecks(r, db, issuer, xkey)), logger.With("component", "http"))
+		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, serveReadyChecks(r, db, issuer, xkey, audit, guard)), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
 			return err
