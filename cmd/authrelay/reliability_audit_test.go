@@ -4,7 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,5 +91,183 @@ func TestUserUnlockNeedsItsAuditRow(t *testing.T) {
 	}
 	if unlocks != 1 {
 		t.Errorf("user unlock rows = %d, want 1 (the one that lifted the lockout): %+v", unlocks, rows)
+	}
+}
+
+// smallDisk mounts a tmpfs of size bytes on a new directory, unmounted when
+// the test ends: filling it is a real full disk. It needs the right to
+// mount (root in a container that allows it); without it the test is
+// skipped saying so (store's max_page_count tests still run).
+func smallDisk(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillDisk empties the WAL of the database at path, from a handle of its
+// own, so that the next write must grow the file, then writes a file in
+// dir until the disk is full. It returns a function that removes the file.
+func fillDisk(t *testing.T, path, dir string) (free func()) {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy, logPages, done int
+	if err := raw.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil || busy != 0 {
+		t.Fatalf("checkpoint the WAL: busy %d, %v", busy, err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for chunk := make([]byte, 64<<10); len(chunk) > 0; chunk = chunk[:len(chunk)/2] {
+		for {
+			if _, err := f.Write(chunk); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("fill the disk: %v", err)
+				}
+				break
+			}
+		}
+	}
+	if err := f.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ready polls serve's /readyz until its status is want, and returns the
+// body; it fails after within.
+func (s *servedDir) readyz(t *testing.T, want int, within time.Duration) string {
+	t.Helper()
+	url := "http://" + s.httpAddr(t) + "/readyz"
+	deadline := time.Now().Add(within)
+	for {
+		code, body := get(t, url)
+		if code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q after %v, want %d", code, body, within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFullDisk serves a directory on a small tmpfs and fills the disk. An
+// attacker's wrong passwords, which the database cannot record, lock the
+// address out all the same: the right password from it is refused as
+// locked_out, where before it was allowed. The user's own client still
+// logs in. /readyz fails naming the audit trail and the full disk, the
+// metrics count what the database could not take and nothing is dropped.
+// Once the disk has room, /readyz passes again by itself, every refusal is
+// in the audit trail, and the lockout held in memory is in the database.
+func TestFullDisk(t *testing.T) {
+	for _, e := range envs {
+		t.Run(e.name, func(t *testing.T) {
+			dir := smallDisk(t, 16<<20)
+			mustRun(t, "", "init", "--dir", dir)
+			mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+			if !e.xkey {
+				dropXKey(t, dir)
+			}
+			s := serveOn(t, dir, "--http", "127.0.0.1:0")
+			s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
+			events := s.authErrors(t)
+			const user, attacker, other = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+			s.allowed(t, user, "svc", "svc-pass")
+			s.readyz(t, http.StatusOK, 5*time.Second)
+
+			free := fillDisk(t, Layout{Dir: dir}.Path(databaseFile), dir)
+			threshold := accounts.DefaultLockoutPolicy.Threshold
+			for range threshold {
+				s.refused(t, events, attacker, "svc", "guess", "bad_credentials")
+			}
+			s.refused(t, events, attacker, "svc", "svc-pass", "locked_out")
+			s.allowed(t, user, "svc", "svc-pass")
+
+			body := s.readyz(t, http.StatusServiceUnavailable, 10*time.Second)
+			if !strings.Contains(body, "audit") || !strings.Contains(body, "full") {
+				t.Errorf("/readyz during the fault: %q, want the audit trail and the full disk named", body)
+			}
+			_, metrics := get(t, "http://"+s.httpAddr(t)+"/metrics")
+			m := samples(t, metrics)
+			if got := m["authrelay_lockout_unrecorded_total"]; got < float64(threshold) {
+				t.Errorf("authrelay_lockout_unrecorded_total = %v, want at least %d", got, threshold)
+			}
+			if m["authrelay_lockout_memory_keys"] == 0 || m["authrelay_audit_waiting"] == 0 {
+				t.Errorf("lockout keys held %v, audit events waiting %v; want both above 0",
+					m["authrelay_lockout_memory_keys"], m["authrelay_audit_waiting"])
+			}
+			if got, ok := m["authrelay_audit_dropped_total"]; !ok || got != 0 {
+				t.Errorf("authrelay_audit_dropped_total = %v (exported %v), want 0", got, ok)
+			}
+			for _, want := range []string{"audit trail not written", "held in memory and enforced by this relay only"} {
+				if !strings.Contains(s.log.String(), want) {
+					t.Errorf("serve log lacks %q", want)
+				}
+			}
+
+			free()
+			// A failure recorded again writes the held lockout back.
+			s.refused(t, events, other, "svc", "guess", "bad_credentials")
+			s.readyz(t, http.StatusOK, 15*time.Second)
+			var denied int64
+			waitUntil(t, "the attacker's refusals in the audit trail", func() bool {
+				var rows []auditView
+				if err := json.Unmarshal([]byte(mustRun(t, "", "audit", "--dir", dir, "--user", "svc", "--result", "denied", "--json").stdout), &rows); err != nil {
+					t.Fatal(err)
+				}
+				denied = 0
+				for _, r := range rows {
+					if r.Host == attacker {
+						denied += r.Count
+					}
+				}
+				return denied == int64(threshold+1)
+			})
+			l := lockouts(t, dir)
+			if len(l) != 1 || l[0]["kind"] != "user+addr" || l[0]["addr"] != attacker {
+				t.Errorf("lockouts in the database after the disk has room = %v, want svc from %s", l, attacker)
+			}
+			s.refused(t, events, attacker, "svc", "svc-pass", "locked_out")
+		})
+	}
+}
+
+// dropXKey removes the xkey line from dir's nats.conf.
+func dropXKey(t *testing.T, dir string) {
+	t.Helper()
+	path := Layout{Dir: dir}.Path(serverConf)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "xkey:") {
+			kept = append(kept, line)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
