@@ -87,7 +87,9 @@ type AuditOptions struct {
 	// with Malformed set that were denied) and allowed logins are
 	// aggregated: the first of each key in an interval is written at once
 	// with count 1, its repeats as one row with their count when the
-	// interval ends. The key of a cheap denial is its reason, client
+	// interval ends. An allowed login whose key had logins in the last
+	// interval too is no first login: it is counted with the repeats, so
+	// that a client that logs in all the time costs one row an interval. The key of a cheap denial is its reason, client
 	// address and name; that of an allowed login its user, client
 	// address, account and connection type. Every other denial is a row
 	// of its own. Default DefaultAuditAggregateEvery.
@@ -516,16 +518,22 @@ type aggregator struct {
 	denied          int                  // keys of denials in keys
 	keys            map[aggKey]*loginRow // count 0: seen once, written at once
 	overflow        map[string]*loginRow // by reason, past max keys
+	// prev holds the keys of allowed logins of the last interval: their
+	// first login in this one is counted, not written at once, as it is
+	// no first login.
+	prev map[aggKey]bool
 }
 
 func newAggregator(max, maxAllowed int) *aggregator {
-	return &aggregator{max: max, maxAllowed: maxAllowed, keys: map[aggKey]*loginRow{}, overflow: map[string]*loginRow{}}
+	return &aggregator{max: max, maxAllowed: maxAllowed, keys: map[aggKey]*loginRow{},
+		overflow: map[string]*loginRow{}, prev: map[aggKey]bool{}}
 }
 
 // take reports whether it has counted e, to be written by flush, or e is to
 // be written now as a row of its own: any denial but a cheap one, the
-// first of each key in the interval, and allowed logins past maxAllowed
-// keys.
+// first of each key in the interval (for an allowed login, unless its key
+// had logins in the last interval too), and allowed logins past
+// maxAllowed keys.
 func (a *aggregator) take(e accounts.LoginEvent) bool {
 	if e.Allowed {
 		return a.takeAllowed(e)
@@ -563,8 +571,14 @@ func (a *aggregator) takeAllowed(e accounts.LoginEvent) bool {
 		a.count(r, e)
 		return true
 	}
-	if len(a.keys)-a.denied < a.maxAllowed {
-		a.keys[k] = &loginRow{}
+	if len(a.keys)-a.denied >= a.maxAllowed {
+		return false
+	}
+	r := &loginRow{}
+	a.keys[k] = r
+	if a.prev[k] {
+		a.count(r, e) // the key is still active: no first login
+		return true
 	}
 	return false
 }
@@ -591,6 +605,12 @@ func (a *aggregator) flush() []loginRow {
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(x, y loginRow) int { return x.Time.Compare(y.Time) })
+	clear(a.prev)
+	for k := range a.keys {
+		if k.allowed {
+			a.prev[k] = true
+		}
+	}
 	clear(a.keys)
 	clear(a.overflow)
 	a.denied = 0
