@@ -160,12 +160,17 @@ func (l *Lockouts) Memory() LockoutMemory {
 // Health returns nil unless a failed login could not be recorded in the
 // database within the last 30 seconds (or the memory limit is reached):
 // then an error that says since when, why, and how many keys are held in
-// memory. It holds again by itself once the database records a failure,
-// or 30 seconds after the last one it could not record.
-func (l *Lockouts) Health() error {
+// memory. While keys are held it first tries to write them back (at most
+// once a second), which tells whether the database can be written again.
+// So it holds again by itself once the database records, or 30 seconds
+// after the last failure it could not record.
+func (l *Lockouts) Health(ctx context.Context) error {
+	now := l.db.now()
+	if l.memKeys.Load() > 0 {
+		l.writeBack(ctx, now)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.db.now()
 	switch {
 	case l.full.Load():
 		return fmt.Errorf("%w (%d keys): every login that needs a password verification is refused until the database can be written: %w", ErrLockoutFull, l.maxMem, l.lastErr)

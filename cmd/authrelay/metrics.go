@@ -280,7 +280,7 @@ func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xke
 		}},
 		{"database", db.Ping},
 		{"audit", func(context.Context) error { return audit.Health() }},
-		{"lockouts", func(context.Context) error { return guard.Health() }},
+		{"lockouts", guard.Health},
 	}
 }
 

@@ -227,9 +227,8 @@ func TestFullDisk(t *testing.T) {
 			}
 
 			free()
-			// A failure recorded again writes the held lockout back.
-			s.refused(t, events, other, "svc", "guess", "bad_credentials")
 			s.readyz(t, http.StatusOK, 15*time.Second)
+			s.refused(t, events, other, "svc", "guess", "bad_credentials")
 			var denied int64
 			waitUntil(t, "the attacker's refusals in the audit trail", func() bool {
 				var rows []auditView
