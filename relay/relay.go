@@ -234,6 +234,10 @@ type Relay struct {
 	stats    counters
 
 	dropWarn, shedWarn everySecond
+	// failWarn limits the log of failed logins the guard could not record
+	// (a full disk) to one line a second; failErrs counts them all.
+	failWarn everySecond
+	failErrs atomic.Uint64
 }
 
 // New checks cfg, fills in defaults and returns a Relay.
