@@ -270,3 +270,33 @@ func dropXKey(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLockoutReadFailsClosed makes the lockout state unreadable (the
+// table renamed away from another handle): the relay then refuses even a
+// login its credential cache could answer, with internal_error (the reason
+// in the server's auth error event), since a relay that answered from the
+// cache without the lockout state would let a locked-out attacker test
+// guesses against it. Once the table is back the login is allowed again.
+func TestLockoutReadFailsClosed(t *testing.T) {
+	for _, e := range envs {
+		t.Run(e.name, func(t *testing.T) {
+			s := serveEmbedded(t, e.xkey)
+			s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
+			events := s.authErrors(t)
+			s.allowed(t, "127.0.0.1", "svc", "svc-pass") // now cached
+			raw, err := sql.Open("sqlite3", "file:"+Layout{Dir: s.dir}.Path(databaseFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			if _, err := raw.Exec(`ALTER TABLE lockouts RENAME TO lockouts_away`); err != nil {
+				t.Fatal(err)
+			}
+			s.refused(t, events, "127.0.0.1", "svc", "svc-pass", "internal_error")
+			if _, err := raw.Exec(`ALTER TABLE lockouts_away RENAME TO lockouts`); err != nil {
+				t.Fatal(err)
+			}
+			s.allowed(t, "127.0.0.1", "svc", "svc-pass")
+		})
+	}
+}
