@@ -88,9 +88,12 @@ const knownRefresh = time.Hour
 // so. The memory holds at most DefaultLockoutMemoryKeys keys; past that,
 // Reserve refuses every attempt (ErrLockoutFull) until the database
 // records again. Held keys are written back to the database, merged with
-// what it holds, once it can record again (at most once a second, after a
-// failure it recorded, or from Reserve); until then they are enforced by
-// this relay only, and 'user unlock' does not lift them. A lockout read
+// what it holds, once it can record again (tried at most once a second:
+// after a failure it recorded, from Health, and from Reserve while the
+// memory is full); until then they are enforced by this relay only, and
+// 'user unlock' does not lift them. A lock held in memory starts its
+// escalation from the first lock (the stored count of past locks is not
+// read), and the write-back keeps the larger count. A lockout read
 // that fails makes Locked and Reserve fail, so that the relay refuses the
 // login: a relay that answered from its credential cache without the
 // lockout state would let a locked-out attacker test guesses against the
