@@ -349,8 +349,9 @@ func (q *backlogQueue) remove(n int) {
 	case q.head == len(q.rows):
 		q.rows, q.head = q.rows[:0], 0
 	case q.head > len(q.rows)/2 && q.head >= 1024:
-		q.rows = append(q.rows[:0], q.rows[q.head:]...)
-		q.head = 0
+		n := copy(q.rows, q.rows[q.head:])
+		clear(q.rows[n:])
+		q.rows, q.head = q.rows[:n], 0
 	}
 }
 
