@@ -16,6 +16,7 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
+	"github.com/nats-io/nats.go"
 )
 
 // TestUserUnlockNeedsItsAuditRow locks bob out, then closes the audit table
@@ -298,5 +299,72 @@ func TestLockoutReadFailsClosed(t *testing.T) {
 			}
 			s.allowed(t, "127.0.0.1", "svc", "svc-pass")
 		})
+	}
+}
+
+// TestFullDiskLosesNoDecision is the fault trial of a full disk under
+// load: for AUTHRELAY_FULLDISK (a duration; 1s by default) logins arrive at
+// 100/s on a full tmpfs, from four client addresses of one user and, one in
+// ten, a wrong password from one of seven others. /readyz fails meanwhile;
+// once the disk has room every decision is in the audit trail (the rows'
+// counts add up to them all) and none is dropped. The log line gives the
+// figures.
+//
+//	AUTHRELAY_FULLDISK=20s go test -run TestFullDiskLosesNoDecision -v ./cmd/authrelay/
+func TestFullDiskLosesNoDecision(t *testing.T) {
+	d := time.Second
+	if v := os.Getenv("AUTHRELAY_FULLDISK"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			t.Fatalf("AUTHRELAY_FULLDISK=%q: want a duration such as 20s", v)
+		}
+	}
+	dir := smallDisk(t, 16<<20)
+	mustRun(t, "", "init", "--dir", dir)
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	s := serveOn(t, dir, "--http", "127.0.0.1:0")
+	s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
+	s.allowed(t, "127.0.0.1", "svc", "svc-pass")
+	free := fillDisk(t, Layout{Dir: dir}.Path(databaseFile), dir)
+	n := int(d / (10 * time.Millisecond))
+	start := time.Now()
+	var allowed, refused int
+	for i := range n {
+		for time.Since(start) < time.Duration(i)*10*time.Millisecond {
+			time.Sleep(time.Millisecond)
+		}
+		ip, pw := []string{"127.0.0.1", "127.0.0.4", "127.0.0.5", "127.0.0.6"}[i%4], "svc-pass"
+		if i%10 == 9 {
+			ip, pw = fmt.Sprintf("127.0.1.%d", 1+i%7), "wrong"
+		}
+		nc, err := s.connect("svc", pw, from(ip))
+		switch {
+		case err == nil:
+			nc.Close()
+			allowed++
+		case errors.Is(err, nats.ErrAuthorization):
+			refused++
+		default:
+			t.Fatalf("login %d: %v", i, err)
+		}
+	}
+	body := s.readyz(t, http.StatusServiceUnavailable, time.Second)
+	free()
+	s.readyz(t, http.StatusOK, 15*time.Second)
+	_, metrics := get(t, "http://"+s.httpAddr(t)+"/metrics")
+	dropped := samples(t, metrics)["authrelay_audit_dropped_total"]
+	s.stop() // the last counts are written as serve ends
+	var rows []auditView
+	if err := json.Unmarshal([]byte(mustRun(t, "", "audit", "--dir", dir, "--kind", "login", "--json").stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var events int64
+	for _, r := range rows {
+		events += r.Count
+	}
+	t.Logf("%d logins in %v on a full disk (%d allowed, %d refused), /readyz: %q; after: %d audit rows standing for %d decisions, %v dropped",
+		n, time.Since(start).Round(time.Millisecond), allowed, refused, strings.TrimSpace(body), len(rows), events, dropped)
+	if events != int64(n+1) || dropped != 0 {
+		t.Errorf("audit rows stand for %d decisions and %v were dropped, want %d and 0", events, dropped, n+1)
 	}
 }
