@@ -433,7 +433,11 @@ func (r *Relay) failed(ctx context.Context, rc *jwt.AuthorizationRequestClaims, 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err := g.Failed(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now(), f); err != nil {
-		r.log.Error("record failed login", "err", err)
+		// At most a line a second: a guessing attack on a full disk must
+		// not fill the log's disk too.
+		if n := r.failErrs.Add(1); r.failWarn.allow() {
+			r.log.Error("record failed login", "err", err, "not_recorded_total", n)
+		}
 	}
 }
 

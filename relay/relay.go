@@ -251,6 +251,10 @@ type Relay struct {
 	skewWarn, keyWarn, rejWarn everySecond
 	skewLogged                 atomic.Bool   // a skew above SkewWarnThreshold was logged
 	skewRejected               atomic.Uint64 // requests dropped for the skew
+	// failWarn limits the log of failed logins the guard could not record
+	// (a full disk) to one line a second; failErrs counts them all.
+	failWarn everySecond
+	failErrs atomic.Uint64
 }
 
 // New checks cfg, fills in defaults and returns a Relay.

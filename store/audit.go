@@ -33,24 +33,42 @@ const (
 	DefaultAuditBuffer     = 8192
 	DefaultAuditBatchSize  = 256
 	DefaultAuditFlushEvery = 200 * time.Millisecond
+	// DefaultAuditBacklog is the most rows kept to be written while the
+	// database cannot be written: about 20 MB at most.
+	DefaultAuditBacklog = 65536
 	// DefaultAuditAggregateEvery is the interval over which identical
-	// cheap denials are counted into one row.
+	// cheap denials and identical allowed logins are counted into one row.
 	DefaultAuditAggregateEvery = time.Minute
 	// DefaultAuditAggregateKeys is the most distinct (reason, address,
 	// name) keys of cheap denials kept apart in one interval.
 	DefaultAuditAggregateKeys = 256
+	// DefaultAuditAllowedKeys is the most distinct (user, address,
+	// account, connection type) keys of allowed logins counted in one
+	// interval.
+	DefaultAuditAllowedKeys = 4096
+	// DefaultAuditLogEvery is the shortest time between two log lines
+	// about the same trouble (failed writes, dropped events).
+	DefaultAuditLogEvery = 10 * time.Second
+	// DefaultAuditDropHold is how long Health still reports events
+	// dropped after the last drop.
+	DefaultAuditDropHold = 30 * time.Second
 )
 
 // defaultAuditRetry are the pauses before each further attempt to write a
-// batch that failed. Each attempt may itself wait up to the busy timeout for
-// the write lock, so a batch is given up after at most four attempts.
-var defaultAuditRetry = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+// batch that failed; the last is repeated for as long as the writes fail.
+// Each attempt may itself wait up to the busy timeout for the write lock.
+var defaultAuditRetry = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
 
 // AuditOptions configure an AuditWriter. Zero fields take the defaults.
 type AuditOptions struct {
-	// Buffer is how many events may wait to be written; Record drops what
-	// does not fit. Default DefaultAuditBuffer.
+	// Buffer is how many events may wait for the writer to take them;
+	// Record drops what does not fit. Default DefaultAuditBuffer.
 	Buffer int
+	// Backlog is how many rows the writer keeps to be written while the
+	// database cannot be written (a full disk, a read-only file): they are
+	// written, oldest first, once it can. Events past it are dropped and
+	// counted. Default DefaultAuditBacklog.
+	Backlog int
 	// BatchSize is the most events written in one transaction. Default
 	// DefaultAuditBatchSize.
 	BatchSize int
@@ -58,46 +76,66 @@ type AuditOptions struct {
 	// batch it is in, if the batch does not fill first. Default
 	// DefaultAuditFlushEvery.
 	FlushEvery time.Duration
-	// OnDrop, when set, is told how many events were dropped (buffer full,
-	// or a batch that could not be written) since it was last called. The
-	// writer calls it from its own goroutine, at most once per FlushEvery
-	// and once more as Close ends; while it runs nothing is written, so it
-	// should be quick. Events dropped by Record after Close are only
-	// counted in Dropped.
+	// OnDrop, when set, is told how many events were dropped (buffer or
+	// backlog full, or the writes still failing as Close ends) since it
+	// was last called. The writer calls it from its own goroutine, at most
+	// once per FlushEvery and once more as Close ends; while it runs
+	// nothing is written, so it should be quick. Events dropped by Record
+	// after Close are only counted in Dropped.
 	OnDrop func(n int)
 	// AggregateEvery is the interval over which cheap denials (events
-	// with Malformed set that were denied) are aggregated: the first of
-	// each (reason, client address, name) in an interval is written at
-	// once with count 1, its repeats as one row with their count when the
-	// interval ends. Default DefaultAuditAggregateEvery.
+	// with Malformed set that were denied) and allowed logins are
+	// aggregated: the first of each key in an interval is written at once
+	// with count 1, its repeats as one row with their count when the
+	// interval ends. An allowed login whose key had logins in the last
+	// interval too is no first login: it is counted with the repeats, so
+	// that a client that logs in all the time costs one row an interval. The key of a cheap denial is its reason, client
+	// address and name; that of an allowed login its user, client
+	// address, account and connection type. Every other denial is a row
+	// of its own. Default DefaultAuditAggregateEvery.
 	AggregateEvery time.Duration
-	// AggregateKeys is the most distinct keys kept apart in one interval;
-	// the cheap denials past it are counted into one row per reason with
-	// the user and client address empty, so that a flood of distinct
-	// names costs bounded memory and rows. Default
+	// AggregateKeys is the most distinct keys of cheap denials kept apart
+	// in one interval; the cheap denials past it are counted into one row
+	// per reason with the user and client address empty, so that a flood
+	// of distinct names costs bounded memory and rows. Default
 	// DefaultAuditAggregateKeys.
 	AggregateKeys int
-	// Logger receives the writer's warnings (a batch write failed and will
-	// be tried again) and errors (a batch was dropped); nil discards them.
+	// AllowedKeys is the most distinct keys of allowed logins counted in
+	// one interval; allowed logins past it are written as rows of their
+	// own, so that no allowed login loses its user. Negative: every
+	// allowed login is a row of its own. Default DefaultAuditAllowedKeys.
+	AllowedKeys int
+	// Logger receives the writer's warnings (writes failing, kept to be
+	// written) and errors (events dropped), each kind at most once per
+	// DefaultAuditLogEvery with the counts since the last; nil discards
+	// them.
 	Logger *slog.Logger
 
-	// retry overrides defaultAuditRetry, for tests.
-	retry []time.Duration
+	// retry overrides defaultAuditRetry, logEvery DefaultAuditLogEvery,
+	// for tests.
+	retry    []time.Duration
+	logEvery time.Duration
 }
 
 // AuditWriter writes login events to the audit table in batches, from one
 // goroutine, so that recording an event never waits for the database. It
-// satisfies the relay's Auditor interface. Every recorded event is either
-// written or counted in Dropped: none is lost silently.
+// satisfies the relay's Auditor interface. While the database cannot be
+// written, rows wait in a bounded backlog and are written when it can
+// again; every recorded event is either written or counted in Dropped,
+// and logged: none is lost silently. Health says whether the trail is
+// being written.
 type AuditWriter struct {
 	db         *DB
 	ch         chan accounts.LoginEvent
+	backlog    int
 	batchSize  int
 	flushEvery time.Duration
 	aggEvery   time.Duration
 	aggKeys    int
+	allowKeys  int
 	onDrop     func(n int)
 	retry      []time.Duration
+	logEvery   time.Duration
 	log        *slog.Logger
 
 	// mu guards closed and the closing of ch. Record only ever tries for
@@ -106,18 +144,35 @@ type AuditWriter struct {
 	mu     sync.RWMutex
 	closed bool
 
-	dropped atomic.Uint64
+	dropped  atomic.Uint64
+	lastDrop atomic.Int64 // Unix nanoseconds of the last drop, 0 if none
+	waiting  atomic.Int64 // rows in the backlog
 	// closing is set once Close has begun: batches that fail after it
 	// make Close return an error.
 	closing atomic.Bool
+
+	// state is the outcome of the last write, for Health.
+	stateMu sync.Mutex
+	state   writeState
 
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	// Owned by the writer goroutine until done is closed.
 	reported    uint64 // dropped events already passed to onDrop
+	logged      uint64 // dropped events already logged
+	lastDropLog time.Time
 	lostOnClose uint64
 	errOnClose  error
+}
+
+// writeState is whether the audit writes are failing, since when and why.
+type writeState struct {
+	failing  bool
+	since    time.Time
+	attempts int
+	err      error
+	lastLog  time.Time
 }
 
 // NewAuditWriter starts a writer of login events into db's audit table. Call
@@ -125,6 +180,9 @@ type AuditWriter struct {
 func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultAuditBuffer
+	}
+	if opts.Backlog <= 0 {
+		opts.Backlog = DefaultAuditBacklog
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultAuditBatchSize
@@ -138,8 +196,17 @@ func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 	if opts.AggregateKeys <= 0 {
 		opts.AggregateKeys = DefaultAuditAggregateKeys
 	}
+	switch {
+	case opts.AllowedKeys == 0:
+		opts.AllowedKeys = DefaultAuditAllowedKeys
+	case opts.AllowedKeys < 0:
+		opts.AllowedKeys = 0
+	}
 	if opts.retry == nil {
 		opts.retry = defaultAuditRetry
+	}
+	if opts.logEvery <= 0 {
+		opts.logEvery = DefaultAuditLogEvery
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -148,12 +215,15 @@ func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 	w := &AuditWriter{
 		db:         db,
 		ch:         make(chan accounts.LoginEvent, opts.Buffer),
+		backlog:    opts.Backlog,
 		batchSize:  opts.BatchSize,
 		flushEvery: opts.FlushEvery,
 		aggEvery:   opts.AggregateEvery,
 		aggKeys:    opts.AggregateKeys,
+		allowKeys:  opts.AllowedKeys,
 		onDrop:     opts.OnDrop,
 		retry:      opts.retry,
+		logEvery:   opts.logEvery,
 		log:        opts.Logger.With("component", "audit"),
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -170,33 +240,72 @@ func (w *AuditWriter) Record(e accounts.LoginEvent) {
 		e.Time = w.db.now()
 	}
 	if !w.mu.TryRLock() {
-		w.dropped.Add(1) // Close holds or wants the lock
+		w.drop(1) // Close holds or wants the lock
 		return
 	}
 	defer w.mu.RUnlock()
 	if w.closed {
-		w.dropped.Add(1)
+		w.drop(1)
 		return
 	}
 	select {
 	case w.ch <- e:
 	default:
-		w.dropped.Add(1)
+		w.drop(1)
 	}
 }
 
+// drop counts n events dropped.
+func (w *AuditWriter) drop(n uint64) {
+	w.dropped.Add(n)
+	w.lastDrop.Store(w.db.now().UnixNano())
+}
+
 // Dropped returns how many events were recorded but will never be written:
-// the buffer was full, their batch could not be written after retries, or
-// they came after Close.
+// the buffer or the backlog was full, they came after Close, or the writes
+// still failed as Close ended.
 func (w *AuditWriter) Dropped() uint64 {
 	return w.dropped.Load()
+}
+
+// Waiting returns how many events wait to be written: in the buffer, and
+// rows in the backlog.
+func (w *AuditWriter) Waiting() int {
+	return len(w.ch) + int(w.waiting.Load())
+}
+
+// ErrAuditFailing is the error Health wraps when the audit trail is not
+// being written.
+var ErrAuditFailing = errors.New("audit trail failing")
+
+// Health returns nil while the audit trail is being written, and an error
+// wrapping ErrAuditFailing that says why otherwise: the last write failed
+// (since when, how many events wait), or events were dropped within the
+// last DefaultAuditDropHold. It holds again by itself once a write
+// succeeds and no event has been dropped for that long.
+func (w *AuditWriter) Health() error {
+	w.stateMu.Lock()
+	st := w.state
+	w.stateMu.Unlock()
+	if st.failing {
+		return fmt.Errorf("%w: writes failing since %s (%d attempts), %d events waiting, %d dropped in all: %w",
+			ErrAuditFailing, st.since.UTC().Format(time.RFC3339), st.attempts, w.Waiting(), w.Dropped(), st.err)
+	}
+	if at := w.lastDrop.Load(); at != 0 {
+		if ago := w.db.now().Sub(time.Unix(0, at)); ago < DefaultAuditDropHold {
+			return fmt.Errorf("%w: events dropped %v ago, %d in all: the buffer was full", ErrAuditFailing, ago.Round(time.Second), w.Dropped())
+		}
+	}
+	return nil
 }
 
 // Close stops accepting events, writes every event still buffered, and stops
 // the writer. If ctx ends first, Close returns ctx's error at once and the
 // writer stops soon after, counting what it did not write in Dropped. Close
-// also returns an error when the last events could not be written. Calling
-// Close again waits for the same end.
+// also returns an error when the last events could not be written: while
+// closing, the writer tries a failing write once more after each pause of
+// its retry schedule, then gives up. Calling Close again waits for the same
+// end.
 func (w *AuditWriter) Close(ctx context.Context) error {
 	w.closing.Store(true)
 	w.mu.Lock()
@@ -218,48 +327,172 @@ func (w *AuditWriter) Close(ctx context.Context) error {
 	return nil
 }
 
-// run is the writer goroutine: it collects events into batches and writes a
-// batch when it is full or FlushEvery has passed, until Close closes ch and
-// ch is drained.
+// backlogQueue is the rows waiting to be written, oldest first. Only the
+// writer goroutine uses it.
+type backlogQueue struct {
+	rows []loginRow
+	head int
+}
+
+func (q *backlogQueue) len() int { return len(q.rows) - q.head }
+
+// next returns up to n of the oldest rows, without removing them.
+func (q *backlogQueue) next(n int) []loginRow {
+	return q.rows[q.head : q.head+min(n, q.len())]
+}
+
+// remove removes the n oldest rows.
+func (q *backlogQueue) remove(n int) {
+	clear(q.rows[q.head : q.head+n]) // let the strings go
+	q.head += n
+	switch {
+	case q.head == len(q.rows):
+		q.rows, q.head = q.rows[:0], 0
+	case q.head > len(q.rows)/2 && q.head >= 1024:
+		n := copy(q.rows, q.rows[q.head:])
+		clear(q.rows[n:])
+		q.rows, q.head = q.rows[:n], 0
+	}
+}
+
+// run is the writer goroutine: it collects events into the backlog and
+// writes a batch when one is full or FlushEvery has passed, until Close
+// closes ch and ch is drained. While writes fail it keeps taking events
+// into the backlog, and tries again after each pause of the retry
+// schedule.
 func (w *AuditWriter) run(ctx context.Context) {
 	defer close(w.done)
 	tick := time.NewTicker(w.flushEvery)
 	defer tick.Stop()
 	aggTick := time.NewTicker(w.aggEvery)
 	defer aggTick.Stop()
-	agg := newAggregator(w.aggKeys)
-	batch := make([]loginRow, 0, w.batchSize)
+	agg := newAggregator(w.aggKeys, w.allowKeys)
+	var q backlogQueue
+	var retry <-chan time.Time // set while writes fail
+	failures := 0
 	add := func(r loginRow) {
-		batch = append(batch, r)
-		if len(batch) == w.batchSize {
-			w.write(ctx, batch)
-			batch = batch[:0]
+		if q.len() >= w.backlog {
+			w.drop(uint64(max(r.count, 1)))
+			return
 		}
+		q.rows = append(q.rows, r)
 	}
+	// flush writes batches while there are at least least rows, and
+	// reports whether the writes succeed.
+	flush := func(least int) bool {
+		for q.len() >= max(least, 1) {
+			batch := q.next(w.batchSize)
+			if err := w.db.insertLoginRows(ctx, batch); err != nil {
+				failures++
+				w.failed(err, q.len())
+				return false
+			}
+			q.remove(len(batch))
+			if failures > 0 {
+				failures = 0
+				w.recovered()
+			}
+		}
+		return true
+	}
+	pause := func() time.Duration { return w.retry[min(failures, len(w.retry))-1] }
+	defer func() { w.waiting.Store(int64(q.len())) }()
 	for {
+		w.waiting.Store(int64(q.len()))
 		select {
 		case e, ok := <-w.ch:
 			if !ok {
 				for _, r := range agg.flush() {
 					add(r)
 				}
-				w.write(ctx, batch)
-				w.reportDrops()
+				w.closeOut(ctx, &q, flush, &failures)
+				w.reportDrops(true)
 				return
 			}
-			if agg.take(e) {
-				continue
+			if !agg.take(e) {
+				add(loginRow{LoginEvent: e, count: 1})
 			}
-			add(loginRow{LoginEvent: e, count: 1})
+			if retry == nil && q.len() >= w.batchSize && !flush(w.batchSize) {
+				retry = time.After(pause())
+			}
 		case <-aggTick.C:
 			for _, r := range agg.flush() {
 				add(r)
 			}
+		case <-retry:
+			retry = nil
+			if !flush(1) {
+				retry = time.After(pause())
+			}
 		case <-tick.C:
-			w.write(ctx, batch)
-			batch = batch[:0]
-			w.reportDrops()
+			if retry == nil && !flush(1) {
+				retry = time.After(pause())
+			}
+			w.reportDrops(false)
 		}
+	}
+}
+
+// closeOut writes the backlog as the writer closes: a failing write is
+// tried again after each pause of the retry schedule, then what is left is
+// dropped and reported by Close.
+func (w *AuditWriter) closeOut(ctx context.Context, q *backlogQueue, flush func(int) bool, failures *int) {
+	tries := 0
+	for !flush(1) {
+		if tries == len(w.retry) || ctx.Err() != nil {
+			n := uint64(0)
+			for _, r := range q.next(q.len()) {
+				n += uint64(max(r.count, 1))
+			}
+			q.remove(q.len())
+			w.drop(n)
+			w.lostOnClose += n
+			w.stateMu.Lock()
+			w.errOnClose = w.state.err
+			w.stateMu.Unlock()
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.retry[tries]):
+		}
+		tries++
+	}
+}
+
+// failed notes a failed write, and logs it at the first failure and then
+// at most once per logEvery.
+func (w *AuditWriter) failed(err error, waiting int) {
+	now := w.db.now()
+	w.stateMu.Lock()
+	st := &w.state
+	first := !st.failing
+	if first {
+		st.failing, st.since, st.attempts = true, now, 0
+	}
+	st.attempts++
+	st.err = err
+	logIt := first || now.Sub(st.lastLog) >= w.logEvery
+	if logIt {
+		st.lastLog = now
+	}
+	since, attempts := st.since, st.attempts
+	w.stateMu.Unlock()
+	if logIt {
+		w.log.Warn("audit trail not written: rows kept to be written when the database can be written again",
+			"waiting", waiting, "backlog_max", w.backlog, "failing_since", since, "attempts", attempts, "err", err)
+	}
+}
+
+// recovered notes a write that succeeded after failures, and logs it.
+func (w *AuditWriter) recovered() {
+	w.stateMu.Lock()
+	st := w.state
+	w.state = writeState{}
+	w.stateMu.Unlock()
+	if st.failing {
+		w.log.Info("audit trail written again", "failed_for", w.db.now().Sub(st.since).Round(time.Millisecond),
+			"attempts", st.attempts, "dropped_total", w.Dropped())
 	}
 }
 
@@ -270,40 +503,53 @@ type loginRow struct {
 	count int64
 }
 
-// aggKey is what makes cheap denials identical.
-type aggKey struct{ reason, host, user string }
+// aggKey is what makes cheap denials, or allowed logins, identical.
+type aggKey struct {
+	allowed                         bool
+	reason, host, user, acct, ctype string
+}
 
-// aggregator counts the repeats of cheap denials within one interval. It
-// holds at most max keys plus one row per reason, so its memory is bounded
+// aggregator counts the repeats of cheap denials and allowed logins within
+// one interval. It holds at most max keys of denials plus one row per
+// reason, and maxAllowed keys of allowed logins, so its memory is bounded
 // however many distinct names a flood uses. Only the writer goroutine uses
 // it.
 type aggregator struct {
-	max      int
-	keys     map[aggKey]*loginRow // count 0: seen once, written at once
-	overflow map[string]*loginRow // by reason, past max keys
+	max, maxAllowed int
+	denied          int                  // keys of denials in keys
+	keys            map[aggKey]*loginRow // count 0: seen once, written at once
+	overflow        map[string]*loginRow // by reason, past max keys
+	// prev holds the keys of allowed logins of the last interval: their
+	// first login in this one is counted, not written at once, as it is
+	// no first login.
+	prev map[aggKey]bool
 }
 
-func newAggregator(max int) *aggregator {
-	return &aggregator{max: max, keys: map[aggKey]*loginRow{}, overflow: map[string]*loginRow{}}
+func newAggregator(max, maxAllowed int) *aggregator {
+	return &aggregator{max: max, maxAllowed: maxAllowed, keys: map[aggKey]*loginRow{},
+		overflow: map[string]*loginRow{}, prev: map[aggKey]bool{}}
 }
 
 // take reports whether it has counted e, to be written by flush, or e is to
-// be written now as a row of its own: any event but a cheap denial, and the
-// first of each key in the interval.
+// be written now as a row of its own: any denial but a cheap one, the
+// first of each key in the interval (for an allowed login, unless its key
+// had logins in the last interval too), and allowed logins past
+// maxAllowed keys.
 func (a *aggregator) take(e accounts.LoginEvent) bool {
-	if e.Allowed || !e.Malformed {
+	if e.Allowed {
+		return a.takeAllowed(e)
+	}
+	if !e.Malformed {
 		return false
 	}
-	k := aggKey{e.Reason, e.Host, e.User}
+	k := aggKey{reason: e.Reason, host: e.Host, user: e.User}
 	if r, ok := a.keys[k]; ok {
-		if r.count == 0 {
-			r.LoginEvent = e
-		}
-		r.count++
+		a.count(r, e)
 		return true
 	}
-	if len(a.keys) < a.max {
+	if a.denied < a.max {
 		a.keys[k] = &loginRow{}
+		a.denied++
 		return false
 	}
 	r, ok := a.overflow[e.Reason]
@@ -319,6 +565,34 @@ func (a *aggregator) take(e accounts.LoginEvent) bool {
 	return true
 }
 
+// takeAllowed is take for an allowed login.
+func (a *aggregator) takeAllowed(e accounts.LoginEvent) bool {
+	k := aggKey{allowed: true, host: e.Host, user: e.User, acct: e.Account, ctype: e.ConnType}
+	if r, ok := a.keys[k]; ok {
+		a.count(r, e)
+		return true
+	}
+	if len(a.keys)-a.denied >= a.maxAllowed {
+		return false
+	}
+	r := &loginRow{}
+	a.keys[k] = r
+	if a.prev[k] {
+		a.count(r, e) // the key is still active: no first login
+		return true
+	}
+	return false
+}
+
+// count counts e as a repeat into r: the row keeps the first repeat's
+// time, client and latency.
+func (a *aggregator) count(r *loginRow, e accounts.LoginEvent) {
+	if r.count == 0 {
+		r.LoginEvent = e
+	}
+	r.count++
+}
+
 // flush returns the rows of the repeats counted in this interval, oldest
 // first, and starts the next interval.
 func (a *aggregator) flush() []loginRow {
@@ -332,50 +606,38 @@ func (a *aggregator) flush() []loginRow {
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(x, y loginRow) int { return x.Time.Compare(y.Time) })
+	clear(a.prev)
+	for k := range a.keys {
+		if k.allowed {
+			a.prev[k] = true
+		}
+	}
 	clear(a.keys)
 	clear(a.overflow)
+	a.denied = 0
 	return out
 }
 
-// write writes batch in one transaction, trying again after each pause in
-// w.retry, and counts the batch as dropped if every attempt fails.
-func (w *AuditWriter) write(ctx context.Context, batch []loginRow) {
-	if len(batch) == 0 {
-		return
-	}
-	err := w.db.insertLoginRows(ctx, batch)
-	for i := 0; err != nil && i < len(w.retry) && ctx.Err() == nil; i++ {
-		w.log.Warn("audit write failed, trying again", "events", len(batch), "attempt", i+1, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(w.retry[i]):
-			err = w.db.insertLoginRows(ctx, batch)
-		}
-	}
-	if err == nil {
-		return
-	}
-	var n uint64
-	for _, r := range batch {
-		n += uint64(r.count)
-	}
-	w.dropped.Add(n)
-	w.log.Error("audit events dropped", "events", n, "err", err)
-	if w.closing.Load() {
-		w.lostOnClose += n
-		w.errOnClose = err
-	}
-}
-
-// reportDrops passes to OnDrop the events dropped since it last did.
-func (w *AuditWriter) reportDrops() {
-	if w.onDrop == nil {
-		return
-	}
-	if d := w.dropped.Load(); d > w.reported {
+// reportDrops passes to OnDrop the events dropped since it last did, and
+// logs them at most once per logEvery (or now, when final).
+func (w *AuditWriter) reportDrops(final bool) {
+	d := w.dropped.Load()
+	if w.onDrop != nil && d > w.reported {
 		n := d - w.reported
 		w.reported = d
 		w.onDrop(int(min(n, math.MaxInt)))
+	}
+	now := w.db.now()
+	if d > w.logged && (final || now.Sub(w.lastDropLog) >= w.logEvery) {
+		w.stateMu.Lock()
+		err := w.state.err
+		w.stateMu.Unlock()
+		attrs := []any{"events", d - w.logged, "dropped_total", d, "waiting", w.Waiting(), "backlog_max", w.backlog}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		w.log.Error("audit events dropped", attrs...)
+		w.logged, w.lastDropLog = d, now
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,8 +34,8 @@ func TestAuditAggregatesCheapDenials(t *testing.T) {
 		for i := range 1000 {
 			w.Record(cheapDenial(i, "no_credentials", "10.0.0.1", ""))
 		}
-		// Neither an allowed login nor a verified wrong password is
-		// aggregated, however often it repeats.
+		// A verified wrong password is not aggregated, however often it
+		// repeats; allowed logins are (TestAuditAggregatesAllowedLogins).
 		for i := range 3 {
 			w.Record(accounts.LoginEvent{Time: auditBase.Add(time.Duration(2000+i) * time.Millisecond), User: "alice", Host: "10.0.0.1", Allowed: true, Account: "APP"})
 			w.Record(accounts.LoginEvent{Time: auditBase.Add(time.Duration(3000+i) * time.Millisecond), User: "alice", Host: "10.0.0.1", Reason: "bad_credentials"})
@@ -43,7 +44,7 @@ func TestAuditAggregatesCheapDenials(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows := auditAll(t, db)
-		if got, want := len(rows), 2+6; got != want {
+		if got, want := len(rows), 2+2+3; got != want {
 			t.Fatalf("%d rows, want %d: %+v", got, want, rows)
 		}
 		first, repeats := rows[0], rows[1]
@@ -54,7 +55,7 @@ func TestAuditAggregatesCheapDenials(t *testing.T) {
 			t.Errorf("repeats row %+v, want the second denial's fields with count 999", repeats)
 		}
 		for _, r := range rows[2:] {
-			if r.Count != 1 {
+			if r.Result == AuditDenied && r.Count != 1 {
 				t.Errorf("row %+v aggregated, want count 1", r)
 			}
 		}
@@ -131,4 +132,190 @@ func TestAuditAggregatesCheapDenials(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// allowedLogin is an allowed login of name from host at millisecond i.
+func allowedLogin(i int, name, host string) accounts.LoginEvent {
+	return accounts.LoginEvent{
+		Time: auditBase.Add(time.Duration(i) * time.Millisecond), User: name, Account: "APP", Host: host,
+		ServerID: "NSERVER", ClientID: uint64(i + 1), ConnType: "STANDARD", Allowed: true,
+	}
+}
+
+// TestAuditAggregatesAllowedLogins: repeated identical allowed logins (one
+// user, address, account and connection type) in an interval are two rows,
+// the first login and its repeats with their count; other users and
+// addresses are kept apart; past AllowedKeys every allowed login is a row
+// of its own, user and address kept; denials are never folded into them.
+func TestAuditAggregatesAllowedLogins(t *testing.T) {
+	t.Run("repeats of one login become two rows", func(t *testing.T) {
+		db, _ := newTestDB(t)
+		w := db.NewAuditWriter(AuditOptions{AggregateEvery: time.Hour})
+		for i := range 1000 {
+			w.Record(allowedLogin(i, "svc", "10.0.0.1"))
+		}
+		for i := range 3 {
+			w.Record(allowedLogin(2000+i, "svc", "10.0.0.2"))
+			w.Record(allowedLogin(3000+i, "other", "10.0.0.1"))
+			denied := allowedLogin(4000+i, "svc", "10.0.0.1")
+			denied.Allowed, denied.Account, denied.Reason = false, "", "bad_credentials"
+			w.Record(denied)
+		}
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		rows := auditAll(t, db)
+		if got, want := len(rows), 2+2+2+3; got != want {
+			t.Fatalf("%d rows, want %d: %+v", got, want, rows)
+		}
+		first, repeats := rows[0], rows[1]
+		if first.Count != 1 || first.ClientID != 1 || first.User != "svc" || first.Result != AuditAllowed {
+			t.Errorf("first row %+v, want svc's first login with count 1", first)
+		}
+		if repeats.Count != 999 || repeats.ClientID != 2 || repeats.User != "svc" || repeats.Host != "10.0.0.1" || repeats.Account != "APP" {
+			t.Errorf("repeats row %+v, want the second login's fields with count 999", repeats)
+		}
+		for _, r := range rows {
+			if r.Result == AuditDenied && r.Count != 1 {
+				t.Errorf("denial %+v aggregated, want count 1", r)
+			}
+		}
+		if got := sumCounts(rows); got != 1009 || w.Dropped() != 0 {
+			t.Errorf("rows stand for %d events, dropped %d; want 1009 and 0", got, w.Dropped())
+		}
+	})
+
+	t.Run("past the key limit each login is its own row", func(t *testing.T) {
+		db, _ := newTestDB(t)
+		w := db.NewAuditWriter(AuditOptions{AggregateEvery: time.Hour, AllowedKeys: 10})
+		for i := range 100 {
+			w.Record(allowedLogin(i, fmt.Sprintf("user%d", i%20), "10.0.0.1"))
+		}
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		rows := auditAll(t, db)
+		// 10 users aggregated (first + repeats), 10 as rows of their own.
+		if got, want := len(rows), 10*2+10*5; got != want {
+			t.Fatalf("%d rows, want %d", got, want)
+		}
+		for _, r := range rows {
+			if r.User == "" || r.Host == "" {
+				t.Errorf("row %+v lost its user or address", r)
+			}
+		}
+		if got := sumCounts(rows); got != 100 {
+			t.Errorf("rows stand for %d events, want 100", got)
+		}
+	})
+
+	t.Run("AllowedKeys below zero turns it off", func(t *testing.T) {
+		db, _ := newTestDB(t)
+		w := db.NewAuditWriter(AuditOptions{AggregateEvery: time.Hour, AllowedKeys: -1})
+		for i := range 50 {
+			w.Record(allowedLogin(i, "svc", "10.0.0.1"))
+		}
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if rows := auditAll(t, db); len(rows) != 50 {
+			t.Errorf("%d rows, want 50", len(rows))
+		}
+	})
+}
+
+// TestAuditAllowedSteadyKey: a client that logs in all the time has its
+// first login as a row of its own once, then one row per interval with the
+// count; after an interval without logins its next login is a first again.
+func TestAuditAllowedSteadyKey(t *testing.T) {
+	a := newAggregator(DefaultAuditAggregateKeys, DefaultAuditAllowedKeys)
+	interval := func(logins int) (own, counted int) {
+		for i := range logins {
+			if !a.take(allowedLogin(i, "svc", "10.0.0.1")) {
+				own++
+			}
+		}
+		return own, len(a.flush())
+	}
+	for i, c := range []struct{ logins, own, counted int }{
+		{100, 1, 1}, // the first login, then its repeats
+		{100, 0, 1}, // still active: one row
+		{1, 0, 1},
+		{0, 0, 0},   // quiet
+		{100, 1, 1}, // a first login again
+	} {
+		if own, counted := interval(c.logins); own != c.own || counted != c.counted {
+			t.Errorf("interval %d: %d rows at once and %d at its end, want %d and %d", i, own, counted, c.own, c.counted)
+		}
+	}
+}
+
+// BenchmarkAuditDay measures what a day of 300 logins/s, all allowed, from
+// pairs distinct (user, address) pairs each logging in every minute, leaves
+// in the audit trail at steady state (the third simulated minute), with the
+// bytes a row takes in the database, indexes included:
+//
+//	go test -run '^$' -bench BenchmarkAuditDay -benchtime 1x ./store/
+func BenchmarkAuditDay(b *testing.B) {
+	const perMinute = 300 * 60
+	event := func(i, pairs int) accounts.LoginEvent {
+		k := i % pairs
+		return accounts.LoginEvent{
+			Time: auditBase.Add(time.Duration(i) * time.Second / 300), User: fmt.Sprintf("service-%04d", k),
+			Account: "APP", Host: fmt.Sprintf("10.1.%d.%d", k/256%256, k%256),
+			ServerID: "NDZ6DNHMLQ2V3CC4Q5ZM6X4KKQ2XZTS7G4JQHHZLX3DNFRZO4LQG5X5A",
+			ClientID: uint64(i), ConnType: "STANDARD", Allowed: true, Latency: 300 * time.Microsecond,
+		}
+	}
+	// The bytes of a row: 20,000 rows written, the growth of the file.
+	db, err := Open(b.Context(), filepath.Join(b.TempDir(), "authrelay.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	size := func() int64 {
+		var pages, free, pageSize int64
+		for q, dst := range map[string]*int64{"page_count": &pages, "freelist_count": &free, "page_size": &pageSize} {
+			if err := db.sql.QueryRowContext(b.Context(), "PRAGMA "+q).Scan(dst); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return (pages - free) * pageSize
+	}
+	before := size()
+	const sample = 20000
+	rows := make([]loginRow, 0, DefaultAuditBatchSize)
+	for i := range sample {
+		rows = append(rows, loginRow{LoginEvent: event(i, sample), count: int64(1 + i%3)})
+		if len(rows) == cap(rows) || i == sample-1 {
+			if err := db.insertLoginRows(b.Context(), rows); err != nil {
+				b.Fatal(err)
+			}
+			rows = rows[:0]
+		}
+	}
+	perRow := float64(size()-before) / sample
+
+	for _, pairs := range []int{100, 1000, 4096, 18000} {
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {
+			for range b.N {
+				a := newAggregator(DefaultAuditAggregateKeys, DefaultAuditAllowedKeys)
+				var minute int
+				for range 3 {
+					minute = 0
+					for i := range perMinute {
+						if !a.take(event(i, pairs)) {
+							minute++
+						}
+					}
+					minute += len(a.flush())
+				}
+				day := float64(minute) * 1440
+				b.ReportMetric(perRow, "bytes/row")
+				b.ReportMetric(day, "rows/day")
+				b.ReportMetric(day*perRow/1e9, "GB/day")
+				b.ReportMetric(day*perRow*30/1e9, "GB/30d")
+			}
+		})
+	}
 }

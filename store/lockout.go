@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +79,25 @@ const knownRefresh = time.Hour
 // grow the table. Addresses are keyed in canonical form: an IPv4-mapped IPv6
 // address as IPv4, an IPv6 address as its prefix of policy.V6Prefix bits
 // ("2001:db8:1:2::/64").
+//
+// A failure the database cannot record (a full disk, a read-only file) is
+// held in memory instead, with the same rules, and Locked and Reserve
+// consult the memory as well as the database, so that a guessing attack
+// gets no easier while the database cannot be written; Failed still
+// returns the error, so that the relay logs it, and Memory and Health say
+// so. The memory holds at most DefaultLockoutMemoryKeys keys; past that,
+// Reserve refuses every attempt (ErrLockoutFull) until the database
+// records again. Held keys are written back to the database, merged with
+// what it holds, once it can record again (tried at most once a second:
+// after a failure it recorded, from Health, and from Reserve while the
+// memory is full); until then they are enforced by this relay only, and
+// 'user unlock' does not lift them. A lock held in memory starts its
+// escalation from the first lock (the stored count of past locks is not
+// read), and the write-back keeps the larger count. A lockout read
+// that fails makes Locked and Reserve fail, so that the relay refuses the
+// login: a relay that answered from its credential cache without the
+// lockout state would let a locked-out attacker test guesses against the
+// cache.
 type Lockouts struct {
 	db  *DB
 	p   accounts.LockoutPolicy
@@ -85,6 +105,16 @@ type Lockouts struct {
 
 	mu       sync.Mutex
 	inflight map[lockKey]int // reserved verifications per key
+
+	// The failures the database could not record, guarded by mu.
+	mem            map[lockKey]*memKey
+	maxMem         int
+	full           atomic.Bool // the memory limit is reached
+	unrecorded     uint64
+	lastUnrecorded time.Time
+	lastErr        error // why the last failure was not recorded; nil once one is
+	lastWriteBack  time.Time
+	memKeys        atomic.Int64 // len(mem), read without mu
 }
 
 // lockKey is one counted key: kind, and the user and addr columns.
@@ -98,7 +128,7 @@ type lockKey struct {
 // of lockout off entirely: its failures are not counted and existing
 // lockouts of that kind are not enforced.
 func (db *DB) Lockouts(p accounts.LockoutPolicy) *Lockouts {
-	l := &Lockouts{db: db, p: p, inflight: map[lockKey]int{}}
+	l := &Lockouts{db: db, p: p, inflight: map[lockKey]int{}, mem: map[lockKey]*memKey{}, maxMem: DefaultLockoutMemoryKeys}
 	if err := p.Validate(); err != nil {
 		l.err = fmt.Errorf("lockout policy: %w", err)
 	}
@@ -305,7 +335,15 @@ func (l *Lockouts) Locked(ctx context.Context, name, addr string, now time.Time)
 	if err != nil {
 		return false, fmt.Errorf("check lockout: %w", err)
 	}
-	return st.lockedBy(k, now) != "", nil
+	if st.lockedBy(k, now) != "" {
+		return true, nil
+	}
+	if l.memKeys.Load() == 0 {
+		return false, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.memLockedBy(k, st.known, now) != "", nil
 }
 
 // Reserve takes one of the attempts the policy leaves at now for a login of
@@ -332,13 +370,20 @@ func (l *Lockouts) Reserve(ctx context.Context, name, addr string, now time.Time
 	if k.none() {
 		return true, nil
 	}
+	if l.full.Load() {
+		// Only a write tells whether the database can record again.
+		l.writeBack(ctx, now)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.full.Load() {
+		return false, fmt.Errorf("reserve login attempt: %w: %w", ErrLockoutFull, l.lastErr)
+	}
 	st, err := l.read(ctx, k, now)
 	if err != nil {
 		return false, fmt.Errorf("reserve login attempt: %w", err)
 	}
-	if st.lockedBy(k, now) != "" {
+	if st.lockedBy(k, now) != "" || l.memLockedBy(k, st.known, now) != "" {
 		return false, nil
 	}
 	keys := l.counted(k)
@@ -346,7 +391,10 @@ func (l *Lockouts) Reserve(ctx context.Context, name, addr string, now time.Time
 		if c.key.kind == LockoutUser && st.known {
 			continue
 		}
-		if n := st.of(c.key.kind).count(now, l.p.Window); n > 0 && n+l.inflight[c.key] >= c.threshold {
+		// The failures held in memory started from the stored ones, so
+		// the larger of the two counts.
+		n := max(st.of(c.key.kind).count(now, l.p.Window), l.memCount(c.key, now))
+		if n > 0 && n+l.inflight[c.key] >= c.threshold {
 			return false, nil
 		}
 	}
@@ -388,6 +436,28 @@ func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time,
 	if k.none() {
 		return nil
 	}
+	if err := l.record(ctx, k, now); err != nil {
+		// Held in memory instead, from the stored state if it can be
+		// read (a full disk still reads).
+		st, rerr := l.read(ctx, k, now)
+		if rerr != nil {
+			st = guardState{}
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.holdFailure(k, st, now, err)
+	}
+	l.mu.Lock()
+	l.recorded()
+	l.mu.Unlock()
+	if l.memKeys.Load() > 0 {
+		l.writeBack(ctx, now)
+	}
+	return nil
+}
+
+// record writes a failure of k's counted keys in one transaction.
+func (l *Lockouts) record(ctx context.Context, k keySet, now time.Time) error {
 	tx, err := l.db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record failed login: %w", err)
@@ -467,6 +537,17 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 	k := l.keys(name, addr)
 	if k.name == "" || k.addr == "" {
 		return nil
+	}
+	if k.pair && l.memKeys.Load() > 0 {
+		// The pair's failures held in memory are cleared as the stored
+		// ones are, unless it is locked.
+		l.mu.Lock()
+		key := lockKey{LockoutPair, k.name, k.addr}
+		if m, ok := l.mem[key]; ok && !m.locked(now) {
+			delete(l.mem, key)
+			l.memKeys.Store(int64(len(l.mem)))
+		}
+		l.mu.Unlock()
 	}
 	clear, record := k.pair, l.p.KnownFor > 0 && l.p.UserThreshold > 0
 	if !clear && !record {
@@ -635,7 +716,8 @@ func addrKeys(addr string) []string {
 // only, the address's and every pair from it; with both, that pair. An
 // address may be an IP address, which matches it whatever IPv6 prefix it
 // was counted under, or a prefix as 'user lockouts' shows it. It reports
-// whether any of them was locked; a key with no record is no error.
+// whether any of them was locked; a key with no record is no error. Called
+// within Admin, it is part of the admin change's transaction.
 func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
 	var (
 		where string
@@ -664,7 +746,7 @@ func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
 	default:
 		return false, fmt.Errorf("unlock: give a username, an address or both")
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}

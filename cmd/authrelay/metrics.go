@@ -112,6 +112,37 @@ func (m *metrics) Decision(o relay.Observation) {
 	}
 }
 
+// watchStore exports what the store could not write, read at each scrape:
+//
+//   - authrelay_audit_dropped_total: login events that will never be in
+//     the audit trail (buffer or backlog full while the database could
+//     not be written).
+//   - authrelay_audit_waiting: login events waiting to be written (more
+//     than a few hundred means the writes are failing or slow).
+//   - authrelay_lockout_unrecorded_total: failed logins the database could
+//     not record, enforced in memory by this relay instead.
+//   - authrelay_lockout_memory_keys: lockout keys held in memory now.
+func (m *metrics) watchStore(audit *store.AuditWriter, guard *store.Lockouts) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authrelay_audit_dropped_total",
+			Help: "Login events dropped from the audit trail: the buffer or backlog was full while the database could not be written.",
+		}, func() float64 { return float64(audit.Dropped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_audit_waiting",
+			Help: "Login events waiting to be written to the audit trail.",
+		}, func() float64 { return float64(audit.Waiting()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authrelay_lockout_unrecorded_total",
+			Help: "Failed logins the database could not record, enforced in memory by this relay instead.",
+		}, func() float64 { return float64(guard.Memory().Unrecorded) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_lockout_memory_keys",
+			Help: "Lockout keys held in memory because the database could not record their failures.",
+		}, func() float64 { return float64(guard.Memory().Keys) }),
+	)
+}
+
 // Kick counts a client connection the relay had the server disconnect.
 func (m *metrics) Kick() { m.kicks.Inc() }
 
@@ -277,8 +308,9 @@ func serveHTTP(addr string, h http.Handler, logger *slog.Logger) (stop func(), e
 }
 
 // serveReadyChecks are serve's readiness conditions: the keys are loaded,
-// the relay answers on a live NATS connection, and the database answers.
-func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xkey *accounts.XKey) []readyCheck {
+// the relay answers on a live NATS connection, the database answers, the
+// audit trail is being written, and failed logins are being recorded.
+func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xkey *accounts.XKey, audit *store.AuditWriter, guard *store.Lockouts) []readyCheck {
 	return []readyCheck{
 		{"keys", func(context.Context) error {
 			if issuer == nil || xkey == nil {
@@ -293,6 +325,8 @@ func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xke
 			return nil
 		}},
 		{"database", db.Ping},
+		{"audit", func(context.Context) error { return audit.Health() }},
+		{"lockouts", guard.Health},
 	}
 }
 

@@ -241,7 +241,8 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	audit := db.NewAuditWriter(store.AuditOptions{})
+	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
+	guard := db.Lockouts(c.lockout)
 
 	cfg := relay.Config{
 		URL:      c.natsURL,
@@ -250,7 +251,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Issuer:   issuer,
 		XKey:     xkey,
 		Users:    db,
-		Guard:    db.Lockouts(c.lockout),
+		Guard:    guard,
 		Audit:    audit,
 		// Never place a user in the callout or system account of the
 		// nats.conf served, whatever the database says.
@@ -320,6 +321,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	met := newMetrics(func() relay.Stats { return r.Stats() })
 	met.addHealth(func() relay.Health { return r.Health() })
 	cfg.Observer = met
+	met.watchStore(audit, guard)
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
 		met.watchRevocation(func() relay.RevokeStats { return r.RevokeStats() })
@@ -340,7 +342,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.httpAddr != "" {
-		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, append(serveReadyChecks(r, db, issuer, xkey), healthReadyChecks(r)...)), logger.With("component", "http"))
+		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, append(serveReadyChecks(r, db, issuer, xkey, audit, guard), healthReadyChecks(r)...)), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
 			return err

@@ -54,23 +54,34 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	was, err := db.Unlock(ctx, name, key)
-	if err != nil {
-		return err
-	}
-	what, details := "", map[string]any{"was_locked": was}
+	what := ""
 	switch {
 	case name != "" && key != "":
 		what = fmt.Sprintf("user %s from %s", accounts.ClientText(name), key)
-		details["user"], details["addr"] = name, key
 	case name != "":
 		what = "user " + accounts.ClientText(name)
-		details["user"] = name
 	default:
 		what = "addr " + key
-		details["addr"] = key
 	}
-	m.audit(ctx, db, "user unlock", details)
+	// The lockouts lifted and the audit row commit together, or neither.
+	var was bool
+	err = m.admin(ctx, db, "user unlock", func(ctx context.Context) (map[string]any, error) {
+		var err error
+		if was, err = db.Unlock(ctx, name, key); err != nil {
+			return nil, err
+		}
+		details := map[string]any{"was_locked": was}
+		if name != "" {
+			details["user"] = name
+		}
+		if key != "" {
+			details["addr"] = key
+		}
+		return details, nil
+	})
+	if err != nil {
+		return err
+	}
 	if was {
 		fmt.Fprintf(m.Stdout, "unlocked %s\n", what)
 	} else {
