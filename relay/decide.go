@@ -464,6 +464,19 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return false
 	}
+	if limit := r.maxPayload(req); limit > 0 && len(out) > limit && d.reason == "" {
+		// The server's connection would refuse it ("maximum payload
+		// exceeded") and the client would wait out the auth timeout:
+		// refuse the login at once instead, and say why. The admin
+		// commands refuse such grants (accounts.Issuer.ResponseSize); this
+		// catches one made otherwise or a server with a lower max_payload.
+		tooLarge := &accounts.ResponseTooLargeError{User: d.user.Name, Size: len(out), Limit: limit}
+		d = decision{user: d.user, reason: ReasonInternalError, err: tooLarge, cache: d.cache}
+		if out, err = r.answer(req, d); err != nil {
+			r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
+			return false
+		}
+	}
 	if req.nc != nil {
 		err = req.nc.Publish(req.msg.Reply, out)
 	} else {
@@ -529,6 +542,19 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	}
 	r.logRequest(ctx, level, "auth decision", req, attrs...)
 	return true
+}
+
+// maxPayload returns the largest message the connection that answers req
+// may publish (the server's max_payload), or 0 when it is not known.
+func (r *Relay) maxPayload(req *request) int {
+	nc := req.nc
+	if nc == nil {
+		nc = r.conn.Load()
+	}
+	if nc == nil {
+		return 0
+	}
+	return int(nc.MaxPayload())
 }
 
 // answer returns the signed response carrying d, sealed when req was.
