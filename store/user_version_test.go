@@ -1,6 +1,7 @@
 package store
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -204,5 +205,41 @@ func TestUserVersionRehash(t *testing.T) {
 	rawExec(t, db, `UPDATE users SET password_hash = password_hash WHERE name = 'bob'`)
 	if after := version(); after == before {
 		t.Errorf("hand-written update: version %d unchanged, want it moved", before)
+	}
+}
+
+// TestMigrateUserVersions checks that the users of a database from before
+// migration 0010 get a version, so the relay caches them and their changes
+// move it.
+func TestMigrateUserVersions(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "authrelay.db")
+	raw := openAtVersion(t, path, 9)
+	hash, err := HashPassword("pw-alice", testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO accounts (name, created) VALUES ('APP', '2026-01-01T00:00:00.000000000Z')`,
+		`INSERT INTO users (name, account, password_hash, permissions, created, updated)
+		 VALUES ('alice', 'APP', '` + hash + `', '{}', '2026-01-01T00:00:00.000000000Z', '2026-01-01T00:00:00.000000000Z')`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := openTest(t, path)
+	before, err := db.UserVersion(ctx, "alice")
+	if err != nil || before <= 0 {
+		t.Fatalf("alice's version after the upgrade: %d, %v; want positive", before, err)
+	}
+	if err := db.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := db.UserVersion(ctx, "alice"); err != nil || after == before {
+		t.Errorf("version after a change: %d, %v; want it moved from %d", after, err, before)
 	}
 }
