@@ -173,3 +173,32 @@ func TestGrantTooLargeForServer(t *testing.T) {
 		})
 	}
 }
+
+// TestImportSkipsOversizeGrant imports a nats.conf whose user has more
+// subjects than the directory's server could send in a login response: it
+// is skipped with the size and the limit, and a small one is imported.
+func TestImportSkipsOversizeGrant(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	// max_payload is the server's default: 1 MiB.
+	var quoted []string
+	for _, s := range longSubjects("telemetry", 6000) {
+		quoted = append(quoted, fmt.Sprintf("%q", s))
+	}
+	conf := fmt.Sprintf(`authorization {
+  users: [
+    { user: "wide", password: "wide-pass-1", permissions: { publish: [%s] } }
+    { user: "narrow", password: "narrow-pass-1", permissions: { publish: ["a.>"] } }
+  ]
+}
+`, strings.Join(quoted, ", "))
+	path := t.TempDir() + "/old.conf"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := decodeImport(t, mustImport(t, 0, "import", path, "--dir", dir, "--json"))
+	checkUserRows(t, rep.Users, []wantRow{
+		{"wide", "APP", "skip", "over the server's max_payload of 1048576 bytes"},
+		{"narrow", "APP", "add", ""},
+	})
+}
