@@ -447,7 +447,9 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 }
 
 // finish answers req with d unless the server has stopped waiting, and
-// audits and logs the decision. It reports whether it sent the answer.
+// audits and logs the decision. It reports whether it sent d as decided: a
+// grant it had to turn into a refusal (a response too large for the
+// server) is reported false, so that no rehash follows it.
 func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	rc := req.rc
 	if now := r.cfg.Now(); now.After(req.deadline) {
@@ -464,6 +466,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return false
 	}
+	asDecided := true
 	if limit := r.maxPayload(req); limit > 0 && len(out) > limit && d.reason == "" {
 		// The server's connection would refuse it ("maximum payload
 		// exceeded") and the client would wait out the auth timeout:
@@ -472,6 +475,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		// catches one made otherwise or a server with a lower max_payload.
 		tooLarge := &accounts.ResponseTooLargeError{User: d.user.Name, Size: len(out), Limit: limit}
 		d = decision{user: d.user, reason: ReasonInternalError, err: tooLarge, cache: d.cache}
+		asDecided = false
 		if out, err = r.answer(req, d); err != nil {
 			r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 			return false
@@ -541,7 +545,7 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		attrs = append(attrs, slog.String("cache", d.cache))
 	}
 	r.logRequest(ctx, level, "auth decision", req, attrs...)
-	return true
+	return asDecided
 }
 
 // maxPayload returns the largest message the connection that answers req
