@@ -81,11 +81,11 @@ func (a *argonUsers) RolesNamed(context.Context, []string) ([]accounts.Role, err
 	return []accounts.Role{}, nil
 }
 
-func (a *argonUsers) Generation(context.Context) (int64, error) { return 1, nil }
+func (a *argonUsers) UserVersion(context.Context, string) (int64, error) { return 1, nil }
 
 // BenchmarkDecision measures one decision through the relay's pipeline,
 // without the network: open (unseal, decode, validate) → lockout check →
-// generation and cache lookup → (cold: argon2id verify) → sign the user JWT
+// user version and cache lookup → (cold: argon2id verify) → sign the user JWT
 // and the response → seal. Warm is a cache hit, cold a miss with the
 // store's default argon2id cost.
 func BenchmarkDecision(b *testing.B) {

@@ -31,14 +31,16 @@ type verified struct {
 // user, a keyed digest of the name and password (HMAC-SHA256 under a key
 // drawn at random when the cache is made, so never the password, and
 // useless outside this process), what the verification established, the
-// store's generation read before the verification, and an expiry.
+// user's version (ChangeCounter.UserVersion) read before the verification,
+// and an expiry. A version is per user, so a change to one user, role or
+// account leaves the entries of the users it does not concern alone.
 //
 // Only verifications that can lead to a grant are cached, and the relay
 // answers only grants from the cache: a refusal of a user whose password
 // matched is verified again, so that it costs what a wrong password costs.
 //
-// An entry answers only a lookup with the same digest, the same generation
-// and before its expiry; a lookup that finds it stale (other generation or
+// An entry answers only a lookup with the same digest, the same version
+// and before its expiry; a lookup that finds it stale (other version or
 // expired) removes it, and one with another password leaves it alone, so a
 // wrong password neither fills nor extends nor evicts anything. Hits do
 // not extend an entry either: a credential is verified again at least every
@@ -61,7 +63,7 @@ type cacheEntry struct {
 	name       string
 	digest     [sha256.Size]byte
 	v          verified
-	gen        int64
+	ver        int64 // the user's version read before the verification
 	expires    time.Time
 	prev, next *cacheEntry
 }
@@ -109,8 +111,8 @@ func (m *macState) write(s string) {
 }
 
 // get returns what a verification of name and password established, if one
-// is cached under generation gen and not expired at now.
-func (c *credCache) get(name, password string, gen int64, now time.Time) (verified, bool) {
+// is cached under the user's version ver and not expired at now.
+func (c *credCache) get(name, password string, ver int64, now time.Time) (verified, bool) {
 	d := c.digest(name, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -118,7 +120,7 @@ func (c *credCache) get(name, password string, gen int64, now time.Time) (verifi
 	switch {
 	case !ok:
 		return verified{}, false
-	case e.gen != gen || !now.Before(e.expires):
+	case e.ver != ver || !now.Before(e.expires):
 		c.remove(e)
 		return verified{}, false
 	case !hmac.Equal(e.digest[:], d[:]):
@@ -130,17 +132,17 @@ func (c *credCache) get(name, password string, gen int64, now time.Time) (verifi
 }
 
 // put caches v for name and password, verified at now against the store as
-// of generation gen (read before the verification began). An entry of a
-// newer generation is kept.
-func (c *credCache) put(name, password string, gen int64, v verified, now time.Time) {
+// of the user's version ver (read before the verification began). An entry
+// of a newer version is kept: versions of a user only grow.
+func (c *credCache) put(name, password string, ver int64, v verified, now time.Time) {
 	d := c.digest(name, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[name]; ok {
-		if e.gen > gen {
+		if e.ver > ver {
 			return
 		}
-		e.digest, e.v, e.gen, e.expires = d, v, gen, now.Add(c.ttl)
+		e.digest, e.v, e.ver, e.expires = d, v, ver, now.Add(c.ttl)
 		c.unlink(e)
 		c.pushFront(e)
 		return
@@ -148,7 +150,7 @@ func (c *credCache) put(name, password string, gen int64, v verified, now time.T
 	if len(c.entries) >= c.max {
 		c.remove(c.lru.prev)
 	}
-	e := &cacheEntry{name: name, digest: d, v: v, gen: gen, expires: now.Add(c.ttl)}
+	e := &cacheEntry{name: name, digest: d, v: v, ver: ver, expires: now.Add(c.ttl)}
 	c.entries[name] = e
 	c.pushFront(e)
 }

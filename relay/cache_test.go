@@ -503,11 +503,11 @@ type failingGen struct {
 	err error
 }
 
-func (f *failingGen) Generation(ctx context.Context) (int64, error) {
+func (f *failingGen) UserVersion(ctx context.Context, name string) (int64, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
-	return f.memUsers.Generation(ctx)
+	return f.memUsers.UserVersion(ctx, name)
 }
 
 func TestNewCacheConfig(t *testing.T) {

@@ -100,8 +100,8 @@ type request struct {
 	received   time.Time
 	deadline   time.Time // the latest useful answer
 	// What the fast lane found, for the hash pool.
-	gen    int64  // the store's generation, read before the cache lookup
-	genOK  bool   // gen was read: a verification may be cached under it
+	ver    int64  // the user's version, read before the cache lookup
+	verOK  bool   // ver was read: a verification may be cached under it
 	cache  string // what the cache said, for the log
 	queued bool   // it waited behind other verifications
 	// changePos is the revocation feed position when the request arrived.
@@ -211,13 +211,13 @@ func (r *Relay) open(j job, inspect bool) (request, bool) {
 	}
 	req.rc = rc
 	if r.revoke != nil {
-		// With the cache on too, one read gives the generation the cache
-		// needs as well; reading it here, earlier than decideFast would,
-		// is as safe: it only has to come before the user is read.
+		// With the cache on too, one read gives the user's version the
+		// cache needs as well; reading it here, earlier than decideFast
+		// would, is as safe: it only has to come before the user is read.
 		if r.positions != nil {
-			gen, last, err := r.positions.Positions(context.Background())
+			ver, last, err := r.positions.UserPositions(context.Background(), rc.ConnectOptions.Username)
 			req.changePos = r.revoke.positionAt(last, err)
-			req.gen, req.genOK = gen, err == nil
+			req.ver, req.verOK = ver, err == nil
 		} else {
 			req.changePos = r.revoke.position()
 		}
@@ -294,8 +294,8 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 }
 
 // decideFast decides what can be decided without verifying a password:
-// no credentials, or a grant from a verification cached under the store's
-// current generation. Otherwise it reports slow, with what it found in req.
+// no credentials, or a grant from a verification cached under the user's
+// current version. Otherwise it reports slow, with what it found in req.
 func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow bool) {
 	rc := req.rc
 	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
@@ -316,17 +316,16 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 			return decision{}, true
 		}
 	}
-	if !req.genOK {
-		gen, err := r.changes.Generation(ctx)
+	if !req.verOK {
+		ver, err := r.changes.UserVersion(ctx, name)
 		if err != nil {
 			// Verify without the cache; the store's trouble shows there.
-			r.log.Warn("read generation: credential cache bypassed", "err", err)
+			r.log.Warn("read user version: credential cache bypassed", "err", err)
 			return decision{}, true
 		}
-		req.gen, req.genOK = gen, true
+		req.ver, req.verOK = ver, true
 	}
-	gen := req.gen
-	if v, ok := r.cache.get(name, password, gen, r.cfg.Now()); ok {
+	if v, ok := r.cache.get(name, password, req.ver, r.cfg.Now()); ok {
 		// Only grants are answered from the cache. A user whose password
 		// matched but who is refused (disabled, expired, from the wrong
 		// network…) is verified again, so that the refusal costs what a
@@ -344,7 +343,7 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 }
 
 // decideSlow reserves an attempt with the guard, verifies the password,
-// caches a success under the generation read before, decides, and records
+// caches a success under the user's version read before, decides, and records
 // a refusal with the guard.
 //
 // A refused login costs the same whatever the reason: one password
@@ -400,8 +399,8 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	}
 	// Only what can lead to a grant is cached: refusals are never answered
 	// from the cache (see decideFast).
-	if r.cache != nil && req.genOK && v.resolved && v.grantErr == nil {
-		r.cache.put(name, password, req.gen, v, r.cfg.Now())
+	if r.cache != nil && req.verOK && v.resolved && v.grantErr == nil {
+		r.cache.put(name, password, req.ver, v, r.cfg.Now())
 	}
 	d, ok := r.conclude(ctx, rc, &v)
 	if !ok {
@@ -515,7 +514,9 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 }
 
 // finish answers req with d unless the server has stopped waiting, and
-// audits and logs the decision. It reports whether it sent the answer.
+// audits and logs the decision. It reports whether it sent d as decided: a
+// grant it had to turn into a refusal (a response too large for the
+// server) is reported false, so that no rehash follows it.
 func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	rc := req.rc
 	if now := r.cfg.Now(); now.After(req.deadline) {
@@ -531,6 +532,21 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	if err != nil {
 		r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
 		return false
+	}
+	asDecided := true
+	if limit := r.maxPayload(req); limit > 0 && len(out) > limit && d.reason == "" {
+		// The server's connection would refuse it ("maximum payload
+		// exceeded") and the client would wait out the auth timeout:
+		// refuse the login at once instead, and say why. The admin
+		// commands refuse such grants (accounts.Issuer.ResponseSize); this
+		// catches one made otherwise or a server with a lower max_payload.
+		tooLarge := &accounts.ResponseTooLargeError{User: d.user.Name, Size: len(out), Limit: limit}
+		d = decision{user: d.user, reason: ReasonInternalError, err: tooLarge, cache: d.cache}
+		asDecided = false
+		if out, err = r.answer(req, d); err != nil {
+			r.logRequest(ctx, slog.LevelError, "auth response not sent", req, slog.Any("err", err))
+			return false
+		}
 	}
 	// Remembered before it is sent, so that the server's rejection of it,
 	// if any, finds it.
@@ -599,7 +615,20 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 		attrs = append(attrs, slog.String("cache", d.cache))
 	}
 	r.logRequest(ctx, level, "auth decision", req, attrs...)
-	return true
+	return asDecided
+}
+
+// maxPayload returns the largest message the connection that answers req
+// may publish (the server's max_payload), or 0 when it is not known.
+func (r *Relay) maxPayload(req *request) int {
+	nc := req.nc
+	if nc == nil {
+		nc = r.conn.Load()
+	}
+	if nc == nil {
+		return 0
+	}
+	return int(nc.MaxPayload())
 }
 
 // answer returns the signed response carrying d, sealed when req was.

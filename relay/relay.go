@@ -75,21 +75,27 @@ type Users interface {
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
 }
 
-// PositionReader is implemented by a Users that reads its change counter
+// PositionReader is implemented by a Users that reads a user's version
 // (ChangeCounter) and its change feed's end (ChangeFeed.LastUserChange) in
 // one query; the relay then reads both with one query per decision.
 type PositionReader interface {
-	Positions(ctx context.Context) (generation, lastChange int64, err error)
+	UserPositions(ctx context.Context, name string) (version, lastChange int64, err error)
 }
 
-// ChangeCounter is implemented by a Users whose data carries a change
-// counter; the credential cache needs one (see Config.CacheTTL).
+// ChangeCounter is implemented by a Users whose users carry a version; the
+// credential cache needs one (see Config.CacheTTL).
 type ChangeCounter interface {
-	// Generation returns a number that changes, in the same transaction,
-	// with every change to anything Authenticate or RolesNamed return,
-	// whoever makes it. The relay reads it before verifying a password and
-	// reuses the verification only while it is unchanged.
-	Generation(ctx context.Context) (int64, error)
+	// UserVersion returns a number for the user called name that changes,
+	// in the same transaction, with every change to anything Authenticate
+	// returns for name or RolesNamed returns for its roles, whoever makes
+	// it, and that never comes back once changed (a user that does not
+	// exist may have any value no existing user had). The relay reads it
+	// before verifying a password and reuses the verification only while
+	// it is unchanged, so a change to one user (or a role or account) drops
+	// only the cached credentials it concerns. A counter of every change,
+	// whatever user it concerns, satisfies this too, at the cost of every
+	// cached credential on any change.
+	UserVersion(ctx context.Context, name string) (int64, error)
 }
 
 // Guard keeps the failed-login counts behind lockouts. The store implements
@@ -174,7 +180,7 @@ type Config struct {
 	// digest of the name and password (never the password) with what the
 	// store returned, so that the user's reconnects skip the password
 	// hash. Users must then implement ChangeCounter: the relay reads the
-	// generation on every decision and uses a cached verification only
+	// user's version on every decision and uses a cached verification only
 	// while it is unchanged, so any change to the user applies on the very
 	// next connect. Lockouts are checked before the cache. 0 turns the
 	// cache off; DefaultCacheTTL is a sensible value.
@@ -210,7 +216,7 @@ type Config struct {
 // with Run.
 //
 // Requests go through two pools of workers. The fast lane (Config.Workers)
-// decodes each request, checks the lockout, reads the store's generation
+// decodes each request, checks the lockout, reads the user's version
 // and looks in the credential cache; a hit, or a request that needs no
 // verification, is answered there. Everything else (cache misses, unknown
 // users, locked-out attempts, which must cost what a wrong password costs)
@@ -226,7 +232,7 @@ type Relay struct {
 
 	cache   *credCache    // nil when the cache is off
 	changes ChangeCounter // cfg.Users, when the cache is on
-	// positions reads the generation and the revocation feed's end in one
+	// positions reads the user's version and the revocation feed's end in one
 	// query, when the cache and revocation are on and one store (cfg.Users
 	// and cfg.Revoke.Changes) keeps both.
 	positions PositionReader

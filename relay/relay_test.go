@@ -979,8 +979,9 @@ func (m *memUsers) update(name string, f func(password *string, u *accounts.User
 	m.gen++
 }
 
-// Generation implements ChangeCounter.
-func (m *memUsers) Generation(context.Context) (int64, error) {
+// UserVersion implements ChangeCounter with one counter of every change,
+// whichever user it concerns: the coarsest version the contract allows.
+func (m *memUsers) UserVersion(context.Context, string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.gen, nil

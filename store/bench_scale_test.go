@@ -56,7 +56,7 @@ func BenchmarkLookupScale(b *testing.B) {
 				if _, err := l.Locked(ctx, name, "192.0.2.9", time.Now()); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := db.Generation(ctx); err != nil {
+				if _, err := db.UserVersion(ctx, name); err != nil {
 					b.Fatal(err)
 				}
 			}

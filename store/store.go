@@ -199,6 +199,8 @@ type stmts struct {
 	clearable  *sql.Stmt // Lockouts.Succeeded: anything to clear?
 	lastChange *sql.Stmt // LastUserChange
 	positions  *sql.Stmt // Positions
+	// userVersion and userPositions serve UserVersion and UserPositions.
+	userVersion, userPositions *sql.Stmt
 }
 
 // prepare prepares every statement of s on db.
@@ -214,6 +216,8 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.clearable, clearableQuery},
 		{&s.lastChange, lastUserChangeQuery},
 		{&s.positions, positionsQuery},
+		{&s.userVersion, userVersionQuery},
+		{&s.userPositions, userPositionsQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -226,7 +230,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions} {
 		if st != nil {
 			st.Close()
 		}

@@ -20,7 +20,8 @@ import (
 
 const benchUsage = `
 Usage: authrelay bench [--short] [--clients N] [--users N] [--duration D]
-                       [--storm-clients N] [--scenarios LIST] [--json]
+                       [--storm-clients N] [--admin-writes N] [--scenarios LIST]
+                       [--json]
 
 Measures logins on this machine, side by side, in one run:
 
@@ -35,6 +36,10 @@ Measures logins on this machine, side by side, in one run:
                whose users are hashed at the default argon2id policy.
                cold:  each user logs in once (nothing cached)
                warm:  the same users log in again
+               warm, admin writes: the same again while an admin changes
+                      a user no client is, --admin-writes times a second
+                      (from this process, as the CLI would); with the
+                      password verifications the relay ran (its /metrics)
                storm: --storm-clients clients connected (as the users of
                       the cold phase, round-robin), the server restarted;
                       the time until every client is back and authorised,
@@ -99,6 +104,7 @@ type benchConfig struct {
 	duration     time.Duration
 	stormClients int
 	stormTimeout time.Duration
+	adminWrites  int
 	scenarios    []string
 	json         bool
 	short        bool
@@ -124,6 +130,7 @@ func (c benchConfig) resolved() string {
 		"--duration", c.duration.String(),
 		"--storm-clients", fmt.Sprint(c.stormClients),
 		"--storm-timeout", c.stormTimeout.String(),
+		"--admin-writes", fmt.Sprint(c.adminWrites),
 		"--scenarios", strings.Join(c.scenarios, ","),
 	}
 	for _, a := range c.serveArgs {
@@ -146,6 +153,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each scenario (and each phase of (d)) runs")
 	fs.IntVar(&c.stormClients, "storm-clients", 5000, "clients connected for the reconnect storm of (d) (0 = no storm)")
 	fs.DurationVar(&c.stormTimeout, "storm-timeout", 3*time.Minute, "longest wait for the storm clients to connect, and again for them to come back")
+	fs.IntVar(&c.adminWrites, "admin-writes", 1, "admin changes a second to an unrelated user during the warm phase with writes of (d) (0 = no such phase)")
 	scen := fs.String("scenarios", strings.Join(benchScenarios, ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
@@ -192,6 +200,8 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 		return usagef("--storm-clients %d: must not be negative (0 skips the storm)", c.stormClients)
 	case c.stormTimeout <= 0:
 		return usagef("--storm-timeout %v: give a positive duration, such as 3m", c.stormTimeout)
+	case c.adminWrites < 0 || c.adminWrites > 1000:
+		return usagef("--admin-writes %d: give 0 to 1000 a second (0 skips the phase)", c.adminWrites)
 	}
 	return m.bench(ctx, c)
 }
@@ -415,7 +425,11 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 		return err
 	}
 	defer srv.stop() // the server it is at the time: the storm restarts it
-	args := append([]string{"serve", "--dir", l.Dir, "--nats", srv.url()}, b.cfg.serveArgs...)
+	metricsAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	args := append([]string{"serve", "--dir", l.Dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.serveArgs...)
 	child, err := b.startRelay(ctx, args...)
 	if err != nil {
 		return err
@@ -444,11 +458,24 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 	// Warm: the same users again.
 	title = "authrelay warm reconnects"
 	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(warm))
-	res = b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	res, err = b.measureVerified(ctx, child, metricsAddr, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
 		creds: cycle(warm, password)})
+	if err != nil {
+		return err
+	}
 	res.ID, res.Name, res.Title = "d", scenarioShipped+"-warm", title
 	res.Note = fmt.Sprintf("the %d users of the cold phase, again", len(warm))
+	if res.Relay != nil && res.Relay.Verifications != nil {
+		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
+	}
 	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	warmRes := res.scenarioResult
+
+	if b.cfg.adminWrites > 0 && ctx.Err() == nil {
+		if err := b.runWarmWithWrites(ctx, l, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
+			return err
+		}
+	}
 
 	if b.cfg.stormClients > 0 && ctx.Err() == nil {
 		st, err := b.storm(ctx, srv, child, warm, password)
@@ -476,7 +503,7 @@ func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}
 	b.progress("(d) adding %d users (argon2id %d KiB, t=%d)", len(names), db.Params.Memory, db.Params.Time)
-	for _, n := range append([]string{benchProbeUser}, names...) {
+	for _, n := range append([]string{benchProbeUser, benchAdminUser}, names...) {
 		if err := db.AddUserWithHash(ctx, benchUser(n), hash); err != nil {
 			return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 		}

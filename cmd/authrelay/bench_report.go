@@ -66,7 +66,10 @@ type scenarioResult struct {
 	// server and the clients) per successful connect.
 	ProcessCPUMsPerConnect float64     `json:"process_cpu_ms_per_connect"`
 	Relay                  *relayStats `json:"relay,omitempty"`
-	Note                   string      `json:"note,omitempty"`
+	// AdminWrites are the admin changes made during the phase (the warm
+	// phase with writes of (d)).
+	AdminWrites int64  `json:"admin_writes,omitempty"`
+	Note        string `json:"note,omitempty"`
 }
 
 type latencyMs struct {
@@ -84,6 +87,9 @@ type relayStats struct {
 	// PeakRSSMiB is the child's peak resident set size so far.
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
 	LogWarnings int64   `json:"log_warnings"`
+	// Verifications are the password verifications the relay ran in the
+	// phase, from its metrics; only for the phases of (d).
+	Verifications *int64 `json:"verifications,omitempty"`
 }
 
 // stormResult is the reconnect storm of (d).

@@ -94,6 +94,7 @@ func TestBenchShort(t *testing.T) {
 		"(c) callout ceiling (grant, no store)",
 		"(d) authrelay cold logins",
 		"(d) authrelay warm reconnects",
+		"(d) authrelay warm, 1 admin write/s",
 	}
 	for _, name := range want {
 		m, ok := rows[name]
@@ -119,6 +120,9 @@ func TestBenchShort(t *testing.T) {
 		"not back when the wait ended: 0 ",
 		"connects/s of (d) relative to the others:",
 		"cold logins",
+		// An unrelated admin write re-verifies no cached user.
+		"a user no client is;",
+		"; 0 password verifications (warm phase: 0)",
 	} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("report lacks %q", s)
@@ -171,6 +175,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--clients", "0"},
 		{"bench", "--duration", "-1s"},
 		{"bench", "--storm-clients", "-1"},
+		{"bench", "--admin-writes", "-1"},
 		{"bench", "extra"},
 	} {
 		if r := run(t, "", args...); r.code != exitUsage {

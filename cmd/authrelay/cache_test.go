@@ -171,7 +171,8 @@ func TestCacheHonoursEveryChange(t *testing.T) {
 
 	t.Run("role change", func(t *testing.T) {
 		mustRun(t, "", "role", "add", "reader", "--dir", dir, "--sub", "metrics.>")
-		s.wantLogin(t, "alice", "alice-pass-2", "miss").Close() // adding a role is a change too
+		// A role alice does not hold is not a change to alice.
+		s.wantLogin(t, "alice", "alice-pass-2", "hit").Close()
 		mustRun(t, "", "user", "set", "alice", "--dir", dir, "--role", "reader")
 		nc := s.wantLogin(t, "alice", "alice-pass-2", "miss")
 		if !permitted(t, nc, false, "metrics.cpu") || permitted(t, nc, false, "logs.app") {
@@ -191,7 +192,7 @@ func TestCacheHonoursEveryChange(t *testing.T) {
 		s.reload(t)
 		s.addUser(t, "olga", "olga-pass", "--account", "ORDERS", "--pub", ">")
 		olga := s.wantLogin(t, "olga", "olga-pass", "miss")
-		s.wantLogin(t, "alice", "alice-pass-2", "miss").Close()
+		// Neither the account nor olga is alice's: alice stays cached.
 		s.wantLogin(t, "alice", "alice-pass-2", "hit").Close()
 		mustRun(t, "", "user", "set", "alice", "--dir", dir, "--account", "ORDERS", "--sub", "moved.>")
 		alice := s.wantLogin(t, "alice", "alice-pass-2", "miss")
@@ -250,5 +251,77 @@ func TestCacheFlags(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, args[0]) {
 			t.Errorf("serve %s: exit %d, %q; want a usage error", args, r.code, r.stderr)
 		}
+	}
+}
+
+// TestCacheDropsOnlyWhatChanged warms the cache for alice and bob and then
+// changes, through the CLI while serve runs, users, roles and accounts that
+// are not theirs: both stay cached (no password verified again). A change
+// to alice's role drops alice and not bob; a change to bob's account drops
+// bob and not alice; each applies on the next connect.
+func TestCacheDropsOnlyWhatChanged(t *testing.T) {
+	for _, env := range envs {
+		t.Run(env.name, func(t *testing.T) {
+			s := serveEmbedded(t, env.xkey)
+			dir := s.dir
+			mustRun(t, "", "account", "add", "ORDERS", "--dir", dir)
+			mustRun(t, "", "account", "add", "SPARE", "--dir", dir)
+			s.reload(t)
+			mustRun(t, "", "role", "add", "reader", "--dir", dir, "--sub", "metrics.>")
+			mustRun(t, "", "role", "add", "spare", "--dir", dir, "--sub", "spare.>")
+			s.addUser(t, "alice", "alice-pass", "--account", "APP", "--role", "reader", "--pub", "alice.>", "--sub", "_INBOX.>")
+			s.addUser(t, "bob", "bob-pass", "--account", "ORDERS", "--pub", "bob.>")
+			s.addUser(t, "carol", "carol-pass", "--role", "spare", "--account", "SPARE", "--pub", "carol.>")
+			for _, u := range []string{"alice", "bob"} {
+				s.wantLogin(t, u, u+"-pass", "miss").Close()
+				s.wantLogin(t, u, u+"-pass", "hit").Close()
+			}
+
+			for _, c := range []struct {
+				name  string
+				stdin string
+				args  []string
+			}{
+				{"another user's password", "carol-pass-2\n", []string{"user", "passwd", "carol", "--password-stdin"}},
+				{"another user's permissions", "", []string{"user", "set", "carol", "--pub", "carol.x.>"}},
+				{"another user disabled", "", []string{"user", "disable", "carol"}},
+				{"a user added", "dave-pass\n", []string{"user", "add", "dave", "--account", "APP", "--password-stdin"}},
+				{"a user removed", "", []string{"user", "rm", "dave"}},
+				{"a role not theirs changed", "", []string{"role", "set", "spare", "--sub", "spare.x.>"}},
+				{"a role added", "", []string{"role", "add", "other", "--sub", "other.>"}},
+				{"a role removed", "", []string{"role", "rm", "other"}},
+				{"an account not theirs changed", "", []string{"account", "set", "SPARE", "--max-connections", "50"}},
+			} {
+				mustRun(t, c.stdin, append(c.args, "--dir", dir)...)
+				for _, u := range []string{"alice", "bob"} {
+					_, err, line := s.login(t, u, u+"-pass")
+					if err != nil || !strings.Contains(line, "cache=hit") {
+						t.Errorf("after %s: %s's login (%v) was not a cache hit:\n%s", c.name, u, err, line)
+					}
+				}
+			}
+
+			// alice's role: alice verified again, with the new grant; bob
+			// still cached.
+			mustRun(t, "", "role", "set", "reader", "--dir", dir, "--sub", "logs.>")
+			nc := s.wantLogin(t, "alice", "alice-pass", "miss")
+			if permitted(t, nc, false, "metrics.cpu") || !permitted(t, nc, false, "logs.app") {
+				t.Error("after role set: want logs.app and not metrics.cpu")
+			}
+			nc.Close()
+			s.wantLogin(t, "bob", "bob-pass", "hit").Close()
+			s.wantLogin(t, "alice", "alice-pass", "hit").Close()
+
+			// bob's account: bob verified again; alice still cached.
+			mustRun(t, "", "account", "set", "ORDERS", "--dir", dir, "--max-connections", "100")
+			s.wantLogin(t, "bob", "bob-pass", "miss").Close()
+			s.wantLogin(t, "alice", "alice-pass", "hit").Close()
+			s.wantLogin(t, "bob", "bob-pass", "hit").Close()
+
+			// alice herself.
+			mustRun(t, "", "user", "set", "alice", "--dir", dir, "--pub", "alice.y.>")
+			s.wantLogin(t, "alice", "alice-pass", "miss").Close()
+			s.wantLogin(t, "bob", "bob-pass", "hit").Close()
+		})
 	}
 }

@@ -158,6 +158,11 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		return err
 	}
 	skipReservedImports(rep, reserved)
+	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
+	skipOversizeImports(rep, sizer)
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {

@@ -139,10 +139,17 @@ Examples:
 		return err
 	}
 	defer db.Close()
+	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
 	if add {
 		perms, err := pf.permissions()
 		if err != nil {
 			return err
+		}
+		if err := sizer.checkRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
+			return fmt.Errorf("role add %s: %w", name, err)
 		}
 		detail := map[string]any{"role": name, "flags": changedFlags(setFlags(fs))}
 		if err := m.admin(ctx, db, "role add", func(ctx context.Context) (map[string]any, error) {
@@ -160,7 +167,19 @@ Examples:
 	var holders []string
 	err = m.admin(ctx, db, "role set", func(ctx context.Context) (map[string]any, error) {
 		err := db.UpdateRole(ctx, name, func(r *accounts.Role) error {
-			return pf.applyTo(&r.Permissions, set, cf)
+			if err := pf.applyTo(&r.Permissions, set, cf); err != nil {
+				return err
+			}
+			if err := r.Validate(); err != nil {
+				return err
+			}
+			// Refused when it would push any holder over the server's
+			// max_payload, naming the holder.
+			held, err := db.RoleHolders(ctx, name)
+			if err != nil {
+				return err
+			}
+			return sizer.checkRole(ctx, db, *r, held)
 		})
 		if err != nil {
 			return nil, err

@@ -684,11 +684,12 @@ func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(
 // The store is what the relay authenticates against, keeps lockouts in and
 // writes the audit trail to.
 var (
-	_ relay.Users         = (*store.DB)(nil)
-	_ relay.ChangeCounter = (*store.DB)(nil)
-	_ relay.ChangeFeed    = (*store.DB)(nil)
-	_ relay.Guard         = (*store.Lockouts)(nil)
-	_ relay.Auditor       = (*store.AuditWriter)(nil)
+	_ relay.Users          = (*store.DB)(nil)
+	_ relay.ChangeCounter  = (*store.DB)(nil)
+	_ relay.PositionReader = (*store.DB)(nil)
+	_ relay.ChangeFeed     = (*store.DB)(nil)
+	_ relay.Guard          = (*store.Lockouts)(nil)
+	_ relay.Auditor        = (*store.AuditWriter)(nil)
 )
 
 // defaultRevokeReplay is --revoke-replay's default: long enough for a

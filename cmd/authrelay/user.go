@@ -245,14 +245,21 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := checkAccountNotReservedIn(Layout{Dir: *dir}, acct); err != nil {
 		return err
 	}
-	pw, err := m.password(*pwStdin, *generate)
-	if err != nil {
-		return err
-	}
 	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp,
 		Roles: cf.roles, Src: cf.src, ConnTypes: cf.connTypes}
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
+	}
+	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
+	if _, err := sizer.checkStored(ctx, db, u); err != nil {
+		return fmt.Errorf("user add %s: %w", name, err)
+	}
+	pw, err := m.password(*pwStdin, *generate)
+	if err != nil {
+		return err
 	}
 	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))}
 	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {

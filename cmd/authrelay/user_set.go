@@ -127,6 +127,10 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
 	update := func(u *accounts.User) error {
 		if set["account"] {
 			u.Account = *account
@@ -155,7 +159,11 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
 			return err
 		}
-		return u.Validate()
+		if err := u.Validate(); err != nil {
+			return err
+		}
+		_, err := sizer.checkStored(ctx, db, *u)
+		return err
 	}
 	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"user": name, "fields": changedFlags(set)}, db.UpdateUser(ctx, name, update)
@@ -210,6 +218,11 @@ type explainView struct {
 	Expires   *time.Time                   `json:"expires"`
 	Src       []string                     `json:"src"`
 	ConnTypes []string                     `json:"conn_types"`
+	// ResponseBytes is the size of the login response the user gets
+	// (sealed, at worst), MaxPayload the server's limit for it; 0 when no
+	// JWT is issued.
+	ResponseBytes int `json:"response_bytes,omitempty"`
+	MaxPayload    int `json:"max_payload"`
 }
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
@@ -263,6 +276,23 @@ Examples:
 		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
 		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
 	}
+	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
+	v.MaxPayload = sizer.limit
+	var tooLarge error
+	if rerr == nil {
+		if v.ResponseBytes, tooLarge = sizer.check(u, roles); tooLarge != nil {
+			var tl *accounts.ResponseTooLargeError
+			if !errors.As(tooLarge, &tl) {
+				return tooLarge
+			}
+			// The relay refuses it rather than send what the server
+			// would drop.
+			v.Login, v.Reason = "denied", "internal_error"
+		}
+	}
 	switch cerr := u.Check(m.Now()); {
 	case errors.Is(cerr, accounts.ErrUserDisabled):
 		v.Login, v.Reason = "denied", "user_disabled"
@@ -280,6 +310,8 @@ Examples:
 		fmt.Fprintf(tw, "login:\tdenied (%s)\n", v.Reason)
 		if rerr != nil {
 			fmt.Fprintf(tw, "why:\t%v\n", rerr)
+		} else if tooLarge != nil {
+			fmt.Fprintf(tw, "why:\t%v\n", tooLarge)
 		}
 	} else {
 		fmt.Fprintf(tw, "login:\tallowed with the right password\n")
@@ -300,6 +332,12 @@ Examples:
 	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
 	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
 	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
+	if v.ResponseBytes > 0 {
+		fmt.Fprintf(tw, "login response:\t%d bytes of the server's max_payload %d (%.1f%%)\n",
+			v.ResponseBytes, v.MaxPayload, 100*float64(v.ResponseBytes)/float64(v.MaxPayload))
+	} else {
+		fmt.Fprintf(tw, "login response:\t- (no JWT is issued); the server's max_payload is %d\n", v.MaxPayload)
+	}
 	return tw.Flush()
 }
 

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
+)
+
+// grantSizer checks that the login response a grant gets fits the server
+// of a directory: its size (accounts.Issuer.ResponseSize, the one place
+// that computes it) against max_payload of DIR/nats.conf.
+type grantSizer struct {
+	issuer *accounts.Issuer // a throwaway key: sizes do not depend on it
+	limit  int
+	now    func() time.Time
+}
+
+// newGrantSizer reads max_payload from l's nats.conf (the server's
+// default when unset) and makes a signing key to size responses with.
+func newGrantSizer(l Layout, now func() time.Time) (*grantSizer, error) {
+	limit, err := serverMaxPayload(l)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := accounts.GenerateKeys()
+	if err != nil {
+		return nil, fmt.Errorf("size login responses: %w", err)
+	}
+	issuer, err := accounts.NewIssuer(keys.IssuerSeed, nil)
+	if err != nil {
+		return nil, fmt.Errorf("size login responses: %w", err)
+	}
+	return &grantSizer{issuer: issuer, limit: limit, now: now}, nil
+}
+
+// serverMaxPayload returns the max_payload of l's nats.conf, or the
+// server's default when the file sets none.
+func serverMaxPayload(l Layout) (int, error) {
+	path := l.Path(serverConf)
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read max_payload from %s: %w: fix the file (authrelay doctor --offline --dir %s)", path, err, l.Dir)
+	}
+	if opts.MaxPayload > 0 {
+		return int(opts.MaxPayload), nil
+	}
+	return accounts.DefaultMaxPayload, nil
+}
+
+// check returns the size of the response a login of u holding roles gets,
+// and a *accounts.ResponseTooLargeError when the server would refuse it. A
+// user whose grant does not resolve gets no JWT (explain says why): 0, nil.
+func (s *grantSizer) check(u accounts.User, roles []accounts.Role) (int, error) {
+	g, err := accounts.Resolve(u, roles)
+	if err != nil {
+		return 0, nil
+	}
+	return s.issuer.CheckResponseSize(u.Name, g, s.now(), s.limit)
+}
+
+// checkStored is check for u with its roles as the store has them.
+func (s *grantSizer) checkStored(ctx context.Context, db *store.DB, u accounts.User) (int, error) {
+	roles, err := db.RolesNamed(ctx, u.Roles)
+	if err != nil {
+		return 0, err
+	}
+	return s.check(u, roles)
+}
+
+// checkRole checks every holder of role r as it would be after a change to
+// r, and, so that a role no user could ever hold is refused too, a holder
+// with nothing else. It names the first holder pushed over.
+func (s *grantSizer) checkRole(ctx context.Context, db *store.DB, r accounts.Role, holders []string) error {
+	bare := accounts.User{Name: "u", Account: "A", Roles: []string{r.Name}}
+	if _, err := s.check(bare, []accounts.Role{r}); err != nil {
+		return fmt.Errorf("role %s alone makes a login response too large: %w", r.Name, err)
+	}
+	for _, h := range holders {
+		u, err := db.User(ctx, h)
+		if err != nil {
+			return err
+		}
+		roles, err := db.RolesNamed(ctx, u.Roles)
+		if err != nil {
+			return err
+		}
+		for i := range roles {
+			if roles[i].Name == r.Name {
+				roles[i] = r
+			}
+		}
+		if _, err := s.check(u, roles); err != nil {
+			return fmt.Errorf("holder %s: %w", h, err)
+		}
+	}
+	return nil
+}
+
+// skipOversizeImports marks the users of an import plan whose login
+// response the directory's server would refuse as skipped, with the size
+// and the limit: import never adds a user that could not log in.
+func skipOversizeImports(rep *importReport, s *grantSizer) {
+	for _, u := range rep.Users {
+		if u.Action != importAdd {
+			continue
+		}
+		if _, err := s.check(u.user, nil); err != nil {
+			u.Action, u.Detail = importSkip, err.Error()
+		}
+	}
+}
