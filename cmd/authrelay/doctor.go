@@ -986,6 +986,12 @@ func (d *doctor) checkRelayAnswers(url string, timeout time.Duration) {
 	start := time.Now()
 	nc, err := d.connect(url, user, randomPassword(), timeout+3*time.Second)
 	elapsed := time.Since(start)
+	// A server that got no answer refuses at its timeout; the client may
+	// then see the server's first PING before the refusal ("expected
+	// 'PONG', got 'PING'"), so any error that came after the whole timeout
+	// counts as unanswered.
+	unanswered := errors.Is(err, nats.ErrAuthorization) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) || elapsed >= timeout
 	switch {
 	case err == nil:
 		nc.Close()
@@ -997,9 +1003,9 @@ func (d *doctor) checkRelayAnswers(url string, timeout time.Duration) {
 			return
 		}
 		d.ok(check, "a relay denied a test login for an unknown user in %v (the server waits up to %v)", e, timeout)
-	case d.skewFault != "" && (errors.Is(err, nats.ErrAuthorization) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+	case d.skewFault != "" && unanswered:
 		d.fail(check, "no relay is answering logins: the server refused a test login only after its %v authorization timeout; %s, beyond the relay's clock skew tolerance, so a relay on this host drops every request (its log says \"clock skew beyond tolerance\", its /readyz fails on \"clock\"); sync the clocks (NTP)", timeout, d.skewFault)
-	case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+	case unanswered:
 		d.fail(check, "no relay is answering logins: the server refused a test login only after its %v authorization timeout, so every authrelay user's login fails; start one: authrelay serve --dir %s --nats %s (if one runs, its log says why it does not answer)", timeout, d.layout.Dir, url)
 	default:
 		d.fail(check, "a test login failed in an unexpected way after %v: %v", elapsed.Round(time.Millisecond), err)
