@@ -198,11 +198,23 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	db, err := store.Open(ctx, l.Path(databaseFile))
+	// Hold the serve lock for as long as serve runs, taken before the
+	// database is opened, so that 'authrelay restore' cannot replace the
+	// file in between.
+	lock, err := store.LockServing(ctx, l.Path(databaseFile))
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		logger.Warn("no serve lock on this platform: 'authrelay restore' cannot tell that this relay serves the directory", "err", err)
+	case err != nil:
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer lock.Release()
+	db, err := l.openDatabase(ctx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	checkpoint(ctx, db, logger)
 	hashWorkers := c.hashWorkers
 	if hashWorkers == 0 {
 		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
@@ -343,6 +355,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		done <- err
 	}()
 	go m.maintain(ctx, db, c.auditRetention, logger)
+	go watchDatabase(ctx, db, logger.With("component", "database"))
 	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
 
 	go m.reloadOnHup(ctx, c, ns, logger)

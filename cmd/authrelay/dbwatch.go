@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/authrelay/authrelay/store"
+)
+
+// dbWatchInterval is how often serve checks that its database path still
+// names the file it has open.
+const dbWatchInterval = time.Second
+
+// checkpointInterval is how often serve truncates the write-ahead log.
+const checkpointInterval = time.Minute
+
+// dbFileRepeat is how often serve repeats the error while its database file
+// stays removed or replaced.
+const dbFileRepeat = time.Minute
+
+// watchDatabase checks every dbWatchInterval that the database's path still
+// names the file serve opened (store.DB.CheckFile), logs an error when it
+// stops doing so (and again every dbFileRepeat while it lasts) and when the
+// file is back, and truncates the write-ahead log every checkpointInterval.
+// The readiness check "database file" calls CheckFile itself.
+func watchDatabase(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	t := time.NewTicker(dbWatchInterval)
+	defer t.Stop()
+	var failing bool
+	var lastLog, lastCheckpoint time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		err := db.CheckFile()
+		switch {
+		case err != nil && (!failing || now.Sub(lastLog) >= dbFileRepeat):
+			if errors.Is(err, store.ErrFileReplaced) {
+				logger.Error("DATABASE FILE REMOVED OR REPLACED: this relay still serves the file it opened, which admin commands and relays started later do not see; put the file back, or stop every relay, restore a backup with 'authrelay restore' and start them again; /readyz fails until then",
+					"path", db.Path(), "err", err)
+			} else {
+				logger.Error("cannot check the database file", "path", db.Path(), "err", err)
+			}
+			failing, lastLog = true, now
+		case err == nil && failing:
+			logger.Info("database file is back at its path", "path", db.Path())
+			failing = false
+		}
+		if now.Sub(lastCheckpoint) >= checkpointInterval {
+			lastCheckpoint = now
+			checkpoint(ctx, db, logger)
+		}
+	}
+}
+
+// checkpoint truncates the write-ahead log, logging what it could not do.
+func checkpoint(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	busy, frames, err := db.Checkpoint(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		logger.Warn("write-ahead log checkpoint failed; the next one tries again", "err", err)
+	case busy:
+		logger.Debug("write-ahead log checkpoint incomplete: a reader holds an older snapshot; the next one tries again", "frames", frames)
+	}
+}
