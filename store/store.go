@@ -141,8 +141,13 @@ func open(ctx context.Context, path string, create bool) (*DB, error) {
 		// mode=rw: SQLite opens the file read-write and fails rather
 		// than create it, with no window between a check and the open.
 		dsn += "&mode=rw"
-		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		fi, err := os.Stat(abs)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("open store %s: %w: the file does not exist", path, ErrNoDatabase)
+		case err == nil && fi.Size() == 0:
+			// SQLite would write a header into it on the first pragma.
+			return nil, fmt.Errorf("open store %s: %w: the file is empty", path, ErrNoDatabase)
 		}
 	}
 	sqldb := sql.OpenDB(connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook}})
