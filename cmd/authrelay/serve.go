@@ -60,8 +60,10 @@ one before the server's deadline they are refused at once (reason
 
 With --http HOST:PORT it serves Prometheus metrics on /metrics, /healthz
 (200 while the process runs) and /readyz (200 while the relay is connected
-to NATS and answering, the database answers and the keys are loaded; 503
-with the reason otherwise). Each relay also registers as the NATS micro
+to NATS and answering, the database answers, DIR/authrelay.db is still the
+file serve opened, and the keys are loaded; 503 with the reason otherwise).
+serve never creates the database, except that --embedded initialises an
+empty DIR; a DIR with keys but no database is refused: restore a backup. Each relay also registers as the NATS micro
 service "authrelay": 'nats micro ls|info|stats authrelay', run as the relay
 user of secrets.json, lists every instance with its statistics.
 `
