@@ -99,10 +99,21 @@ func TestMissingDatabaseRefused(t *testing.T) {
 // file removed (or replaced) under a running relay, which kept granting
 // logins from the removed file with /readyz at 200 and nothing in the log.
 // Now /readyz fails within seconds naming the database file, the log says
-// so loudly, doctor names it, and all pass again when the file is back.
+// so loudly, authrelay_database_file_replaced is 1, doctor names it, and
+// all pass again when the file is back.
 func TestServeNoticesDatabaseFile(t *testing.T) {
 	s := serveEmbedded(t, true, "--http", "127.0.0.1:0")
-	readyz := "http://" + s.httpAddr(t) + "/readyz"
+	base := "http://" + s.httpAddr(t)
+	readyz := base + "/readyz"
+	replaced := func(t *testing.T) float64 {
+		t.Helper()
+		_, body := get(t, base+"/metrics")
+		v, ok := samples(t, body)["authrelay_database_file_replaced"]
+		if !ok {
+			t.Fatal("no authrelay_database_file_replaced in /metrics")
+		}
+		return v
+	}
 	s.addUser(t, "u1", "pw-u1-123456", "--account", "APP", "--pub", "a")
 	waitReady := func(t *testing.T, wantCode int, wantBody string) {
 		t.Helper()
@@ -137,6 +148,9 @@ func TestServeNoticesDatabaseFile(t *testing.T) {
 	}
 	waitReady(t, http.StatusServiceUnavailable, "not ready: database file: the database file was removed or replaced: "+path+" no longer exists")
 	waitLog(t, "DATABASE FILE REMOVED OR REPLACED", 1)
+	if v := replaced(t); v != 1 {
+		t.Errorf("authrelay_database_file_replaced = %v with the file away, want 1", v)
+	}
 	// The relay still answers from the removed file; an admin command
 	// refuses rather than write to a new empty database.
 	if nc, err := s.connect("u1", "pw-u1-123456"); err != nil {
@@ -156,6 +170,9 @@ func TestServeNoticesDatabaseFile(t *testing.T) {
 	}
 	waitReady(t, http.StatusOK, "ok")
 	waitLog(t, "database file is back", 1)
+	if v := replaced(t); v != 0 {
+		t.Errorf("authrelay_database_file_replaced = %v with the file back, want 0", v)
+	}
 
 	// Replaced: another file (a copy of the same bytes) at the path.
 	b, err := os.ReadFile(path)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authrelay/authrelay/store"
 )
@@ -66,5 +69,35 @@ func checkpoint(ctx context.Context, db *store.DB, logger *slog.Logger) {
 		logger.Warn("write-ahead log checkpoint failed; the next one tries again", "err", err)
 	case busy:
 		logger.Debug("write-ahead log checkpoint incomplete: a reader holds an older snapshot; the next one tries again", "frames", frames)
+	}
+}
+
+// databaseMetrics are serve's gauges of the database file, read at each
+// scrape:
+//
+//   - authrelay_database_file_replaced: 1 while the database's path no
+//     longer names the file serve has open (store.DB.CheckFile), else 0.
+//   - authrelay_wal_bytes: the size of the write-ahead log file.
+func databaseMetrics(db *store.DB) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_database_file_replaced",
+			Help: "1 while the database path no longer names the file the relay has open (removed or replaced), else 0.",
+		}, func() float64 {
+			if errors.Is(db.CheckFile(), store.ErrFileReplaced) {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_wal_bytes",
+			Help: "Size of the database's write-ahead log file in bytes.",
+		}, func() float64 {
+			fi, err := os.Stat(db.Path() + "-wal")
+			if err != nil {
+				return 0
+			}
+			return float64(fi.Size())
+		}),
 	}
 }

@@ -315,6 +315,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	}
 	var r *relay.Relay
 	met := newMetrics(func() relay.Stats { return r.Stats() })
+	met.reg.MustRegister(databaseMetrics(db)...)
 	cfg.Observer = met
 	cfg.ServiceVersion = serviceVersion(version)
 	if rc := cfg.Revoke; rc != nil {
