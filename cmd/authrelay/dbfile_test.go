@@ -22,6 +22,8 @@ func TestMissingDatabaseRefused(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
 	mustRun(t, "pw-u1-123456\n", "user", "add", "u1", "--dir", dir, "--account", "APP", "--password-stdin", "--pub", "a")
+	saved := filepath.Join(t.TempDir(), "saved.db")
+	mustRun(t, "", "backup", saved, "--dir", dir)
 	db := Layout{Dir: dir}.Path(databaseFile)
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(db + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -80,6 +82,14 @@ func TestMissingDatabaseRefused(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "authrelay restore FILE --dir "+dir) {
 			t.Errorf("doctor on a directory without its database: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
+	})
+	// What the message says to do works.
+	t.Run("restore", func(t *testing.T) {
+		r := mustRun(t, "", "restore", saved, "--dir", dir)
+		if !strings.Contains(r.stdout, "there was no database to replace") {
+			t.Errorf("restore into a directory without a database:\n%s", r.stdout)
+		}
+		mustRun(t, "", "user", "show", "u1", "--dir", dir)
 	})
 	// The README's first command still works: serve --embedded on an
 	// empty (or new) directory initialises it.
@@ -143,11 +153,14 @@ func TestServeNoticesDatabaseFile(t *testing.T) {
 
 	path := Layout{Dir: s.dir}.Path(databaseFile)
 	moved := path + ".moved"
+	removedAt := time.Now()
 	if err := os.Rename(path, moved); err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, http.StatusServiceUnavailable, "not ready: database file: the database file was removed or replaced: "+path+" no longer exists")
+	notReady := time.Since(removedAt)
 	waitLog(t, "DATABASE FILE REMOVED OR REPLACED", 1)
+	t.Logf("file removed: /readyz 503 after %v, logged after %v", notReady.Round(time.Millisecond), time.Since(removedAt).Round(time.Millisecond))
 	if v := replaced(t); v != 1 {
 		t.Errorf("authrelay_database_file_replaced = %v with the file away, want 1", v)
 	}
