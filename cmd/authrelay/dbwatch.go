@@ -16,8 +16,17 @@ import (
 // names the file it has open.
 const dbWatchInterval = time.Second
 
-// checkpointInterval is how often serve truncates the write-ahead log.
-const checkpointInterval = time.Minute
+// checkpointInterval is how often serve looks at the write-ahead log's size,
+// and walTruncateAbove the size above which it then truncates it. SQLite's
+// own checkpoints keep the log near 4 MiB (1000 pages) under steady writes;
+// a larger file is what a burst left. A truncating checkpoint holds off
+// writers while it runs, so serve runs it only then (and at start), not
+// every minute: logins that write with a short busy timeout (a rehash)
+// would otherwise fail now and then.
+const (
+	checkpointInterval = time.Minute
+	walTruncateAbove   = 8 << 20
+)
 
 // dbFileRepeat is how often serve repeats the error while its database file
 // stays removed or replaced.
@@ -26,13 +35,15 @@ const dbFileRepeat = time.Minute
 // watchDatabase checks every dbWatchInterval that the database's path still
 // names the file serve opened (store.DB.CheckFile), logs an error when it
 // stops doing so (and again every dbFileRepeat while it lasts) and when the
-// file is back, and truncates the write-ahead log every checkpointInterval.
+// file is back, and truncates the write-ahead log when, looked at every
+// checkpointInterval, it is larger than walTruncateAbove.
 // The readiness check "database file" calls CheckFile itself.
 func watchDatabase(ctx context.Context, db *store.DB, logger *slog.Logger) {
 	t := time.NewTicker(dbWatchInterval)
 	defer t.Stop()
 	var failing bool
-	var lastLog, lastCheckpoint time.Time
+	var lastLog time.Time
+	lastCheckpoint := time.Now() // serve checkpointed as it started
 	for {
 		select {
 		case <-ctx.Done():
@@ -56,7 +67,9 @@ func watchDatabase(ctx context.Context, db *store.DB, logger *slog.Logger) {
 		}
 		if now.Sub(lastCheckpoint) >= checkpointInterval {
 			lastCheckpoint = now
-			checkpoint(ctx, db, logger)
+			if fi, err := os.Stat(db.Path() + "-wal"); err == nil && fi.Size() > walTruncateAbove {
+				checkpoint(ctx, db, logger)
+			}
 		}
 	}
 }
