@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // TestMissingDatabaseRefused reproduces issue 10's item 3: on a directory
@@ -360,4 +363,49 @@ func TestTableCell(t *testing.T) {
 			t.Errorf("tableCell(%d runes) = %q, want %q", len([]rune(c.in)), got, c.want)
 		}
 	}
+}
+
+// TestServeTruncatesWAL: a write-ahead log that a burst of writes (here one
+// large admin change, made while another handle keeps the database open)
+// left large is emptied when serve starts. Before, the file kept its size.
+func TestServeTruncatesWAL(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	db := openDir(t, dir) // open throughout, as another relay would be
+	const bcryptHash = "$2a$04$Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq"
+	err := db.Admin(t.Context(), "test", "bulk add", func(ctx context.Context) (string, error) {
+		for i := range 3000 {
+			var subs []string
+			for j := range 20 {
+				subs = append(subs, fmt.Sprintf("bulk.%s.%d.%d", strings.Repeat("s", 150), i, j))
+			}
+			u := accounts.User{Name: fmt.Sprintf("bulk-%d", i), Account: "APP", Permissions: accounts.Permissions{Sub: accounts.Rule{Allow: subs}}}
+			if err := db.AddUserWithHash(ctx, u, bcryptHash); err != nil {
+				return "", err
+			}
+		}
+		return "{}", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal := Layout{Dir: dir}.Path(databaseFile) + "-wal"
+	fi, err := os.Stat(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() <= walTruncateAbove {
+		t.Fatalf("the write-ahead log after the burst is %d bytes; want more than %d for the test to mean anything", fi.Size(), walTruncateAbove)
+	}
+	before := fi.Size()
+	serveOn(t, dir)
+	if fi, err = os.Stat(wal); err != nil {
+		t.Fatal(err)
+	}
+	// serve's own writes after its checkpoint may have begun a new log.
+	if fi.Size() > 1<<20 {
+		t.Errorf("the write-ahead log after serve started is %d bytes (was %d), want it truncated", fi.Size(), before)
+	}
+	t.Logf("write-ahead log: %d bytes before serve, %d after it started", before, fi.Size())
 }
