@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ var (
 	// ErrSchemaTooNew means the database was written by a newer authrelay
 	// whose schema this code does not know.
 	ErrSchemaTooNew = errors.New("database schema is newer than this authrelay")
+	// ErrNoDatabase means OpenExisting found no authrelay database at the
+	// path: no file, or a file no authrelay has ever written to.
+	ErrNoDatabase = errors.New("no database")
 )
 
 // dsnParams are the per-connection settings: WAL so that readers and the
@@ -62,6 +66,12 @@ var (
 // transaction so that a read-modify-write never has to upgrade its lock (which
 // SQLite refuses at once with "database is locked").
 const dsnParams = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate"
+
+// JournalSizeLimit is the size, in bytes, that SQLite truncates the
+// write-ahead log file back to whenever a checkpoint lets it start the log
+// over: without a limit the file keeps the size of the largest write burst
+// it ever held, and a small volume stays full after the data is gone.
+const JournalSizeLimit = 16 << 20
 
 // DB is authrelay's store: a SQLite database of accounts and users. Its
 // methods are safe for concurrent use; set Now and Params before that starts.
@@ -81,6 +91,10 @@ type DB struct {
 	OnRehash func(name string, err error)
 
 	sql *sql.DB
+	// path is the absolute path the database was opened at, and file the
+	// file it named then: CheckFile compares them.
+	path string
+	file os.FileInfo
 	// stmts are the statements on the path of every login decision,
 	// prepared once; see prepare.
 	stmts stmts
@@ -97,6 +111,19 @@ type DB struct {
 // migrates its schema to the current version. It refuses, with
 // ErrSchemaTooNew, a database whose schema is newer than this code.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, true)
+}
+
+// OpenExisting opens the store at path like Open, but never creates one:
+// where no file exists, or the file holds no authrelay schema (an empty
+// file), it returns an error wrapping ErrNoDatabase and leaves nothing
+// behind. Everything but creating a deployment opens its store this way,
+// so that a removed database is never silently replaced by an empty one.
+func OpenExisting(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, false)
+}
+
+func open(ctx context.Context, path string, create bool) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open store: the database path is empty")
 	}
@@ -109,16 +136,38 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("open store %s: %s is not a directory", path, filepath.Dir(abs))
 	}
-	sqldb, err := sql.Open("sqlite3", "file:"+escapeURIPath(abs)+"?"+dsnParams)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	dsn := "file:" + escapeURIPath(abs) + "?" + dsnParams
+	if !create {
+		// mode=rw: SQLite opens the file read-write and fails rather
+		// than create it, with no window between a check and the open.
+		dsn += "&mode=rw"
+		fi, err := os.Stat(abs)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("open store %s: %w: the file does not exist", path, ErrNoDatabase)
+		case err == nil && fi.Size() == 0:
+			// SQLite would write a header into it on the first pragma.
+			return nil, fmt.Errorf("open store %s: %w: the file is empty", path, ErrNoDatabase)
+		}
 	}
+	sqldb := sql.OpenDB(connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook}})
 	// Keep enough idle connections for the relay's concurrent decisions:
 	// database/sql's default of two would close and reopen connections
 	// (and re-prepare their statements) under load.
 	sqldb.SetMaxIdleConns(max(8, 4*runtime.GOMAXPROCS(0)))
-	db := &DB{Now: time.Now, Params: DefaultArgon2Params, sql: sqldb}
+	db := &DB{Now: time.Now, Params: DefaultArgon2Params, sql: sqldb, path: abs}
+	if !create {
+		if err := db.checkExisting(ctx); err != nil {
+			sqldb.Close()
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
 	if err := db.initRetry(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	// The file SQLite opened for init's queries, which it keeps open.
+	if db.file, err = os.Stat(abs); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -132,6 +181,42 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// checkExisting refuses, with ErrNoDatabase, a database that no authrelay
+// has migrated: OpenExisting must not give an empty file a schema.
+func (db *DB) checkExisting(ctx context.Context) error {
+	var v int
+	err := db.sql.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	var se sqlite3.Error
+	switch {
+	case errors.As(err, &se) && se.Code == sqlite3.ErrCantOpen:
+		return fmt.Errorf("%w: the file does not exist", ErrNoDatabase)
+	case err != nil:
+		return fmt.Errorf("read schema version: %w", err)
+	case v == 0:
+		return fmt.Errorf("%w: the file holds no authrelay schema", ErrNoDatabase)
+	}
+	return nil
+}
+
+// connector opens SQLite connections with connectHook, without registering
+// a driver in database/sql's global registry.
+type connector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                        { return c.drv }
+
+// connectHook sets what the DSN cannot on each new connection: the journal
+// size limit (a per-connection setting).
+func connectHook(conn *sqlite3.SQLiteConn) error {
+	if _, err := conn.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d", JournalSizeLimit), nil); err != nil {
+		return fmt.Errorf("set journal size limit: %w", err)
+	}
+	return nil
 }
 
 // initRetry runs init, retrying while SQLite reports the database busy, for

@@ -493,7 +493,7 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 // each user's password would cost the run one hash per user. It returns the
 // policy.
 func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password string) (store.Argon2Params, error) {
-	db, err := store.Open(ctx, l.Path(databaseFile))
+	db, err := l.openDatabase(ctx)
 	if err != nil {
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}

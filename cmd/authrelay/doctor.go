@@ -313,7 +313,7 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 	const check = "database"
 	path := d.layout.Path(databaseFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		d.fail(check, "%s does not exist: run 'authrelay init --dir %s', or give the --dir that 'authrelay serve' uses", path, d.layout.Dir)
+		d.missingDatabase(check, path)
 		return
 	} else if err != nil {
 		d.fail(check, "%s: %v", path, err)
@@ -340,7 +340,7 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 		d.warn(check, "%s has schema version %d, this authrelay's is %d: the next 'authrelay serve' or admin command migrates it, after which older authrelay binaries refuse it; upgrade every relay together", path, have, want)
 		return
 	}
-	db, err := store.Open(ctx, path)
+	db, err := store.OpenExisting(ctx, path)
 	if err != nil {
 		d.fail(check, "%v", err)
 		return
@@ -365,6 +365,20 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 	}
 	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, doctorPlural(len(names), "account"), doctorPlural(len(users), "user"))
 	d.checkUnrestricted(ctx, db, users)
+}
+
+// missingDatabase reports a directory without its database: removed under
+// a running relay, removed, or never created.
+func (d *doctor) missingDatabase(check, path string) {
+	serving, err := store.Serving(path)
+	switch {
+	case err == nil && serving:
+		d.fail(check, "%s does not exist, but a relay is serving %s: the file was removed under it, and the relay keeps granting logins from the removed file while admin commands refuse to run; stop every relay, restore the latest backup with 'authrelay restore FILE --dir %s', start them again", path, d.layout.Dir, d.layout.Dir)
+	case d.layout.initialised():
+		d.fail(check, "%s does not exist, though %s does: it was removed or moved away; restore the latest backup with 'authrelay restore FILE --dir %s'", path, secretsFile, d.layout.Dir)
+	default:
+		d.fail(check, "%s does not exist: run 'authrelay init --dir %s', or give the --dir that 'authrelay serve' uses", path, d.layout.Dir)
+	}
 }
 
 // doctorSchemaVersion reads a database's PRAGMA user_version through a read-only

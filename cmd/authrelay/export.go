@@ -122,8 +122,10 @@ Usage: authrelay backup FILE [--dir DIR]
 
 Writes a consistent copy of the user database to FILE, a new file. It is
 safe while 'authrelay serve' runs and admins make changes. To restore,
-stop serve and copy FILE to DIR/authrelay.db. Keep the copy of secrets.json
-apart from it: together they are everything authrelay knows.
+stop serve and run 'authrelay restore FILE' (never copy FILE over
+DIR/authrelay.db: the old write-ahead log beside it would corrupt it). Keep
+the copy of secrets.json apart from it: together they are everything
+authrelay knows.
 
 Example:
 

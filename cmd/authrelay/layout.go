@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 // Names of the files that make up an authrelay directory.
@@ -306,4 +308,30 @@ func marshalSecrets(s Secrets) ([]byte, error) {
 		return nil, fmt.Errorf("encode secrets: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// openDatabase opens the database of an initialised directory. It is the
+// one place that refuses a directory whose database is missing: only init
+// (and serve --embedded on an empty directory, through init) creates one,
+// so that a removed database is never silently replaced by an empty one
+// that would refuse every user at the relay's next start.
+func (l Layout) openDatabase(ctx context.Context) (*store.DB, error) {
+	if !l.initialised() {
+		return nil, notInitialised(l.Dir)
+	}
+	db, err := store.OpenExisting(ctx, l.Path(databaseFile))
+	if errors.Is(err, store.ErrNoDatabase) {
+		return nil, l.missingDatabase(err)
+	}
+	return db, err
+}
+
+// missingDatabase is the error for a directory that has keys but no
+// database.
+func (l Layout) missingDatabase(cause error) error {
+	return fmt.Errorf("%s has authrelay's keys (%s) but no user database: %w. "+
+		"Nothing was created. Restore the latest backup with 'authrelay restore FILE --dir %s' "+
+		"(stop every 'authrelay serve' of this directory first: a running relay keeps serving the removed file until it restarts); "+
+		"or, to start over with new keys and no users, move %s aside and run 'authrelay init --dir %s'",
+		l.Dir, secretsFile, cause, l.Dir, l.Dir, l.Dir)
 }

@@ -129,6 +129,7 @@ Commands:
   import   bring users in from an existing nats.conf
   export   print users, roles and accounts
   backup   copy the database, safely while serve runs
+  restore  put a backup in place of the database, with serve stopped
   audit    print the audit trail of logins and admin changes
   hash     the password hash policy, and calibrating it for this machine
   doctor   check a deployment end to end and say what is wrong
@@ -168,6 +169,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runExport(ctx, rest)
 	case "backup":
 		return m.runBackup(ctx, rest)
+	case "restore":
+		return m.runRestore(ctx, rest)
 	case "audit":
 		return m.runAudit(ctx, rest)
 	case "hash":

@@ -308,8 +308,9 @@ func serveHTTP(addr string, h http.Handler, logger *slog.Logger) (stop func(), e
 }
 
 // serveReadyChecks are serve's readiness conditions: the keys are loaded,
-// the relay answers on a live NATS connection, the database answers, the
-// audit trail is being written, and failed logins are being recorded.
+// the relay answers on a live NATS connection, the database answers and
+// its path still names the file the relay has open, the audit trail is
+// being written, and failed logins are being recorded.
 func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xkey *accounts.XKey, audit *store.AuditWriter, guard *store.Lockouts) []readyCheck {
 	return []readyCheck{
 		{"keys", func(context.Context) error {
@@ -325,6 +326,10 @@ func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xke
 			return nil
 		}},
 		{"database", db.Ping},
+		// The path no longer names the file this relay serves: admin
+		// changes go to another file (or none) and the next start would
+		// serve something else.
+		{"database file", func(context.Context) error { return db.CheckFile() }},
 		{"audit", func(context.Context) error { return audit.Health() }},
 		{"lockouts", guard.Health},
 	}

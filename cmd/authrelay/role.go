@@ -262,7 +262,9 @@ func (m *Main) runRoleList(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("role list", `
 Usage: authrelay role list [--json]
 
-Lists roles with their permissions and number of holders.
+Lists roles with their permissions and number of holders. A long cell is
+cut to 60 characters, ending in '…'; --json prints everything, and
+'authrelay role show NAME' one role whole.
 
 Examples:
 
@@ -297,7 +299,7 @@ Examples:
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tHOLDERS\tPUB\tSUB")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Name, len(v.Holders), ruleText(v.Pub), ruleText(v.Sub))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", tableCell(v.Name), len(v.Holders), tableCell(ruleText(v.Pub)), tableCell(ruleText(v.Sub)))
 	}
 	return tw.Flush()
 }

@@ -60,10 +60,13 @@ one before the server's deadline they are refused at once (reason
 
 With --http HOST:PORT it serves Prometheus metrics on /metrics, /healthz
 (200 while the process runs) and /readyz (200 while the relay is connected
-to NATS and answering, the database answers, the keys are loaded, this
-host's clock is within --max-clock-skew of the server's and the server
-accepts the relay's keys; 503 with the reason otherwise). A relay whose keys
-the server does not accept leaves the queue group until it does. Each relay also registers as the NATS micro
+to NATS and answering, the database answers, DIR/authrelay.db is still the
+file serve opened, the keys are loaded, this host's clock is within
+--max-clock-skew of the server's and the server accepts the relay's keys;
+503 with the reason otherwise). A relay whose keys the server does not
+accept leaves the queue group until it does. serve never creates the
+database, except that --embedded initialises an empty DIR; a DIR with keys
+but no database is refused: restore a backup. Each relay also registers as the NATS micro
 service "authrelay": 'nats micro ls|info|stats authrelay', run as the relay
 user of secrets.json, lists every instance with its statistics.
 `
@@ -210,11 +213,23 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	db, err := store.Open(ctx, l.Path(databaseFile))
+	// Hold the serve lock for as long as serve runs, taken before the
+	// database is opened, so that 'authrelay restore' cannot replace the
+	// file in between.
+	lock, err := store.LockServing(ctx, l.Path(databaseFile))
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		logger.Warn("no serve lock on this platform: 'authrelay restore' cannot tell that this relay serves the directory", "err", err)
+	case err != nil:
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer lock.Release()
+	db, err := l.openDatabase(ctx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	checkpoint(ctx, db, logger)
 	hashWorkers := c.hashWorkers
 	if hashWorkers == 0 {
 		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
@@ -320,6 +335,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	var r *relay.Relay
 	met := newMetrics(func() relay.Stats { return r.Stats() })
 	met.addHealth(func() relay.Health { return r.Health() })
+	met.reg.MustRegister(databaseMetrics(db)...)
 	cfg.Observer = met
 	met.watchStore(audit, guard)
 	cfg.ServiceVersion = serviceVersion(version)
@@ -364,6 +380,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		done <- err
 	}()
 	go m.maintain(ctx, db, c.auditRetention, logger)
+	go watchDatabase(ctx, db, logger.With("component", "database"))
 	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
 
 	go m.reloadOnHup(ctx, c, ns, logger)

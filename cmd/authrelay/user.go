@@ -89,13 +89,10 @@ func notInitialised(dir string) error {
 	return fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
 }
 
-// openStore opens the database of an initialised directory.
+// openStore opens the database of an initialised directory; see
+// Layout.openDatabase.
 func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
-	l := Layout{Dir: dir}
-	if !l.initialised() {
-		return nil, notInitialised(dir)
-	}
-	db, err := store.Open(ctx, l.Path(databaseFile))
+	db, err := Layout{Dir: dir}.openDatabase(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -506,6 +503,8 @@ func (m *Main) runUserList(ctx context.Context, args []string) error {
 Usage: authrelay user list [--json]
 
 Lists users: name, account, status, expiry and permissions. Never hashes.
+A long cell is cut to 60 characters, ending in '…'; --json prints
+everything, and 'authrelay user show NAME' one user whole.
 
 Examples:
 
@@ -536,7 +535,7 @@ Examples:
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tACCOUNT\tSTATUS\tEXPIRES\tROLES\tPUB\tSUB")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Account, status(v), expiresText(v.Expires), listText(v.Roles), ruleText(v.Pub), ruleText(v.Sub))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tableCell(v.Name), v.Account, status(v), expiresText(v.Expires), tableCell(listText(v.Roles)), tableCell(ruleText(v.Pub)), tableCell(ruleText(v.Sub)))
 	}
 	return tw.Flush()
 }
