@@ -310,8 +310,11 @@ func serveHTTP(addr string, h http.Handler, logger *slog.Logger) (stop func(), e
 // serveReadyChecks are serve's readiness conditions: the keys are loaded,
 // the relay answers on a live NATS connection, the database answers and
 // its path still names the file the relay has open, the audit trail is
-// being written, and failed logins are being recorded.
+// being written, failed logins are being recorded, and a write transaction
+// commits (probed at most every few seconds, so that a full disk or a
+// read-only database shows without traffic).
 func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xkey *accounts.XKey, audit *store.AuditWriter, guard *store.Lockouts) []readyCheck {
+	writable := store.NewWriteCheck(db, store.DefaultWriteProbeEvery)
 	return []readyCheck{
 		{"keys", func(context.Context) error {
 			if issuer == nil || xkey == nil {
@@ -332,6 +335,9 @@ func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xke
 		{"database file", func(context.Context) error { return db.CheckFile() }},
 		{"audit", func(context.Context) error { return audit.Health() }},
 		{"lockouts", guard.Health},
+		// Last: the audit trail and the lockouts name what a failed
+		// write lost; this one sees the fault without any traffic.
+		{"database writable", writable.Health},
 	}
 }
 
