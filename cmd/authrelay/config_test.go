@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -9,9 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/authrelay/authrelay/accounts"
-	"github.com/authrelay/authrelay/relay"
 )
 
 func TestServeFlagsFromEnvironmentAndFile(t *testing.T) {
@@ -99,16 +97,111 @@ func TestReloadSettingsOnHup(t *testing.T) {
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelInfo)
 	m := &Main{Getenv: func(string) string { return "" }}
+	os.WriteFile(conf, nil, 0o600) // serve started with the defaults
+	c, _, err := m.parseServe([]string{"--dir", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.level = level
 	os.WriteFile(conf, []byte("log-level = warn\n"), 0o600)
-	applied, restart, err := m.reloadSettings(serveConfig{dir: dir, level: level, logLevel: "info", logFormat: "text",
-		sessionTTL: time.Hour, decisionTimeout: relay.DefaultDecisionTimeout, cacheTTL: relay.DefaultCacheTTL,
-		cacheSize: relay.DefaultCacheSize, natsURL: "nats://127.0.0.1:4222", lockout: accounts.DefaultLockoutPolicy,
-		revoke: true, revokePoll: relay.DefaultRevokePoll, revokeReplay: defaultRevokeReplay, auditRetention: 30 * 24 * time.Hour,
-		maxClockSkew: relay.DefaultMaxClockSkew})
+	applied, restart, err := m.reloadSettings(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if level.Level() != slog.LevelWarn || len(applied) != 1 || len(restart) != 0 {
 		t.Errorf("level %v, applied %v, restart %v; want WARN applied and nothing else", level.Level(), applied, restart)
+	}
+}
+
+// TestReloadCoversEveryServeFlag sets each of serve's flags in
+// authrelay.conf to a value other than its default and reads the settings
+// as serve starts; a SIGHUP's reload then reports nothing while the file
+// is unchanged, and reports the flag, and only it, once the file gives it
+// another value: applied (log-level) or needing a restart (every other
+// flag). A flag the reload did not compare would be missed or reported on
+// every SIGHUP. dir is the exception: the file cannot set it.
+func TestReloadCoversEveryServeFlag(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, serveConfigFile)
+	m := &Main{Getenv: func(string) string { return "" }}
+	var sc serveConfig
+	var lf lockoutFlags
+	fs, _ := m.serveFlags(&sc, &lf)
+	var names int
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "dir" {
+			return
+		}
+		names++
+		start, next := changedValues(t, f)
+		t.Run(f.Name, func(t *testing.T) {
+			write := func(v string) {
+				t.Helper()
+				if err := os.WriteFile(conf, []byte(f.Name+" = "+v+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(start)
+			c, applied, err := m.parseServe([]string{"--dir", dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(applied) != 1 {
+				t.Fatalf("settings applied from %s = %v, want %s", serveConfigFile, applied, f.Name)
+			}
+			c.level = new(slog.LevelVar)
+			if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
+				t.Fatal(err)
+			}
+			got, restart, err := m.reloadSettings(c)
+			if err != nil || len(got) != 0 || len(restart) != 0 {
+				t.Fatalf("reload with %s unchanged: applied %v, restart %v, %v; want nothing", serveConfigFile, got, restart, err)
+			}
+			write(next)
+			got, restart, err = m.reloadSettings(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reported := restart
+			if f.Name == "log-level" {
+				reported = got
+				if len(restart) != 0 {
+					t.Errorf("restart %v, want nothing", restart)
+				}
+			} else if len(got) != 0 {
+				t.Errorf("applied %v, want nothing: %s needs a restart", got, f.Name)
+			}
+			if len(reported) != 1 || !strings.HasPrefix(reported[0], f.Name+": ") {
+				t.Errorf("reload after %s = %s -> %s: applied %v, restart %v; want %s reported alone", f.Name, start, next, got, restart, f.Name)
+			}
+		})
+	})
+	if names < 25 {
+		t.Errorf("%d serve flags checked, want all of them (at least 25)", names)
+	}
+}
+
+// changedValues returns two values for f, each other than its default and
+// other than each other, that serve accepts as it reads its settings.
+func changedValues(t *testing.T, f *flag.Flag) (string, string) {
+	t.Helper()
+	switch f.Name {
+	case "log-level":
+		return "warn", "error"
+	case "log-format":
+		return "json", "text-not-checked-at-reload"
+	}
+	switch v := f.Value.(flag.Getter).Get().(type) {
+	case bool:
+		return fmt.Sprint(!v), fmt.Sprint(v)
+	case time.Duration:
+		return (v + 3*time.Second).String(), (v + 7*time.Second).String()
+	case int:
+		return fmt.Sprint(v + 1), fmt.Sprint(v + 2)
+	case string:
+		return "a-" + f.Name, "b-" + f.Name
+	default:
+		t.Fatalf("flag %s: no changed value for a %T; add one to changedValues", f.Name, v)
+		return "", ""
 	}
 }

@@ -93,9 +93,20 @@ type serveConfig struct {
 	httpAddr        string
 	maxClockSkew    time.Duration
 	// args is the command line, re-read with the environment and
-	// authrelay.conf on SIGHUP; level is the log level SIGHUP can change.
+	// authrelay.conf on SIGHUP; flags is the value of every serve flag
+	// serve started with (flagValues), what SIGHUP compares with; level
+	// is the log level SIGHUP can change.
 	args  []string
+	flags map[string]string
 	level *slog.LevelVar
+}
+
+// flagValues returns the value of every flag of fs, as its String
+// method gives it, by name.
+func flagValues(fs *flag.FlagSet) map[string]string {
+	vals := make(map[string]string)
+	fs.VisitAll(func(f *flag.Flag) { vals[f.Name] = f.Value.String() })
+	return vals
 }
 
 // serveFlags registers serve's flags, bound to c and lf.
@@ -123,24 +134,34 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	return fs, dir
 }
 
-func (m *Main) runServe(ctx context.Context, args []string) error {
-	var c serveConfig
+// parseServe reads serve's settings from the command line args, the
+// environment and authrelay.conf, and returns them with what came from the
+// environment or the file (for the log). It checks no values.
+func (m *Main) parseServe(args []string) (c serveConfig, applied []string, err error) {
 	var lf lockoutFlags
 	fs, dir := m.serveFlags(&c, &lf)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return c, nil, err
 	}
 	if len(pos) > 0 {
-		return usagef("serve takes no arguments, got %q", pos)
+		return c, nil, usagef("serve takes no arguments, got %q", pos)
 	}
-	applied, err := m.applyFlagDefaults(fs, *dir)
-	if err != nil {
-		return err
+	if applied, err = m.applyFlagDefaults(fs, *dir); err != nil {
+		return c, nil, err
 	}
 	c.dir = *dir
 	c.args = args
+	c.flags = flagValues(fs)
 	c.lockout = lf.p
+	return c, applied, nil
+}
+
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	c, applied, err := m.parseServe(args)
+	if err != nil {
+		return err
+	}
 	if err := c.lockout.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
@@ -509,14 +530,12 @@ func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server
 // reloadSettings reads serve's settings again (command line, environment,
 // authrelay.conf), applies the log level, and returns the changes applied
 // and the changed settings that only a restart applies, as "name: old ->
-// new".
+// new". It compares every flag of serve's flag set with the values serve
+// started with (c.flags), so that no flag is left out.
 func (m *Main) reloadSettings(c serveConfig) (applied, restart []string, err error) {
-	// old holds the running values (from c), now what the command line,
-	// the environment and authrelay.conf say at this moment.
-	var running, fresh serveConfig
-	var lfRunning, lfFresh lockoutFlags
-	old, _ := m.serveFlags(&running, &lfRunning)
-	now, _ := m.serveFlags(&fresh, &lfFresh)
+	var fresh serveConfig
+	var lf lockoutFlags
+	now, _ := m.serveFlags(&fresh, &lf)
 	now.SetOutput(io.Discard)
 	if _, err := parse(now, c.args); err != nil {
 		return nil, nil, err
@@ -524,18 +543,15 @@ func (m *Main) reloadSettings(c serveConfig) (applied, restart []string, err err
 	if _, err := m.applyFlagDefaults(now, c.dir); err != nil {
 		return nil, nil, err
 	}
-	if err := fillFromConfig(old, c); err != nil {
-		return nil, nil, err
-	}
 	now.VisitAll(func(f *flag.Flag) {
-		was, is := old.Lookup(f.Name).Value.String(), f.Value.String()
+		was, is := c.flags[f.Name], f.Value.String()
 		if f.Name == "log-level" {
 			var lv slog.Level
 			if err := lv.UnmarshalText([]byte(is)); err != nil || lv == c.level.Level() {
 				return // a bad level is refused at the next start
 			}
+			applied = append(applied, fmt.Sprintf("log-level: %s -> %s", c.level.Level(), lv))
 			c.level.Set(lv)
-			applied = append(applied, fmt.Sprintf("log-level: %s -> %s", was, lv))
 			return
 		}
 		if was != is {
@@ -543,46 +559,6 @@ func (m *Main) reloadSettings(c serveConfig) (applied, restart []string, err err
 		}
 	})
 	return applied, restart, nil
-}
-
-// fillFromConfig sets the flags of fs to the running values in c.
-func fillFromConfig(fs *flag.FlagSet, c serveConfig) error {
-	vals := map[string]string{
-		"nats":                   c.natsURL,
-		"embedded":               strconv.FormatBool(c.embedded),
-		"listen":                 c.listen,
-		"session-ttl":            c.sessionTTL.String(),
-		"decision-timeout":       c.decisionTimeout.String(),
-		"workers":                strconv.Itoa(c.workers),
-		"hash-workers":           strconv.Itoa(c.hashWorkers),
-		"cache-ttl":              c.cacheTTL.String(),
-		"cache-size":             strconv.Itoa(c.cacheSize),
-		"log-level":              c.level.Level().String(),
-		"log-format":             c.logFormat,
-		"lockout-threshold":      strconv.Itoa(c.lockout.Threshold),
-		"lockout-addr-threshold": strconv.Itoa(c.lockout.AddrThreshold),
-		"lockout-user-threshold": strconv.Itoa(c.lockout.UserThreshold),
-		"lockout-known-for":      c.lockout.KnownFor.String(),
-		"lockout-ipv6-prefix":    strconv.Itoa(c.lockout.IPv6Prefix),
-		"lockout-window":         c.lockout.Window.String(),
-		"lockout-duration":       c.lockout.Duration.String(),
-		"lockout-max":            c.lockout.MaxDuration.String(),
-		"revoke":                 strconv.FormatBool(c.revoke),
-		"revoke-poll":            c.revokePoll.String(),
-		"revoke-replay":          c.revokeReplay.String(),
-		"http":                   c.httpAddr,
-		"audit-retention":        c.auditRetention.String(),
-		"max-clock-skew":         c.maxClockSkew.String(),
-	}
-	for name, v := range vals {
-		if fs.Lookup(name) == nil {
-			continue
-		}
-		if err := fs.Set(name, v); err != nil {
-			return fmt.Errorf("reload: %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 func relayExit(err error) error {
