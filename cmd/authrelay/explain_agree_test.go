@@ -22,11 +22,15 @@ import (
 // relay gave: the one in the server's auth error event, or none for the
 // login that connects. Both decide with accounts.Decide; before, explain
 // said "allowed" for a user in a reserved account, without an account, or
-// outside its source networks or connection types.
+// outside its source networks or connection types. internal_error is
+// reached three ways: no account, a role removed under its holder, and a
+// login response larger than the server's max_payload.
 func TestExplainAgreesWithTheRelay(t *testing.T) {
 	for _, e := range envs {
 		t.Run(e.name, func(t *testing.T) {
-			s := serveEmbedded(t, e.xkey)
+			// A small max_payload, for a grant whose login response the
+			// server would refuse.
+			s := serveWithMaxPayload(t, e.xkey, 64<<10)
 			ctx := context.Background()
 			reserved, err := reservedAccounts(Layout{Dir: s.dir})
 			if err != nil {
@@ -38,16 +42,18 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 				user string
 				args []string
 				want string
+				why  string // in explain's why, when set
 			}{
-				{"ok", []string{"--sub", "_INBOX.>"}, ""},
-				{"off", []string{"--sub", "_INBOX.>"}, accounts.ReasonUserDisabled},
-				{"old", []string{"--sub", "_INBOX.>"}, accounts.ReasonUserExpired},
-				{"sys", []string{"--sub", "_INBOX.>"}, accounts.ReasonAccountReserved},
-				{"noacct", []string{"--sub", "_INBOX.>"}, accounts.ReasonInternalError},
-				{"norole", []string{"--role", "gone"}, accounts.ReasonInternalError},
-				{"evil.alice", []string{"--role", "tpl"}, accounts.ReasonTemplateUnsafe},
-				{"far", []string{"--sub", "_INBOX.>", "--src", "127.0.0.2/32"}, accounts.ReasonSourceNotAllowed},
-				{"web", []string{"--sub", "_INBOX.>", "--conn-type", "WEBSOCKET"}, accounts.ReasonConnTypeNotAllowed},
+				{"ok", []string{"--sub", "_INBOX.>"}, "", ""},
+				{"off", []string{"--sub", "_INBOX.>"}, accounts.ReasonUserDisabled, ""},
+				{"old", []string{"--sub", "_INBOX.>"}, accounts.ReasonUserExpired, ""},
+				{"sys", []string{"--sub", "_INBOX.>"}, accounts.ReasonAccountReserved, "reserved"},
+				{"noacct", []string{"--sub", "_INBOX.>"}, accounts.ReasonInternalError, "no account"},
+				{"norole", []string{"--role", "gone"}, accounts.ReasonInternalError, "unknown role"},
+				{"huge", []string{"--sub", "_INBOX.>"}, accounts.ReasonInternalError, "max_payload"},
+				{"evil.alice", []string{"--role", "tpl"}, accounts.ReasonTemplateUnsafe, ""},
+				{"far", []string{"--sub", "_INBOX.>", "--src", "127.0.0.2/32"}, accounts.ReasonSourceNotAllowed, ""},
+				{"web", []string{"--sub", "_INBOX.>", "--conn-type", "WEBSOCKET"}, accounts.ReasonConnTypeNotAllowed, ""},
 			}
 			for _, c := range cases {
 				s.addUser(t, c.user, c.user+"-pass-123", c.args...)
@@ -61,6 +67,13 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 			}
 			if err := db.UpdateUser(ctx, "old", func(u *accounts.User) error {
 				u.Expires = time.Now().Add(-time.Hour)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// Past the commands, which refuse a grant this large.
+			if err := db.UpdateUser(ctx, "huge", func(u *accounts.User) error {
+				u.Permissions.Pub.Allow = longSubjects("huge", 1000)
 				return nil
 			}); err != nil {
 				t.Fatal(err)
@@ -110,6 +123,9 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 				}
 				if relayReason != c.want || v.Reason != relayReason || v.Login != wantLogin {
 					t.Errorf("%s: relay reason %q, explain login %q reason %q; want %q from both", c.user, relayReason, v.Login, v.Reason, c.want)
+				}
+				if !strings.Contains(v.Why, c.why) {
+					t.Errorf("%s: explain says why %q, want it to say %q", c.user, v.Why, c.why)
 				}
 				if !slices.Contains(covered, c.want) {
 					covered = append(covered, c.want)

@@ -210,6 +210,7 @@ type explainView struct {
 	Account   string                       `json:"account"`
 	Login     string                       `json:"login"`
 	Reason    string                       `json:"reason,omitempty"`
+	Why       string                       `json:"why,omitempty"` // the reason in words
 	Roles     []string                     `json:"roles"`
 	Pub       accounts.Rule                `json:"pub"`
 	Sub       accounts.Rule                `json:"sub"`
@@ -305,6 +306,9 @@ Examples:
 	verdict := accounts.Decide(&login)
 	if verdict.Reason != "" {
 		v.Login, v.Reason = "denied", verdict.Reason
+		if verdict.Err != nil {
+			v.Why = verdict.Err.Error()
+		}
 	}
 	// What would be issued is shown even for a login refused before its
 	// grant matters (a disabled user, say).
@@ -333,8 +337,8 @@ Examples:
 	fmt.Fprintf(tw, "account:\t%s\n", v.Account)
 	if v.Reason != "" {
 		fmt.Fprintf(tw, "login:\tdenied (%s)\n", v.Reason)
-		if verdict.Err != nil {
-			fmt.Fprintf(tw, "why:\t%v\n", verdict.Err)
+		if v.Why != "" {
+			fmt.Fprintf(tw, "why:\t%s\n", v.Why)
 		}
 	} else {
 		fmt.Fprintf(tw, "login:\tallowed with the right password\n")
