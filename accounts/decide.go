@@ -124,9 +124,11 @@ type Verdict struct {
 	// Resolved tells whether Grant was resolved: it is not when the login
 	// is refused before the grant matters (Admissible).
 	Resolved bool
-	// Grant is the merged grant, when Resolved and Reason is not
-	// ReasonTemplateUnsafe or a grant error.
-	Grant Grant
+	// Grant is the merged grant and GrantErr Resolve's error, when
+	// Resolved; a GrantErr gives ReasonTemplateUnsafe or
+	// ReasonInternalError.
+	Grant    Grant
+	GrantErr error
 	// ResponseBytes is the size of the login response when it was checked
 	// (Issuer and MaxPayload set, and the grant admitted), else 0.
 	ResponseBytes int
@@ -148,9 +150,9 @@ func Decide(l *Login) Verdict {
 	}
 	switch {
 	case errors.Is(res.Err, ErrUnsafeTemplate):
-		return Verdict{Reason: ReasonTemplateUnsafe, Err: res.Err, Resolved: true}
+		return Verdict{Reason: ReasonTemplateUnsafe, Err: res.Err, Resolved: true, GrantErr: res.Err}
 	case res.Err != nil:
-		return Verdict{Reason: ReasonInternalError, Err: res.Err, Resolved: true}
+		return Verdict{Reason: ReasonInternalError, Err: res.Err, Resolved: true, GrantErr: res.Err}
 	}
 	v := Verdict{Resolved: true, Grant: res.Grant}
 	if l.CheckClient {

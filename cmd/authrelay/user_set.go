@@ -312,11 +312,9 @@ Examples:
 	}
 	// What would be issued is shown even for a login refused before its
 	// grant matters (a disabled user, say).
-	g, rerr := verdict.Grant, error(nil)
+	g, rerr := verdict.Grant, verdict.GrantErr
 	if !verdict.Resolved {
 		g, rerr = accounts.Resolve(u, roles)
-	} else if verdict.Reason == accounts.ReasonTemplateUnsafe || errors.Is(verdict.Err, accounts.ErrUnknownRole) {
-		rerr = verdict.Err
 	}
 	if rerr == nil {
 		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
