@@ -216,3 +216,23 @@ func BenchmarkSignExpanded(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecide is the relay's warm path through Decide: a resolution
+// from the credential cache, a client checked.
+func BenchmarkDecide(b *testing.B) {
+	u := User{Name: "alice", Account: "APP", Src: []string{"10.0.0.0/8"},
+		Permissions: Permissions{Pub: Rule{Allow: []string{"app.>"}}, Sub: Rule{Allow: []string{"app.>", "_INBOX.>"}}}}
+	g, err := Resolve(u, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		l := Login{User: u, Resolution: Resolution{Grant: g}, Resolved: true, Reserved: []string{"AUTH", "SYS"},
+			Client: Client{Host: "10.1.2.3", ConnType: ConnStandard}, CheckClient: true, Now: now}
+		if v := Decide(&l); v.Reason != "" {
+			b.Fatal(v.Reason)
+		}
+	}
+}

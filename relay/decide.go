@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -13,54 +12,25 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Denial reasons. The relay puts one into the error field of a denying
-// response; nats-server writes it to its log and to the
-// $SYS.ACCOUNT.CLIENT.AUTH.ERR event in the callout account. The client only
-// ever sees "Authorization Violation".
+// Denial reasons: see accounts.Reason*, where they are defined for
+// accounts.Decide, the decision the relay and 'user explain' share.
 const (
-	// ReasonBadCredentials means the user is unknown or the password is
-	// wrong; the two are deliberately not told apart.
-	ReasonBadCredentials = "bad_credentials"
-	// ReasonUserDisabled means the credentials matched a disabled user.
-	ReasonUserDisabled = "user_disabled"
-	// ReasonUserExpired means the credentials matched a user whose own
-	// expiry has passed.
-	ReasonUserExpired = "user_expired"
-	// ReasonNoCredentials means the CONNECT carried no username or no
-	// password, for example only a token or an nkey.
-	ReasonNoCredentials = "no_credentials"
-	// ReasonAccountReserved means the user's account is one of
-	// Config.ReservedAccounts: the user data is wrong, not the client.
-	ReasonAccountReserved = "account_reserved"
-	// ReasonInternalError means the relay could not decide, for example
-	// because the user store failed.
-	ReasonInternalError = "internal_error"
-	// ReasonTemplateUnsafe means a subject template would have expanded the
-	// user's name (or account) into more than one subject token, such as a
-	// name containing '.', '*' or '>'.
-	ReasonTemplateUnsafe = "template_unsafe"
-	// ReasonSourceNotAllowed means the client connected from outside the
-	// user's source networks (--src).
-	ReasonSourceNotAllowed = "source_not_allowed"
-	// ReasonConnTypeNotAllowed means the client's connection type is not
-	// among the user's (--conn-type).
-	ReasonConnTypeNotAllowed = "conn_type_not_allowed"
-	// ReasonLockedOut means the login is locked out after repeated failed
-	// logins: of the username from the client's address, from the address
-	// over any names, or of the username from everywhere (not applied at
-	// the addresses the user logged in from recently). The user's real hash
-	// is not tried; a dummy verification makes it cost what a wrong
-	// password costs, and the client sees the same Authorization Violation.
-	ReasonLockedOut = "locked_out"
-	// ReasonOverloaded means the relay could not verify the password
-	// before the server's deadline, as too many verifications were waiting;
-	// it says nothing about the credentials. The client library retries.
-	ReasonOverloaded = "overloaded"
+	ReasonBadCredentials     = accounts.ReasonBadCredentials
+	ReasonUserDisabled       = accounts.ReasonUserDisabled
+	ReasonUserExpired        = accounts.ReasonUserExpired
+	ReasonNoCredentials      = accounts.ReasonNoCredentials
+	ReasonAccountReserved    = accounts.ReasonAccountReserved
+	ReasonInternalError      = accounts.ReasonInternalError
+	ReasonTemplateUnsafe     = accounts.ReasonTemplateUnsafe
+	ReasonSourceNotAllowed   = accounts.ReasonSourceNotAllowed
+	ReasonConnTypeNotAllowed = accounts.ReasonConnTypeNotAllowed
+	ReasonLockedOut          = accounts.ReasonLockedOut
+	ReasonOverloaded         = accounts.ReasonOverloaded
 	// ReasonRejectedByServer is not an answer the relay sends: it is how
 	// the relay counts (Observer) and audits a login whose answer the
 	// server rejected, for a signing key it does not know. The answer was
 	// counted when sent; this records that the login failed all the same.
-	ReasonRejectedByServer = "rejected_by_server"
+	ReasonRejectedByServer = accounts.ReasonRejectedByServer
 )
 
 // recordTimeout bounds the write of a failed login, which outlives the
@@ -441,63 +411,46 @@ func (r *Relay) failed(ctx context.Context, rc *jwt.AuthorizationRequestClaims, 
 }
 
 // admissible returns the reason u, whose password matched, may not log in
-// whatever its grant, or "" if none: disabled, expired, or an account
-// that is missing or reserved.
+// whatever its grant, or "" if none (accounts.Admissible).
 func (r *Relay) admissible(u accounts.User) string {
-	switch err := u.Check(r.cfg.Now()); {
-	case errors.Is(err, accounts.ErrUserDisabled):
-		return ReasonUserDisabled
-	case errors.Is(err, accounts.ErrUserExpired):
-		return ReasonUserExpired
-	case err != nil, u.Account == "":
-		return ReasonInternalError
-	case slices.Contains(r.cfg.ReservedAccounts, u.Account):
-		return ReasonAccountReserved
-	}
-	return ""
+	reason, _ := accounts.Admissible(u, r.cfg.ReservedAccounts, r.cfg.Now())
+	return reason
 }
 
-// conclude decides a request whose password verification v holds, and
-// issues the user JWT when it is granted. It reports false, deciding
-// nothing, when v has no resolved grant but the user may now log in (a
-// cached entry from before): the caller must verify again.
+// conclude decides a request whose password verification v holds
+// (accounts.Decide), and issues the user JWT when it is granted. It
+// reports false, deciding nothing, when v has no resolved grant but the
+// user may now log in (a cached entry from before): the caller must verify
+// again. The size of the response is checked when it is made (finish).
 func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims, v *verified) (decision, bool) {
 	u := v.user
-	switch reason := r.admissible(u); reason {
-	case "":
-	case ReasonInternalError:
-		if err := u.Check(r.cfg.Now()); err != nil {
-			return decision{user: u, reason: reason, err: err}, true
-		}
-		return decision{user: u, reason: reason, err: errors.New("user has no account")}, true
-	case ReasonAccountReserved:
-		return decision{user: u, reason: reason, err: fmt.Errorf("user's account %q is reserved", u.Account)}, true
-	default:
-		return decision{user: u, reason: reason}, true
-	}
-	if !v.resolved {
+	now := r.cfg.Now()
+	if !v.resolved && r.admissible(u) == "" {
 		return decision{}, false
 	}
-	switch {
-	case errors.Is(v.grantErr, accounts.ErrUnsafeTemplate):
-		return decision{user: u, reason: ReasonTemplateUnsafe}, true
-	case v.grantErr != nil:
-		return decision{user: u, reason: ReasonInternalError, err: v.grantErr}, true
+	l := accounts.Login{
+		User:       u,
+		Resolution: accounts.Resolution{Grant: v.grant, Err: v.grantErr},
+		Resolved:   v.resolved,
+		Reserved:   r.cfg.ReservedAccounts,
+		Client: accounts.Client{
+			Host:     rc.ClientInformation.Host,
+			ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
+		},
+		CheckClient: true,
+		Now:         now,
 	}
-	client := accounts.Client{
-		Host:     rc.ClientInformation.Host,
-		ConnType: accounts.ClientConnType(rc.ClientInformation.Kind, rc.ClientInformation.Type),
-	}
-	switch err := v.grant.Admit(client); {
-	case errors.Is(err, accounts.ErrSourceNotAllowed):
-		return decision{user: u, reason: ReasonSourceNotAllowed}, true
-	case errors.Is(err, accounts.ErrConnTypeNotAllowed):
-		return decision{user: u, reason: ReasonConnTypeNotAllowed}, true
-	case err != nil:
-		return decision{user: u, reason: ReasonInternalError, err: err}, true
+	verdict := accounts.Decide(&l)
+	switch verdict.Reason {
+	case "":
+	case ReasonInternalError, ReasonAccountReserved:
+		// The user data is wrong: the log says what.
+		return decision{user: u, reason: verdict.Reason, err: verdict.Err}, true
+	default:
+		return decision{user: u, reason: verdict.Reason}, true
 	}
 
-	uc, err := r.cfg.Issuer.UserClaims(v.grant, rc.UserNkey, r.cfg.Now(), r.cfg.SessionTTL)
+	uc, err := r.cfg.Issuer.UserClaims(verdict.Grant, rc.UserNkey, now, r.cfg.SessionTTL)
 	if err != nil {
 		return decision{user: u, reason: ReasonInternalError, err: err}, true
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -209,6 +210,7 @@ type explainView struct {
 	Account   string                       `json:"account"`
 	Login     string                       `json:"login"`
 	Reason    string                       `json:"reason,omitempty"`
+	Why       string                       `json:"why,omitempty"` // the reason in words
 	Roles     []string                     `json:"roles"`
 	Pub       accounts.Rule                `json:"pub"`
 	Sub       accounts.Rule                `json:"sub"`
@@ -227,7 +229,7 @@ type explainView struct {
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user explain", `
-Usage: authrelay user explain NAME [--json]
+Usage: authrelay user explain NAME [--from IP] [--conn-type TYPE] [--json]
 
 Shows what the relay would issue for the user right now, without
 connecting: its roles merged with its own permissions, {{name}} and
@@ -239,18 +241,38 @@ subject there (the JWT then denies everything in that direction),
 "anything" for an allow of '>', otherwise the allowed subjects; denies
 follow "except". --json has the same as pub_scope and sub_scope.
 
+It decides with the relay's own decision function, so its reason is the
+relay's. --from and --conn-type describe a client, and check the user's
+source networks and connection types against it (one left out counts as
+unknown, which a restriction on it refuses); without either, those two
+checks are left out.
+
 Examples:
 
   authrelay user explain bob
   authrelay user explain bob --json | jq .sub.allow
+  authrelay user explain bob --from 10.1.2.3 --conn-type WEBSOCKET
 `)
 	dir := m.dirFlag(fs)
 	asJSON := fs.Bool("json", false, "print a JSON object")
+	host := fs.String("from", "", "decide for a client connecting from this IP address (checks --src)")
+	connTypeFlag := fs.String("conn-type", "", "decide for a client of this connection type: STANDARD, WEBSOCKET, MQTT or LEAFNODE (checks --conn-type)")
 	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "explain")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	var connType string
+	if *connTypeFlag != "" {
+		if connType, err = accounts.ParseConnType(*connTypeFlag); err != nil {
+			return usagef("--conn-type: %v", err)
+		}
+	}
+	if *host != "" {
+		if _, err := netip.ParseAddr(*host); err != nil {
+			return usagef("--from %q: not an IP address: give the client's address as the server sees it, such as 10.1.2.3", *host)
+		}
+	}
 	u, err := db.User(ctx, name)
 	if err != nil {
 		return userError(err, name, db, ctx)
@@ -265,39 +287,44 @@ Examples:
 		e := u.Expires
 		v.Expires = &e
 	}
-	g, rerr := accounts.Resolve(u, roles)
-	switch {
-	case errors.Is(rerr, accounts.ErrUnsafeTemplate):
-		v.Login, v.Reason = "denied", "template_unsafe"
-	case rerr != nil:
-		v.Login, v.Reason = "denied", "internal_error"
-	}
-	if rerr == nil {
-		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
-		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
+	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	if err != nil {
+		return err
 	}
 	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
 	v.MaxPayload = sizer.limit
-	var tooLarge error
-	if rerr == nil {
-		if v.ResponseBytes, tooLarge = sizer.check(u, roles); tooLarge != nil {
-			var tl *accounts.ResponseTooLargeError
-			if !errors.As(tooLarge, &tl) {
-				return tooLarge
-			}
-			// The relay refuses it rather than send what the server
-			// would drop.
-			v.Login, v.Reason = "denied", "internal_error"
+	now := m.Now()
+	login := accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: now,
+		Issuer: sizer.issuer, MaxPayload: sizer.limit}
+	if *host != "" || connType != "" {
+		login.Client, login.CheckClient = accounts.Client{Host: *host, ConnType: connType}, true
+	}
+	// The relay's own decision: explain is what it would answer.
+	verdict := accounts.Decide(&login)
+	if verdict.Reason != "" {
+		v.Login, v.Reason = "denied", verdict.Reason
+		if verdict.Err != nil {
+			v.Why = verdict.Err.Error()
 		}
 	}
-	switch cerr := u.Check(m.Now()); {
-	case errors.Is(cerr, accounts.ErrUserDisabled):
-		v.Login, v.Reason = "denied", "user_disabled"
-	case errors.Is(cerr, accounts.ErrUserExpired):
-		v.Login, v.Reason = "denied", "user_expired"
+	// What would be issued is shown even for a login refused before its
+	// grant matters (a disabled user, say).
+	g, rerr := verdict.Grant, verdict.GrantErr
+	if !verdict.Resolved {
+		g, rerr = accounts.Resolve(u, roles)
+	}
+	if rerr == nil {
+		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
+		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
+		v.ResponseBytes = verdict.ResponseBytes
+		if v.ResponseBytes == 0 {
+			if v.ResponseBytes, err = sizer.issuer.ResponseSize(g, now); err != nil {
+				return err
+			}
+		}
 	}
 	v.Pub, v.Sub = nonNilRule(v.Pub), nonNilRule(v.Sub)
 	if *asJSON {
@@ -308,10 +335,8 @@ Examples:
 	fmt.Fprintf(tw, "account:\t%s\n", v.Account)
 	if v.Reason != "" {
 		fmt.Fprintf(tw, "login:\tdenied (%s)\n", v.Reason)
-		if rerr != nil {
-			fmt.Fprintf(tw, "why:\t%v\n", rerr)
-		} else if tooLarge != nil {
-			fmt.Fprintf(tw, "why:\t%v\n", tooLarge)
+		if v.Why != "" {
+			fmt.Fprintf(tw, "why:\t%s\n", v.Why)
 		}
 	} else {
 		fmt.Fprintf(tw, "login:\tallowed with the right password\n")
