@@ -24,6 +24,9 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	if err := a.Limits.Validate(); err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
+	if err := db.checkReserved("add account", a.Name); err != nil {
+		return err
+	}
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)

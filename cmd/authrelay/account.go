@@ -167,9 +167,6 @@ Examples:
 	}
 	defer db.Close()
 	l := Layout{Dir: *dir}
-	if err := checkAccountNotReservedIn(l, name); err != nil {
-		return err
-	}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
 	})

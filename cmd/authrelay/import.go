@@ -153,11 +153,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reserved, err := reservedAccounts(Layout{Dir: *dir})
-	if err != nil {
-		return err
-	}
-	skipReservedImports(rep, reserved)
+	skipReservedImports(rep, db.ReservedAccounts)
 	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err

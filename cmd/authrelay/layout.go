@@ -319,11 +319,21 @@ func (l Layout) openDatabase(ctx context.Context) (*store.DB, error) {
 	if !l.initialised() {
 		return nil, notInitialised(l.Dir)
 	}
+	// Read the reserved accounts first: a nats.conf that names none cannot
+	// guard a store.
+	reserved, err := reservedAccounts(l)
+	if err != nil {
+		return nil, err
+	}
 	db, err := store.OpenExisting(ctx, l.Path(databaseFile))
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, l.missingDatabase(err)
 	}
-	return db, err
+	if err != nil {
+		return nil, err
+	}
+	db.ReservedAccounts = reserved
+	return db, nil
 }
 
 // missingDatabase is the error for a directory that has keys but no

@@ -105,6 +105,9 @@ func (m *Main) Exit(err error) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
 		return exitUsage
+	case errors.Is(err, store.ErrReservedAccount):
+		fmt.Fprintf(m.Stderr, "authrelay: %v; %s\n", err, reservedHint)
+		return exitUsage
 	default:
 		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
 		return exitFailure

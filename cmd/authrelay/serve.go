@@ -252,10 +252,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
-	reserved, err := reservedAccounts(l)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
+	reserved := db.ReservedAccounts // openDatabase read them from nats.conf
 	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
 	guard := db.Lockouts(c.lockout)
 
