@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type Main struct {
 	Stderr io.Writer
 	// Getenv reads the environment.
 	Getenv func(string) string
+	// CurrentUser looks up the OS user running the program, the actor of
+	// admin audit rows; nil means user.Current.
+	CurrentUser func() (*user.User, error)
 	// Now is the clock.
 	Now func() time.Time
 	// ReadPassword reads a password without echo from a terminal; it is nil
