@@ -273,6 +273,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Workers:          c.workers,
 		HashWorkers:      c.hashWorkers,
 		CacheTTL:         c.cacheTTL,
+		Positions:        db, // the user versions and the change feed in one store
 		CacheSize:        c.cacheSize,
 		Logger:           logger,
 		Now:              m.Now,
@@ -315,6 +316,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			AdminUser:     secrets.AdminUser,
 			AdminPassword: secrets.AdminPassword,
 			Changes:       db,
+			History:       db,
 			Poll:          c.revokePoll,
 			Replay:        revokeReplay(c.revokeReplay, c.sessionTTL),
 			OnKick: func(ctx context.Context, k relay.Kick) {
@@ -698,12 +700,11 @@ func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(
 // The store is what the relay authenticates against, keeps lockouts in and
 // writes the audit trail to.
 var (
-	_ relay.Users          = (*store.DB)(nil)
-	_ relay.ChangeCounter  = (*store.DB)(nil)
-	_ relay.PositionReader = (*store.DB)(nil)
-	_ relay.ChangeFeed     = (*store.DB)(nil)
-	_ relay.Guard          = (*store.Lockouts)(nil)
-	_ relay.Auditor        = (*store.AuditWriter)(nil)
+	_ relay.Users         = (*store.DB)(nil)
+	_ relay.ChangeCounter = (*store.DB)(nil)
+	_ relay.ChangeFeed    = (*store.DB)(nil)
+	_ relay.Guard         = (*store.Lockouts)(nil)
+	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )
 
 // defaultRevokeReplay is --revoke-replay's default: long enough for a
@@ -719,5 +720,3 @@ func revokeReplay(replay, sessionTTL time.Duration) time.Duration {
 	}
 	return replay
 }
-
-var _ relay.ChangeHistory = (*store.DB)(nil)
