@@ -287,7 +287,8 @@ func TestReservedAccountsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db.ReservedAccounts = []string{"AUTH", "SYS"}
+	reserved := []string{"AUTH", "SYS"}
+	db.ReservedAccounts = func() ([]string, error) { return reserved, nil }
 	if err := db.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-123456"); err != nil {
 		t.Fatalf("AddUser into an application account: %v", err)
 	}
@@ -295,7 +296,7 @@ func TestReservedAccountsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, acct := range db.ReservedAccounts {
+	for _, acct := range reserved {
 		cases := []struct {
 			what string
 			err  error

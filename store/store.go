@@ -92,15 +92,16 @@ type DB struct {
 	// a password at Params, with a nil error if the new hash is stored.
 	// The login succeeds either way. It must not block.
 	OnRehash func(name string, err error)
-	// ReservedAccounts are the accounts this store never creates and never
-	// places a user in: the callout and system accounts of the server the
-	// relay serves (a user there could read every login request, passwords
-	// included, or control the server). AddUser, AddUserWithHash,
-	// UpdateUser, AddAccount and AddAccountWithLimits refuse them with
-	// ErrReservedAccount. Set them right after Open, before the handle is
-	// shared; authrelay sets them from its directory's nats.conf wherever it
-	// opens a store.
-	ReservedAccounts []string
+	// ReservedAccounts, when set, returns the accounts this store never
+	// creates and never places a user in: the callout and system accounts
+	// of the server the relay serves (a user there could read every login
+	// request, passwords included, or control the server). AddUser,
+	// AddUserWithHash, UpdateUser, AddAccount and AddAccountWithLimits
+	// refuse them with ErrReservedAccount, and fail with its error when it
+	// fails, so that a write never goes unchecked; reads never call it. Set
+	// it right after Open, before the handle is shared; authrelay sets it
+	// to read its directory's nats.conf wherever it opens a store.
+	ReservedAccounts func() ([]string, error)
 
 	sql *sql.DB
 	// path is the absolute path the database was opened at, and file the

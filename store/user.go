@@ -552,7 +552,14 @@ func quoteList(list []string, n int) string {
 // checkReserved returns ErrReservedAccount, wrapped with op, if acct is one
 // of db.ReservedAccounts.
 func (db *DB) checkReserved(op, acct string) error {
-	if slices.Contains(db.ReservedAccounts, acct) {
+	if db.ReservedAccounts == nil {
+		return nil
+	}
+	reserved, err := db.ReservedAccounts()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if slices.Contains(reserved, acct) {
 		return fmt.Errorf("%s: account %q is a %w: it is the callout or system account of the server", op, acct, ErrReservedAccount)
 	}
 	return nil

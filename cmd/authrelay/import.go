@@ -153,7 +153,11 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	skipReservedImports(rep, db.ReservedAccounts)
+	reserved, err := db.ReservedAccounts()
+	if err != nil {
+		return err
+	}
+	skipReservedImports(rep, reserved)
 	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/nats-io/nkeys"
@@ -319,12 +320,6 @@ func (l Layout) openDatabase(ctx context.Context) (*store.DB, error) {
 	if !l.initialised() {
 		return nil, notInitialised(l.Dir)
 	}
-	// Read the reserved accounts first: a nats.conf that names none cannot
-	// guard a store.
-	reserved, err := reservedAccounts(l)
-	if err != nil {
-		return nil, err
-	}
 	db, err := store.OpenExisting(ctx, l.Path(databaseFile))
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, l.missingDatabase(err)
@@ -332,7 +327,9 @@ func (l Layout) openDatabase(ctx context.Context) (*store.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.ReservedAccounts = reserved
+	// Read when the first write asks, once: commands that only read work
+	// without a readable nats.conf; those that write refuse without one.
+	db.ReservedAccounts = sync.OnceValues(func() ([]string, error) { return reservedAccounts(l) })
 	return db, nil
 }
 

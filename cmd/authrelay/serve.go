@@ -252,7 +252,10 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
-	reserved := db.ReservedAccounts // openDatabase read them from nats.conf
+	reserved, err := db.ReservedAccounts() // from nats.conf; see openDatabase
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
 	guard := db.Lockouts(c.lockout)
 
