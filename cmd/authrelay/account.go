@@ -295,13 +295,13 @@ Examples:
 	if err != nil {
 		return err
 	}
+	counts, err := db.AccountUserCounts(ctx)
+	if err != nil {
+		return err
+	}
 	views := make([]accountView, 0, len(list))
 	for _, a := range list {
-		users, err := db.AccountUsers(ctx, a.Name)
-		if err != nil {
-			return err
-		}
-		views = append(views, accountView{Account: a, Users: len(users)})
+		views = append(views, accountView{Account: a, Users: counts[a.Name]})
 	}
 	if *asJSON {
 		return writeJSON(m.Stdout, views)
