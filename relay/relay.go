@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -75,9 +74,10 @@ type Users interface {
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
 }
 
-// PositionReader is implemented by a Users that reads a user's version
-// (ChangeCounter) and its change feed's end (ChangeFeed.LastUserChange) in
-// one query; the relay then reads both with one query per decision.
+// PositionReader reads a user's version (ChangeCounter) and the change
+// feed's end (ChangeFeed.LastUserChange) in one query, for a store that
+// keeps both (Config.Positions); the relay then reads both with one query
+// per decision.
 type PositionReader interface {
 	UserPositions(ctx context.Context, name string) (version, lastChange int64, err error)
 }
@@ -175,6 +175,11 @@ type Config struct {
 	// get it before its deadline is denied at once with ReasonOverloaded;
 	// the client retries.
 	HashWorkers int
+	// Positions, when set with the credential cache and revocation on,
+	// reads in one query what Users' UserVersion and Revoke.Changes'
+	// LastUserChange read in two: set it only when one store keeps both
+	// (the relay then makes one query per decision, not two).
+	Positions PositionReader
 	// CacheTTL, when positive, turns on the credential cache: after a
 	// successful verification the relay remembers, for CacheTTL, a keyed
 	// digest of the name and password (never the password) with what the
@@ -233,8 +238,7 @@ type Relay struct {
 	cache   *credCache    // nil when the cache is off
 	changes ChangeCounter // cfg.Users, when the cache is on
 	// positions reads the user's version and the revocation feed's end in one
-	// query, when the cache and revocation are on and one store (cfg.Users
-	// and cfg.Revoke.Changes) keeps both.
+	// query (cfg.Positions), when the cache and revocation are on.
 	positions PositionReader
 	revoke    *revoker // nil when revocation is off
 
@@ -337,18 +341,11 @@ func New(cfg Config) (*Relay, error) {
 		}
 		v.reserved = cfg.ReservedAccounts
 		r.revoke = v
-		if pr, ok := cfg.Revoke.Changes.(PositionReader); ok && r.cache != nil && sameValue(cfg.Revoke.Changes, cfg.Users) {
-			r.positions = pr
+		if r.cache != nil {
+			r.positions = cfg.Positions
 		}
 	}
 	return r, nil
-}
-
-// sameValue reports whether a and b are the same value, without the panic
-// that == gives for values of a type that cannot be compared.
-func sameValue(a, b any) bool {
-	t := reflect.TypeOf(a)
-	return t != nil && t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // Ready returns a channel that is closed once the relay's subscription is

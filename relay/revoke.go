@@ -111,9 +111,9 @@ type ChangeFeed interface {
 	UserChangesSince(ctx context.Context, after int64) (ids []int64, users []string, err error)
 }
 
-// ChangeHistory is the recent past of the change feed, which a ChangeFeed
-// may also offer: a relay that starts revokes with it what changed while no
-// relay was running (RevokeConfig.Replay).
+// ChangeHistory is the recent past of the change feed
+// (RevokeConfig.History): a relay that starts revokes with it what changed
+// while no relay was running (RevokeConfig.Replay).
 type ChangeHistory interface {
 	// RecentUserChanges returns, in id order, the latest changes committed
 	// at or after since, at most limit: the id, the user and the commit
@@ -194,7 +194,10 @@ type RevokeConfig struct {
 	// DefaultRevokeMaxConns. When full, the oldest are forgotten (the
 	// server query still finds them).
 	MaxConns int
-	// Replay, when Changes is also a ChangeHistory, is how far back a
+	// History is the recent past of Changes, for Replay; nil means no
+	// replay.
+	History ChangeHistory
+	// Replay, when History is set, is how far back a
 	// relay that starts revokes the changes it finds: those made while no
 	// relay was running (0: none). It need not exceed the session TTL,
 	// after which every JWT granted before a change has expired.
@@ -464,11 +467,10 @@ func (v *revoker) start(ctx context.Context, url string, natsOpts []nats.Option)
 // time is known to the second, so the query takes it as one second later:
 // what started before it may predate the change.
 func (v *revoker) replay(ctx context.Context, last int64) {
-	h, ok := v.cfg.Changes.(ChangeHistory)
-	if !ok || v.cfg.Replay == 0 {
+	if v.cfg.History == nil || v.cfg.Replay == 0 {
 		return
 	}
-	ids, users, times, err := h.RecentUserChanges(ctx, v.now().Add(-v.cfg.Replay), v.cfg.MaxPending)
+	ids, users, times, err := v.cfg.History.RecentUserChanges(ctx, v.now().Add(-v.cfg.Replay), v.cfg.MaxPending)
 	if err != nil {
 		v.log.Warn("read recent user changes: what changed while no relay ran is not revoked", "err", err)
 		return

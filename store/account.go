@@ -24,6 +24,9 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	if err := a.Limits.Validate(); err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
+	if err := db.checkReserved("add account", a.Name); err != nil {
+		return err
+	}
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
@@ -195,4 +198,29 @@ func plural(n int, noun string) string {
 		return fmt.Sprintf("1 %s is", noun)
 	}
 	return fmt.Sprintf("%d %ss are", n, noun)
+}
+
+// AccountUserCounts returns, in one query, the number of users in each
+// account, with every account present (0 for an account without users).
+func (db *DB) AccountUserCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := db.q(ctx).QueryContext(ctx, `
+		SELECT accounts.name, COUNT(users.name) FROM accounts LEFT JOIN users ON users.account = accounts.name
+		GROUP BY accounts.name`)
+	if err != nil {
+		return nil, fmt.Errorf("count users per account: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("count users per account: %w", err)
+		}
+		out[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count users per account: %w", err)
+	}
+	return out, nil
 }

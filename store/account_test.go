@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -271,4 +272,62 @@ func TestSourcesAndConnTypes(t *testing.T) {
 			words: []string{"connection type"},
 		},
 	})
+}
+
+// TestReservedAccountsRefused: the store itself never creates a reserved
+// account nor places a user in one, whichever method is used, and changes
+// nothing when it refuses; other accounts are unaffected.
+func TestReservedAccountsRefused(t *testing.T) {
+	ctx := t.Context()
+	db, _ := newTestDB(t)
+	// The accounts exist, as in a database written before they were
+	// reserved: the refusal must not depend on their absence.
+	for _, a := range []string{"APP", "SYS"} {
+		if err := db.AddAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reserved := []string{"AUTH", "SYS"}
+	db.ReservedAccounts = func() ([]string, error) { return reserved, nil }
+	if err := db.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-123456"); err != nil {
+		t.Fatalf("AddUser into an application account: %v", err)
+	}
+	hash, err := HashPassword("pw-123456", db.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, acct := range reserved {
+		cases := []struct {
+			what string
+			err  error
+		}{
+			{"AddAccount", db.AddAccount(ctx, acct)},
+			{"AddAccountWithLimits", db.AddAccountWithLimits(ctx, accounts.Account{Name: acct, Limits: accounts.AccountLimits{MaxSubs: 1}})},
+			{"AddUser", db.AddUser(ctx, accounts.User{Name: "eve", Account: acct}, "pw-123456")},
+			{"AddUserWithHash", db.AddUserWithHash(ctx, accounts.User{Name: "eve", Account: acct}, hash)},
+			{"UpdateUser", db.UpdateUser(ctx, "bob", func(u *accounts.User) error { u.Account = acct; return nil })},
+		}
+		for _, c := range cases {
+			if !errors.Is(c.err, ErrReservedAccount) {
+				t.Errorf("%s with account %s: err = %v, want ErrReservedAccount", c.what, acct, c.err)
+			}
+		}
+	}
+	if _, err := db.User(ctx, "eve"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("User(eve) after the refusals: err = %v, want ErrNotFound", err)
+	}
+	bob, err := db.User(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bob.Account != "APP" {
+		t.Errorf("bob's account after the refused move = %q, want APP", bob.Account)
+	}
+	names, err := db.Accounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(names, []string{"APP", "SYS"}) {
+		t.Errorf("accounts after the refusals = %v, want [APP SYS]", names)
+	}
 }

@@ -299,3 +299,34 @@ func scanRole(row scanner) (accounts.Role, error) {
 	}
 	return r, nil
 }
+
+// AllRoleHolders returns, in one query, the holders of every role, each
+// list sorted and never nil, with every role present (an empty list for a
+// role nobody holds).
+func (db *DB) AllRoleHolders(ctx context.Context) (map[string][]string, error) {
+	rows, err := db.q(ctx).QueryContext(ctx, `
+		SELECT roles.name, user_roles.user FROM roles LEFT JOIN user_roles ON user_roles.role = roles.name
+		ORDER BY roles.name, user_roles.user`)
+	if err != nil {
+		return nil, fmt.Errorf("holders of every role: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var role string
+		var user sql.NullString
+		if err := rows.Scan(&role, &user); err != nil {
+			return nil, fmt.Errorf("holders of every role: %w", err)
+		}
+		if out[role] == nil {
+			out[role] = []string{}
+		}
+		if user.Valid {
+			out[role] = append(out[role], user.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("holders of every role: %w", err)
+	}
+	return out, nil
+}

@@ -58,6 +58,9 @@ var (
 	// ErrNoDatabase means OpenExisting found no authrelay database at the
 	// path: no file, or a file no authrelay has ever written to.
 	ErrNoDatabase = errors.New("no database")
+	// ErrReservedAccount means an account is one of DB.ReservedAccounts:
+	// the store never creates it nor places a user in it.
+	ErrReservedAccount = errors.New("reserved account")
 )
 
 // dsnParams are the per-connection settings: WAL so that readers and the
@@ -89,6 +92,16 @@ type DB struct {
 	// a password at Params, with a nil error if the new hash is stored.
 	// The login succeeds either way. It must not block.
 	OnRehash func(name string, err error)
+	// ReservedAccounts, when set, returns the accounts this store never
+	// creates and never places a user in: the callout and system accounts
+	// of the server the relay serves (a user there could read every login
+	// request, passwords included, or control the server). AddUser,
+	// AddUserWithHash, UpdateUser, AddAccount and AddAccountWithLimits
+	// refuse them with ErrReservedAccount, and fail with its error when it
+	// fails, so that a write never goes unchecked; reads never call it. Set
+	// it right after Open, before the handle is shared; authrelay sets it
+	// to read its directory's nats.conf wherever it opens a store.
+	ReservedAccounts func() ([]string, error)
 
 	sql *sql.DB
 	// path is the absolute path the database was opened at, and file the

@@ -62,6 +62,9 @@ func addUserOp(name string) string {
 
 // addUser stores u, which prepareUser has returned.
 func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
+	if err := db.checkReserved(fmt.Sprintf("add user %q", u.Name), u.Account); err != nil {
+		return err
+	}
 	cols, err := marshalUser(u)
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
@@ -157,6 +160,9 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 	}
 	if u, err = prepareUser(u); err != nil {
 		return fmt.Errorf("update user %q: %w", name, err)
+	}
+	if err := db.checkReserved(fmt.Sprintf("update user %q", name), u.Account); err != nil {
+		return err
 	}
 	cols, err := marshalUser(u)
 	if err != nil {
@@ -541,6 +547,22 @@ func quoteList(list []string, n int) string {
 		fmt.Fprintf(&b, "%q", s)
 	}
 	return b.String()
+}
+
+// checkReserved returns ErrReservedAccount, wrapped with op, if acct is one
+// of db.ReservedAccounts.
+func (db *DB) checkReserved(op, acct string) error {
+	if db.ReservedAccounts == nil {
+		return nil
+	}
+	reserved, err := db.ReservedAccounts()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if slices.Contains(reserved, acct) {
+		return fmt.Errorf("%s: account %q is a %w: it is the callout or system account of the server", op, acct, ErrReservedAccount)
+	}
+	return nil
 }
 
 func unknownAccount(op string, u accounts.User) error {

@@ -167,9 +167,6 @@ Examples:
 	}
 	defer db.Close()
 	l := Layout{Dir: *dir}
-	if err := checkAccountNotReservedIn(l, name); err != nil {
-		return err
-	}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
 	})
@@ -298,13 +295,13 @@ Examples:
 	if err != nil {
 		return err
 	}
+	counts, err := db.AccountUserCounts(ctx)
+	if err != nil {
+		return err
+	}
 	views := make([]accountView, 0, len(list))
 	for _, a := range list {
-		users, err := db.AccountUsers(ctx, a.Name)
-		if err != nil {
-			return err
-		}
-		views = append(views, accountView{Account: a, Users: len(users)})
+		views = append(views, accountView{Account: a, Users: counts[a.Name]})
 	}
 	if *asJSON {
 		return writeJSON(m.Stdout, views)

@@ -12,12 +12,18 @@ import (
 	"github.com/authrelay/authrelay/store"
 )
 
-// actor names the OS user running this command, for the audit trail.
-func actor() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
+// actor names the OS user running this command, for the audit trail: the
+// account of the process's user id, else $USER from m's environment, else
+// the user id.
+func (m *Main) actor() string {
+	current := m.CurrentUser
+	if current == nil {
+		current = user.Current
+	}
+	if u, err := current(); err == nil && u.Username != "" {
 		return u.Username
 	}
-	if name := os.Getenv("USER"); name != "" {
+	if name := m.Getenv("USER"); name != "" {
 		return name
 	}
 	return fmt.Sprintf("uid:%d", os.Getuid())
@@ -29,7 +35,7 @@ func actor() string {
 // given, never a password or hash). If the row cannot be written, the change
 // is not made.
 func (m *Main) admin(ctx context.Context, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
-	return db.Admin(ctx, actor(), action, func(ctx context.Context) (string, error) {
+	return db.Admin(ctx, m.actor(), action, func(ctx context.Context) (string, error) {
 		detail, err := change(ctx)
 		if err != nil {
 			return "", err
@@ -77,7 +83,7 @@ func (m *Main) audit(ctx context.Context, db *store.DB, action string, detail ma
 	if err != nil {
 		b = []byte(fmt.Sprintf("%q", fmt.Sprint(detail)))
 	}
-	if err := db.AuditAdmin(ctx, actor(), action, string(b)); err != nil {
+	if err := db.AuditAdmin(ctx, m.actor(), action, string(b)); err != nil {
 		fmt.Fprintf(m.Stderr, "authrelay: warning: the change is made but the audit trail did not record it: %v\n", err)
 	}
 }

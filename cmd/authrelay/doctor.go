@@ -346,25 +346,18 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 		return
 	}
 	defer db.Close()
-	names, err := db.Accounts(ctx)
+	counts, err := db.AccountUserCounts(ctx)
 	if err != nil {
 		d.fail(check, "%s: %v", path, err)
 		return
 	}
-	users, err := db.Users(ctx)
-	if err != nil {
-		d.fail(check, "%s: %v", path, err)
-		return
+	d.storeAccounts = counts
+	users := 0
+	for _, n := range counts {
+		users += n
 	}
-	d.storeAccounts = make(map[string]int, len(names))
-	for _, n := range names {
-		d.storeAccounts[n] = 0
-	}
-	for _, u := range users {
-		d.storeAccounts[u.Account]++
-	}
-	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, doctorPlural(len(names), "account"), doctorPlural(len(users), "user"))
-	d.checkUnrestricted(ctx, db, users)
+	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, doctorPlural(len(counts), "account"), doctorPlural(users, "user"))
+	d.checkUnrestricted(ctx, db)
 }
 
 // missingDatabase reports a directory without its database: removed under

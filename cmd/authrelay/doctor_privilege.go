@@ -19,8 +19,13 @@ const doctorListMax = 20
 // is a warning, not a failure: it may be meant, and the upgrade to least
 // privilege (schema 0007) gave '>' to every user that had an empty
 // direction, to keep what it could do before.
-func (d *doctor) checkUnrestricted(ctx context.Context, db *store.DB, users []accounts.User) {
+func (d *doctor) checkUnrestricted(ctx context.Context, db *store.DB) {
 	const check = "unrestricted"
+	users, err := db.Users(ctx)
+	if err != nil {
+		d.fail(check, "read users: %v", err)
+		return
+	}
 	roles, err := db.Roles(ctx)
 	if err != nil {
 		d.fail(check, "read roles: %v", err)

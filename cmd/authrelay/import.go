@@ -153,7 +153,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	reserved, err := db.ReservedAccounts()
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,7 @@ func initDir(ctx context.Context, l Layout, accts []string, listen string, cost 
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
+	db.ReservedAccounts = func() ([]string, error) { return []string{authAccount, systemAccount}, nil } // those of conf
 	for _, a := range accts {
 		if err := db.AddAccount(ctx, a); err != nil {
 			db.Close()

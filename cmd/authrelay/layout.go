@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/nats-io/nkeys"
@@ -323,7 +324,13 @@ func (l Layout) openDatabase(ctx context.Context) (*store.DB, error) {
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, l.missingDatabase(err)
 	}
-	return db, err
+	if err != nil {
+		return nil, err
+	}
+	// Read when the first write asks, once: commands that only read work
+	// without a readable nats.conf; those that write refuse without one.
+	db.ReservedAccounts = sync.OnceValues(func() ([]string, error) { return reservedAccounts(l) })
+	return db, nil
 }
 
 // missingDatabase is the error for a directory that has keys but no

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type Main struct {
 	Stderr io.Writer
 	// Getenv reads the environment.
 	Getenv func(string) string
+	// CurrentUser looks up the OS user running the program, the actor of
+	// admin audit rows; nil means user.Current.
+	CurrentUser func() (*user.User, error)
 	// Now is the clock.
 	Now func() time.Time
 	// ReadPassword reads a password without echo from a terminal; it is nil
@@ -104,6 +108,9 @@ func (m *Main) Exit(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
+		return exitUsage
+	case errors.Is(err, store.ErrReservedAccount):
+		fmt.Fprintf(m.Stderr, "authrelay: %v; %s\n", err, reservedHint)
 		return exitUsage
 	default:
 		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)

@@ -48,11 +48,16 @@ func reservedFromOptions(o *server.Options) []string {
 	return out
 }
 
+// reservedHint follows a store.ErrReservedAccount refusal: the store refuses
+// the reserved accounts (openDatabase gives it those of nats.conf), and the
+// command line says why and what to do instead.
+const reservedHint = "a user in it could read every login request or control the server: give an application account"
+
 // checkAccountNotReserved refuses acct when it is one of reserved, with what
-// to do instead.
+// to do instead, for a flag checked before anything is read or written.
 func checkAccountNotReserved(acct string, reserved []string) error {
 	if slices.Contains(reserved, acct) {
-		return usagef("account %q is reserved: it is the callout or system account of nats.conf, and a user in it could read every login request or control the server; give an application account", acct)
+		return usagef("account %q is reserved: it is the callout or system account of nats.conf; %s", acct, reservedHint)
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 	detail, _ := json.Marshal(map[string]any{"from": from, "schema": res.Schema, "aside": res.Aside})
-	if err := db.AuditAdmin(ctx, actor(), "database restore", string(detail)); err != nil {
+	if err := db.AuditAdmin(ctx, m.actor(), "database restore", string(detail)); err != nil {
 		fmt.Fprintf(m.Stderr, "authrelay: the restore is not in the audit trail: %v\n", err)
 	}
 	before, _ := os.ReadFile(l.Path(accountsConf))

@@ -285,13 +285,17 @@ Examples:
 	if err != nil {
 		return err
 	}
+	holders, err := db.AllRoleHolders(ctx)
+	if err != nil {
+		return err
+	}
 	views := make([]roleView, 0, len(roles))
 	for _, r := range roles {
-		holders, err := db.RoleHolders(ctx, r.Name)
-		if err != nil {
-			return err
+		h := holders[r.Name]
+		if h == nil { // removed since Roles read it
+			h = []string{}
 		}
-		views = append(views, newRoleView(r, holders))
+		views = append(views, newRoleView(r, h))
 	}
 	if *asJSON {
 		return writeJSON(m.Stdout, views)

@@ -273,7 +273,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
-	reserved, err := reservedAccounts(l)
+	reserved, err := db.ReservedAccounts() // from nats.conf; see openDatabase
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -297,6 +297,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		Workers:          c.workers,
 		HashWorkers:      c.hashWorkers,
 		CacheTTL:         c.cacheTTL,
+		Positions:        db, // the user versions and the change feed in one store
 		CacheSize:        c.cacheSize,
 		Logger:           logger,
 		Now:              m.Now,
@@ -339,6 +340,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			AdminUser:     secrets.AdminUser,
 			AdminPassword: secrets.AdminPassword,
 			Changes:       db,
+			History:       db,
 			Poll:          c.revokePoll,
 			Replay:        revokeReplay(c.revokeReplay, c.sessionTTL),
 			OnKick: func(ctx context.Context, k relay.Kick) {
@@ -677,12 +679,11 @@ func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(
 // The store is what the relay authenticates against, keeps lockouts in and
 // writes the audit trail to.
 var (
-	_ relay.Users          = (*store.DB)(nil)
-	_ relay.ChangeCounter  = (*store.DB)(nil)
-	_ relay.PositionReader = (*store.DB)(nil)
-	_ relay.ChangeFeed     = (*store.DB)(nil)
-	_ relay.Guard          = (*store.Lockouts)(nil)
-	_ relay.Auditor        = (*store.AuditWriter)(nil)
+	_ relay.Users         = (*store.DB)(nil)
+	_ relay.ChangeCounter = (*store.DB)(nil)
+	_ relay.ChangeFeed    = (*store.DB)(nil)
+	_ relay.Guard         = (*store.Lockouts)(nil)
+	_ relay.Auditor       = (*store.AuditWriter)(nil)
 )
 
 // defaultRevokeReplay is --revoke-replay's default: long enough for a
@@ -698,5 +699,3 @@ func revokeReplay(replay, sessionTTL time.Duration) time.Duration {
 	}
 	return replay
 }
-
-var _ relay.ChangeHistory = (*store.DB)(nil)

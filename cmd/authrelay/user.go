@@ -239,9 +239,6 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 		}
 		acct = names[0]
 	}
-	if err := checkAccountNotReservedIn(Layout{Dir: *dir}, acct); err != nil {
-		return err
-	}
 	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp,
 		Roles: cf.roles, Src: cf.src, ConnTypes: cf.connTypes}
 	if err := u.Validate(); err != nil {

@@ -119,9 +119,6 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		if err := accounts.ValidateAccount(*account); err != nil {
 			return &usageError{msg: err.Error()}
 		}
-		if err := checkAccountNotReservedIn(Layout{Dir: *dir}, *account); err != nil {
-			return err
-		}
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
