@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,15 +11,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	// The SQLite driver, for reading the schema version without writing.
-	// store registers it too; the blank import says this file relies on it.
-	_ "github.com/mattn/go-sqlite3"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -319,30 +314,25 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 		d.fail(check, "%s: %v", path, err)
 		return
 	}
-	// Read the schema version without opening through store, which would
-	// migrate an older database under a relay that may still be running
-	// the older code.
-	have, err := doctorSchemaVersion(ctx, path)
-	if err != nil {
+	// Open read-only: opening through OpenExisting would migrate an older
+	// database under a relay that may still be running the older code.
+	db, err := store.OpenReadOnly(ctx, path)
+	var sv *store.SchemaVersionError
+	switch {
+	case errors.As(err, &sv) && sv.Have > sv.Want:
+		d.fail(check, "%s has schema version %d but this authrelay knows only up to %d: it was written by a newer authrelay; run that version (of doctor and of serve)", path, sv.Have, sv.Want)
+		return
+	case errors.As(err, &sv):
+		d.warn(check, "%s has schema version %d, this authrelay's is %d: the next 'authrelay serve' or admin command migrates it, after which older authrelay binaries refuse it; upgrade every relay together", path, sv.Have, sv.Want)
+		return
+	case err != nil:
 		d.fail(check, "%s cannot be read: %v", path, err)
 		return
 	}
-	want, err := doctorCurrentSchema(ctx)
+	defer db.Close()
+	have, err := db.SchemaVersion(ctx)
 	if err != nil {
-		d.fail(check, "find this authrelay's schema version: %v", err)
-		return
-	}
-	switch {
-	case have > want:
-		d.fail(check, "%s has schema version %d but this authrelay knows only up to %d: it was written by a newer authrelay; run that version (of doctor and of serve)", path, have, want)
-		return
-	case have < want:
-		d.warn(check, "%s has schema version %d, this authrelay's is %d: the next 'authrelay serve' or admin command migrates it, after which older authrelay binaries refuse it; upgrade every relay together", path, have, want)
-		return
-	}
-	db, err := store.OpenExisting(ctx, path)
-	if err != nil {
-		d.fail(check, "%v", err)
+		d.fail(check, "%s: %v", path, err)
 		return
 	}
 	defer db.Close()
@@ -372,46 +362,6 @@ func (d *doctor) missingDatabase(check, path string) {
 	default:
 		d.fail(check, "%s does not exist: run 'authrelay init --dir %s', or give the --dir that 'authrelay serve' uses", path, d.layout.Dir)
 	}
-}
-
-// doctorSchemaVersion reads a database's PRAGMA user_version through a read-only
-// connection.
-func doctorSchemaVersion(ctx context.Context, path string) (int, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return 0, err
-	}
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(abs)
-	db, err := sql.Open("sqlite3", "file:"+esc+"?mode=ro&_busy_timeout=5000")
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, err
-	}
-	return v, nil
-}
-
-// doctorCurrentSchema returns the schema version this authrelay's store
-// writes, by creating a scratch database. (The store does not export its
-// migration count.)
-func doctorCurrentSchema(ctx context.Context) (int, error) {
-	dir, err := os.MkdirTemp("", "authrelay-doctor-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "schema.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		return 0, err
-	}
-	if err := db.Close(); err != nil {
-		return 0, err
-	}
-	return doctorSchemaVersion(ctx, path)
 }
 
 // The server config.

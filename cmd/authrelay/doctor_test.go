@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"github.com/authrelay/authrelay/store"
 )
 
 // doctorRunAt runs 'authrelay doctor args…' in-process with the clock now.
@@ -435,20 +439,67 @@ func TestDoctorConfigProblems(t *testing.T) {
 	t.Run("older schema is not migrated", func(t *testing.T) {
 		dir := doctorInit(t, "127.0.0.1:4222")
 		path := Layout{Dir: dir}.Path(databaseFile)
-		want, err := doctorSchemaVersion(context.Background(), path)
+		want, err := store.LatestSchemaVersion()
 		if err != nil {
 			t.Fatal(err)
 		}
+		if v := doctorUserVersion(t, path); v != want {
+			t.Fatalf("schema version after init = %d, want %d", v, want)
+		}
 		doctorSetSchemaVersion(t, path, want-1)
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		code, got := doctorJSON(t, "--dir", dir, "--offline")
 		if code != exitOK {
 			t.Errorf("exit %d, want 0 (an older schema is a warning)", code)
 		}
-		doctorWant(t, got, "warn", "database", "the next 'authrelay serve' or admin command migrates it")
-		if v, err := doctorSchemaVersion(context.Background(), path); err != nil || v != want-1 {
-			t.Errorf("schema version after doctor = %d, %v; want %d: doctor must not migrate", v, err, want-1)
+		doctorWant(t, got, "warn", "database", fmt.Sprintf("has schema version %d, this authrelay's is %d: the next 'authrelay serve' or admin command migrates it", want-1, want))
+		if v := doctorUserVersion(t, path); v != want-1 {
+			t.Errorf("schema version after doctor = %d, want %d: doctor must not migrate", v, want-1)
+		}
+		after, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Errorf("doctor changed %s", path)
 		}
 	})
+
+	t.Run("newer schema is refused", func(t *testing.T) {
+		dir := doctorInit(t, "127.0.0.1:4222")
+		path := Layout{Dir: dir}.Path(databaseFile)
+		want, err := store.LatestSchemaVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		doctorSetSchemaVersion(t, path, want+1)
+		code, got := doctorJSON(t, "--dir", dir, "--offline")
+		if code != exitFailure {
+			t.Errorf("exit %d, want 1", code)
+		}
+		doctorWant(t, got, "fail", "database", fmt.Sprintf("has schema version %d but this authrelay knows only up to %d", want+1, want))
+		if v := doctorUserVersion(t, path); v != want+1 {
+			t.Errorf("schema version after doctor = %d, want %d", v, want+1)
+		}
+	})
+}
+
+// doctorUserVersion reads the database's PRAGMA user_version.
+func doctorUserVersion(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // doctorSetSchemaVersion sets the database's PRAGMA user_version.
