@@ -468,23 +468,6 @@ func TestDoctorConfigProblems(t *testing.T) {
 		}
 	})
 
-	t.Run("newer schema is refused", func(t *testing.T) {
-		dir := doctorInit(t, "127.0.0.1:4222")
-		path := Layout{Dir: dir}.Path(databaseFile)
-		want, err := store.LatestSchemaVersion()
-		if err != nil {
-			t.Fatal(err)
-		}
-		doctorSetSchemaVersion(t, path, want+1)
-		code, got := doctorJSON(t, "--dir", dir, "--offline")
-		if code != exitFailure {
-			t.Errorf("exit %d, want 1", code)
-		}
-		doctorWant(t, got, "fail", "database", fmt.Sprintf("has schema version %d but this authrelay knows only up to %d", want+1, want))
-		if v := doctorUserVersion(t, path); v != want+1 {
-			t.Errorf("schema version after doctor = %d, want %d", v, want+1)
-		}
-	})
 }
 
 // doctorUserVersion reads the database's PRAGMA user_version.
