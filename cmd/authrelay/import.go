@@ -481,13 +481,13 @@ func (r *importReport) writeTable(m *Main) error {
 	if len(r.Accounts) > 0 {
 		fmt.Fprintln(tw, "ACCOUNT\tACTION\tDETAIL")
 		for _, a := range r.Accounts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Action, impDash(a.Detail))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Action, dash(a.Detail))
 		}
 		fmt.Fprintln(tw)
 	}
 	fmt.Fprintln(tw, "USER\tACCOUNT\tACTION\tDETAIL")
 	for _, u := range r.Users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, impDash(u.Account), u.Action, impDash(u.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, dash(u.Account), u.Action, dash(u.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -516,13 +516,6 @@ func impCount(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-func impDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func impNone(l []string) string {
