@@ -216,6 +216,7 @@ func textField(s string) string {
 	return accounts.ClientText(s)
 }
 
+// dash is s, or "-" when s is empty.
 func dash(s string) string {
 	if s == "" {
 		return "-"

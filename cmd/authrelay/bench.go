@@ -159,12 +159,9 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
 	var serveArgs stringList
 	fs.Var(&serveArgs, "serve-arg", "extra argument for 'authrelay serve' in (d), such as --serve-arg=--workers=8 (repeatable)")
-	pos, err := parse(fs, args)
+	err := parseNoArgs(fs, args, "bench")
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("bench takes no arguments, got %q", pos)
 	}
 	c.serveArgs = serveArgs
 	if c.short {

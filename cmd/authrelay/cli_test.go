@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +242,32 @@ func TestServeRefusesReadableSecrets(t *testing.T) {
 		if strings.Contains(r.stderr+r.stdout, secret) {
 			t.Errorf("serve's refusal prints a secret: %q", r.stderr)
 		}
+	}
+}
+
+// TestFlagOnlyCommandsRefuseArguments checks that every command taking flags
+// only names itself and the stray argument, exits 2 and writes nothing.
+func TestFlagOnlyCommandsRefuseArguments(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"init"}, {"serve"}, {"bench"}, {"audit"}, {"export"},
+		{"user", "list"}, {"user", "lockouts"}, {"role", "list"}, {"account", "list"},
+		{"hash", "show"}, {"hash", "set"}, {"hash", "calibrate"},
+	} {
+		name := strings.Join(cmd, " ")
+		t.Run(name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "x")
+			args := append(cmd, "stray")
+			if name != "bench" && name != "hash calibrate" { // the two without --dir
+				args = append(args, "--dir", d)
+			}
+			r := run(t, "", args...)
+			want := name + ` takes no arguments, got ["stray"]`
+			if r.code != 2 || !strings.Contains(r.stderr, want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.code, r.stderr, want)
+			}
+			if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s with a stray argument left %s behind (stat: %v)", name, d, err)
+			}
+		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -610,7 +609,7 @@ func (e *e2e) waitTCP(t *testing.T, p *e2eProcess) {
 type e2eProcess struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr e2eBuffer
+	stdout, stderr syncBuffer
 	done           chan struct{} // closed when the process has exited
 }
 
@@ -686,23 +685,4 @@ func (p *e2eProcess) kill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("%s did not exit within 10s of SIGKILL", p.name)
 	}
-}
-
-// e2eBuffer is a bytes.Buffer safe for a process writing while the test
-// reads.
-type e2eBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *e2eBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *e2eBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

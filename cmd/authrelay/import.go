@@ -432,7 +432,7 @@ func addImportUsers(ctx context.Context, db *store.DB, rep *importReport) error 
 			}
 		}
 		return fmt.Errorf("import stopped at user %q: %w; the %s added before it stay, %s not attempted: fix the cause and run import again (users already imported are then reported as exists)",
-			u.Name, err, impCount(added, "user"), impCount(rest, "user"))
+			u.Name, err, plural(added, "user"), plural(rest, "user"))
 	}
 	return nil
 }
@@ -481,13 +481,13 @@ func (r *importReport) writeTable(m *Main) error {
 	if len(r.Accounts) > 0 {
 		fmt.Fprintln(tw, "ACCOUNT\tACTION\tDETAIL")
 		for _, a := range r.Accounts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Action, impDash(a.Detail))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Action, dash(a.Detail))
 		}
 		fmt.Fprintln(tw)
 	}
 	fmt.Fprintln(tw, "USER\tACCOUNT\tACTION\tDETAIL")
 	for _, u := range r.Users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, impDash(u.Account), u.Action, impDash(u.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, dash(u.Account), u.Action, dash(u.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -499,7 +499,7 @@ func (r *importReport) writeTable(m *Main) error {
 	}
 	if s.DryRun {
 		_, err := fmt.Fprintf(m.Stdout, "dry run, nothing changed: would import %s and create %s; %s already exist%s\n",
-			impCount(s.UsersImported, "user"), impCount(s.AccountsCreated, "account"), impCount(s.UsersExisting, "user"), skipped)
+			plural(s.UsersImported, "user"), plural(s.AccountsCreated, "account"), plural(s.UsersExisting, "user"), skipped)
 		return err
 	}
 	failed := ""
@@ -507,22 +507,8 @@ func (r *importReport) writeTable(m *Main) error {
 		failed = fmt.Sprintf("; %d failed or not attempted", s.UsersFailed)
 	}
 	_, err := fmt.Fprintf(m.Stdout, "imported %s, %s created; %s already existed%s%s\n",
-		impCount(s.UsersImported, "user"), impCount(s.AccountsCreated, "account"), impCount(s.UsersExisting, "user"), skipped, failed)
+		plural(s.UsersImported, "user"), plural(s.AccountsCreated, "account"), plural(s.UsersExisting, "user"), skipped, failed)
 	return err
-}
-
-func impCount(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-func impDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func impNone(l []string) string {

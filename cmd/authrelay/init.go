@@ -34,12 +34,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	var accts stringList
 	fs.Var(&accts, "account", "application account to create (repeatable; default APP)")
 	listen := fs.String("listen", defaultListen, "client listen address written into nats.conf")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("init takes no arguments, got %q", pos)
 	}
 	if len(accts) == 0 {
 		accts = stringList{"APP"}

@@ -474,6 +474,10 @@ func TestUserLockoutsEscapes(t *testing.T) {
 	if lines := strings.Count(out, "\n"); lines != 3 {
 		t.Errorf("user lockouts printed %d lines, want a header and 2 rows:\n%s", lines, out)
 	}
+	// A lock on an address has no user: the empty column shows "-".
+	if f := strings.Fields(strings.Split(out, "\n")[1]); len(f) < 2 || f[0] != "addr" || f[1] != "-" {
+		t.Errorf("user lockouts does not show the address lock's missing user as -:\n%s", out)
+	}
 	// The JSON keeps the strings as they are, encoded.
 	var v []map[string]any
 	if err := json.Unmarshal([]byte(mustRun(t, "", "user", "lockouts", "--dir", dir, "--json").stdout), &v); err != nil {

@@ -54,7 +54,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if res.Schema < res.Latest {
 		schema = fmt.Sprintf("schema version %d (migrated now to %d)", res.Schema, res.Latest)
 	}
-	fmt.Fprintf(m.Stdout, "checked %s: integrity ok, %s, %s, %s\n", from, schema, doctorPlural(res.Users, "user"), doctorPlural(res.Accounts, "account"))
+	fmt.Fprintf(m.Stdout, "checked %s: integrity ok, %s, %s, %s\n", from, schema, plural(res.Users, "user"), plural(res.Accounts, "account"))
 	for _, p := range res.Aside {
 		what := "database"
 		switch {

@@ -140,12 +140,8 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 func (m *Main) parseServe(args []string) (c serveConfig, applied []string, err error) {
 	var lf lockoutFlags
 	fs, dir := m.serveFlags(&c, &lf)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "serve"); err != nil {
 		return c, nil, err
-	}
-	if len(pos) > 0 {
-		return c, nil, usagef("serve takes no arguments, got %q", pos)
 	}
 	if applied, err = m.applyFlagDefaults(fs, *dir); err != nil {
 		return c, nil, err

@@ -176,14 +176,7 @@ Examples:
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tUSER\tADDRESS\tLOCKED UNTIL\tREMAINING\tLOCKS\tWHY")
 	for _, v := range views {
-		user, addr := "-", "-"
-		if v.User != "" {
-			user = accounts.ClientText(v.User)
-		}
-		if v.Addr != "" {
-			addr = accounts.ClientText(v.Addr)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", v.Kind, user, addr, v.LockedUntil.Format(time.RFC3339),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", v.Kind, textField(v.User), textField(v.Addr), v.LockedUntil.Format(time.RFC3339),
 			v.LockedUntil.Sub(now).Round(time.Second), v.Locks, v.Why)
 	}
 	return tw.Flush()
