@@ -174,17 +174,9 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("doctor: %s failed: %s", doctorPlural(len(failed), "check"), strings.Join(failed, ", "))
+		return fmt.Errorf("doctor: %s failed: %s", plural(len(failed), "check"), strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-// doctorPlural returns "1 check" or "n checks".
-func doctorPlural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // add records a result. Messages embed what the server answered (account
@@ -346,7 +338,7 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 	for _, n := range counts {
 		users += n
 	}
-	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, doctorPlural(len(counts), "account"), doctorPlural(users, "user"))
+	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, plural(len(counts), "account"), plural(users, "user"))
 	d.checkUnrestricted(ctx, db)
 }
 
@@ -580,7 +572,7 @@ func (d *doctor) checkAppAccounts(o *server.Options) {
 			}
 			problems = true
 			if k := d.storeAccounts[n]; k > 0 {
-				d.fail(check, "account %s of authrelay's database (%s) is not defined in %s: the server refuses their logins; add it to the config ('authrelay account' writes accounts.conf) and reload the server", n, doctorPlural(k, "user"), d.confPath)
+				d.fail(check, "account %s of authrelay's database (%s) is not defined in %s: the server refuses their logins; add it to the config ('authrelay account' writes accounts.conf) and reload the server", n, plural(k, "user"), d.confPath)
 			} else {
 				d.warn(check, "account %s of authrelay's database is not defined in %s: users added to it could not log in; add it to the config and reload the server", n, d.confPath)
 			}
