@@ -73,21 +73,6 @@ func (m *Main) adminAccounts(ctx context.Context, l Layout, db *store.DB, action
 	return err
 }
 
-// audit records an admin change that has been committed, in a transaction
-// of its own: a change that goes through the store belongs in admin, which
-// makes it with its row in one transaction. detail says what
-// changed (names and the flags given, never a password or hash). A failure
-// to record is reported but does not undo the change.
-func (m *Main) audit(ctx context.Context, db *store.DB, action string, detail map[string]any) {
-	b, err := json.Marshal(detail)
-	if err != nil {
-		b = []byte(fmt.Sprintf("%q", fmt.Sprint(detail)))
-	}
-	if err := db.AuditAdmin(ctx, m.actor(), action, string(b)); err != nil {
-		fmt.Fprintf(m.Stderr, "authrelay: warning: the change is made but the audit trail did not record it: %v\n", err)
-	}
-}
-
 // changedFlags lists the flags given on the command line, minus --dir, for
 // the audit trail: what was changed, not the values.
 func changedFlags(set map[string]bool) []string {
