@@ -16,14 +16,27 @@ import (
 
 // recorder is an Observer that keeps what it is told.
 type recorder struct {
-	mu  sync.Mutex
-	obs []Observation
+	mu    sync.Mutex
+	obs   []Observation
+	kicks []Kick
 }
 
 func (r *recorder) Decision(o Observation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.obs = append(r.obs, o)
+}
+
+func (r *recorder) Kick(k Kick) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kicks = append(r.kicks, k)
+}
+
+func (r *recorder) kicked() []Kick {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Kick(nil), r.kicks...)
 }
 
 func (r *recorder) all() []Observation {

@@ -2,12 +2,18 @@ package relay
 
 import "time"
 
-// Observer is told of every decision the relay sends, for metrics. Decision
-// is called on the decision path, after the answer is published: it must
-// not block. It is also told, with Reason ReasonRejectedByServer and no
-// latency, of each answer the server reported rejecting.
+// Observer is told of what the relay does, for metrics: every decision it
+// sends and every connection its revocation closes. Its methods are called
+// on the relay's own goroutines and must not block.
 type Observer interface {
+	// Decision is called on the decision path, after the answer is
+	// published. It is also called, with Reason ReasonRejectedByServer
+	// and no latency, for each answer the server reported rejecting.
 	Decision(o Observation)
+	// Kick is called, with revocation on (Config.Revoke), once for each
+	// connection a kick closed (k.Err is nil), before RevokeConfig.OnKick.
+	// Failed kicks are retried and counted in RevokeStats, not reported.
+	Kick(k Kick)
 }
 
 // Observation describes one decision sent.

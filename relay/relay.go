@@ -198,7 +198,8 @@ type Config struct {
 	// ServiceVersion is the semantic version the relay reports as a NATS
 	// micro service (see ServiceName); empty means "0.0.0".
 	ServiceVersion string
-	// Observer, when set, is told of every decision sent.
+	// Observer, when set, is told of every decision sent and, with
+	// Revoke set, of every connection a kick closed.
 	Observer Observer
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
@@ -340,6 +341,7 @@ func New(cfg Config) (*Relay, error) {
 			return nil, fmt.Errorf("new relay: %w", err)
 		}
 		v.reserved = cfg.ReservedAccounts
+		v.observer = cfg.Observer
 		r.revoke = v
 		if r.cache != nil {
 			r.positions = cfg.Positions

@@ -209,6 +209,8 @@ type RevokeConfig struct {
 	// OnKick, when set, is called after every kick that closed a
 	// connection, from the revocation's own goroutines: the audit trail.
 	// Failed kicks are retried, counted in RevokeStats and not reported.
+	// Config.Observer hears of the same kicks (Observer.Kick), just
+	// before.
 	OnKick func(ctx context.Context, k Kick)
 }
 
@@ -300,6 +302,9 @@ type revoker struct {
 	// ReservedAccounts): a connection there is the server's own user.
 	reserved []string
 	page     int // connections asked for per page: sweepPage
+	// observer is Config.Observer, told of each kick that closed a
+	// connection; nil when none.
+	observer Observer
 
 	nc    *nats.Conn
 	send  func(Kick) error // kickOnce; tests replace it
@@ -777,6 +782,9 @@ func (v *revoker) report(ctx context.Context, k Kick) (retry bool) {
 		v.mu.Unlock()
 		v.log.Info("kicked connection: its user changed", "user", k.User, "server_id", k.ServerID,
 			"client_id", k.ClientID, "change", k.ChangeID, "found", k.Found)
+		if v.observer != nil {
+			v.observer.Kick(k)
+		}
 		if v.cfg.OnKick != nil {
 			v.cfg.OnKick(context.WithoutCancel(ctx), k)
 		}

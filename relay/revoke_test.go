@@ -237,6 +237,54 @@ func TestRevokerKickOutcomes(t *testing.T) {
 	}
 }
 
+// TestRevokerTellsTheObserver checks that the relay's Observer hears of
+// each kick that closed a connection, once, before OnKick, and of no kick
+// that failed or found the connection gone.
+func TestRevokerTellsTheObserver(t *testing.T) {
+	keys, err := accounts.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := accounts.NewIssuer(keys.IssuerSeed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	var observedFirst []bool
+	r, err := New(Config{Issuer: issuer, Users: newMemUsers(), Observer: rec, Revoke: &RevokeConfig{
+		Changes: &fakeFeed{},
+		OnKick: func(_ context.Context, k Kick) {
+			seen := rec.kicked()
+			observedFirst = append(observedFirst, len(seen) > 0 && seen[len(seen)-1].ClientID == k.ClientID)
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.revoke
+	ctx := t.Context()
+	v.send = func(Kick) error { return nil }
+	v.kick(ctx, Kick{User: "alice", ServerID: "S1", ClientID: 1, ChangeID: 2, Found: FoundGrant}, 1)
+	v.kicks.Wait()
+	v.send = func(Kick) error { return errors.New("kick: server says no such client or leafnode id") }
+	v.kick(ctx, Kick{User: "alice", ServerID: "S1", ClientID: 2, ChangeID: 2}, 1)
+	v.kicks.Wait()
+	v.send = func(Kick) error { return fmt.Errorf("kick request: %w", nats.ErrTimeout) }
+	v.kick(ctx, Kick{User: "alice", ServerID: "S1", ClientID: 3, ChangeID: 2}, 1)
+	v.kicks.Wait()
+
+	got := rec.kicked()
+	if len(got) != 1 || got[0].ClientID != 1 || got[0].User != "alice" || got[0].Err != nil || got[0].Found != FoundGrant {
+		t.Fatalf("observer told of %+v, want only the kick that closed cid 1", got)
+	}
+	if !slices.Equal(observedFirst, []bool{true}) {
+		t.Errorf("OnKick calls %v, want one, after the observer heard of it", observedFirst)
+	}
+	if s := r.RevokeStats(); s.Kicks != 1 || s.KickFailures != 1 {
+		t.Errorf("RevokeStats = %+v, want 1 kick and 1 failure", s)
+	}
+}
+
 // TestRevokerQueryFindsOtherGrants runs a relay without revocation (standing
 // in for another relay, or one that has since died) and a revoker that
 // granted nothing, on a real server: its query for alice, two connections

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 // TestMissingDatabaseRefused reproduces issue 10's item 3: on a directory
@@ -395,8 +396,8 @@ func TestServeTruncatesWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() <= walTruncateAbove {
-		t.Fatalf("the write-ahead log after the burst is %d bytes; want more than %d for the test to mean anything", fi.Size(), walTruncateAbove)
+	if fi.Size() <= store.WALTruncateAbove {
+		t.Fatalf("the write-ahead log after the burst is %d bytes; want more than %d for the test to mean anything", fi.Size(), store.WALTruncateAbove)
 	}
 	before := fi.Size()
 	serveOn(t, dir)

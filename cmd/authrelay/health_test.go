@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/authrelay/authrelay/relay"
 )
 
 // offsetClock is the wall clock plus an offset the test changes: this
@@ -242,32 +239,5 @@ func waitForCond(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestMetricsRejectedByServer checks that an answer the server rejected is
-// counted as a denial with its reason, and is not a decision's latency.
-func TestMetricsRejectedByServer(t *testing.T) {
-	m := newMetrics(func() relay.Stats { return relay.Stats{} })
-	m.addHealth(func() relay.Health {
-		return relay.Health{SkewKnown: true, Skew: relay.ClockSkew{Skew: 2 * time.Second, Resolution: time.Second / 2},
-			AnswersRejected: 1, InQueueGroup: false}
-	})
-	m.Decision(relay.Observation{Latency: time.Millisecond, Allowed: true})
-	m.Decision(relay.Observation{Reason: relay.ReasonRejectedByServer})
-	w := httptest.NewRecorder()
-	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	got := samples(t, w.Body.String())
-	for k, v := range map[string]float64{
-		`authrelay_decisions_total{reason="rejected_by_server",result="denied"}`: 1,
-		`authrelay_decision_duration_seconds_count`:                              1,
-		`authrelay_answers_rejected_total`:                                       1,
-		`authrelay_clock_skew_seconds`:                                           2,
-		`authrelay_clock_skew_resolution_seconds`:                                0.5,
-		`authrelay_queue_group_member`:                                           0,
-	} {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
 	}
 }

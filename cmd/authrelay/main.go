@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -151,6 +152,21 @@ Exit status: 0 success, 1 failure, 2 usage error.
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// serviceVersion turns the build's version into the semantic version a
+// micro service must report: "v1.2.3" → "1.2.3", anything else
+// (a development build) → "0.0.0-dev".
+func serviceVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if semver.MatchString(v) {
+		return v
+	}
+	return "0.0.0-dev"
+}
+
+// semver is the semantic version syntax nats.go's micro package accepts
+// (https://semver.org).
+var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
 // Run runs the command named by args[0].
 func (m *Main) Run(ctx context.Context, args []string) error {

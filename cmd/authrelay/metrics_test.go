@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -169,71 +166,5 @@ func TestServeMetrics(t *testing.T) {
 				t.Error("http server still up after serve stopped")
 			}
 		})
-	}
-}
-
-// TestReadyz checks /readyz against fake checks: 200 only while every check
-// holds, else 503 naming the failing one, and recovery.
-func TestReadyz(t *testing.T) {
-	var natsErr error
-	checks := []readyCheck{
-		{"keys", func(context.Context) error { return nil }},
-		{"nats", func(context.Context) error { return natsErr }},
-		{"database", func(ctx context.Context) error { return ctx.Err() }},
-	}
-	mux := healthMux(newMetrics(func() relay.Stats { return relay.Stats{} }), checks)
-	ready := func() (int, string) {
-		w := httptest.NewRecorder()
-		mux.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
-		return w.Code, w.Body.String()
-	}
-	if code, body := ready(); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("ready: %d %q", code, body)
-	}
-	natsErr = errors.New("relay not connected")
-	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, "nats: relay not connected") {
-		t.Errorf("nats down: %d %q", code, body)
-	}
-	natsErr = nil
-	if code, _ := ready(); code != http.StatusOK {
-		t.Errorf("recovered: %d", code)
-	}
-	w := httptest.NewRecorder()
-	mux.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
-	if w.Code != http.StatusOK {
-		t.Errorf("/healthz: %d", w.Code)
-	}
-}
-
-// TestMetricsObserver checks the counters derived from observations.
-func TestMetricsObserver(t *testing.T) {
-	m := newMetrics(func() relay.Stats { return relay.Stats{Queued: 4, HashQueued: 2, Shed: 7} })
-	m.Decision(relay.Observation{Reason: relay.ReasonLockedOut, Latency: time.Millisecond})
-	m.Decision(relay.Observation{Reason: relay.ReasonInternalError, StoreError: true, Latency: time.Millisecond})
-	m.Decision(relay.Observation{Reason: relay.ReasonInternalError, Latency: time.Millisecond})
-	m.Kick()
-	m.watchRevocation(func() relay.RevokeStats {
-		return relay.RevokeStats{KickFailures: 3, QueryFailures: 2, Pending: 5, Dropped: 1}
-	})
-	w := httptest.NewRecorder()
-	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	got := samples(t, w.Body.String())
-	for k, v := range map[string]float64{
-		`authrelay_lockouts_total`:     1,
-		`authrelay_store_errors_total`: 1,
-		`authrelay_kicks_total`:        1,
-		`authrelay_decisions_total{reason="internal_error",result="denied"}`: 2,
-		`authrelay_decision_duration_seconds_count`:                          3,
-		`authrelay_queue_depth{lane="fast"}`:                                 4,
-		`authrelay_queue_depth{lane="hash"}`:                                 2,
-		`authrelay_shed_total`:                                               7,
-		`authrelay_kick_failures_total`:                                      3,
-		`authrelay_revoke_query_failures_total`:                              2,
-		`authrelay_revocations_pending`:                                      5,
-		`authrelay_revocations_dropped_total`:                                1,
-	} {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/metrics"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
@@ -246,7 +247,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
-	checkpoint(ctx, db, logger)
+	db.TruncateWAL(ctx, logger)
 	hashWorkers := c.hashWorkers
 	if hashWorkers == 0 {
 		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
@@ -351,36 +352,25 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			},
 		}
 	}
-	var r *relay.Relay
-	met := newMetrics(func() relay.Stats { return r.Stats() })
-	met.addHealth(func() relay.Health { return r.Health() })
-	met.reg.MustRegister(databaseMetrics(db)...)
+	met := metrics.New()
+	met.WatchStore(db, audit, guard)
 	cfg.Observer = met
-	met.watchStore(audit, guard)
 	cfg.ServiceVersion = serviceVersion(version)
-	if rc := cfg.Revoke; rc != nil {
-		met.watchRevocation(func() relay.RevokeStats { return r.RevokeStats() })
-		onKick := rc.OnKick
-		rc.OnKick = func(ctx context.Context, k relay.Kick) {
-			if k.Err == nil {
-				met.Kick()
-			}
-			if onKick != nil {
-				onKick(ctx, k)
-			}
-		}
-	}
 
-	r, err = relay.New(cfg)
+	r, err := relay.New(cfg)
 	if err != nil {
 		audit.Close(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	}
+	met.WatchRelay(r)
+	if cfg.Revoke != nil {
+		met.WatchRevocation(r)
+	}
 	if c.httpAddr != "" {
-		stopHTTP, err := serveHTTP(c.httpAddr, healthMux(met, append(serveReadyChecks(r, db, issuer, xkey, audit, guard), healthReadyChecks(r)...)), logger.With("component", "http"))
+		stopHTTP, err := metrics.Serve(c.httpAddr, metrics.Mux(met, metrics.ReadyChecks(r, db, audit, guard)), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
-			return err
+			return fmt.Errorf("serve: --http %s: %w", c.httpAddr, err)
 		}
 		defer stopHTTP()
 	}
@@ -399,7 +389,8 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		done <- err
 	}()
 	go m.maintain(ctx, db, c.auditRetention, logger)
-	go watchDatabase(ctx, db, logger.With("component", "database"))
+	go db.WatchFile(ctx, logger.With("component", "database"))
+	go db.CheckpointLoop(ctx, logger.With("component", "database"))
 	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
 
 	go m.reloadOnHup(ctx, c, ns, logger)

@@ -1,21 +1,32 @@
-package main
+// Package metrics owns what a running relay tells its operator over HTTP:
+// the Prometheus metrics of the relay and its store (Metrics, an
+// Observer of the relay), the readiness checks behind /readyz, and the
+// server of /metrics, /healthz and /readyz.
+//
+// The metrics read the relay, the store's database file, its audit writer
+// and its lockouts at each scrape, and count what the relay reports as it
+// happens (relay.Observer). Create them with New, pass them to relay.New as
+// Config.Observer, and once the relay exists attach it with WatchRelay:
+//
+//	m := metrics.New()
+//	m.WatchStore(db, audit, guard)
+//	cfg.Observer = m
+//	r, err := relay.New(cfg)
+//	…
+//	m.WatchRelay(r)
+//	stop, err := metrics.Serve(addr, metrics.Mux(m, metrics.ReadyChecks(r, db, audit, guard)), logger)
+//
+// It imports relay, store and the Prometheus client; never cmd.
+package metrics
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"regexp"
-	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
@@ -26,9 +37,10 @@ const (
 	resultDenied  = "denied"
 )
 
-// metrics are serve's Prometheus metrics, in a registry of their own. They
-// count every decision the relay sent (relay.Observer) and read the
-// relay's own counts (relay.Stats) at each scrape.
+// Metrics are a relay's Prometheus metrics, in a registry of their own.
+// They count every decision the relay sent and every connection it kicked
+// (relay.Observer), and read the relay's own counts at each scrape
+// (WatchRelay, WatchRevocation, WatchStore).
 //
 //   - authrelay_decisions_total{result,reason}: decisions sent; result is
 //     "allowed" (reason "") or "denied" with the relay's reason code.
@@ -42,14 +54,12 @@ const (
 //   - authrelay_lockouts_total: logins refused because the name or address
 //     was locked out (locked_out denials), not the lockouts imposed.
 //   - authrelay_kicks_total: connections the relay had the server drop
-//     (Kick).
-//   - with revocation on (watchRevocation, from relay.RevokeStats): kick
-//     requests that failed and are retried, connection queries that did
-//     not hear from every server, users whose revocation is unfinished,
-//     and revocations given up because too many were unfinished.
-//   - from relay.Stats: cache hits, misses and entries, verifications,
-//     shed and dropped requests, queue depths, busy verifiers, hash time.
-type metrics struct {
+//     (relay.Observer's Kick).
+//   - Go runtime and process metrics.
+//
+// A Metrics is safe for concurrent use. Each Watch method registers its
+// metrics once: calling one twice panics.
+type Metrics struct {
 	reg         *prometheus.Registry
 	decisions   *prometheus.CounterVec
 	latency     prometheus.Histogram
@@ -58,10 +68,12 @@ type metrics struct {
 	kicks       prometheus.Counter
 }
 
-// newMetrics returns serve's metrics, reading stats at each scrape. stats
-// is typically (*relay.Relay).Stats.
-func newMetrics(stats func() relay.Stats) *metrics {
-	m := &metrics{
+var _ relay.Observer = (*Metrics)(nil)
+
+// New returns the metrics that need no relay and no store: the decision and
+// kick counters, and the Go runtime and process metrics.
+func New() *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authrelay_decisions_total",
@@ -86,14 +98,13 @@ func newMetrics(stats func() relay.Stats) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.storeErrors, m.lockouts, m.kicks,
-		statsCollector{stats: stats},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Decision implements relay.Observer.
-func (m *metrics) Decision(o relay.Observation) {
+func (m *Metrics) Decision(o relay.Observation) {
 	result := resultAllowed
 	if !o.Allowed {
 		result = resultDenied
@@ -112,8 +123,56 @@ func (m *metrics) Decision(o relay.Observation) {
 	}
 }
 
-// watchStore exports what the store could not write, read at each scrape:
+// Kick implements relay.Observer: it counts a client connection the relay
+// had the server disconnect.
+func (m *Metrics) Kick(relay.Kick) { m.kicks.Inc() }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Relay is what the metrics and the readiness checks read from a relay;
+// *relay.Relay implements it.
+type Relay interface {
+	Stats() relay.Stats
+	Health() relay.Health
+	// Connected reports whether the relay is connected to NATS and
+	// subscribed.
+	Connected() bool
+}
+
+var _ Relay = (*relay.Relay)(nil)
+
+// WatchRelay exports r's counts, read at each scrape: from relay.Stats,
+// cache hits, misses and entries, verifications, shed and dropped
+// requests, queue depths, busy verifiers and hash time; from relay.Health,
+// the clock skew, key faults and queue group membership (see
+// healthCollector).
+func (m *Metrics) WatchRelay(r Relay) {
+	m.reg.MustRegister(statsCollector{r: r}, healthCollector{r: r})
+}
+
+// Revocation is what WatchRevocation reads; *relay.Relay implements it.
+type Revocation interface {
+	RevokeStats() relay.RevokeStats
+}
+
+// WatchRevocation exports r's revocation counts, read at each scrape: kick
+// requests that failed and are retried, connection queries that did not
+// hear from every server, users whose revocation is unfinished, and
+// revocations given up because too many were unfinished. Call it only
+// when revocation is on (relay.Config.Revoke).
+func (m *Metrics) WatchRevocation(r Revocation) {
+	m.reg.MustRegister(revokeCollector{r: r})
+}
+
+// WatchStore exports, read at each scrape, the state of the database file
+// and what the store could not write:
 //
+//   - authrelay_database_file_replaced: 1 while the database's path no
+//     longer names the file db has open (store.DB.CheckFile), else 0.
+//   - authrelay_wal_bytes: the size of the write-ahead log file.
 //   - authrelay_audit_dropped_total: login events that will never be in
 //     the audit trail (buffer or backlog full while the database could
 //     not be written).
@@ -122,8 +181,27 @@ func (m *metrics) Decision(o relay.Observation) {
 //   - authrelay_lockout_unrecorded_total: failed logins the database could
 //     not record, enforced in memory by this relay instead.
 //   - authrelay_lockout_memory_keys: lockout keys held in memory now.
-func (m *metrics) watchStore(audit *store.AuditWriter, guard *store.Lockouts) {
+func (m *Metrics) WatchStore(db *store.DB, audit *store.AuditWriter, guard *store.Lockouts) {
 	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_database_file_replaced",
+			Help: "1 while the database path no longer names the file the relay has open (removed or replaced), else 0.",
+		}, func() float64 {
+			if errors.Is(db.CheckFile(), store.ErrFileReplaced) {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_wal_bytes",
+			Help: "Size of the database's write-ahead log file in bytes.",
+		}, func() float64 {
+			size, err := db.WALSize()
+			if err != nil {
+				return 0
+			}
+			return float64(size)
+		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "authrelay_audit_dropped_total",
 			Help: "Login events dropped from the audit trail: the buffer or backlog was full while the database could not be written.",
@@ -143,18 +221,9 @@ func (m *metrics) watchStore(audit *store.AuditWriter, guard *store.Lockouts) {
 	)
 }
 
-// Kick counts a client connection the relay had the server disconnect.
-func (m *metrics) Kick() { m.kicks.Inc() }
-
-// watchRevocation exports the relay's revocation counts, read at each
-// scrape. stats is typically (*relay.Relay).RevokeStats.
-func (m *metrics) watchRevocation(stats func() relay.RevokeStats) {
-	m.reg.MustRegister(revokeCollector{stats: stats})
-}
-
 // revokeCollector exports relay.RevokeStats.
 type revokeCollector struct {
-	stats func() relay.RevokeStats
+	r Revocation
 }
 
 var (
@@ -177,23 +246,16 @@ func (c revokeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c revokeCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.stats()
+	s := c.r.RevokeStats()
 	ch <- prometheus.MustNewConstMetric(descKickFailures, prometheus.CounterValue, float64(s.KickFailures))
 	ch <- prometheus.MustNewConstMetric(descQueryFailures, prometheus.CounterValue, float64(s.QueryFailures))
 	ch <- prometheus.MustNewConstMetric(descRevokePending, prometheus.GaugeValue, float64(s.Pending))
 	ch <- prometheus.MustNewConstMetric(descRevokeDropped, prometheus.CounterValue, float64(s.Dropped))
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (m *metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
-}
-
-var _ relay.Observer = (*metrics)(nil)
-
 // statsCollector exports relay.Stats, read at each scrape.
 type statsCollector struct {
-	stats func() relay.Stats
+	r Relay
 }
 
 var (
@@ -227,7 +289,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.stats()
+	s := c.r.Stats()
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
@@ -245,113 +307,3 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHashBusy, float64(s.HashBusy))
 	gauge(descHashTime, s.HashTime.Seconds())
 }
-
-// readyCheck is one condition of readiness: nil when it holds.
-type readyCheck struct {
-	name  string
-	check func(ctx context.Context) error
-}
-
-// readyTimeout bounds each readiness check.
-const readyTimeout = 2 * time.Second
-
-// healthMux serves /metrics, /healthz (200 while the process runs) and
-// /readyz (200 when every check holds, else 503 naming the first failure).
-func healthMux(m *metrics, checks []readyCheck) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		for _, c := range checks {
-			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-			err := c.check(ctx)
-			cancel()
-			if err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: %s: %v\n", c.name, err)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
-}
-
-// serveHTTP listens on addr and serves h until stop is called; stop shuts
-// the server down gracefully (bounded) and waits for it.
-func serveHTTP(addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("serve: --http %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("http server failed", "err", err)
-		}
-	}()
-	logger.Info("http listening", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			logger.Warn("http server shutdown", "err", err)
-		}
-		<-done
-	}, nil
-}
-
-// serveReadyChecks are serve's readiness conditions: the keys are loaded,
-// the relay answers on a live NATS connection, the database answers and
-// its path still names the file the relay has open, the audit trail is
-// being written, failed logins are being recorded, and a write transaction
-// commits (probed at most every few seconds, so that a full disk or a
-// read-only database shows without traffic).
-func serveReadyChecks(r *relay.Relay, db *store.DB, issuer *accounts.Issuer, xkey *accounts.XKey, audit *store.AuditWriter, guard *store.Lockouts) []readyCheck {
-	writable := store.NewWriteCheck(db, store.DefaultWriteProbeEvery)
-	return []readyCheck{
-		{"keys", func(context.Context) error {
-			if issuer == nil || xkey == nil {
-				return errors.New("issuer or xkey not loaded")
-			}
-			return nil
-		}},
-		{"nats", func(context.Context) error {
-			if !r.Connected() {
-				return errors.New("relay not connected to nats or not subscribed")
-			}
-			return nil
-		}},
-		{"database", db.Ping},
-		// The path no longer names the file this relay serves: admin
-		// changes go to another file (or none) and the next start would
-		// serve something else.
-		{"database file", func(context.Context) error { return db.CheckFile() }},
-		{"audit", func(context.Context) error { return audit.Health() }},
-		{"lockouts", guard.Health},
-		// Last: the audit trail and the lockouts name what a failed
-		// write lost; this one sees the fault without any traffic.
-		{"database writable", writable.Health},
-	}
-}
-
-// serviceVersion turns the build's version into the semantic version a
-// micro service must report: "v1.2.3" → "1.2.3", anything else
-// (a development build) → "0.0.0-dev".
-func serviceVersion(v string) string {
-	v = strings.TrimPrefix(v, "v")
-	if semver.MatchString(v) {
-		return v
-	}
-	return "0.0.0-dev"
-}
-
-// semver is the semantic version syntax nats.go's micro package accepts
-// (https://semver.org).
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)

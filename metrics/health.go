@@ -1,12 +1,7 @@
-package main
+package metrics
 
 import (
-	"context"
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/authrelay/authrelay/relay"
 )
 
 // healthCollector exports relay.Health, read at each scrape:
@@ -26,13 +21,7 @@ import (
 //   - authrelay_queue_group_member: 1 while the relay takes its share of
 //     the logins, 0 while a key fault keeps it out.
 type healthCollector struct {
-	health func() relay.Health
-}
-
-// addHealth exports health (typically (*relay.Relay).Health) with the
-// metrics.
-func (m *metrics) addHealth(health func() relay.Health) {
-	m.reg.MustRegister(healthCollector{health: health})
+	r Relay
 }
 
 var (
@@ -60,7 +49,7 @@ func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
-	h := c.health()
+	h := c.r.Health()
 	if h.SkewKnown {
 		ch <- prometheus.MustNewConstMetric(descSkew, prometheus.GaugeValue, h.Skew.Skew.Seconds())
 		ch <- prometheus.MustNewConstMetric(descSkewResolution, prometheus.GaugeValue, h.Skew.Resolution.Seconds())
@@ -73,25 +62,4 @@ func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
 		member = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descQueueMember, prometheus.GaugeValue, member)
-}
-
-// healthReadyChecks are the readiness conditions the relay's own
-// measurements decide: the clock within --max-clock-skew of every server
-// heard from, and keys the server accepts. Both pass again by themselves
-// when the fault ends.
-func healthReadyChecks(r *relay.Relay) []readyCheck {
-	return []readyCheck{
-		{"clock", func(context.Context) error {
-			if f := r.Health().ClockFault(); f != "" {
-				return errors.New(f + "; sync the clocks (NTP)")
-			}
-			return nil
-		}},
-		{"relay keys", func(context.Context) error {
-			if f := r.Health().KeyFault; f != "" {
-				return errors.New(f + "; the relay is out of the queue group until the server accepts its keys")
-			}
-			return nil
-		}},
-	}
 }
