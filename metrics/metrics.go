@@ -181,6 +181,8 @@ func (m *Metrics) WatchRevocation(r Revocation) {
 //   - authrelay_lockout_unrecorded_total: failed logins the database could
 //     not record, enforced in memory by this relay instead.
 //   - authrelay_lockout_memory_keys: lockout keys held in memory now.
+//
+// db, audit and guard must not be nil.
 func (m *Metrics) WatchStore(db *store.DB, audit *store.AuditWriter, guard *store.Lockouts) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
