@@ -232,7 +232,11 @@ func (db *DB) AccountUserCounts(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-// sameButCase returns ErrExists, wrapped with op, if an account whose name
+// ErrCaseTwin means an account name differs from an existing one only in
+// case. An error wrapping it wraps ErrExists too.
+var ErrCaseTwin = errors.New("a name that differs only in case")
+
+// sameButCase returns ErrExists and ErrCaseTwin, wrapped with op, if an account whose name
 // differs from name only in case exists. Account names are ASCII
 // (accounts.ValidateAccount), which is what NOCASE folds.
 func sameButCase(ctx context.Context, tx *txn, op, name string) error {
@@ -245,6 +249,6 @@ func sameButCase(ctx context.Context, tx *txn, op, name string) error {
 	case err != nil:
 		return fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	return fmt.Errorf("%s: account %q %w as %q, whose name differs only in case: nats-server would keep them apart, people would not; use %q or choose another name",
-		op, name, ErrExists, other, other)
+	return fmt.Errorf("%s: account %q %w as %q (%w): nats-server would keep them apart, people would not; use %q or choose another name",
+		op, name, ErrExists, other, ErrCaseTwin, other)
 }

@@ -170,7 +170,7 @@ Examples:
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
 	})
-	if errors.Is(err, store.ErrExists) {
+	if errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrCaseTwin) {
 		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
 	}
 	if err != nil {
