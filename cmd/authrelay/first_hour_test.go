@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -37,5 +39,81 @@ func TestAccountAddRefusesCaseTwin(t *testing.T) {
 	list := mustRun(t, "", "account", "list", "--dir", dir)
 	if strings.Contains(list.stdout, "shop") {
 		t.Errorf("account list after the refusal:\n%s", list.stdout)
+	}
+}
+
+// TestTyposGetOneLineAndASuggestion: a mistyped command, subcommand or flag
+// is one usage error (exit 2) with the nearest name and where to look, not
+// the usage printed around it; --password is refused without echoing the
+// value.
+func TestTyposGetOneLineAndASuggestion(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"usr"}, `unknown command "usr"; did you mean "user"? (run 'authrelay -h' for the list)`},
+		{[]string{"user", "lst"}, `user: unknown subcommand "lst"; did you mean "list"? (run 'authrelay user -h' for the list)`},
+		{[]string{"role", "shwo"}, `did you mean "show"?`},
+		{[]string{"user", "add", "bob", "--dir", dir, "--acount", "APP"}, `user add: unknown flag "--acount"; did you mean --account? (run 'authrelay user add -h' for its flags)`},
+		{[]string{"user", "list", "--dir", dir, "--jsno"}, `did you mean --json?`},
+		{[]string{"user", "add", "bob", "--dir", dir, "--password=hunter2-secret"}, "passwords never come from flags"},
+		{[]string{"user", "passwd", "bob", "--dir", dir, "--password", "hunter2-secret"}, "use --password-stdin"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" (run 'authrelay -h' for the list)`},
+	}
+	for _, c := range cases {
+		r := run(t, "", c.args...)
+		if r.code != exitUsage {
+			t.Errorf("authrelay %s: exit %d, want %d", strings.Join(c.args, " "), r.code, exitUsage)
+		}
+		if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("authrelay %s: stderr %q, want one line containing %q", strings.Join(c.args, " "), r.stderr, c.want)
+		}
+		if strings.Contains(r.stderr, "hunter2") || strings.Contains(r.stdout, "hunter2") {
+			t.Errorf("authrelay %s: the password value was echoed: %q", strings.Join(c.args, " "), r.stderr)
+		}
+	}
+	// -h still prints the whole usage, and exits 0.
+	r := run(t, "", "user", "add", "-h")
+	if r.code != exitOK || !strings.Contains(r.stderr, "Usage: authrelay user add") || !strings.Contains(r.stderr, "-password-stdin") {
+		t.Errorf("user add -h: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestGlobalFlagsBeforeTheCommand: --dir before the command is the
+// command's --dir (one after the command still wins), and --version is
+// 'version'.
+func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	mustRun(t, "", "--dir", dir, "init", "--account", "APP")
+	mustRun(t, "", "init", "--dir", other, "--account", "OPS")
+	mustRun(t, "pw-123456\n", "--dir="+dir, "user", "add", "alice", "--password-stdin", "--sub", "x")
+	r := mustRun(t, "", "--dir", dir, "user", "list")
+	if !strings.Contains(r.stdout, "alice") {
+		t.Errorf("--dir DIR user list: %q, want alice", r.stdout)
+	}
+	r = mustRun(t, "", "--dir", dir, "user", "list", "--dir", other)
+	if strings.Contains(r.stdout, "alice") {
+		t.Errorf("user list --dir OTHER after a global --dir listed DIR's users: %q", r.stdout)
+	}
+	if r := run(t, "", "--dir"); r.code != exitUsage || !strings.Contains(r.stderr, "--dir needs a directory") {
+		t.Errorf("--dir alone: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run(t, "", "--json", "user", "list"); r.code != exitUsage || !strings.Contains(r.stderr, "a command's own flags follow it") {
+		t.Errorf("--json before the command: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	a, b := mustRun(t, "", "version"), mustRun(t, "", "--version")
+	if a.stdout != b.stdout || !strings.HasPrefix(a.stdout, "authrelay ") || !strings.Contains(a.stdout, runtime.Version()) {
+		t.Errorf("version %q, --version %q: want the same line naming authrelay and %s", a.stdout, b.stdout, runtime.Version())
+	}
+	var v buildVersion
+	j := mustRun(t, "", "version", "--json")
+	if err := json.Unmarshal([]byte(j.stdout), &v); err != nil {
+		t.Fatalf("version --json: %v\n%s", err, j.stdout)
+	}
+	if v.Version == "" || v.Go != runtime.Version() {
+		t.Errorf("version --json = %+v", v)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/authrelay/authrelay/store"
@@ -31,25 +30,11 @@ Examples:
 `
 
 func (m *Main) runHash(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
-		return usagef("hash: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "show":
-		return m.runHashShow(ctx, rest)
-	case "set":
-		return m.runHashSet(ctx, rest)
-	case "calibrate":
-		return m.runHashCalibrate(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(hashUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
-		return usagef("hash: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "hash", hashUsage, []subcommand{
+		{[]string{"show"}, m.runHashShow},
+		{[]string{"set"}, m.runHashSet},
+		{[]string{"calibrate"}, m.runHashCalibrate},
+	}, args)
 }
 
 func paramsText(p store.Argon2Params) string {

@@ -47,41 +47,19 @@ Examples:
 `
 
 func (m *Main) runUser(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
-		return usagef("user: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "add":
-		return m.runUserAdd(ctx, rest)
-	case "set":
-		return m.runUserSet(ctx, rest)
-	case "explain":
-		return m.runUserExplain(ctx, rest)
-	case "list", "ls":
-		return m.runUserList(ctx, rest)
-	case "show":
-		return m.runUserShow(ctx, rest)
-	case "passwd":
-		return m.runUserPasswd(ctx, rest)
-	case "disable":
-		return m.runUserSetDisabled(ctx, rest, true)
-	case "enable":
-		return m.runUserSetDisabled(ctx, rest, false)
-	case "rm", "remove":
-		return m.runUserRemove(ctx, rest)
-	case "unlock":
-		return m.runUserUnlock(ctx, rest)
-	case "lockouts":
-		return m.runUserLockouts(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(userUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
-		return usagef("user: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "user", userUsage, []subcommand{
+		{[]string{"add"}, m.runUserAdd},
+		{[]string{"set"}, m.runUserSet},
+		{[]string{"explain"}, m.runUserExplain},
+		{[]string{"list", "ls"}, m.runUserList},
+		{[]string{"show"}, m.runUserShow},
+		{[]string{"passwd"}, m.runUserPasswd},
+		{[]string{"disable"}, func(ctx context.Context, args []string) error { return m.runUserSetDisabled(ctx, args, true) }},
+		{[]string{"enable"}, func(ctx context.Context, args []string) error { return m.runUserSetDisabled(ctx, args, false) }},
+		{[]string{"rm", "remove"}, m.runUserRemove},
+		{[]string{"unlock"}, m.runUserUnlock},
+		{[]string{"lockouts"}, m.runUserLockouts},
+	}, args)
 }
 
 // notInitialised is the error for a --dir that init has not set up.
