@@ -117,3 +117,16 @@ func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
 		t.Errorf("version --json = %+v", v)
 	}
 }
+
+// TestHelpTellsThatConnectionsAreClosed: the help of every change that
+// revokes says the user's connections are closed, as they are
+// (TestRevocation… prove it), not that they stay open.
+func TestHelpTellsThatConnectionsAreClosed(t *testing.T) {
+	for _, args := range [][]string{{"user", "passwd", "-h"}, {"user", "rm", "-h"}, {"user", "disable", "-h"}} {
+		r := run(t, "", args...)
+		help := strings.Join(strings.Fields(r.stderr), " ")
+		if r.code != exitOK || strings.Contains(help, "stay open") || !strings.Contains(help, "closes") {
+			t.Errorf("authrelay %s: exit %d, help %q: want it to say the connections are closed", strings.Join(args, " "), r.code, help)
+		}
+	}
+}

@@ -250,8 +250,9 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 const userPasswdUsage = `
 Usage: authrelay user passwd NAME (--password-stdin | --generate-password)
 
-Sets a user's password. It applies from the user's next connect; connections
-already open stay open until their session expires.
+Sets a user's password. It applies from the user's next connect, and a
+running 'authrelay serve' closes the user's open connections within a
+second, so clients must reconnect with the new password.
 
 Examples:
 
@@ -361,12 +362,15 @@ func (m *Main) runUserSetDisabled(ctx context.Context, args []string, disabled b
 	fs := m.newFlagSet("user "+verb, fmt.Sprintf(`
 Usage: authrelay user %[1]s NAME
 
-%[2]s. It applies from the user's next connect.
+%[2]s.
 
 Example:
 
   authrelay user %[1]s alice
-`, verb, map[bool]string{true: "Refuses the user's logins until 'user enable'", false: "Lets a disabled user log in again"}[disabled]))
+`, verb, map[bool]string{
+		true:  "Refuses the user's logins until 'user enable'. It applies from the user's\nnext connect, and a running 'authrelay serve' closes the user's open\nconnections within a second",
+		false: "Lets a disabled user log in again. It applies from the user's next connect",
+	}[disabled]))
 	dir := m.dirFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -394,8 +398,8 @@ func (m *Main) runUserRemove(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user rm", `
 Usage: authrelay user rm NAME
 
-Removes a user. Its next connect is refused; connections already open stay
-open until their session expires.
+Removes a user. Its next connect is refused, and a running 'authrelay
+serve' closes its open connections within a second.
 
 Example:
 
