@@ -104,6 +104,7 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 	print := func(rows []store.AuditEntry, header bool) error {
 		if *asJSON {
 			enc := json.NewEncoder(m.Stdout)
+			enc.SetEscapeHTML(false)
 			for _, v := range auditViews(rows) {
 				if err := enc.Encode(v); err != nil {
 					return err

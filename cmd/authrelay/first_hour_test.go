@@ -130,3 +130,21 @@ func TestHelpTellsThatConnectionsAreClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONIsNotHTMLEscaped: subjects keep their '>' in every --json
+// output, as jq users expect, instead of \u003e.
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "pw-123456\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--pub", "orders.>", "--sub", "_INBOX.>")
+	mustRun(t, "", "role", "add", "reader", "--dir", dir, "--sub", "metrics.>")
+	for _, args := range [][]string{
+		{"user", "show", "alice", "--json"}, {"user", "list", "--json"}, {"user", "explain", "alice", "--json"},
+		{"role", "list", "--json"}, {"role", "show", "reader", "--json"}, {"export", "--json"},
+	} {
+		r := mustRun(t, "", append(args, "--dir", dir)...)
+		if strings.Contains(r.stdout, `\u003e`) || !strings.Contains(r.stdout, `.>"`) {
+			t.Errorf("authrelay %s: want '>' unescaped:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}

@@ -610,5 +610,8 @@ func listText(l []string) string {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Subjects hold '>' and names may hold '&': printed as they are, not
+	// as \u003e, for jq and for people.
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
