@@ -148,3 +148,49 @@ func TestJSONIsNotHTMLEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestChangesThatLockAUserOutWarn: a change after which the user cannot log
+// in even with the right password succeeds (the admin may mean it) but
+// says so at once, with the relay's reason; a change that leaves the user
+// able to log in says nothing of the kind.
+func TestChangesThatLockAUserOutWarn(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "pw-123456\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
+	mustRun(t, "pw-123456\n", "user", "add", "svc.orders", "--dir", dir, "--password-stdin", "--sub", "x")
+
+	const warning = "cannot log in"
+	r := mustRun(t, "", "user", "set", "alice", "--dir", dir, "--pub", "y")
+	if strings.Contains(r.stderr, warning) {
+		t.Errorf("a harmless user set warned: %q", r.stderr)
+	}
+	r = mustRun(t, "", "user", "set", "alice", "--dir", dir, "--expires", "2020-01-01")
+	if !strings.Contains(r.stderr, "warning: alice "+warning) || !strings.Contains(r.stderr, "user_expired") {
+		t.Errorf("user set --expires 2020-01-01: stderr %q, want a warning with user_expired", r.stderr)
+	}
+	// explain says the same, and exits 1 for scripts.
+	r = run(t, "", "user", "explain", "alice", "--dir", dir)
+	if r.code != exitFailure || !strings.Contains(r.stdout, "denied (user_expired)") || !strings.Contains(r.stderr, "would be refused") {
+		t.Errorf("explain after the warning: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	mustRun(t, "", "user", "set", "alice", "--dir", dir, "--expires", "never")
+	mustRun(t, "", "user", "explain", "alice", "--dir", dir)
+
+	// A role whose template a holder's name cannot fill: the role change
+	// names the holder it locks out.
+	mustRun(t, "", "role", "add", "svc", "--dir", dir, "--pub", "svc.in")
+	mustRun(t, "", "user", "set", "svc.orders", "--dir", dir, "--role", "svc")
+	r = mustRun(t, "", "role", "set", "svc", "--dir", dir, "--pub", "svc.{{name}}.>")
+	if !strings.Contains(r.stderr, "warning: svc.orders "+warning) || !strings.Contains(r.stderr, "template_unsafe") {
+		t.Errorf("role set with {{name}} held by svc.orders: stderr %q, want a template_unsafe warning", r.stderr)
+	}
+	if strings.Contains(r.stderr, "alice") {
+		t.Errorf("the role change warned about alice, who does not hold it: %q", r.stderr)
+	}
+	// Disabling is meant: no warning.
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	r = mustRun(t, "", "user", "set", "alice", "--dir", dir, "--pub", "z")
+	if strings.Contains(r.stderr, warning) {
+		t.Errorf("user set of a disabled user warned: %q", r.stderr)
+	}
+}

@@ -181,6 +181,7 @@ Examples:
 		return roleError(err, name)
 	}
 	fmt.Fprintf(m.Stdout, "role %s changed; applies to the next connect of %d holder(s)\n", name, len(holders))
+	m.noteLogins(ctx, db, *dir, holders...)
 	return nil
 }
 

@@ -243,7 +243,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
 	}
-	m.noteNothingGranted(ctx, db, u)
+	m.noteLogins(ctx, db, *dir, name)
 	return nil
 }
 
