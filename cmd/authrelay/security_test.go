@@ -300,7 +300,9 @@ func TestAuditFollow(t *testing.T) {
 		Getenv: func(string) string { return "" }, Now: time.Now}
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	done2 := make(chan error, 1)
-	go func() { done2 <- m2.Run(ctx2, []string{"audit", "--follow", "--since", "1h", "--json", "--dir", s.dir}) }()
+	go func() {
+		done2 <- m2.Run(ctx2, []string{"audit", "--follow", "--since", "1h", "--json", "--dir", s.dir})
+	}()
 	for !strings.Contains(out2.String(), `"result":"allowed"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("audit --follow --since 1h did not print the history:\n%s", out2.String())
