@@ -194,3 +194,46 @@ func TestChangesThatLockAUserOutWarn(t *testing.T) {
 		t.Errorf("user set of a disabled user warned: %q", r.stderr)
 	}
 }
+
+// TestPasswordPolicy: user add and user passwd refuse a password shorter
+// than the database's minimum (8 unless hash set says otherwise), one of
+// the most used, and the user's own name, with exit status 2, nothing
+// written and the password not echoed; generated passwords pass.
+func TestPasswordPolicy(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	refused := func(stdin string, args ...string) {
+		t.Helper()
+		r := run(t, stdin, append(args, "--dir", dir, "--password-stdin")...)
+		pw := strings.TrimSuffix(stdin, "\n")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "password policy") || strings.Contains(r.stderr, pw) {
+			t.Errorf("authrelay %s with %q: exit %d, stderr %q; want exit 2 naming the policy, without the password", strings.Join(args, " "), pw, r.code, r.stderr)
+		}
+	}
+	refused("short1\n", "user", "add", "alice", "--sub", "x")
+	refused("Password2026!\n", "user", "add", "alice", "--sub", "x")
+	refused("Alice.Smith\n", "user", "add", "alice.smith", "--sub", "x")
+	if r := run(t, "", "user", "show", "alice", "--dir", dir); r.code == 0 {
+		t.Errorf("a refused user add stored alice:\n%s", r.stdout)
+	}
+	mustRun(t, "tr0mb0ne-sofa\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
+	refused("qwertyuiop\n", "user", "passwd", "alice")
+
+	r := mustRun(t, "", "hash", "set", "--dir", dir, "--min-password-length", "16")
+	if !strings.Contains(r.stdout, "at least 16 characters") {
+		t.Errorf("hash set --min-password-length 16: %q", r.stdout)
+	}
+	if r := mustRun(t, "", "hash", "show", "--dir", dir); !strings.Contains(r.stdout, "at least 16 characters") {
+		t.Errorf("hash show: %q", r.stdout)
+	}
+	refused("tr0mb0ne-sofa-2\n", "user", "passwd", "alice")
+	mustRun(t, "tr0mb0ne-sofa-22\n", "user", "passwd", "alice", "--dir", dir, "--password-stdin")
+	mustRun(t, "", "user", "add", "bob", "--dir", dir, "--generate-password", "--sub", "x")
+	if r := run(t, "", "hash", "set", "--dir", dir, "--min-password-length", "0"); r.code != exitUsage {
+		t.Errorf("hash set --min-password-length 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = mustRun(t, "", "audit", "--dir", dir, "--kind", "admin")
+	if !strings.Contains(r.stdout, "min_password_length") {
+		t.Errorf("the audit trail lacks the policy change:\n%s", r.stdout)
+	}
+}

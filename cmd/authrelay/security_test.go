@@ -243,7 +243,7 @@ func TestHashPolicyCommands(t *testing.T) {
 		t.Errorf("a refused hash set changed the policy: %v", p)
 	}
 	// New passwords follow the policy, and the audit trail has the change.
-	mustRun(t, "pw\n", "user", "add", "eve", "--dir", dir, "--password-stdin")
+	mustRun(t, "pw-eve-123\n", "user", "add", "eve", "--dir", dir, "--password-stdin")
 	r = mustRun(t, "", "user", "show", "eve", "--dir", dir, "--json")
 	if !strings.Contains(r.stdout, `"hash_current": true`) {
 		t.Errorf("eve's hash is not at the current policy:\n%s", r.stdout)

@@ -229,7 +229,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if _, err := sizer.checkStored(ctx, db, u); err != nil {
 		return fmt.Errorf("user add %s: %w", name, err)
 	}
-	pw, err := m.password(*pwStdin, *generate)
+	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	if _, err := db.User(ctx, name); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	pw, err := m.password(*pwStdin, *generate)
+	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
 	if err != nil {
 		return err
 	}
@@ -291,6 +291,24 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 
 // password obtains a new password from standard input, the generator or a
 // terminal prompt.
+// newPassword reads or generates the new password of the user called name
+// (password) and holds one the admin chose to the password policy
+// (store.CheckNewPassword, at the database's minimum length).
+func (m *Main) newPassword(ctx context.Context, db *store.DB, name string, fromStdin, generate bool) (string, error) {
+	pw, err := m.password(fromStdin, generate)
+	if err != nil || generate {
+		return pw, err
+	}
+	minLen, err := db.MinPasswordLen(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := store.CheckNewPassword(name, pw, minLen); err != nil {
+		return "", &usageError{msg: fmt.Sprintf("password of %s: %v; nothing changed", name, err)}
+	}
+	return pw, nil
+}
+
 func (m *Main) password(fromStdin, generate bool) (string, error) {
 	switch {
 	case fromStdin && generate:
