@@ -16,7 +16,9 @@ func (db *DB) AddAccount(ctx context.Context, name string) error {
 }
 
 // AddAccountWithLimits adds a NATS account with its limits. It returns
-// ErrExists if the account is already known.
+// ErrExists if the account is already known, or if one whose name differs
+// only in case is: nats-server tells SHOP and shop apart, people reading a
+// user list do not.
 func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) error {
 	if err := accounts.ValidateAccount(a.Name); err != nil {
 		return fmt.Errorf("add account: %w", err)
@@ -32,6 +34,11 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
 	defer tx.Rollback()
+	// In the same write transaction as the insert (BEGIN IMMEDIATE), so
+	// that two processes adding SHOP and shop at once cannot both pass.
+	if err := sameButCase(ctx, tx, "add account", a.Name); err != nil {
+		return err
+	}
 	l := a.Limits
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload)
@@ -223,4 +230,25 @@ func (db *DB) AccountUserCounts(ctx context.Context) (map[string]int, error) {
 		return nil, fmt.Errorf("count users per account: %w", err)
 	}
 	return out, nil
+}
+
+// ErrCaseTwin means an account name differs from an existing one only in
+// case. An error wrapping it wraps ErrExists too.
+var ErrCaseTwin = errors.New("a name that differs only in case")
+
+// sameButCase returns ErrExists and ErrCaseTwin, wrapped with op, if an account whose name
+// differs from name only in case exists. Account names are ASCII
+// (accounts.ValidateAccount), which is what NOCASE folds.
+func sameButCase(ctx context.Context, tx *txn, op, name string) error {
+	var other string
+	err := tx.QueryRowContext(ctx,
+		`SELECT name FROM accounts WHERE name = ? COLLATE NOCASE AND name != ? LIMIT 1`, name, name).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	return fmt.Errorf("%s: account %q %w as %q (%w): nats-server would keep them apart, people would not; use %q or choose another name",
+		op, name, ErrExists, other, ErrCaseTwin, other)
 }

@@ -792,6 +792,17 @@ type AuditFilter struct {
 	Limit int
 }
 
+// LastAuditID returns the highest ID of the audit trail, or 0 if it is
+// empty: a follower that starts from it (AuditFilter.AfterID) sees only the
+// entries written after, as tail -f does.
+func (db *DB) LastAuditID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM audit`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("read last audit id: %w", err)
+	}
+	return id, nil
+}
+
 // Audit returns the audit entries f selects, oldest first: by time, then by
 // ID. ID order is the order entries were written, which is not quite time
 // order: a login is written up to a FlushEvery (longer while the database is

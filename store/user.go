@@ -83,7 +83,7 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	case isDuplicate(err):
 		return fmt.Errorf("add user: user %q %w", u.Name, ErrExists)
 	case isForeignKey(err):
-		return unknownAccount("add user", u)
+		return db.unknownAccount(ctx, "add user", u)
 	case err != nil:
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
@@ -174,7 +174,7 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 		u.Account, cols.perms, u.Disabled, expiresValue(u.Expires), cols.src, cols.connTypes, formatTime(db.now()), name)
 	switch {
 	case isForeignKey(err):
-		return unknownAccount("update user", u)
+		return db.unknownAccount(ctx, "update user", u)
 	case err != nil:
 		return fmt.Errorf("update user %q: %w", name, err)
 	}
@@ -559,13 +559,25 @@ func (db *DB) checkReserved(op, acct string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if slices.Contains(reserved, acct) {
-		return fmt.Errorf("%s: account %q is a %w: it is the callout or system account of the server", op, acct, ErrReservedAccount)
+	for _, r := range reserved {
+		switch {
+		case r == acct:
+			return fmt.Errorf("%s: account %q is a %w: it is the callout or system account of the server", op, acct, ErrReservedAccount)
+		case strings.EqualFold(r, acct):
+			return fmt.Errorf("%s: account %q differs only in case from %q, a %w (the callout or system account of the server): choose another name", op, acct, r, ErrReservedAccount)
+		}
 	}
 	return nil
 }
 
-func unknownAccount(op string, u accounts.User) error {
+// unknownAccount returns ErrUnknownAccount for u's account, naming an
+// account whose name differs only in case if there is one.
+func (db *DB) unknownAccount(ctx context.Context, op string, u accounts.User) error {
+	var other string
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT name FROM accounts WHERE name = ? COLLATE NOCASE LIMIT 1`, u.Account).Scan(&other)
+	if err == nil && other != u.Account {
+		return fmt.Errorf("%s %q: %w %q: account names are case-sensitive; did you mean %q?", op, u.Name, ErrUnknownAccount, u.Account, other)
+	}
 	return fmt.Errorf("%s %q: %w %q: add the account first", op, u.Name, ErrUnknownAccount, u.Account)
 }
 

@@ -41,27 +41,12 @@ Examples:
 `
 
 func (m *Main) runAccount(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(accountUsage, "\n"))
-		return usagef("account: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "add":
-		return m.runAccountAdd(ctx, rest)
-	case "list", "ls":
-		return m.runAccountList(ctx, rest)
-	case "set":
-		return m.runAccountSet(ctx, rest)
-	case "rm", "remove":
-		return m.runAccountRemove(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(accountUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(accountUsage, "\n"))
-		return usagef("account: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "account", accountUsage, []subcommand{
+		{[]string{"add"}, m.runAccountAdd},
+		{[]string{"list", "ls"}, m.runAccountList},
+		{[]string{"set"}, m.runAccountSet},
+		{[]string{"rm", "remove"}, m.runAccountRemove},
+	}, args)
 }
 
 // limitFlags are the account limit flags.
@@ -170,7 +155,7 @@ Examples:
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
 	})
-	if errors.Is(err, store.ErrExists) {
+	if errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrCaseTwin) {
 		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
 	}
 	if err != nil {

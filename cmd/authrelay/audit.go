@@ -31,14 +31,16 @@ many. Past 256 distinct keys in a minute, the rest count into one row per
 reason with CLIENT "(many)". Every other row has count 1.
 
 --since takes a duration back from now (1h, 30m) or a time (2026-12-01,
-2026-12-01T10:00:00Z). --follow keeps printing new rows until interrupted;
-with --json it prints one JSON object per line.
+2026-12-01T10:00:00Z). --follow prints the rows written from now on until
+interrupted, as tail -f does (with --since, the rows since then first, at
+most --limit of them); with --json it prints one JSON object per line.
 
 Examples:
 
   authrelay audit --since 1h --result denied
   authrelay audit --user alice --json
   authrelay audit --follow
+  authrelay audit --follow --since 10m --kind admin
 `
 
 func (m *Main) runAudit(ctx context.Context, args []string) error {
@@ -79,8 +81,14 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	rows, err := db.Audit(ctx, f)
-	if err != nil {
+	var rows []store.AuditEntry
+	if *follow && *since == "" {
+		// Like tail -f: only what comes after now; --since prints the
+		// history first.
+		if f.AfterID, err = db.LastAuditID(ctx); err != nil {
+			return err
+		}
+	} else if rows, err = db.Audit(ctx, f); err != nil {
 		return err
 	}
 	if !*follow {
@@ -96,6 +104,7 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 	print := func(rows []store.AuditEntry, header bool) error {
 		if *asJSON {
 			enc := json.NewEncoder(m.Stdout)
+			enc.SetEscapeHTML(false)
 			for _, v := range auditViews(rows) {
 				if err := enc.Encode(v); err != nil {
 					return err

@@ -142,7 +142,7 @@ func TestUserCommands(t *testing.T) {
 
 	// Flags and the name in either order.
 	mustRun(t, "pw-alice\n", "user", "add", "alice", "--dir", dir, "--account", "APP", "--password-stdin", "--pub", "orders.>")
-	mustRun(t, "pw-bob\n", "user", "add", "--dir", dir, "--account", "OPS", "--password-stdin", "bob", "--sub", "ops.>")
+	mustRun(t, "pw-bob-123\n", "user", "add", "--dir", dir, "--account", "OPS", "--password-stdin", "bob", "--sub", "ops.>")
 
 	list := func() []userView {
 		t.Helper()
@@ -189,8 +189,8 @@ func TestUserCommands(t *testing.T) {
 		code     int
 		contains string
 	}{
-		{"duplicate user", "x\n", []string{"user", "add", "alice", "--account", "APP", "--password-stdin"}, 1, "already exists"},
-		{"unknown account", "x\n", []string{"user", "add", "dave", "--account", "NOPE", "--password-stdin"}, 1, "APP, OPS"},
+		{"duplicate user", "a-valid-pass-1\n", []string{"user", "add", "alice", "--account", "APP", "--password-stdin"}, 1, "already exists"},
+		{"unknown account", "a-valid-pass-1\n", []string{"user", "add", "dave", "--account", "NOPE", "--password-stdin"}, 1, "APP, OPS"},
 		{"no account with two", "x\n", []string{"user", "add", "dave", "--password-stdin"}, 2, "--account"},
 		{"missing user", "", []string{"user", "disable", "zed"}, 1, "not found"},
 		{"missing user passwd", "x\n", []string{"user", "passwd", "zed", "--password-stdin"}, 1, "not found"},

@@ -119,7 +119,7 @@ func TestEndToEndRevokeAfterRelayKilled(t *testing.T) {
 	ns := e.start(t, "nats-server", bin.natsServer, "-c", e.conf)
 	e.waitTCP(t, ns)
 	for _, name := range []string{"alice", "bob"} {
-		e.authrelay(t, "pw-"+name+"\n", "user", "add", name, "--dir", e.dir, "--password-stdin", "--sub", "_INBOX.>").wantCode(t, exitOK)
+		e.authrelay(t, "pw-"+name+"-123\n", "user", "add", name, "--dir", e.dir, "--password-stdin", "--sub", "_INBOX.>").wantCode(t, exitOK)
 	}
 	relay := func(name string) *e2eProcess {
 		p := e.start(t, name, bin.authrelay, "serve", "--dir", e.dir, "--nats", e.url, "--log-level", "debug")
@@ -138,14 +138,14 @@ func TestEndToEndRevokeAfterRelayKilled(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	a := relay("relay A")
 	e.waitFor(t, 10*time.Second, "a login through relay A", func() error {
-		nc, err := e.connect("bob", "pw-bob")
+		nc, err := e.connect("bob", "pw-bob-123")
 		if err == nil {
 			nc.Close()
 		}
 		return err
 	})
-	alice := liveOn(t, e.url, "alice", "pw-alice")
-	bob := liveOn(t, e.url, "bob", "pw-bob")
+	alice := liveOn(t, e.url, "alice", "pw-alice-123")
+	bob := liveOn(t, e.url, "bob", "pw-bob-123")
 	b := relay("relay B")
 	a.kill(t) // SIGKILL: A's memory of its grants is gone
 

@@ -112,7 +112,10 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 			var covered []string
 			for _, c := range cases {
 				relayReason := s.loginReason(t, events, c.user, c.user+"-pass-123")
-				r := mustRun(t, "", "user", "explain", c.user, "--dir", s.dir, "--json", "--from", "127.0.0.1", "--conn-type", "STANDARD")
+				r := run(t, "", "user", "explain", c.user, "--dir", s.dir, "--json", "--from", "127.0.0.1", "--conn-type", "STANDARD")
+				if wantCode := map[bool]int{true: exitOK, false: exitFailure}[c.want == ""]; r.code != wantCode {
+					t.Errorf("explain %s: exit %d, want %d (login %s)", c.user, r.code, wantCode, map[bool]string{true: "allowed", false: "refused"}[c.want == ""])
+				}
 				var v explainView
 				if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 					t.Fatalf("explain %s: %v\n%s", c.user, err, r.stdout)

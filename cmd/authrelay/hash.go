@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/authrelay/authrelay/store"
@@ -31,25 +30,11 @@ Examples:
 `
 
 func (m *Main) runHash(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
-		return usagef("hash: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "show":
-		return m.runHashShow(ctx, rest)
-	case "set":
-		return m.runHashSet(ctx, rest)
-	case "calibrate":
-		return m.runHashCalibrate(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(hashUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(hashUsage, "\n"))
-		return usagef("hash: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "hash", hashUsage, []subcommand{
+		{[]string{"show"}, m.runHashShow},
+		{[]string{"set"}, m.runHashSet},
+		{[]string{"calibrate"}, m.runHashCalibrate},
+	}, args)
 }
 
 func paramsText(p store.Argon2Params) string {
@@ -60,7 +45,8 @@ func (m *Main) runHashShow(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("hash show", `
 Usage: authrelay hash show [--json]
 
-Prints the hash policy new and rehashed passwords use.
+Prints the hash policy new and rehashed passwords use, and the shortest
+password 'user add' and 'user passwd' accept.
 
 Example:
 
@@ -80,16 +66,23 @@ Example:
 	if err != nil {
 		return err
 	}
+	minLen, err := db.MinPasswordLen(ctx)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
-		return writeJSON(m.Stdout, map[string]any{"scheme": "argon2id", "memory_kib": p.Memory, "time": p.Time, "threads": p.Threads})
+		return writeJSON(m.Stdout, map[string]any{"scheme": "argon2id", "memory_kib": p.Memory, "time": p.Time, "threads": p.Threads,
+			"min_password_length": minLen})
 	}
 	fmt.Fprintln(m.Stdout, paramsText(p))
+	fmt.Fprintf(m.Stdout, "new passwords: at least %d characters, none of the most used\n", minLen)
 	return nil
 }
 
 func (m *Main) runHashSet(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("hash set", `
 Usage: authrelay hash set [--memory KIB] [--time N] [--threads N]
+                          [--min-password-length N]
 
 Changes the argon2id policy. Flags not given keep their value. New
 passwords use it at once; existing users are rehashed at their next
@@ -101,6 +94,12 @@ Limits: --memory 8192 to 1048576 KiB (8 MiB to 1 GiB), --time 1 to 10,
 concurrent login holds the memory: 'serve' refuses to start when
 --hash-workers × memory exceeds 4 GiB.
 
+--min-password-length (default 8, as NIST SP 800-63B asks; 1 to 64) is the
+shortest password, in characters, 'user add' and 'user passwd' accept from
+an admin; they also refuse the most used passwords, runs such as 12345678,
+and the user's own name. Passwords already set, generated ones and those
+brought in by 'import' are not checked.
+
 Example:
 
   authrelay hash set --memory 65536 --time 3
@@ -109,12 +108,16 @@ Example:
 	memory := fs.Uint("memory", 0, "memory per hash in KiB (OWASP: at least 19456)")
 	tcost := fs.Uint("time", 0, "passes over the memory (at least 1)")
 	threads := fs.Uint("threads", 0, "parallel lanes per hash")
+	minLen := fs.Int("min-password-length", store.DefaultMinPasswordLen, "shortest password, in characters, an admin may set (1 to 64)")
 	if err := parseNoArgs(fs, args, "hash set"); err != nil {
 		return err
 	}
 	set := setFlags(fs)
-	if !set["memory"] && !set["time"] && !set["threads"] {
-		return usagef("hash set: give at least one of --memory, --time, --threads")
+	if !set["memory"] && !set["time"] && !set["threads"] && !set["min-password-length"] {
+		return usagef("hash set: give at least one of --memory, --time, --threads, --min-password-length")
+	}
+	if set["min-password-length"] && (*minLen < 1 || *minLen > store.MaxMinPasswordLen) {
+		return usagef("hash set: --min-password-length %d: want 1 to %d characters (NIST SP 800-63B asks for at least %d)", *minLen, store.MaxMinPasswordLen, store.DefaultMinPasswordLen)
 	}
 	if *threads > 255 || *memory > 1<<32-1 || *tcost > 1<<32-1 {
 		return usagef("hash set: value out of range")
@@ -137,15 +140,32 @@ Example:
 	if set["threads"] {
 		p.Threads = uint8(*threads)
 	}
-	if err := store.ValidatePolicy(p); err != nil {
+	hashChange := set["memory"] || set["time"] || set["threads"]
+	if err := store.ValidatePolicy(p); hashChange && err != nil {
 		return &usageError{msg: "set hash policy: " + err.Error()}
 	}
 	if err := m.admin(ctx, db, "hash set", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"memory_kib": p.Memory, "time": p.Time, "threads": p.Threads}, db.SetHashPolicy(ctx, p)
+		detail := map[string]any{}
+		if set["min-password-length"] {
+			detail["min_password_length"] = *minLen
+			if err := db.SetMinPasswordLen(ctx, *minLen); err != nil {
+				return nil, err
+			}
+		}
+		if !hashChange {
+			return detail, nil
+		}
+		detail["memory_kib"], detail["time"], detail["threads"] = p.Memory, p.Time, p.Threads
+		return detail, db.SetHashPolicy(ctx, p)
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
+	if hashChange {
+		fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
+	}
+	if set["min-password-length"] {
+		fmt.Fprintf(m.Stdout, "new passwords: at least %d characters; passwords already set are not checked again\n", *minLen)
+	}
 	return nil
 }
 

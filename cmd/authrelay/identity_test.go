@@ -111,8 +111,8 @@ func TestRolesAndTemplates(t *testing.T) {
 			s.addUser(t, name, "evil-pass", "--role", "svc")
 			_, err := s.connect(name, "evil-pass")
 			wantAuthViolation(t, err)
-			r := mustRun(t, "", "user", "explain", name, "--dir", s.dir, "--json")
-			if !strings.Contains(r.stdout, `"template_unsafe"`) {
+			r := run(t, "", "user", "explain", name, "--dir", s.dir, "--json")
+			if r.code != exitFailure || !strings.Contains(r.stdout, `"template_unsafe"`) {
 				t.Errorf("explain %s does not say template_unsafe:\n%s", name, r.stdout)
 			}
 		}

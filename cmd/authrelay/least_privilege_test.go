@@ -69,13 +69,13 @@ func TestReaderCannotPublish(t *testing.T) {
 			s := serveEmbedded(t, e.xkey)
 			s.addUser(t, "reader", "reader-pw", "--account", "APP", "--sub", "metrics.>")
 			mustRun(t, "", "role", "add", "reader", "--dir", s.dir, "--sub", "metrics.>", "--deny-sub", "metrics.secret.>")
-			s.addUser(t, "dashboard", "dash-pw", "--account", "APP", "--role", "reader")
+			s.addUser(t, "dashboard", "dash-pw-123", "--account", "APP", "--role", "reader")
 			s.addUser(t, "feeder", "feeder-pw", "--account", "APP", "--pub", "metrics.>")
 			s.addUser(t, "admin2", "admin2-pw", "--account", "APP", "--pub", ">", "--sub", ">")
 
 			admin, _ := s.connectWithErrs(t, "admin2", "admin2-pw")
 			feeder, feederErrs := s.connectWithErrs(t, "feeder", "feeder-pw")
-			for _, name := range []struct{ user, password string }{{"reader", "reader-pw"}, {"dashboard", "dash-pw"}} {
+			for _, name := range []struct{ user, password string }{{"reader", "reader-pw"}, {"dashboard", "dash-pw-123"}} {
 				t.Run(name.user, func(t *testing.T) {
 					nc, errs := s.connectWithErrs(t, name.user, name.password)
 					for _, subj := range []string{"svc.billing.cancel", "metrics.cpu", "$JS.API.STREAM.CREATE.X"} {
@@ -229,9 +229,9 @@ func TestDoctorUnrestricted(t *testing.T) {
 	}
 	doctorWant(t, got, "ok", "unrestricted", "no user or role")
 
-	mustRun(t, "pw-1\n", "user", "add", "reader", "--dir", dir, "--password-stdin", "--sub", "metrics.>")
+	mustRun(t, "pw-1-abcdef\n", "user", "add", "reader", "--dir", dir, "--password-stdin", "--sub", "metrics.>")
 	mustRun(t, "", "role", "add", "ops", "--dir", dir, "--pub", ">", "--deny-pub", "$SYS.>")
-	mustRun(t, "pw-2\n", "user", "add", "opsuser", "--dir", dir, "--password-stdin", "--role", "ops", "--sub", ">")
+	mustRun(t, "pw-2-abcdef\n", "user", "add", "opsuser", "--dir", dir, "--password-stdin", "--role", "ops", "--sub", ">")
 	code, got = doctorJSON(t, "--dir", dir, "--offline")
 	if code != exitOK {
 		t.Errorf("exit %d, want 0: an unrestricted direction is a warning:\n%s", code, doctorDump(got))
@@ -360,13 +360,13 @@ func TestUserAddNotesNothingGranted(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
 	const note = "may neither publish nor subscribe"
-	r := mustRun(t, "pw-1\n", "user", "add", "bare", "--dir", dir, "--password-stdin")
+	r := mustRun(t, "pw-1-abcdef\n", "user", "add", "bare", "--dir", dir, "--password-stdin")
 	if !strings.Contains(r.stderr, "bare "+note) || !strings.Contains(r.stderr, "--pub '>' --sub '>'") {
 		t.Errorf("user add with no rules: stderr %q, want a note that bare may do nothing and how to grant everything", r.stderr)
 	}
 	for _, args := range [][]string{{"--sub", "metrics.>"}, {"--pub", "x"}, {"--allow-responses"}} {
 		name := "u" + strings.Trim(args[len(args)-1], "-.>")
-		r := mustRun(t, "pw-2\n", append([]string{"user", "add", name, "--dir", dir, "--password-stdin"}, args...)...)
+		r := mustRun(t, "pw-2-abcdef\n", append([]string{"user", "add", name, "--dir", dir, "--password-stdin"}, args...)...)
 		if strings.Contains(r.stderr, note) {
 			t.Errorf("user add %v: stderr %q, want no note", args, r.stderr)
 		}

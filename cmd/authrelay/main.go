@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -59,6 +59,10 @@ type Main struct {
 	// BcryptCost is the cost of the bcrypt hashes init writes into nats.conf
 	// for the relay and admin users; 0 means defaultBcryptCost.
 	BcryptCost int
+
+	// dir is a --dir given before the command, the default of the
+	// command's own --dir.
+	dir string
 }
 
 // defaultBcryptCost is the bcrypt cost of the static users in nats.conf. The
@@ -150,68 +154,46 @@ Run 'authrelay <command> -h' for a command's flags and examples.
 Exit status: 0 success, 1 failure, 2 usage error.
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-// serviceVersion turns the build's version into the semantic version a
-// micro service must report: "v1.2.3" → "1.2.3", anything else
-// (a development build) → "0.0.0-dev".
-func serviceVersion(v string) string {
-	v = strings.TrimPrefix(v, "v")
-	if semver.MatchString(v) {
-		return v
-	}
-	return "0.0.0-dev"
-}
-
-// semver is the semantic version syntax nats.go's micro package accepts
-// (https://semver.org).
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-
-// Run runs the command named by args[0].
+// Run runs the command named by args[0]. --dir, --version and -h may come
+// before the command.
 func (m *Main) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, mainUsage)
-		return usagef("no command given")
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		switch name {
+		case "h", "help":
+			fmt.Fprint(m.Stdout, mainUsage)
+			return nil
+		case "version":
+			return m.runVersion(ctx, args[1:])
+		case "dir":
+			if !hasValue {
+				if len(args) < 2 {
+					return usagef("--dir needs a directory: authrelay --dir DIR <command>")
+				}
+				value, args = args[1], args[1:]
+			}
+			m.dir = value
+			args = args[1:]
+		default:
+			return usagef("unknown flag %q before the command: only --dir, --version and -h go there; a command's own flags follow it (run 'authrelay -h')", "--"+accounts.Clip(name, 64))
+		}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "init":
-		return m.runInit(ctx, rest)
-	case "serve":
-		return m.runServe(ctx, rest)
-	case "user":
-		return m.runUser(ctx, rest)
-	case "role":
-		return m.runRole(ctx, rest)
-	case "account":
-		return m.runAccount(ctx, rest)
-	case "import":
-		return m.runImport(ctx, rest)
-	case "export":
-		return m.runExport(ctx, rest)
-	case "backup":
-		return m.runBackup(ctx, rest)
-	case "restore":
-		return m.runRestore(ctx, rest)
-	case "audit":
-		return m.runAudit(ctx, rest)
-	case "hash":
-		return m.runHash(ctx, rest)
-	case "doctor":
-		return m.runDoctor(ctx, rest)
-	case "bench":
-		return m.runBench(ctx, rest)
-	case "version":
-		fmt.Fprintf(m.Stdout, "authrelay %s\n", version)
-		return nil
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, mainUsage)
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, mainUsage)
-		return usagef("unknown command %q", cmd)
-	}
+	return m.dispatch(ctx, "", mainUsage, []subcommand{
+		{[]string{"init"}, m.runInit},
+		{[]string{"serve"}, m.runServe},
+		{[]string{"user"}, m.runUser},
+		{[]string{"role"}, m.runRole},
+		{[]string{"account"}, m.runAccount},
+		{[]string{"import"}, m.runImport},
+		{[]string{"export"}, m.runExport},
+		{[]string{"backup"}, m.runBackup},
+		{[]string{"restore"}, m.runRestore},
+		{[]string{"audit"}, m.runAudit},
+		{[]string{"hash"}, m.runHash},
+		{[]string{"doctor"}, m.runDoctor},
+		{[]string{"bench"}, m.runBench},
+		{[]string{"version"}, m.runVersion},
+	}, args)
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting, and
@@ -229,7 +211,10 @@ func (m *Main) newFlagSet(name, usage string) *flag.FlagSet {
 
 // dirFlag registers --dir on fs.
 func (m *Main) dirFlag(fs *flag.FlagSet) *string {
-	def := m.Getenv("AUTHRELAY_DIR")
+	def := m.dir
+	if def == "" {
+		def = m.Getenv("AUTHRELAY_DIR")
+	}
 	if def == "" {
 		def = "data"
 	}
@@ -249,11 +234,8 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 				break
 			}
 		}
-		if err := fs.Parse(args[:end]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &usageError{msg: err.Error()}
+		if err := parseFlags(fs, args[:end]); err != nil {
+			return nil, err
 		}
 		rest := fs.Args()
 		if len(rest) > 0 {

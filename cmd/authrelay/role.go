@@ -38,29 +38,13 @@ Examples:
 `
 
 func (m *Main) runRole(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(roleUsage, "\n"))
-		return usagef("role: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "add":
-		return m.runRoleAddSet(ctx, rest, true)
-	case "set":
-		return m.runRoleAddSet(ctx, rest, false)
-	case "show":
-		return m.runRoleShow(ctx, rest)
-	case "list", "ls":
-		return m.runRoleList(ctx, rest)
-	case "rm", "remove":
-		return m.runRoleRemove(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(roleUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(roleUsage, "\n"))
-		return usagef("role: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "role", roleUsage, []subcommand{
+		{[]string{"add"}, func(ctx context.Context, args []string) error { return m.runRoleAddSet(ctx, args, true) }},
+		{[]string{"set"}, func(ctx context.Context, args []string) error { return m.runRoleAddSet(ctx, args, false) }},
+		{[]string{"show"}, m.runRoleShow},
+		{[]string{"list", "ls"}, m.runRoleList},
+		{[]string{"rm", "remove"}, m.runRoleRemove},
+	}, args)
 }
 
 // oneRole returns the single NAME argument of a role subcommand.
@@ -197,6 +181,7 @@ Examples:
 		return roleError(err, name)
 	}
 	fmt.Fprintf(m.Stdout, "role %s changed; applies to the next connect of %d holder(s)\n", name, len(holders))
+	m.noteLogins(ctx, db, *dir, holders...)
 	return nil
 }
 

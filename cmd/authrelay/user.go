@@ -47,41 +47,19 @@ Examples:
 `
 
 func (m *Main) runUser(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
-		return usagef("user: no subcommand given")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "add":
-		return m.runUserAdd(ctx, rest)
-	case "set":
-		return m.runUserSet(ctx, rest)
-	case "explain":
-		return m.runUserExplain(ctx, rest)
-	case "list", "ls":
-		return m.runUserList(ctx, rest)
-	case "show":
-		return m.runUserShow(ctx, rest)
-	case "passwd":
-		return m.runUserPasswd(ctx, rest)
-	case "disable":
-		return m.runUserSetDisabled(ctx, rest, true)
-	case "enable":
-		return m.runUserSetDisabled(ctx, rest, false)
-	case "rm", "remove":
-		return m.runUserRemove(ctx, rest)
-	case "unlock":
-		return m.runUserUnlock(ctx, rest)
-	case "lockouts":
-		return m.runUserLockouts(ctx, rest)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, strings.TrimLeft(userUsage, "\n"))
-		return nil
-	default:
-		fmt.Fprint(m.Stderr, strings.TrimLeft(userUsage, "\n"))
-		return usagef("user: unknown subcommand %q", sub)
-	}
+	return m.dispatch(ctx, "user", userUsage, []subcommand{
+		{[]string{"add"}, m.runUserAdd},
+		{[]string{"set"}, m.runUserSet},
+		{[]string{"explain"}, m.runUserExplain},
+		{[]string{"list", "ls"}, m.runUserList},
+		{[]string{"show"}, m.runUserShow},
+		{[]string{"passwd"}, m.runUserPasswd},
+		{[]string{"disable"}, func(ctx context.Context, args []string) error { return m.runUserSetDisabled(ctx, args, true) }},
+		{[]string{"enable"}, func(ctx context.Context, args []string) error { return m.runUserSetDisabled(ctx, args, false) }},
+		{[]string{"rm", "remove"}, m.runUserRemove},
+		{[]string{"unlock"}, m.runUserUnlock},
+		{[]string{"lockouts"}, m.runUserLockouts},
+	}, args)
 }
 
 // notInitialised is the error for a --dir that init has not set up.
@@ -251,7 +229,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if _, err := sizer.checkStored(ctx, db, u); err != nil {
 		return fmt.Errorf("user add %s: %w", name, err)
 	}
-	pw, err := m.password(*pwStdin, *generate)
+	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
 	if err != nil {
 		return err
 	}
@@ -265,15 +243,16 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
 	}
-	m.noteNothingGranted(ctx, db, u)
+	m.noteLogins(ctx, db, *dir, name)
 	return nil
 }
 
 const userPasswdUsage = `
 Usage: authrelay user passwd NAME (--password-stdin | --generate-password)
 
-Sets a user's password. It applies from the user's next connect; connections
-already open stay open until their session expires.
+Sets a user's password. It applies from the user's next connect, and a
+running 'authrelay serve' closes the user's open connections within a
+second, so clients must reconnect with the new password.
 
 Examples:
 
@@ -294,7 +273,7 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	if _, err := db.User(ctx, name); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	pw, err := m.password(*pwStdin, *generate)
+	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
 	if err != nil {
 		return err
 	}
@@ -312,6 +291,24 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 
 // password obtains a new password from standard input, the generator or a
 // terminal prompt.
+// newPassword reads or generates the new password of the user called name
+// (password) and holds one the admin chose to the password policy
+// (store.CheckNewPassword, at the database's minimum length).
+func (m *Main) newPassword(ctx context.Context, db *store.DB, name string, fromStdin, generate bool) (string, error) {
+	pw, err := m.password(fromStdin, generate)
+	if err != nil || generate {
+		return pw, err
+	}
+	minLen, err := db.MinPasswordLen(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := store.CheckNewPassword(name, pw, minLen); err != nil {
+		return "", &usageError{msg: fmt.Sprintf("password of %s: %v; nothing changed", name, err)}
+	}
+	return pw, nil
+}
+
 func (m *Main) password(fromStdin, generate bool) (string, error) {
 	switch {
 	case fromStdin && generate:
@@ -383,12 +380,15 @@ func (m *Main) runUserSetDisabled(ctx context.Context, args []string, disabled b
 	fs := m.newFlagSet("user "+verb, fmt.Sprintf(`
 Usage: authrelay user %[1]s NAME
 
-%[2]s. It applies from the user's next connect.
+%[2]s.
 
 Example:
 
   authrelay user %[1]s alice
-`, verb, map[bool]string{true: "Refuses the user's logins until 'user enable'", false: "Lets a disabled user log in again"}[disabled]))
+`, verb, map[bool]string{
+		true:  "Refuses the user's logins until 'user enable'. It applies from the user's\nnext connect, and a running 'authrelay serve' closes the user's open\nconnections within a second",
+		false: "Lets a disabled user log in again. It applies from the user's next connect",
+	}[disabled]))
 	dir := m.dirFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -416,8 +416,8 @@ func (m *Main) runUserRemove(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user rm", `
 Usage: authrelay user rm NAME
 
-Removes a user. Its next connect is refused; connections already open stay
-open until their session expires.
+Removes a user. Its next connect is refused, and a running 'authrelay
+serve' closes its open connections within a second.
 
 Example:
 
@@ -628,5 +628,8 @@ func listText(l []string) string {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Subjects hold '>' and names may hold '&': printed as they are, not
+	// as \u003e, for jq and for people.
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }

@@ -174,27 +174,52 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return userError(err, name, db, ctx)
 	}
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
-	if u, err := db.User(ctx, name); err == nil {
-		m.noteNothingGranted(ctx, db, u)
-	}
+	m.noteLogins(ctx, db, *dir, name)
 	return nil
 }
 
-// noteNothingGranted tells the admin, on standard error, when u with its
-// roles may neither publish nor subscribe nor reply: a user left without
-// rules is granted nothing (before least privilege it was everything).
-func (m *Main) noteNothingGranted(ctx context.Context, db *store.DB, u accounts.User) {
-	roles, err := db.RolesNamed(ctx, u.Roles)
+// noteLogins tells the admin, on standard error, what a change just made
+// does to the logins of the users named: that a user can no longer log in
+// even with the right password (expired, a template its name cannot fill,
+// a reserved account), with the relay's own reason from accounts.Decide —
+// a change that locks a user out must not pass in silence — or that a user
+// may neither publish nor subscribe nor reply (granted nothing). A disabled
+// user was disabled on purpose and is not warned about. At most five users
+// are named, then how many more.
+func (m *Main) noteLogins(ctx context.Context, db *store.DB, dir string, names ...string) {
+	reserved, err := reservedAccounts(Layout{Dir: dir})
 	if err != nil {
 		return
 	}
-	g, err := accounts.Resolve(u, roles)
-	if err != nil {
-		return
+	const most = 5
+	warned := 0
+	for _, name := range names {
+		u, err := db.User(ctx, name)
+		if err != nil {
+			continue
+		}
+		roles, err := db.RolesNamed(ctx, u.Roles)
+		if err != nil {
+			continue
+		}
+		v := accounts.Decide(&accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: m.Now()})
+		var note string
+		switch {
+		case v.Reason == accounts.ReasonUserDisabled:
+		case v.Reason != "":
+			note = fmt.Sprintf("warning: %s cannot log in: the relay will refuse every login with %s (%v); 'authrelay user explain %s' shows it", u.Name, v.Reason, v.Err, u.Name)
+		case v.Grant.Permissions.Pub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Sub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Resp == nil:
+			note = fmt.Sprintf("note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)", u.Name)
+		}
+		if note == "" {
+			continue
+		}
+		if warned++; warned <= most {
+			fmt.Fprintf(m.Stderr, "authrelay: %s\n", note)
+		}
 	}
-	p := g.Permissions
-	if p.Pub.Scope() == accounts.ScopeNothing && p.Sub.Scope() == accounts.ScopeNothing && p.Resp == nil {
-		fmt.Fprintf(m.Stderr, "authrelay: note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)\n", u.Name)
+	if warned > most {
+		fmt.Fprintf(m.Stderr, "authrelay: and %d more such users\n", warned-most)
 	}
 }
 
@@ -239,7 +264,8 @@ subject there (the JWT then denies everything in that direction),
 follow "except". --json has the same as pub_scope and sub_scope.
 
 It decides with the relay's own decision function, so its reason is the
-relay's. --from and --conn-type describe a client, and check the user's
+relay's. The exit status is 0 when the login would be allowed and 1 when
+it would be refused. --from and --conn-type describe a client, and check the user's
 source networks and connection types against it (one left out counts as
 unknown, which a restriction on it refuses); without either, those two
 checks are left out.
@@ -324,7 +350,19 @@ Examples:
 		}
 	}
 	v.Pub, v.Sub = nonNilRule(v.Pub), nonNilRule(v.Sub)
-	if *asJSON {
+	if err := m.writeExplain(v, rerr, *asJSON); err != nil {
+		return err
+	}
+	if v.Reason != "" {
+		// Exit status 1, for scripts: the login would be refused.
+		return fmt.Errorf("%s's login would be refused: %s", u.Name, v.Reason)
+	}
+	return nil
+}
+
+// writeExplain prints what explain found, as text or JSON.
+func (m *Main) writeExplain(v explainView, rerr error, asJSON bool) error {
+	if asJSON {
 		return writeJSON(m.Stdout, v)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)

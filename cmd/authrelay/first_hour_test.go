@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestAccountAddRefusesCaseTwin: with SHOP present, 'account add shop'
+// exits non-zero naming SHOP and leaves accounts.conf as it was; 'user add
+// --account shop' says which account was meant.
+func TestAccountAddRefusesCaseTwin(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "", "account", "add", "SHOP", "--dir", dir)
+	conf := filepath.Join(dir, "accounts.conf")
+	before, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "account", "add", "shop", "--dir", dir)
+	if r.code == 0 || !strings.Contains(r.stderr, `"SHOP"`) {
+		t.Errorf("account add shop: exit %d, stderr %q; want a refusal naming SHOP", r.code, r.stderr)
+	}
+	after, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) {
+		t.Errorf("accounts.conf changed by the refused add:\n%s", after)
+	}
+	r = run(t, "pw-123456\n", "user", "add", "bob", "--dir", dir, "--account", "shop", "--password-stdin", "--sub", "x")
+	if r.code == 0 || !strings.Contains(r.stderr, `did you mean "SHOP"`) {
+		t.Errorf("user add --account shop: exit %d, stderr %q; want a did-you-mean for SHOP", r.code, r.stderr)
+	}
+	list := mustRun(t, "", "account", "list", "--dir", dir)
+	if strings.Contains(list.stdout, "shop") {
+		t.Errorf("account list after the refusal:\n%s", list.stdout)
+	}
+}
+
+// TestTyposGetOneLineAndASuggestion: a mistyped command, subcommand or flag
+// is one usage error (exit 2) with the nearest name and where to look, not
+// the usage printed around it; --password is refused without echoing the
+// value.
+func TestTyposGetOneLineAndASuggestion(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"usr"}, `unknown command "usr"; did you mean "user"? (run 'authrelay -h' for the list)`},
+		{[]string{"user", "lst"}, `user: unknown subcommand "lst"; did you mean "list"? (run 'authrelay user -h' for the list)`},
+		{[]string{"role", "shwo"}, `did you mean "show"?`},
+		{[]string{"user", "add", "bob", "--dir", dir, "--acount", "APP"}, `user add: unknown flag "--acount"; did you mean --account? (run 'authrelay user add -h' for its flags)`},
+		{[]string{"user", "list", "--dir", dir, "--jsno"}, `did you mean --json?`},
+		{[]string{"user", "add", "bob", "--dir", dir, "--password=hunter2-secret"}, "passwords never come from flags"},
+		{[]string{"user", "passwd", "bob", "--dir", dir, "--password", "hunter2-secret"}, "use --password-stdin"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" (run 'authrelay -h' for the list)`},
+	}
+	for _, c := range cases {
+		r := run(t, "", c.args...)
+		if r.code != exitUsage {
+			t.Errorf("authrelay %s: exit %d, want %d", strings.Join(c.args, " "), r.code, exitUsage)
+		}
+		if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("authrelay %s: stderr %q, want one line containing %q", strings.Join(c.args, " "), r.stderr, c.want)
+		}
+		if strings.Contains(r.stderr, "hunter2") || strings.Contains(r.stdout, "hunter2") {
+			t.Errorf("authrelay %s: the password value was echoed: %q", strings.Join(c.args, " "), r.stderr)
+		}
+	}
+	// -h still prints the whole usage, and exits 0.
+	r := run(t, "", "user", "add", "-h")
+	if r.code != exitOK || !strings.Contains(r.stderr, "Usage: authrelay user add") || !strings.Contains(r.stderr, "-password-stdin") {
+		t.Errorf("user add -h: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestGlobalFlagsBeforeTheCommand: --dir before the command is the
+// command's --dir (one after the command still wins), and --version is
+// 'version'.
+func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	mustRun(t, "", "--dir", dir, "init", "--account", "APP")
+	mustRun(t, "", "init", "--dir", other, "--account", "OPS")
+	mustRun(t, "pw-123456\n", "--dir="+dir, "user", "add", "alice", "--password-stdin", "--sub", "x")
+	r := mustRun(t, "", "--dir", dir, "user", "list")
+	if !strings.Contains(r.stdout, "alice") {
+		t.Errorf("--dir DIR user list: %q, want alice", r.stdout)
+	}
+	r = mustRun(t, "", "--dir", dir, "user", "list", "--dir", other)
+	if strings.Contains(r.stdout, "alice") {
+		t.Errorf("user list --dir OTHER after a global --dir listed DIR's users: %q", r.stdout)
+	}
+	if r := run(t, "", "--dir"); r.code != exitUsage || !strings.Contains(r.stderr, "--dir needs a directory") {
+		t.Errorf("--dir alone: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run(t, "", "--json", "user", "list"); r.code != exitUsage || !strings.Contains(r.stderr, "a command's own flags follow it") {
+		t.Errorf("--json before the command: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	a, b := mustRun(t, "", "version"), mustRun(t, "", "--version")
+	if a.stdout != b.stdout || !strings.HasPrefix(a.stdout, "authrelay ") || !strings.Contains(a.stdout, runtime.Version()) {
+		t.Errorf("version %q, --version %q: want the same line naming authrelay and %s", a.stdout, b.stdout, runtime.Version())
+	}
+	var v buildVersion
+	j := mustRun(t, "", "version", "--json")
+	if err := json.Unmarshal([]byte(j.stdout), &v); err != nil {
+		t.Fatalf("version --json: %v\n%s", err, j.stdout)
+	}
+	if v.Version == "" || v.Go != runtime.Version() {
+		t.Errorf("version --json = %+v", v)
+	}
+}
+
+// TestHelpTellsThatConnectionsAreClosed: the help of every change that
+// revokes says the user's connections are closed, as they are
+// (TestRevocation… prove it), not that they stay open.
+func TestHelpTellsThatConnectionsAreClosed(t *testing.T) {
+	for _, args := range [][]string{{"user", "passwd", "-h"}, {"user", "rm", "-h"}, {"user", "disable", "-h"}} {
+		r := run(t, "", args...)
+		help := strings.Join(strings.Fields(r.stderr), " ")
+		if r.code != exitOK || strings.Contains(help, "stay open") || !strings.Contains(help, "closes") {
+			t.Errorf("authrelay %s: exit %d, help %q: want it to say the connections are closed", strings.Join(args, " "), r.code, help)
+		}
+	}
+}
+
+// TestJSONIsNotHTMLEscaped: subjects keep their '>' in every --json
+// output, as jq users expect, instead of \u003e.
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "pw-123456\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--pub", "orders.>", "--sub", "_INBOX.>")
+	mustRun(t, "", "role", "add", "reader", "--dir", dir, "--sub", "metrics.>")
+	for _, args := range [][]string{
+		{"user", "show", "alice", "--json"}, {"user", "list", "--json"}, {"user", "explain", "alice", "--json"},
+		{"role", "list", "--json"}, {"role", "show", "reader", "--json"}, {"export", "--json"},
+	} {
+		r := mustRun(t, "", append(args, "--dir", dir)...)
+		if strings.Contains(r.stdout, `\u003e`) || !strings.Contains(r.stdout, `.>"`) {
+			t.Errorf("authrelay %s: want '>' unescaped:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}
+
+// TestChangesThatLockAUserOutWarn: a change after which the user cannot log
+// in even with the right password succeeds (the admin may mean it) but
+// says so at once, with the relay's reason; a change that leaves the user
+// able to log in says nothing of the kind.
+func TestChangesThatLockAUserOutWarn(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "pw-123456\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
+	mustRun(t, "pw-123456\n", "user", "add", "svc.orders", "--dir", dir, "--password-stdin", "--sub", "x")
+
+	const warning = "cannot log in"
+	r := mustRun(t, "", "user", "set", "alice", "--dir", dir, "--pub", "y")
+	if strings.Contains(r.stderr, warning) {
+		t.Errorf("a harmless user set warned: %q", r.stderr)
+	}
+	r = mustRun(t, "", "user", "set", "alice", "--dir", dir, "--expires", "2020-01-01")
+	if !strings.Contains(r.stderr, "warning: alice "+warning) || !strings.Contains(r.stderr, "user_expired") {
+		t.Errorf("user set --expires 2020-01-01: stderr %q, want a warning with user_expired", r.stderr)
+	}
+	// explain says the same, and exits 1 for scripts.
+	r = run(t, "", "user", "explain", "alice", "--dir", dir)
+	if r.code != exitFailure || !strings.Contains(r.stdout, "denied (user_expired)") || !strings.Contains(r.stderr, "would be refused") {
+		t.Errorf("explain after the warning: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	mustRun(t, "", "user", "set", "alice", "--dir", dir, "--expires", "never")
+	mustRun(t, "", "user", "explain", "alice", "--dir", dir)
+
+	// A role whose template a holder's name cannot fill: the role change
+	// names the holder it locks out.
+	mustRun(t, "", "role", "add", "svc", "--dir", dir, "--pub", "svc.in")
+	mustRun(t, "", "user", "set", "svc.orders", "--dir", dir, "--role", "svc")
+	r = mustRun(t, "", "role", "set", "svc", "--dir", dir, "--pub", "svc.{{name}}.>")
+	if !strings.Contains(r.stderr, "warning: svc.orders "+warning) || !strings.Contains(r.stderr, "template_unsafe") {
+		t.Errorf("role set with {{name}} held by svc.orders: stderr %q, want a template_unsafe warning", r.stderr)
+	}
+	if strings.Contains(r.stderr, "alice") {
+		t.Errorf("the role change warned about alice, who does not hold it: %q", r.stderr)
+	}
+	// Disabling is meant: no warning.
+	mustRun(t, "", "user", "disable", "alice", "--dir", dir)
+	r = mustRun(t, "", "user", "set", "alice", "--dir", dir, "--pub", "z")
+	if strings.Contains(r.stderr, warning) {
+		t.Errorf("user set of a disabled user warned: %q", r.stderr)
+	}
+}
+
+// TestPasswordPolicy: user add and user passwd refuse a password shorter
+// than the database's minimum (8 unless hash set says otherwise), one of
+// the most used, and the user's own name, with exit status 2, nothing
+// written and the password not echoed; generated passwords pass.
+func TestPasswordPolicy(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	refused := func(stdin string, args ...string) {
+		t.Helper()
+		r := run(t, stdin, append(args, "--dir", dir, "--password-stdin")...)
+		pw := strings.TrimSuffix(stdin, "\n")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "password policy") || strings.Contains(r.stderr, pw) {
+			t.Errorf("authrelay %s with %q: exit %d, stderr %q; want exit 2 naming the policy, without the password", strings.Join(args, " "), pw, r.code, r.stderr)
+		}
+	}
+	refused("short1\n", "user", "add", "alice", "--sub", "x")
+	refused("Password2026!\n", "user", "add", "alice", "--sub", "x")
+	refused("Alice.Smith\n", "user", "add", "alice.smith", "--sub", "x")
+	if r := run(t, "", "user", "show", "alice", "--dir", dir); r.code == 0 {
+		t.Errorf("a refused user add stored alice:\n%s", r.stdout)
+	}
+	mustRun(t, "tr0mb0ne-sofa\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
+	refused("qwertyuiop\n", "user", "passwd", "alice")
+
+	r := mustRun(t, "", "hash", "set", "--dir", dir, "--min-password-length", "16")
+	if !strings.Contains(r.stdout, "at least 16 characters") {
+		t.Errorf("hash set --min-password-length 16: %q", r.stdout)
+	}
+	if r := mustRun(t, "", "hash", "show", "--dir", dir); !strings.Contains(r.stdout, "at least 16 characters") {
+		t.Errorf("hash show: %q", r.stdout)
+	}
+	refused("tr0mb0ne-sofa-2\n", "user", "passwd", "alice")
+	mustRun(t, "tr0mb0ne-sofa-22\n", "user", "passwd", "alice", "--dir", dir, "--password-stdin")
+	mustRun(t, "", "user", "add", "bob", "--dir", dir, "--generate-password", "--sub", "x")
+	if r := run(t, "", "hash", "set", "--dir", dir, "--min-password-length", "0"); r.code != exitUsage {
+		t.Errorf("hash set --min-password-length 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = mustRun(t, "", "audit", "--dir", dir, "--kind", "admin")
+	if !strings.Contains(r.stdout, "min_password_length") {
+		t.Errorf("the audit trail lacks the policy change:\n%s", r.stdout)
+	}
+}
