@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -235,5 +236,34 @@ func TestPasswordPolicy(t *testing.T) {
 	r = mustRun(t, "", "audit", "--dir", dir, "--kind", "admin")
 	if !strings.Contains(r.stdout, "min_password_length") {
 		t.Errorf("the audit trail lacks the policy change:\n%s", r.stdout)
+	}
+}
+
+// TestUserListShowsEffectivePermissions: a user whose permissions come
+// from a role shows them in user list, merged and expanded; --json keeps
+// the user's own rules as pub/sub and adds effective.
+func TestUserListShowsEffectivePermissions(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	mustRun(t, "", "role", "add", "svc", "--dir", dir, "--pub", "svc.{{name}}.>", "--sub", "_INBOX.>")
+	mustRun(t, "pw-123456\n", "user", "add", "billing", "--dir", dir, "--password-stdin", "--role", "svc", "--sub", "metrics.>")
+	r := mustRun(t, "", "user", "list", "--dir", dir)
+	if !strings.Contains(r.stdout, "svc.billing.>") || !strings.Contains(r.stdout, "_INBOX.>") || !strings.Contains(r.stdout, "metrics.>") {
+		t.Errorf("user list does not show billing's merged permissions:\n%s", r.stdout)
+	}
+	r = mustRun(t, "", "user", "list", "--dir", dir, "--json")
+	var views []userView
+	if err := json.Unmarshal([]byte(r.stdout), &views); err != nil {
+		t.Fatalf("user list --json: %v\n%s", err, r.stdout)
+	}
+	if len(views) != 1 || views[0].Effective == nil {
+		t.Fatalf("user list --json = %s", r.stdout)
+	}
+	v := views[0]
+	if len(v.Pub.Allow) != 0 || !slices.Equal(v.Sub.Allow, []string{"metrics.>"}) {
+		t.Errorf("own rules: pub %v sub %v, want [] and [metrics.>]", v.Pub.Allow, v.Sub.Allow)
+	}
+	if !slices.Equal(v.Effective.Pub.Allow, []string{"svc.billing.>"}) || !slices.Contains(v.Effective.Sub.Allow, "_INBOX.>") || !slices.Contains(v.Effective.Sub.Allow, "metrics.>") {
+		t.Errorf("effective: pub %v sub %v", v.Effective.Pub.Allow, v.Effective.Sub.Allow)
 	}
 }

@@ -455,6 +455,8 @@ type userView struct {
 	HashCurrent *bool     `json:"hash_current,omitempty"`
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
+	// Effective is the grant with the roles merged, in user list.
+	Effective *effectiveView `json:"effective,omitempty"`
 }
 
 func newUserView(u accounts.User) userView {
@@ -499,7 +501,10 @@ func (m *Main) runUserList(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("user list", `
 Usage: authrelay user list [--json]
 
-Lists users: name, account, status, expiry and permissions. Never hashes.
+Lists users: name, account, status, expiry, roles and the effective
+permissions: the user's own rules merged with those of its roles, templates
+expanded, as the relay issues them. --json has the user's own rules as pub
+and sub, and the merged ones under effective. Never hashes.
 A long cell is cut to 60 characters, ending in '…'; --json prints
 everything, and 'authrelay user show NAME' one user whole.
 
@@ -522,9 +527,26 @@ Examples:
 	if err != nil {
 		return err
 	}
+	// One query for every role, not one per user.
+	all, err := db.Roles(ctx)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]accounts.Role, len(all))
+	for _, r := range all {
+		byName[r.Name] = r
+	}
 	views := make([]userView, 0, len(users))
 	for _, u := range users {
-		views = append(views, newUserView(u))
+		v := newUserView(u)
+		var roles []accounts.Role
+		for _, name := range u.Roles {
+			if r, ok := byName[name]; ok {
+				roles = append(roles, r)
+			}
+		}
+		v.Effective = newEffectiveView(u, roles)
+		views = append(views, v)
 	}
 	if *asJSON {
 		return writeJSON(m.Stdout, views)
@@ -532,9 +554,32 @@ Examples:
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tACCOUNT\tSTATUS\tEXPIRES\tROLES\tPUB\tSUB")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tableCell(v.Name), v.Account, status(v), expiresText(v.Expires), tableCell(listText(v.Roles)), tableCell(ruleText(v.Pub)), tableCell(ruleText(v.Sub)))
+		pub, sub := "- (no JWT: "+v.Effective.Error+")", "-"
+		if v.Effective.Error == "" {
+			pub, sub = ruleText(v.Effective.Pub), ruleText(v.Effective.Sub)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tableCell(v.Name), v.Account, status(v), expiresText(v.Expires), tableCell(listText(v.Roles)), tableCell(pub), tableCell(sub))
 	}
 	return tw.Flush()
+}
+
+// effectiveView is what a user is granted once its roles are merged with
+// its own rules and templates expanded, as the relay issues it (Error when
+// the relay would issue nothing, such as a template the name cannot fill).
+type effectiveView struct {
+	Pub   accounts.Rule                `json:"pub"`
+	Sub   accounts.Rule                `json:"sub"`
+	Resp  *accounts.ResponsePermission `json:"resp"`
+	Error string                       `json:"error,omitempty"`
+}
+
+func newEffectiveView(u accounts.User, roles []accounts.Role) *effectiveView {
+	g, err := accounts.Resolve(u, roles)
+	if err != nil {
+		return &effectiveView{Pub: nonNilRule(accounts.Rule{}), Sub: nonNilRule(accounts.Rule{}), Error: err.Error()}
+	}
+	p := g.Permissions
+	return &effectiveView{Pub: nonNilRule(p.Pub), Sub: nonNilRule(p.Sub), Resp: p.Resp}
 }
 
 func (m *Main) runUserShow(ctx context.Context, args []string) error {
