@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -125,7 +126,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -284,11 +285,11 @@ Examples:
 		e := u.Expires
 		v.Expires = &e
 	}
-	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	reserved, err := deploy.Layout{Dir: *dir}.ReservedAccounts()
 	if err != nil {
 		return err
 	}
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
