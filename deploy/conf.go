@@ -7,7 +7,6 @@ import (
 	"text/template"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -88,11 +87,13 @@ func RenderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 	if cost <= 0 {
 		cost = DefaultBcryptCost
 	}
-	issuer, err := publicKey(s.IssuerSeed, false)
+	// The same checks as the relay's: a seed serve would refuse is never
+	// written into a config.
+	issuer, err := accounts.NewIssuer(s.IssuerSeed, nil)
 	if err != nil {
 		return nil, err
 	}
-	xkey, err := publicKey(s.XKeySeed, true)
+	xkey, err := accounts.NewXKey(s.XKeySeed)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +117,8 @@ func RenderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 		RelayHash:     string(relayHash),
 		AdminUser:     s.AdminUser,
 		AdminHash:     string(adminHash),
-		Issuer:        issuer,
-		XKey:          xkey,
+		Issuer:        issuer.PublicKey(),
+		XKey:          xkey.PublicKey(),
 		Timeout:       AuthTimeoutSeconds,
 		AccountsConf:  AccountsConf,
 		ConfPath:      confPath,
@@ -153,23 +154,6 @@ func RenderAccountsConf(accts []accounts.Account) []byte {
 		}
 	}
 	return []byte(b.String())
-}
-
-// publicKey returns the public key of an account seed, or of a curve seed
-// when curve is set.
-func publicKey(seed string, curve bool) (string, error) {
-	if curve {
-		x, err := accounts.NewXKey(seed)
-		if err != nil {
-			return "", err
-		}
-		return x.PublicKey(), nil
-	}
-	kp, err := nkeys.FromSeed([]byte(seed))
-	if err != nil {
-		return "", fmt.Errorf("issuer seed: %w", err)
-	}
-	return kp.PublicKey()
 }
 
 // MaxPayload returns the max_payload of the directory's nats.conf, or the
