@@ -14,7 +14,7 @@ import (
 // EmbeddedOptions configures StartEmbedded.
 type EmbeddedOptions struct {
 	// Listen, when set, is the client HOST:PORT overriding nats.conf's
-	// listen (checked with ValidateListen); port 0 means any free port.
+	// listen; port 0 means any free port.
 	Listen string
 	// Check verifies the parsed config before the server starts, such as
 	// that its auth_callout delegates logins to this relay's keys; its
@@ -34,6 +34,11 @@ const embeddedReady = 10 * time.Second
 func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options, error) {
 	if o.Check == nil {
 		return nil, nil, errors.New("start nats-server: no config check given")
+	}
+	if o.Listen != "" {
+		if err := ValidateListen(o.Listen, true); err != nil {
+			return nil, nil, err
+		}
 	}
 	path := l.Path(ServerConf)
 	opts, err := server.ProcessConfigFile(path)

@@ -86,8 +86,9 @@ func TestStartEmbedded(t *testing.T) {
 	}
 }
 
-// TestStartEmbeddedRefuses: a config the check refuses, a config the
-// server cannot read, and a start without a check never run a server.
+// TestStartEmbeddedRefuses: a config the check refuses, a start without a
+// check, a bad listen address and a config the server cannot read never
+// run a server.
 func TestStartEmbeddedRefuses(t *testing.T) {
 	l := initDir(t)
 	port := freePort(t)
@@ -106,6 +107,11 @@ func TestStartEmbeddedRefuses(t *testing.T) {
 	ns, _, err = StartEmbedded(l, EmbeddedOptions{Listen: listen})
 	if err == nil || ns != nil {
 		t.Errorf("no check: %v, %v; want a refusal", ns, err)
+	}
+
+	ns, _, err = StartEmbedded(l, EmbeddedOptions{Listen: "127.0.0.1", Check: func(*server.Options) error { return nil }})
+	if !errors.Is(err, ErrInvalid) || ns != nil {
+		t.Errorf("listen without a port: %v, %v; want ErrInvalid", ns, err)
 	}
 
 	editConf(t, l, ServerConf, func(s string) string { return s + "\nlisten: {{{\n" })
