@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -84,11 +85,8 @@ func oneAccount(cmd string, pos []string) (string, error) {
 	case 0:
 		return "", usagef("account %s: give the account's NAME", cmd)
 	case 1:
-		if err := accounts.ValidateAccount(pos[0]); err != nil {
+		if err := deploy.CheckAccountName(pos[0]); err != nil {
 			return "", &usageError{msg: err.Error()}
-		}
-		if pos[0] == authAccount || pos[0] == systemAccount {
-			return "", usagef("account %q is reserved for authrelay's own use: pick another name", pos[0])
 		}
 		return pos[0], nil
 	default:
@@ -105,13 +103,13 @@ func accountError(err error, name string) error {
 }
 
 // syncAccountsConf rewrites accounts.conf from the database.
-func syncAccountsConf(ctx context.Context, l Layout, db *store.DB) error {
+func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error {
 	list, err := db.AccountList(ctx)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(l.Path(accountsConf), renderAccountsConf(list), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", accountsConf, err)
+	if err := deploy.WriteFileAtomic(l.Path(deploy.AccountsConf), deploy.RenderAccountsConf(list), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", deploy.AccountsConf, err)
 	}
 	return nil
 }
@@ -151,7 +149,7 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	l := Layout{Dir: *dir}
+	l := deploy.Layout{Dir: *dir}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
 	})
@@ -204,7 +202,7 @@ Example:
 	if err := a.Limits.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	l := Layout{Dir: *dir}
+	l := deploy.Layout{Dir: *dir}
 	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits}, db.SetAccountLimits(ctx, name, a.Limits)
 	}); err != nil {
@@ -234,7 +232,7 @@ Example:
 	if _, err := db.Account(ctx, name); err != nil {
 		return accountError(err, name)
 	}
-	l := Layout{Dir: *dir}
+	l := deploy.Layout{Dir: *dir}
 	err = m.adminAccounts(ctx, l, db, "account rm", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name}, db.RemoveAccount(ctx, name)
 	})

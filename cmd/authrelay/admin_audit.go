@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"slices"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -52,7 +53,7 @@ func (m *Main) admin(ctx context.Context, db *store.DB, action string, change fu
 // accounts.conf from the database as the change leaves it, before the
 // transaction commits: if the file cannot be written nothing changes, and
 // if the commit fails the file is rewritten from the database again.
-func (m *Main) adminAccounts(ctx context.Context, l Layout, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
+func (m *Main) adminAccounts(ctx context.Context, l deploy.Layout, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
 	synced := false
 	err := m.admin(ctx, db, action, func(ctx context.Context) (map[string]any, error) {
 		detail, err := change(ctx)
@@ -67,7 +68,7 @@ func (m *Main) adminAccounts(ctx context.Context, l Layout, db *store.DB, action
 	})
 	if err != nil && synced {
 		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", accountsConf, rerr))
+			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", deploy.AccountsConf, rerr))
 		}
 	}
 	return err
@@ -93,7 +94,7 @@ func changedFlags(set map[string]bool) []string {
 // account exists; if that fails, nothing is imported. A user that fails
 // stops the import (applyErr, with the rows saying which): the users added
 // before it are kept with the row that counts them.
-func applyImport(ctx context.Context, m *Main, l Layout, db *store.DB, rep *importReport, file string, applyErr *error) error {
+func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, rep *importReport, file string, applyErr *error) error {
 	for _, u := range rep.Users {
 		if u.Action != importAdd || u.hashed || store.ValidatePassword(u.secret) != nil {
 			continue // AddUser says what is wrong with the password
@@ -117,7 +118,7 @@ func applyImport(ctx context.Context, m *Main, l Layout, db *store.DB, rep *impo
 	})
 	if err != nil && synced {
 		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", accountsConf, rerr))
+			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", deploy.AccountsConf, rerr))
 		}
 	}
 	return err

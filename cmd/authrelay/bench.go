@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -262,7 +263,7 @@ func (m *Main) bench(ctx context.Context, c benchConfig) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	b := &bench{m: m, cfg: c, tmp: tmp, token: randomPassword()}
+	b := &bench{m: m, cfg: c, tmp: tmp, token: deploy.RandomPassword()}
 	b.rep = &benchReport{
 		Command:  shellJoin(append([]string{"authrelay", "bench"}, c.args...)),
 		Resolved: c.resolved(),
@@ -280,13 +281,13 @@ func (m *Main) bench(ctx context.Context, c benchConfig) error {
 			ServeArgs:              c.serveArgs,
 		},
 	}
-	password := "bench-" + randomPassword()
+	password := "bench-" + deploy.RandomPassword()
 	names := make([]string, c.users)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench%05d", i)
 	}
 
-	l := Layout{Dir: filepath.Join(tmp, "relay")}
+	l := deploy.Layout{Dir: filepath.Join(tmp, "relay")}
 	steps := []struct {
 		run bool
 		fn  func() error
@@ -374,9 +375,9 @@ func (b *bench) runBcrypt(ctx context.Context, names []string, password string) 
 
 // initRelayDir creates the authrelay directory (c) and (d) share, as 'init'
 // does, and the token file that lets the grant relay run on it.
-func (b *bench) initRelayDir(ctx context.Context, l Layout) error {
+func (b *bench) initRelayDir(ctx context.Context, l deploy.Layout) error {
 	b.progress("initialising %s", l.Dir)
-	if err := initDir(ctx, l, []string{benchAccount}, defaultListen, b.m.bcryptCost()); err != nil {
+	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: []string{benchAccount}, Listen: deploy.DefaultListen, BcryptCost: b.m.bcryptCost()}); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	if err := os.WriteFile(l.Path(benchTokenFile), []byte(b.token), 0o600); err != nil {
@@ -386,8 +387,8 @@ func (b *bench) initRelayDir(ctx context.Context, l Layout) error {
 }
 
 // runGrant is scenario (c).
-func (b *bench) runGrant(ctx context.Context, l Layout, names []string, password string) error {
-	srv, err := startBenchServer(l.Path(serverConf), 0)
+func (b *bench) runGrant(ctx context.Context, l deploy.Layout, names []string, password string) error {
+	srv, err := startBenchServer(l.Path(deploy.ServerConf), 0)
 	if err != nil {
 		return err
 	}
@@ -411,13 +412,13 @@ func (b *bench) runGrant(ctx context.Context, l Layout, names []string, password
 
 // runShipped is scenario (d): cold logins, warm reconnects and the storm,
 // against 'authrelay serve' in a child process.
-func (b *bench) runShipped(ctx context.Context, l Layout, names []string, password string) error {
+func (b *bench) runShipped(ctx context.Context, l deploy.Layout, names []string, password string) error {
 	params, err := b.addUsers(ctx, l, names, password)
 	if err != nil {
 		return err
 	}
 	b.rep.Settings.Argon2id = fmt.Sprintf("m=%d KiB, t=%d, p=%d", params.Memory, params.Time, params.Threads)
-	srv, err := startBenchServer(l.Path(serverConf), 0)
+	srv, err := startBenchServer(l.Path(deploy.ServerConf), 0)
 	if err != nil {
 		return err
 	}
@@ -489,8 +490,8 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 // fresh directory): verifying costs the same whatever the salt, and hashing
 // each user's password would cost the run one hash per user. It returns the
 // policy.
-func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password string) (store.Argon2Params, error) {
-	db, err := l.openDatabase(ctx)
+func (b *bench) addUsers(ctx context.Context, l deploy.Layout, names []string, password string) (store.Argon2Params, error) {
+	db, err := l.OpenDatabase(ctx)
 	if err != nil {
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}

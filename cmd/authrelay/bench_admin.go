@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -145,10 +146,10 @@ func (w *adminWriter) stop() {
 // while an admin changes an unrelated user b.cfg.adminWrites times a
 // second. With invalidation as precise as the change, it runs as fast as
 // the warm phase and verifies no password.
-func (b *bench) runWarmWithWrites(ctx context.Context, l Layout, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *scenarioResult) error {
+func (b *bench) runWarmWithWrites(ctx context.Context, l deploy.Layout, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *scenarioResult) error {
 	title := fmt.Sprintf("authrelay warm, %d admin write/s", b.cfg.adminWrites)
 	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(warm))
-	w, err := startAdminWriter(ctx, l.Path(databaseFile), b.cfg.adminWrites)
+	w, err := startAdminWriter(ctx, l.Path(deploy.DatabaseFile), b.cfg.adminWrites)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/relay"
 )
 
@@ -314,7 +315,7 @@ func (m *Main) runBenchGrantRelay(ctx context.Context, args []string) error {
 	if len(pos) > 0 || *dir == "" || *natsURL == "" {
 		return usagef("bench %s is internal to 'authrelay bench'", benchGrantRelayCmd)
 	}
-	l := Layout{Dir: *dir}
+	l := deploy.Layout{Dir: *dir}
 	want, err := os.ReadFile(l.Path(benchTokenFile))
 	token := m.Getenv(benchTokenEnv)
 	if err != nil || token == "" || subtle.ConstantTimeCompare(want, []byte(token)) != 1 {
@@ -327,7 +328,7 @@ func (m *Main) runBenchGrantRelay(ctx context.Context, args []string) error {
 	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("bench %s: --nats %q: only a server on a loopback address", benchGrantRelayCmd, *natsURL)
 	}
-	secrets, err := l.loadSecrets()
+	secrets, err := l.LoadSecrets()
 	if err != nil {
 		return err
 	}
@@ -352,7 +353,7 @@ func (m *Main) runBenchGrantRelay(ctx context.Context, args []string) error {
 		Issuer:           issuer,
 		XKey:             xkey,
 		Users:            grantUsers{},
-		ReservedAccounts: []string{authAccount, systemAccount},
+		ReservedAccounts: []string{deploy.AuthAccount, deploy.SystemAccount},
 		SessionTTL:       time.Hour,
 		Logger:           logger,
 		Now:              m.Now,

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 )
 
 func TestInitLayout(t *testing.T) {
@@ -18,21 +21,21 @@ func TestInitLayout(t *testing.T) {
 	if !strings.Contains(r.stdout, "nats-server -c") {
 		t.Errorf("init output does not say how to start the server:\n%s", r.stdout)
 	}
-	l := Layout{Dir: dir}
+	l := deploy.Layout{Dir: dir}
 
-	fi, err := os.Stat(l.Path(secretsFile))
+	fi, err := os.Stat(l.Path(deploy.SecretsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := fi.Mode().Perm(), os.FileMode(0o600); got != want {
 		t.Errorf("secrets.json mode = %#o, want %#o", got, want)
 	}
-	sec, err := l.loadSecrets()
+	sec, err := l.LoadSecrets()
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	conf, err := os.ReadFile(l.Path(serverConf))
+	conf, err := os.ReadFile(l.Path(deploy.ServerConf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,26 +45,33 @@ func TestInitLayout(t *testing.T) {
 		}
 	}
 
-	opts, err := server.ProcessConfigFile(l.Path(serverConf))
+	opts, err := server.ProcessConfigFile(l.Path(deploy.ServerConf))
 	if err != nil {
 		t.Fatalf("nats-server rejects the generated config: %v", err)
 	}
-	issuer, _ := publicKey(sec.IssuerSeed, false)
-	xkey, _ := publicKey(sec.XKeySeed, true)
+	iss, err := accounts.NewIssuer(sec.IssuerSeed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xk, err := accounts.NewXKey(sec.XKeySeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, xkey := iss.PublicKey(), xk.PublicKey()
 	ac := opts.AuthCallout
 	if ac == nil {
 		t.Fatal("no auth_callout in the generated config")
 	}
-	if ac.Issuer != issuer || ac.XKey != xkey || ac.Account != authAccount {
-		t.Errorf("auth_callout = %+v, want issuer %s, xkey %s, account %s", ac, issuer, xkey, authAccount)
+	if ac.Issuer != issuer || ac.XKey != xkey || ac.Account != deploy.AuthAccount {
+		t.Errorf("auth_callout = %+v, want issuer %s, xkey %s, account %s", ac, issuer, xkey, deploy.AuthAccount)
 	}
-	if got, want := strings.Join(ac.AuthUsers, ","), relayUser; got != want {
+	if got, want := strings.Join(ac.AuthUsers, ","), deploy.RelayUser; got != want {
 		t.Errorf("auth_users = %s, want %s", got, want)
 	}
-	if got, want := strings.Join(ac.AllowedAccounts, ","), authAccount; got != want {
+	if got, want := strings.Join(ac.AllowedAccounts, ","), deploy.AuthAccount; got != want {
 		t.Errorf("allowed_accounts = %s, want %s", got, want)
 	}
-	if got, want := opts.SystemAccount, systemAccount; got != want {
+	if got, want := opts.SystemAccount, deploy.SystemAccount; got != want {
 		t.Errorf("system_account = %s, want %s", got, want)
 	}
 	if opts.Host != "127.0.0.1" || opts.Port != 4333 {
@@ -83,18 +93,18 @@ func TestInitLayout(t *testing.T) {
 		if u.Account.Name == "ORDERS" || u.Account.Name == "BILLING" {
 			t.Errorf("static user %s in application account %s", u.Username, u.Account.Name)
 		}
-		if u.Account.Name == authAccount && u.Username != relayUser {
+		if u.Account.Name == deploy.AuthAccount && u.Username != deploy.RelayUser {
 			t.Errorf("user %s in the callout account", u.Username)
 		}
 	}
 
 	t.Run("refuses to overwrite", func(t *testing.T) {
-		before, _ := os.ReadFile(l.Path(secretsFile))
+		before, _ := os.ReadFile(l.Path(deploy.SecretsFile))
 		r := run(t, "", "init", "--dir", dir)
 		if r.code != 1 || !strings.Contains(r.stderr, "never overwrites") {
 			t.Errorf("second init: exit %d, stderr %q; want exit 1 and a refusal", r.code, r.stderr)
 		}
-		after, _ := os.ReadFile(l.Path(secretsFile))
+		after, _ := os.ReadFile(l.Path(deploy.SecretsFile))
 		if string(before) != string(after) {
 			t.Error("second init changed secrets.json")
 		}
@@ -111,7 +121,7 @@ func TestInitLayout(t *testing.T) {
 		if err := m.Run(t.Context(), []string{"init"}); err != nil {
 			t.Fatal(err)
 		}
-		if !(Layout{Dir: envDir}).initialised() {
+		if !(deploy.Layout{Dir: envDir}).Initialised() {
 			t.Error("init did not use $AUTHRELAY_DIR")
 		}
 	})
@@ -222,7 +232,7 @@ func TestUserCommands(t *testing.T) {
 func TestServeRefusesReadableSecrets(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	path := Layout{Dir: dir}.Path(secretsFile)
+	path := deploy.Layout{Dir: dir}.Path(deploy.SecretsFile)
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +244,7 @@ func TestServeRefusesReadableSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sec Secrets
+	var sec deploy.Secrets
 	if err := json.Unmarshal(b, &sec); err != nil {
 		t.Fatal(err)
 	}

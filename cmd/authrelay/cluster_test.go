@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // startClusterServer runs an in-process nats-server from dir's generated
@@ -18,7 +20,7 @@ import (
 // the given cluster URLs, until the test ends.
 func startClusterServer(t *testing.T, dir, name string, routes ...string) *server.Server {
 	t.Helper()
-	opts, err := server.ProcessConfigFile(Layout{Dir: dir}.Path(serverConf))
+	opts, err := server.ProcessConfigFile(deploy.Layout{Dir: dir}.Path(deploy.ServerConf))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // serveConfigFile is the optional file in DIR that sets serve flags.
@@ -27,7 +29,7 @@ func envName(flagName string) string {
 func (m *Main) applyFlagDefaults(fset *flag.FlagSet, dir string) ([]string, error) {
 	given := setFlags(fset)
 	var applied []string
-	fromFile, err := readFlagFile(Layout{Dir: dir}.Path(serveConfigFile))
+	fromFile, err := readFlagFile(deploy.Layout{Dir: dir}.Path(serveConfigFile))
 	if err != nil {
 		return nil, err
 	}

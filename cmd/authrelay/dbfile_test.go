@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -28,7 +29,7 @@ func TestMissingDatabaseRefused(t *testing.T) {
 	mustRun(t, "pw-u1-123456\n", "user", "add", "u1", "--dir", dir, "--account", "APP", "--password-stdin", "--pub", "a")
 	saved := filepath.Join(t.TempDir(), "saved.db")
 	mustRun(t, "", "backup", saved, "--dir", dir)
-	db := Layout{Dir: dir}.Path(databaseFile)
+	db := deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(db + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Fatal(err)
@@ -101,8 +102,8 @@ func TestMissingDatabaseRefused(t *testing.T) {
 		fresh := filepath.Join(t.TempDir(), "new")
 		s := serveOn(t, fresh)
 		s.stop()
-		for _, name := range []string{secretsFile, serverConf, databaseFile} {
-			if _, err := os.Stat(Layout{Dir: fresh}.Path(name)); err != nil {
+		for _, name := range []string{deploy.SecretsFile, deploy.ServerConf, deploy.DatabaseFile} {
+			if _, err := os.Stat(deploy.Layout{Dir: fresh}.Path(name)); err != nil {
 				t.Errorf("serve --embedded did not initialise %s: %v", name, err)
 			}
 		}
@@ -155,7 +156,7 @@ func TestServeNoticesDatabaseFile(t *testing.T) {
 	}
 	waitReady(t, http.StatusOK, "ok")
 
-	path := Layout{Dir: s.dir}.Path(databaseFile)
+	path := deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile)
 	moved := path + ".moved"
 	removedAt := time.Now()
 	if err := os.Rename(path, moved); err != nil {
@@ -234,7 +235,7 @@ func TestRestoreCommand(t *testing.T) {
 
 	now := time.Now().UTC()
 	r = mustRun(t, "", "restore", backup, "--dir", s.dir)
-	path := Layout{Dir: s.dir}.Path(databaseFile)
+	path := deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile)
 	for _, want := range []string{
 		"checked " + backup + ": integrity ok, schema version",
 		"1 user",
@@ -249,7 +250,7 @@ func TestRestoreCommand(t *testing.T) {
 	if err != nil || len(asides) == 0 {
 		t.Fatalf("no replaced database aside: %v %v", asides, err)
 	}
-	if !strings.HasPrefix(filepath.Base(asides[0]), databaseFile+".replaced-"+now.Format("20060102T")) {
+	if !strings.HasPrefix(filepath.Base(asides[0]), deploy.DatabaseFile+".replaced-"+now.Format("20060102T")) {
 		t.Errorf("aside file %s is not named after the time", asides[0])
 	}
 	var users []struct{ Name string }
@@ -264,18 +265,18 @@ func TestRestoreCommand(t *testing.T) {
 	}
 	// The replaced database is whole, later included.
 	aside := t.TempDir()
-	for _, name := range []string{secretsFile} {
-		b, err := os.ReadFile(Layout{Dir: s.dir}.Path(name))
+	for _, name := range []string{deploy.SecretsFile} {
+		b, err := os.ReadFile(deploy.Layout{Dir: s.dir}.Path(name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(Layout{Dir: aside}.Path(name), b, 0o600); err != nil {
+		if err := os.WriteFile(deploy.Layout{Dir: aside}.Path(name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, suffix := range []string{"", "-wal"} {
 		if b, err := os.ReadFile(asides[0] + suffix); err == nil {
-			if err := os.WriteFile(Layout{Dir: aside}.Path(databaseFile)+suffix, b, 0o600); err != nil {
+			if err := os.WriteFile(deploy.Layout{Dir: aside}.Path(deploy.DatabaseFile)+suffix, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -391,7 +392,7 @@ func TestServeTruncatesWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wal := Layout{Dir: dir}.Path(databaseFile) + "-wal"
+	wal := deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile) + "-wal"
 	fi, err := os.Stat(wal)
 	if err != nil {
 		t.Fatal(err)

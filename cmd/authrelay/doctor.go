@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
@@ -102,7 +103,7 @@ type doctorResult struct {
 // doctor runs the checks and collects their results.
 type doctor struct {
 	now      func() time.Time
-	layout   Layout
+	layout   deploy.Layout
 	confPath string
 	natsURL  string
 	offline  bool
@@ -110,7 +111,7 @@ type doctor struct {
 	results []doctorResult
 
 	// What the checks learnt, for the checks after them; zero when unknown.
-	secrets   *Secrets
+	secrets   *deploy.Secrets
 	issuerPub string
 	xkeyPub   string
 	opts      *server.Options
@@ -141,13 +142,13 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	}
 	d := &doctor{
 		now:      m.Now,
-		layout:   Layout{Dir: *dir},
+		layout:   deploy.Layout{Dir: *dir},
 		confPath: *confPath,
 		natsURL:  *natsURL,
 		offline:  *offline,
 	}
 	if d.confPath == "" {
-		d.confPath = d.layout.Path(serverConf)
+		d.confPath = d.layout.Path(deploy.ServerConf)
 	}
 	d.run(ctx)
 
@@ -235,8 +236,8 @@ func (d *doctor) checkDirectory() {
 }
 
 func (d *doctor) checkSecrets() {
-	const check = secretsFile
-	path := d.layout.Path(secretsFile)
+	const check = deploy.SecretsFile
+	path := d.layout.Path(deploy.SecretsFile)
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.fail(check, "%s does not exist: %s is not an authrelay directory; run 'authrelay init --dir %s', or give the --dir that 'authrelay serve' uses", path, d.layout.Dir, d.layout.Dir)
@@ -257,7 +258,7 @@ func (d *doctor) checkSecrets() {
 		d.fail(check, "read %s: %v", path, err)
 		return
 	}
-	var s Secrets
+	var s deploy.Secrets
 	if err := json.Unmarshal(b, &s); err != nil {
 		d.fail(check, "%s is not valid JSON (%v): restore it from a backup; its seeds cannot be regenerated without changing nats.conf", path, err)
 		return
@@ -275,7 +276,7 @@ func (d *doctor) checkSecrets() {
 		return
 	}
 	if s.RelayUser == "" {
-		s.RelayUser = relayUser
+		s.RelayUser = deploy.RelayUser
 	}
 	issuer, err := accounts.NewIssuer(s.IssuerSeed, nil)
 	if err != nil {
@@ -298,7 +299,7 @@ func (d *doctor) checkSecrets() {
 
 func (d *doctor) checkDatabase(ctx context.Context) {
 	const check = "database"
-	path := d.layout.Path(databaseFile)
+	path := d.layout.Path(deploy.DatabaseFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		d.missingDatabase(check, path)
 		return
@@ -349,8 +350,8 @@ func (d *doctor) missingDatabase(check, path string) {
 	switch {
 	case err == nil && serving:
 		d.fail(check, "%s does not exist, but a relay is serving %s: the file was removed under it, and the relay keeps granting logins from the removed file while admin commands refuse to run; stop every relay, restore the latest backup with 'authrelay restore FILE --dir %s', start them again", path, d.layout.Dir, d.layout.Dir)
-	case d.layout.initialised():
-		d.fail(check, "%s does not exist, though %s does: it was removed or moved away; restore the latest backup with 'authrelay restore FILE --dir %s'", path, secretsFile, d.layout.Dir)
+	case d.layout.Initialised():
+		d.fail(check, "%s does not exist, though %s does: it was removed or moved away; restore the latest backup with 'authrelay restore FILE --dir %s'", path, deploy.SecretsFile, d.layout.Dir)
 	default:
 		d.fail(check, "%s does not exist: run 'authrelay init --dir %s', or give the --dir that 'authrelay serve' uses", path, d.layout.Dir)
 	}
@@ -460,13 +461,13 @@ func (d *doctor) checkCalloutAccount(o *server.Options) {
 	acct := ac.Account
 	switch {
 	case acct == "" || acct == server.DEFAULT_GLOBAL_ACCOUNT:
-		d.fail("callout account", "auth_callout.account is not set, so login requests go to the global account where every user without an account lands and could read them; set 'account: %s', a dedicated account holding only the relay's user", authAccount)
+		d.fail("callout account", "auth_callout.account is not set, so login requests go to the global account where every user without an account lands and could read them; set 'account: %s', a dedicated account holding only the relay's user", deploy.AuthAccount)
 		return
 	case !slices.Contains(doctorConfigAccounts(o), acct):
 		d.fail("callout account", "auth_callout.account %q is not defined under accounts: add it with only the relay's user, as 'authrelay init' writes it", acct)
 		return
 	case acct == o.SystemAccount:
-		d.fail("callout account", "auth_callout.account %q is the system account: use a dedicated account such as %s holding only the relay's user", acct, authAccount)
+		d.fail("callout account", "auth_callout.account %q is the system account: use a dedicated account such as %s holding only the relay's user", acct, deploy.AuthAccount)
 		return
 	}
 	if _, reserved := d.storeAccounts[acct]; reserved && d.storeAccounts != nil {
@@ -487,7 +488,7 @@ func (d *doctor) checkCalloutAccount(o *server.Options) {
 	// auth_users: the relay's user must be one, in the callout account.
 	const check = "auth_users"
 	var problems bool
-	relay := relayUser
+	relay := deploy.RelayUser
 	if d.secrets != nil {
 		relay = d.secrets.RelayUser
 	}
@@ -600,7 +601,7 @@ func (d *doctor) checkSystemAccount(o *server.Options) {
 	const check = "system account"
 	sys := o.SystemAccount
 	if sys == "" {
-		d.fail(check, "system_account is not set: the server makes its own %s with no users, so no admin can see server events or kick connections; set 'system_account: %s' with a static admin user as 'authrelay init' writes it", server.DEFAULT_SYSTEM_ACCOUNT, systemAccount)
+		d.fail(check, "system_account is not set: the server makes its own %s with no users, so no admin can see server events or kick connections; set 'system_account: %s' with a static admin user as 'authrelay init' writes it", server.DEFAULT_SYSTEM_ACCOUNT, deploy.SystemAccount)
 		return
 	}
 	if !slices.Contains(doctorConfigAccounts(o), sys) {
@@ -639,7 +640,7 @@ func (d *doctor) checkAuthTimeout(o *server.Options) {
 	const check = "auth timeout"
 	t := doctorAuthTimeout(o)
 	if t <= doctorDecisionTimeout {
-		d.warn(check, "authorization.timeout is %v, not above the relay's decision timeout (%v by default): a slow decision arrives after the server has refused the login; set 'timeout: %d' under authorization (or lower serve's --decision-timeout)", t, doctorDecisionTimeout, authTimeoutSeconds)
+		d.warn(check, "authorization.timeout is %v, not above the relay's decision timeout (%v by default): a slow decision arrives after the server has refused the login; set 'timeout: %d' under authorization (or lower serve's --decision-timeout)", t, doctorDecisionTimeout, deploy.AuthTimeoutSeconds)
 		return
 	}
 	d.ok(check, "authorization.timeout is %v, above the relay's default decision timeout of %v", t, doctorDecisionTimeout)
@@ -802,7 +803,7 @@ func (d *doctor) checkRelayLogin(ctx context.Context, url string) {
 		d.ok(check, "the relay's user %q logs in (its account is unknown: %v)", s.RelayUser, err)
 		return
 	}
-	want := authAccount
+	want := deploy.AuthAccount
 	if d.opts != nil && d.opts.AuthCallout != nil {
 		want = d.opts.AuthCallout.Account
 	}
@@ -933,7 +934,7 @@ func (d *doctor) checkRelayAnswers(url string, timeout time.Duration) {
 	}
 	user := "authrelay-doctor-" + hex.EncodeToString(b[:])
 	start := time.Now()
-	nc, err := d.connect(url, user, randomPassword(), timeout+3*time.Second)
+	nc, err := d.connect(url, user, deploy.RandomPassword(), timeout+3*time.Second)
 	elapsed := time.Since(start)
 	// A server that got no answer refuses at its timeout; the client may
 	// then see the server's first PING before the refusal ("expected

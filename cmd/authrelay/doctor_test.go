@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -90,7 +91,7 @@ func doctorInit(t *testing.T, listen string) string {
 // changes nothing.
 func doctorEdit(t *testing.T, dir, name string, edit func(string) string) {
 	t.Helper()
-	path := Layout{Dir: dir}.Path(name)
+	path := deploy.Layout{Dir: dir}.Path(name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +121,7 @@ func doctorReplaceLine(s, prefix, with string) string {
 // free loopback port, with no relay, and returns its URL.
 func doctorStartServer(t *testing.T, dir string) string {
 	t.Helper()
-	opts, err := server.ProcessConfigFile(Layout{Dir: dir}.Path(serverConf))
+	opts, err := server.ProcessConfigFile(deploy.Layout{Dir: dir}.Path(deploy.ServerConf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestDoctorConfigProblems(t *testing.T) {
 		return pub
 	}
 	conf := func(edit func(string) string) func(*testing.T, string) {
-		return func(t *testing.T, dir string) { doctorEdit(t, dir, serverConf, edit) }
+		return func(t *testing.T, dir string) { doctorEdit(t, dir, deploy.ServerConf, edit) }
 	}
 	cases := []struct {
 		name   string
@@ -274,7 +275,7 @@ func TestDoctorConfigProblems(t *testing.T) {
 		name: "wrong issuer",
 		change: func(t *testing.T, dir string) {
 			pub := otherIssuer(t)
-			doctorEdit(t, dir, serverConf, func(s string) string { return doctorReplaceLine(s, "issuer:", "    issuer: "+pub) })
+			doctorEdit(t, dir, deploy.ServerConf, func(s string) string { return doctorReplaceLine(s, "issuer:", "    issuer: "+pub) })
 		},
 		code: exitFailure, status: "fail", check: "issuer", want: "does not match the relay's issuer key",
 	}, {
@@ -292,13 +293,13 @@ func TestDoctorConfigProblems(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			doctorEdit(t, dir, serverConf, func(s string) string { return doctorReplaceLine(s, "xkey:", "    xkey: "+pub) })
+			doctorEdit(t, dir, deploy.ServerConf, func(s string) string { return doctorReplaceLine(s, "xkey:", "    xkey: "+pub) })
 		},
 		code: exitFailure, status: "fail", check: "xkey", want: "the relay cannot open the sealed requests",
 	}, {
 		name: "secrets readable by others",
 		change: func(t *testing.T, dir string) {
-			if err := os.Chmod(Layout{Dir: dir}.Path(secretsFile), 0o644); err != nil {
+			if err := os.Chmod(deploy.Layout{Dir: dir}.Path(deploy.SecretsFile), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -352,7 +353,7 @@ func TestDoctorConfigProblems(t *testing.T) {
 	}, {
 		name: "static user in an application account",
 		change: func(t *testing.T, dir string) {
-			doctorEdit(t, dir, accountsConf, func(s string) string {
+			doctorEdit(t, dir, deploy.AccountsConf, func(s string) string {
 				return strings.Replace(s, "APP: {}", `APP: { users: [ { user: "bob", password: "bob-pass" } ] }`, 1)
 			})
 		},
@@ -360,13 +361,13 @@ func TestDoctorConfigProblems(t *testing.T) {
 	}, {
 		name: "database account missing from the config",
 		change: func(t *testing.T, dir string) {
-			doctorEdit(t, dir, accountsConf, func(s string) string { return strings.Replace(s, "APP: {}", "", 1) })
+			doctorEdit(t, dir, deploy.AccountsConf, func(s string) string { return strings.Replace(s, "APP: {}", "", 1) })
 		},
 		code: exitOK, status: "warn", check: "app accounts", want: "account APP of authrelay's database is not defined",
 	}, {
 		name: "no database",
 		change: func(t *testing.T, dir string) {
-			if err := os.Remove(Layout{Dir: dir}.Path(databaseFile)); err != nil {
+			if err := os.Remove(deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -374,7 +375,7 @@ func TestDoctorConfigProblems(t *testing.T) {
 	}, {
 		name: "database from a newer authrelay",
 		change: func(t *testing.T, dir string) {
-			doctorSetSchemaVersion(t, Layout{Dir: dir}.Path(databaseFile), 999)
+			doctorSetSchemaVersion(t, deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile), 999)
 		},
 		code: exitFailure, status: "fail", check: "database", want: "written by a newer authrelay",
 	}}
@@ -401,7 +402,7 @@ func TestDoctorConfigProblems(t *testing.T) {
 	t.Run("text output", func(t *testing.T) {
 		dir := doctorInit(t, "127.0.0.1:4222")
 		pub := otherIssuer(t)
-		doctorEdit(t, dir, serverConf, func(s string) string { return doctorReplaceLine(s, "issuer:", "    issuer: "+pub) })
+		doctorEdit(t, dir, deploy.ServerConf, func(s string) string { return doctorReplaceLine(s, "issuer:", "    issuer: "+pub) })
 		r := doctorRunAt(t, time.Now, "--dir", dir, "--offline")
 		if r.code != exitFailure {
 			t.Errorf("exit %d, want 1", r.code)
@@ -417,8 +418,8 @@ func TestDoctorConfigProblems(t *testing.T) {
 	t.Run("config kept elsewhere", func(t *testing.T) {
 		dir := doctorInit(t, "127.0.0.1:4222")
 		other := t.TempDir()
-		for _, name := range []string{serverConf, accountsConf} {
-			b, err := os.ReadFile(Layout{Dir: dir}.Path(name))
+		for _, name := range []string{deploy.ServerConf, deploy.AccountsConf} {
+			b, err := os.ReadFile(deploy.Layout{Dir: dir}.Path(name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,19 +427,19 @@ func TestDoctorConfigProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		doctorEdit(t, dir, serverConf, func(s string) string { return doctorReplaceLine(s, "xkey:", "") })
+		doctorEdit(t, dir, deploy.ServerConf, func(s string) string { return doctorReplaceLine(s, "xkey:", "") })
 		// DIR's own nats.conf lost its xkey; the server's config did not.
-		code, got := doctorJSON(t, "--dir", dir, "--offline", "--config", filepath.Join(other, serverConf))
+		code, got := doctorJSON(t, "--dir", dir, "--offline", "--config", filepath.Join(other, deploy.ServerConf))
 		if code != exitOK {
 			t.Errorf("exit %d, want 0:\n%s", code, doctorDump(got))
 		}
-		doctorWant(t, got, "ok", "server config", filepath.Join(other, serverConf))
+		doctorWant(t, got, "ok", "server config", filepath.Join(other, deploy.ServerConf))
 		doctorWant(t, got, "ok", "xkey", "is the relay's")
 	})
 
 	t.Run("older schema is not migrated", func(t *testing.T) {
 		dir := doctorInit(t, "127.0.0.1:4222")
-		path := Layout{Dir: dir}.Path(databaseFile)
+		path := deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)
 		want, err := store.LatestSchemaVersion()
 		if err != nil {
 			t.Fatal(err)
@@ -522,10 +523,10 @@ func TestDoctorNoRelay(t *testing.T) {
 	}
 
 	t.Run("relay password does not match", func(t *testing.T) {
-		doctorEdit(t, dir, secretsFile, func(s string) string {
+		doctorEdit(t, dir, deploy.SecretsFile, func(s string) string {
 			return regexp.MustCompile(`"relay_password": "[^"]*"`).ReplaceAllString(s, `"relay_password": "not-the-password"`)
 		})
-		if err := os.Chmod(Layout{Dir: dir}.Path(secretsFile), 0o600); err != nil {
+		if err := os.Chmod(deploy.Layout{Dir: dir}.Path(deploy.SecretsFile), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		code, got := doctorJSON(t, "--dir", dir, "--nats", url)
@@ -540,7 +541,7 @@ func TestDoctorServerUnreachable(t *testing.T) {
 	port := doctorClosedPort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	dir := doctorInit(t, addr)
-	conf := Layout{Dir: dir}.Path(serverConf)
+	conf := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 
 	for _, args := range [][]string{
 		{"--dir", dir, "--nats", "nats://" + addr},

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // TestEndToEndRestoreAfterSIGKILL is issue 10's item 4 with real
@@ -67,7 +69,7 @@ func TestEndToEndRestoreAfterSIGKILL(t *testing.T) {
 	res.wantOutput(t, "a relay is serving the database")
 
 	r.kill(t) // SIGKILL
-	db := filepath.Join(e.dir, databaseFile)
+	db := filepath.Join(e.dir, deploy.DatabaseFile)
 	if fi, err := os.Stat(db + "-wal"); err != nil || fi.Size() == 0 {
 		t.Fatalf("after SIGKILL the write-ahead log is %v, %v; want it left behind", fi, err)
 	}
@@ -81,7 +83,7 @@ func TestEndToEndRestoreAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(old, databaseFile), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(old, deploy.DatabaseFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	oldList := e.authrelay(t, "", "user", "list", "--json", "--dir", old)

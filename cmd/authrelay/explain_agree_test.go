@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -32,7 +33,7 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 			// server would refuse.
 			s := serveWithMaxPayload(t, e.xkey, 64<<10)
 			ctx := context.Background()
-			reserved, err := reservedAccounts(Layout{Dir: s.dir})
+			reserved, err := deploy.Layout{Dir: s.dir}.ReservedAccounts()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +62,7 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 			// Each case has its state before its first login: nothing of
 			// it is in the relay's credential cache.
 			mustRun(t, "", "user", "disable", "off", "--dir", s.dir)
-			db, err := store.Open(ctx, Layout{Dir: s.dir}.Path(databaseFile))
+			db, err := store.Open(ctx, deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +85,7 @@ func TestExplainAgreesWithTheRelay(t *testing.T) {
 			// Written around the store, as a script on the file could:
 			// a reserved account, no account, a role removed under its
 			// holder.
-			raw, err := sql.Open("sqlite3", "file:"+Layout{Dir: s.dir}.Path(databaseFile)+"?_busy_timeout=5000")
+			raw, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile)+"?_busy_timeout=5000")
 			if err != nil {
 				t.Fatal(err)
 			}

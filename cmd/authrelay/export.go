@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -147,6 +148,6 @@ Example:
 	if err := db.Backup(ctx, pos[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "backed up %s to %s\n", Layout{Dir: *dir}.Path(databaseFile), pos[0])
+	fmt.Fprintf(m.Stdout, "backed up %s to %s\n", deploy.Layout{Dir: *dir}.Path(deploy.DatabaseFile), pos[0])
 	return nil
 }

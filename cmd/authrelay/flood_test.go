@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // floodDuration is how long TestCheapDenialFloodIsAggregated floods:
@@ -34,7 +36,7 @@ func floodDuration(t *testing.T) time.Duration {
 // size in bytes (pages in use, WAL included, as a reader sees it).
 func dbSize(t *testing.T, dir string) (rows, lockouts, bytes int64) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile)+"?_busy_timeout=5000")
+	db, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,7 @@ func TestCheapDenialFloodIsAggregated(t *testing.T) {
 			if max := 2 * tc.keys * (int64(elapsed/time.Minute) + 2); rows1-rows0 > max {
 				t.Errorf("the flood of %d connects wrote %d audit rows, want at most %d", n, rows1-rows0, max)
 			}
-			db, err := sql.Open("sqlite3", "file:"+Layout{Dir: s.dir}.Path(databaseFile))
+			db, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -22,8 +21,8 @@ type grantSizer struct {
 
 // newGrantSizer reads max_payload from l's nats.conf (the server's
 // default when unset) and makes a signing key to size responses with.
-func newGrantSizer(l Layout, now func() time.Time) (*grantSizer, error) {
-	limit, err := serverMaxPayload(l)
+func newGrantSizer(l deploy.Layout, now func() time.Time) (*grantSizer, error) {
+	limit, err := l.MaxPayload()
 	if err != nil {
 		return nil, err
 	}
@@ -36,20 +35,6 @@ func newGrantSizer(l Layout, now func() time.Time) (*grantSizer, error) {
 		return nil, fmt.Errorf("size login responses: %w", err)
 	}
 	return &grantSizer{issuer: issuer, limit: limit, now: now}, nil
-}
-
-// serverMaxPayload returns the max_payload of l's nats.conf, or the
-// server's default when the file sets none.
-func serverMaxPayload(l Layout) (int, error) {
-	path := l.Path(serverConf)
-	opts, err := server.ProcessConfigFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read max_payload from %s: %w: fix the file (authrelay doctor --offline --dir %s)", path, err, l.Dir)
-	}
-	if opts.MaxPayload > 0 {
-		return int(opts.MaxPayload), nil
-	}
-	return accounts.DefaultMaxPayload, nil
 }
 
 // check returns the size of the response a login of u holding roles gets,

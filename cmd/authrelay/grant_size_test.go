@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -18,7 +19,7 @@ func serveWithMaxPayload(t *testing.T, xkey bool, limit int) *servedDir {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
 	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
-	path := Layout{Dir: dir}.Path(serverConf)
+	path := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestGrantTooLargeForServer(t *testing.T) {
 		t.Run(env.name, func(t *testing.T) {
 			s := serveWithMaxPayload(t, env.xkey, limit)
 			dir := s.dir
-			sizer, err := newGrantSizer(Layout{Dir: dir}, time.Now)
+			sizer, err := newGrantSizer(deploy.Layout{Dir: dir}, time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +151,7 @@ func TestGrantTooLargeForServer(t *testing.T) {
 
 			// Written past the commands (a script on the store): the relay
 			// refuses at once and says why.
-			db, err := store.Open(t.Context(), Layout{Dir: dir}.Path(databaseFile))
+			db, err := store.Open(t.Context(), deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile))
 			if err != nil {
 				t.Fatal(err)
 			}

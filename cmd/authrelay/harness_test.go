@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -103,7 +105,7 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 	// real-binary tests keep the default.
 	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
 	if !xkey {
-		path := Layout{Dir: dir}.Path(serverConf)
+		path := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // offsetClock is the wall clock plus an offset the test changes: this
@@ -167,11 +169,11 @@ func TestServeForeignKeys(t *testing.T) {
 			mustRun(t, "", "init", "--dir", other)
 			mustRun(t, "", "hash", "set", "--dir", other, "--memory", "8192", "--time", "1")
 			mustRun(t, "al1ce-pass\n", "user", "add", "alice", "--dir", other, "--password-stdin", "--account", "APP", "--pub", "app.>")
-			sa, err := Layout{Dir: a.dir}.loadSecrets()
+			sa, err := deploy.Layout{Dir: a.dir}.LoadSecrets()
 			if err != nil {
 				t.Fatal(err)
 			}
-			so, err := Layout{Dir: other}.loadSecrets()
+			so, err := deploy.Layout{Dir: other}.LoadSecrets()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +188,7 @@ func TestServeForeignKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(Layout{Dir: other}.Path(secretsFile), b, 0o600); err != nil {
+			if err := os.WriteFile(deploy.Layout{Dir: other}.Path(deploy.SecretsFile), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			f := serveArgs(t, other, time.Now, "serve", "--dir", other, "--nats", a.url, "--http", "127.0.0.1:0",

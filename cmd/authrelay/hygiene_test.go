@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -136,7 +137,7 @@ func TestHashPolicyBounds(t *testing.T) {
 
 	// A policy beyond the bounds written into the database by hand is
 	// refused when serve starts.
-	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile))
+	db, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestHashPolicyBounds(t *testing.T) {
 // xkey.
 func renameConfAccounts(t *testing.T, dir string, xkey bool) {
 	t.Helper()
-	path := Layout{Dir: dir}.Path(serverConf)
+	path := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +213,7 @@ func TestReservedAccountsComeFromNatsConf(t *testing.T) {
 			}
 
 			// Around the CLI: the database puts eve in CALLOUT.
-			db, err := store.Open(context.Background(), Layout{Dir: dir}.Path(databaseFile))
+			db, err := store.Open(context.Background(), deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +271,7 @@ func TestAdminChangeNeedsItsAuditRow(t *testing.T) {
 		t.Errorf("admin rows = %+v, want only bob's first add", adds)
 	}
 
-	db, err := sql.Open("sqlite3", "file:"+Layout{Dir: dir}.Path(databaseFile))
+	db, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestAdminChangeNeedsItsAuditRow(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	conf0, err := os.ReadFile(Layout{Dir: dir}.Path(accountsConf))
+	conf0, err := os.ReadFile(deploy.Layout{Dir: dir}.Path(deploy.AccountsConf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestAdminChangeNeedsItsAuditRow(t *testing.T) {
 	if r := mustRun(t, "", "account", "list", "--dir", dir); strings.Contains(r.stdout, "ORDERS") {
 		t.Errorf("ORDERS exists after its add failed to be audited:\n%s", r.stdout)
 	}
-	if conf, err := os.ReadFile(Layout{Dir: dir}.Path(accountsConf)); err != nil || string(conf) != string(conf0) {
+	if conf, err := os.ReadFile(deploy.Layout{Dir: dir}.Path(deploy.AccountsConf)); err != nil || string(conf) != string(conf0) {
 		t.Errorf("accounts.conf changed by a failed account add (%v):\n%s", err, conf)
 	}
 	if r := run(t, "", "user", "disable", "bob", "--dir", dir); r.code == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -247,11 +248,11 @@ func TestAccountsReloadWithoutRestart(t *testing.T) {
 	if !strings.Contains(r.stdout, "--signal reload") {
 		t.Errorf("account add does not print the reload step:\n%s", r.stdout)
 	}
-	conf, _ := os.ReadFile(filepath.Join(s.dir, accountsConf))
+	conf, _ := os.ReadFile(filepath.Join(s.dir, deploy.AccountsConf))
 	if !strings.Contains(string(conf), "ORDERS: { limits: { max_payload: 1024 } }") {
 		t.Errorf("accounts.conf:\n%s", conf)
 	}
-	if _, err := server.ProcessConfigFile(filepath.Join(s.dir, serverConf)); err != nil {
+	if _, err := server.ProcessConfigFile(filepath.Join(s.dir, deploy.ServerConf)); err != nil {
 		t.Fatalf("config after account add: %v", err)
 	}
 	s.addUser(t, "olga", "olga-pass", "--account", "ORDERS", "--pub", ">", "--sub", ">")
@@ -292,7 +293,7 @@ func TestAccountsReloadWithoutRestart(t *testing.T) {
 		}
 		mustRun(t, "", "user", "rm", "olga", "--dir", s.dir)
 		mustRun(t, "", "account", "rm", "ORDERS", "--dir", s.dir)
-		conf, _ := os.ReadFile(filepath.Join(s.dir, accountsConf))
+		conf, _ := os.ReadFile(filepath.Join(s.dir, deploy.AccountsConf))
 		if strings.Contains(string(conf), "ORDERS") {
 			t.Errorf("accounts.conf still has ORDERS:\n%s", conf)
 		}
@@ -380,7 +381,7 @@ func TestExportAndBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := store.Open(t.Context(), filepath.Join(s.dir, databaseFile))
+	src, err := store.Open(t.Context(), filepath.Join(s.dir, deploy.DatabaseFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/conf"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -132,7 +133,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if err := accounts.ValidateAccount(*account); err != nil {
 			return &usageError{msg: "--account: " + err.Error()}
 		}
-		if err := checkAccountNotReservedIn(Layout{Dir: *dir}, *account); err != nil {
+		if err := (deploy.Layout{Dir: *dir}).CheckAccountNotReserved(*account); err != nil {
 			return err
 		}
 	}
@@ -158,7 +159,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		return err
 	}
 	skipReservedImports(rep, reserved)
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {
-		if err := applyImport(ctx, m, Layout{Dir: *dir}, db, rep, pos[0], &applyErr); err != nil {
+		if err := applyImport(ctx, m, deploy.Layout{Dir: *dir}, db, rep, pos[0], &applyErr); err != nil {
 			return err
 		}
 	}
@@ -185,7 +186,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if *asJSON {
 			w = m.Stderr
 		}
-		fmt.Fprintf(w, "new accounts are in %s: the users in them can log in once the server has reloaded\n%s\n", accountsConf, reloadHint)
+		fmt.Fprintf(w, "new accounts are in %s: the users in them can log in once the server has reloaded\n%s\n", deploy.AccountsConf, reloadHint)
 	}
 	return applyErr
 }
@@ -212,9 +213,9 @@ func planImport(ctx context.Context, db *store.DB, nc *natsConf, account string)
 		row := &importAccountRow{Name: a.name, limits: a.limits}
 		nameErr := accounts.ValidateAccount(a.name)
 		switch {
-		case a.name == authAccount:
+		case a.name == deploy.AuthAccount:
 			row.Action, row.Detail = importSkip, "authrelay's callout account: its users stay static in nats.conf"
-		case a.name == systemAccount || a.name == nc.systemAccount:
+		case a.name == deploy.SystemAccount || a.name == nc.systemAccount:
 			row.Action, row.Detail = importSkip, "system account: its users stay static in nats.conf"
 		case a.name == nc.calloutAccount:
 			row.Action, row.Detail = importSkip, "auth_callout account of the file: its users are callout services, not clients"
@@ -290,7 +291,7 @@ func planImport(ctx context.Context, db *store.DB, nc *natsConf, account string)
 		if cu.name != "" && counts[cu.name] > 1 {
 			reasons = append(reasons, fmt.Sprintf("defined %d times in the file (nats-server refuses that)", counts[cu.name]))
 		}
-		if cu.name == relayUser || cu.name == adminUser {
+		if cu.name == deploy.RelayUser || cu.name == deploy.AdminUser {
 			reasons = append(reasons, fmt.Sprintf("the name %q belongs to authrelay's own static user in nats.conf", cu.name))
 		}
 		if cu.scope == scopeAccount {
@@ -370,7 +371,7 @@ func checkStoredHash(hash string) error {
 
 // createImportAccounts creates the accounts planImport marked and writes
 // accounts.conf. On failure it removes what it created.
-func createImportAccounts(ctx context.Context, l Layout, db *store.DB, rep *importReport) error {
+func createImportAccounts(ctx context.Context, l deploy.Layout, db *store.DB, rep *importReport) error {
 	var created []string
 	for _, a := range rep.Accounts {
 		if a.Action != importCreate {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // Fixtures of the import tests.
@@ -110,7 +112,7 @@ func importState(t *testing.T, dir string) string {
 	t.Helper()
 	users := mustRun(t, "", "user", "list", "--dir", dir, "--json").stdout
 	accts := mustRun(t, "", "account", "list", "--dir", dir, "--json").stdout
-	conf, err := os.ReadFile(filepath.Join(dir, accountsConf))
+	conf, err := os.ReadFile(filepath.Join(dir, deploy.AccountsConf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,14 +260,14 @@ func TestImport(t *testing.T) {
 			})
 
 			t.Run("new account in accounts.conf", func(t *testing.T) {
-				conf, err := os.ReadFile(filepath.Join(s.dir, accountsConf))
+				conf, err := os.ReadFile(filepath.Join(s.dir, deploy.AccountsConf))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if !strings.Contains(string(conf), "ORDERS: { limits: { max_connections: 100, max_payload: 65536 } }") {
 					t.Errorf("accounts.conf:\n%s", conf)
 				}
-				opts, err := server.ProcessConfigFile(filepath.Join(s.dir, serverConf))
+				opts, err := server.ProcessConfigFile(filepath.Join(s.dir, deploy.ServerConf))
 				if err != nil {
 					t.Fatalf("nats-server rejects the config after import: %v", err)
 				}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // wantAuthViolation fails unless err is the server's authorization violation.
@@ -107,8 +109,8 @@ func TestLoginDecisions(t *testing.T) {
 					t.Fatalf("connect as bob: %v", err)
 				}
 				defer nc.Close()
-				admin := Layout{Dir: s.dir}
-				sec, err := admin.loadSecrets()
+				admin := deploy.Layout{Dir: s.dir}
+				sec, err := admin.LoadSecrets()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -210,7 +212,7 @@ func TestSessionExpiryReconnects(t *testing.T) {
 
 func TestCalloutAccountIsClosed(t *testing.T) {
 	s := serveEmbedded(t, true)
-	sec, err := Layout{Dir: s.dir}.loadSecrets()
+	sec, err := deploy.Layout{Dir: s.dir}.LoadSecrets()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -130,7 +131,7 @@ func TestReaderCannotPublish(t *testing.T) {
 // with password name+"-pw".
 func oldSchemaDB(t *testing.T, dir string, users map[string]string) {
 	t.Helper()
-	path := Layout{Dir: dir}.Path(databaseFile)
+	path := deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 	"github.com/nats-io/nats.go"
 )
@@ -34,7 +35,7 @@ type authErr struct {
 // callout account), to the server's events for refused connects.
 func (s *servedDir) authErrors(t *testing.T) <-chan authErr {
 	t.Helper()
-	sec, err := Layout{Dir: s.dir}.loadSecrets()
+	sec, err := deploy.Layout{Dir: s.dir}.LoadSecrets()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestEveryRefusalCounts(t *testing.T) {
 // would, for the test's own writes.
 func openDir(t *testing.T, dir string) *store.DB {
 	t.Helper()
-	db, err := store.Open(t.Context(), Layout{Dir: dir}.Path(databaseFile))
+	db, err := store.Open(t.Context(), deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +514,7 @@ func TestLockoutFlags(t *testing.T) {
 		}
 	}
 	// The new flags come from authrelay.conf like every serve flag.
-	if err := os.WriteFile(Layout{Dir: dir}.Path(serveConfigFile), []byte("lockout-ipv6-prefix = 200\n"), 0o600); err != nil {
+	if err := os.WriteFile(deploy.Layout{Dir: dir}.Path(serveConfigFile), []byte("lockout-ipv6-prefix = 200\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := run(t, "", "serve", "--dir", dir); r.code != 2 || !strings.Contains(r.stderr, "/200") {

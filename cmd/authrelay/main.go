@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -57,7 +58,7 @@ type Main struct {
 	// Hup delivers reload requests to serve; nil means SIGHUP.
 	Hup <-chan os.Signal
 	// BcryptCost is the cost of the bcrypt hashes init writes into nats.conf
-	// for the relay and admin users; 0 means defaultBcryptCost.
+	// for the relay and admin users; 0 means deploy.DefaultBcryptCost.
 	BcryptCost int
 
 	// dir is a --dir given before the command, the default of the
@@ -65,15 +66,11 @@ type Main struct {
 	dir string
 }
 
-// defaultBcryptCost is the bcrypt cost of the static users in nats.conf. The
-// server verifies it on each of their connects, which are rare.
-const defaultBcryptCost = 11
-
 func (m *Main) bcryptCost() int {
 	if m.BcryptCost > 0 {
 		return m.BcryptCost
 	}
-	return defaultBcryptCost
+	return deploy.DefaultBcryptCost
 }
 
 // NewMain returns a Main wired to the process's standard streams.
@@ -111,7 +108,7 @@ func (m *Main) Exit(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, deploy.ErrInvalid):
 		fmt.Fprintf(m.Stderr, "authrelay: %v\n", err)
 		return exitUsage
 	case errors.Is(err, store.ErrReservedAccount):

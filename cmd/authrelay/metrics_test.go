@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/relay"
 )
 
@@ -139,7 +140,7 @@ func TestServeMetrics(t *testing.T) {
 			}
 
 			// The relay's own user discovers the relay as a micro service.
-			secrets, err := Layout{Dir: s.dir}.loadSecrets()
+			secrets, err := deploy.Layout{Dir: s.dir}.LoadSecrets()
 			if err != nil {
 				t.Fatal(err)
 			}

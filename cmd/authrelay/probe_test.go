@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // TestFullDiskWithoutTraffic serves a directory on a small tmpfs and fills
@@ -18,7 +20,7 @@ func TestFullDiskWithoutTraffic(t *testing.T) {
 	s := serveOn(t, dir, "--http", "127.0.0.1:0")
 	s.readyz(t, http.StatusOK, 5*time.Second)
 
-	free := fillDisk(t, Layout{Dir: dir}.Path(databaseFile), dir)
+	free := fillDisk(t, deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile), dir)
 	body := s.readyz(t, http.StatusServiceUnavailable, 15*time.Second)
 	if !strings.Contains(body, "database writable") || !strings.Contains(body, "database or disk is full") {
 		t.Errorf("/readyz on a full disk = %q, want the write check and the full disk named", body)

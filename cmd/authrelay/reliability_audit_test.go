@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 	"github.com/nats-io/nats.go"
 )
@@ -28,7 +29,7 @@ func TestUserUnlockNeedsItsAuditRow(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
 	mustRun(t, "pw-123456\n", "user", "add", "bob", "--password-stdin", "--dir", dir)
-	path := Layout{Dir: dir}.Path(databaseFile)
+	path := deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile)
 
 	db, err := store.Open(ctx, path)
 	if err != nil {
@@ -197,7 +198,7 @@ func TestFullDisk(t *testing.T) {
 			s.allowed(t, user, "svc", "svc-pass")
 			s.readyz(t, http.StatusOK, 5*time.Second)
 
-			free := fillDisk(t, Layout{Dir: dir}.Path(databaseFile), dir)
+			free := fillDisk(t, deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile), dir)
 			threshold := accounts.DefaultLockoutPolicy.Threshold
 			for range threshold {
 				s.refused(t, events, attacker, "svc", "guess", "bad_credentials")
@@ -256,7 +257,7 @@ func TestFullDisk(t *testing.T) {
 // dropXKey removes the xkey line from dir's nats.conf.
 func dropXKey(t *testing.T, dir string) {
 	t.Helper()
-	path := Layout{Dir: dir}.Path(serverConf)
+	path := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +286,7 @@ func TestLockoutReadFailsClosed(t *testing.T) {
 			s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
 			events := s.authErrors(t)
 			s.allowed(t, "127.0.0.1", "svc", "svc-pass") // now cached
-			raw, err := sql.Open("sqlite3", "file:"+Layout{Dir: s.dir}.Path(databaseFile))
+			raw, err := sql.Open("sqlite3", "file:"+deploy.Layout{Dir: s.dir}.Path(deploy.DatabaseFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -325,7 +326,7 @@ func TestFullDiskLosesNoDecision(t *testing.T) {
 	s := serveOn(t, dir, "--http", "127.0.0.1:0")
 	s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
 	s.allowed(t, "127.0.0.1", "svc", "svc-pass")
-	free := fillDisk(t, Layout{Dir: dir}.Path(databaseFile), dir)
+	free := fillDisk(t, deploy.Layout{Dir: dir}.Path(deploy.DatabaseFile), dir)
 	n := int(d / (10 * time.Millisecond))
 	start := time.Now()
 	var allowed, refused int

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -41,11 +42,11 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		return usagef("restore: give one backup FILE to restore, got %d arguments", len(pos))
 	}
 	from := pos[0]
-	l := Layout{Dir: *dir}
-	if !l.initialised() {
-		return fmt.Errorf("restore: %s has no %s: put back the copy of %s kept apart from the backups (or run 'authrelay init --dir %s' for new keys), then restore", *dir, secretsFile, secretsFile, *dir)
+	l := deploy.Layout{Dir: *dir}
+	if !l.Initialised() {
+		return fmt.Errorf("restore: %s has no %s: put back the copy of %s kept apart from the backups (or run 'authrelay init --dir %s' for new keys), then restore", *dir, deploy.SecretsFile, deploy.SecretsFile, *dir)
 	}
-	path := l.Path(databaseFile)
+	path := l.Path(deploy.DatabaseFile)
 	res, err := store.Restore(ctx, from, path, m.Now())
 	if err != nil {
 		return fmt.Errorf("%w; nothing was changed", err)
@@ -75,7 +76,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 
 	// Open the restored database as every command does (migrating an
 	// older one), record the restore, and bring accounts.conf in line.
-	db, err := l.openDatabase(ctx)
+	db, err := l.OpenDatabase(ctx)
 	if err != nil {
 		return fmt.Errorf("restore: the restored database does not open: %w", err)
 	}
@@ -84,12 +85,12 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if err := db.AuditAdmin(ctx, m.actor(), "database restore", string(detail)); err != nil {
 		fmt.Fprintf(m.Stderr, "authrelay: the restore is not in the audit trail: %v\n", err)
 	}
-	before, _ := os.ReadFile(l.Path(accountsConf))
+	before, _ := os.ReadFile(l.Path(deploy.AccountsConf))
 	if err := syncAccountsConf(ctx, l, db); err != nil {
 		return fmt.Errorf("restore: the database is restored, but %w: run 'authrelay account list --dir %s' and fix accounts.conf", err, *dir)
 	}
-	if after, err := os.ReadFile(l.Path(accountsConf)); err == nil && !bytes.Equal(before, after) {
-		fmt.Fprintf(m.Stdout, "rewrote %s from the restored accounts: %s\n", l.Path(accountsConf), reloadHint)
+	if after, err := os.ReadFile(l.Path(deploy.AccountsConf)); err == nil && !bytes.Equal(before, after) {
+		fmt.Fprintf(m.Stdout, "rewrote %s from the restored accounts: %s\n", l.Path(deploy.AccountsConf), reloadHint)
 	}
 	fmt.Fprintf(m.Stdout, "next: authrelay doctor --dir %s --offline, then start serve\n", *dir)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -123,7 +124,7 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}

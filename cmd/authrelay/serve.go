@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/metrics"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
@@ -196,7 +196,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return usagef("--listen applies only with --embedded; to change a separate server's address edit its nats.conf")
 	}
 	if c.listen != "" {
-		if err := validateListen(c.listen, true); err != nil {
+		if err := deploy.ValidateListen(c.listen, true); err != nil {
 			return err
 		}
 	}
@@ -212,14 +212,14 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 }
 
 func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) error {
-	l := Layout{Dir: c.dir}
-	if c.embedded && !l.initialised() {
-		if err := initDir(ctx, l, []string{"APP"}, defaultListenOr(c.listen), m.bcryptCost()); err != nil {
+	l := deploy.Layout{Dir: c.dir}
+	if c.embedded && !l.Initialised() {
+		if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: defaultListenOr(c.listen), BcryptCost: m.bcryptCost()}); err != nil {
 			return err
 		}
 		logger.Info("initialised directory", "dir", c.dir)
 	}
-	secrets, err := l.loadSecrets()
+	secrets, err := l.LoadSecrets()
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	// Hold the serve lock for as long as serve runs, taken before the
 	// database is opened, so that 'authrelay restore' cannot replace the
 	// file in between.
-	lock, err := store.LockServing(ctx, l.Path(databaseFile))
+	lock, err := store.LockServing(ctx, l.Path(deploy.DatabaseFile))
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
 		logger.Warn("no serve lock on this platform: 'authrelay restore' cannot tell that this relay serves the directory", "err", err)
@@ -242,7 +242,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer lock.Release()
-	db, err := l.openDatabase(ctx)
+	db, err := l.OpenDatabase(ctx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -270,7 +270,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
 		}
 	}
-	reserved, err := db.ReservedAccounts() // from nats.conf; see openDatabase
+	reserved, err := db.ReservedAccounts() // from nats.conf; see deploy.Layout.OpenDatabase
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -304,7 +304,11 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	var ns *server.Server
 	if c.embedded {
 		var opts *server.Options
-		ns, opts, err = startEmbedded(l, c.listen, issuer, xkey, logger.With("component", "nats-server"))
+		ns, opts, err = deploy.StartEmbedded(l, deploy.EmbeddedOptions{
+			Listen: c.listen,
+			Check:  func(o *server.Options) error { return checkCallout(o, issuer, xkey) },
+			Logger: logger.With("component", "nats-server"),
+		})
 		if err != nil {
 			return err
 		}
@@ -330,7 +334,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 
 	if c.revoke {
 		if secrets.AdminUser == "" || secrets.AdminPassword == "" {
-			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(secretsFile))
+			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(deploy.SecretsFile))
 		}
 		kickLog := logger.With("component", "revoke")
 		cfg.Revoke = &relay.RevokeConfig{
@@ -498,7 +502,7 @@ func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server
 		if ns == nil {
 			continue
 		}
-		path := Layout{Dir: c.dir}.Path(serverConf)
+		path := deploy.Layout{Dir: c.dir}.Path(deploy.ServerConf)
 		opts, err := server.ProcessConfigFile(path)
 		if err == nil {
 			// Keep what the command line decided: the address the
@@ -563,11 +567,11 @@ func defaultListenOr(listen string) string {
 	if _, port, err := net.SplitHostPort(listen); err == nil && port != "0" {
 		return listen
 	}
-	return defaultListen
+	return deploy.DefaultListen
 }
 
 // printWelcome tells a newcomer how to add a user and connect.
-func (m *Main) printWelcome(l Layout, url string) {
+func (m *Main) printWelcome(l deploy.Layout, url string) {
 	fmt.Fprintf(m.Stdout, `
 authrelay is answering logins for the NATS server at %[1]s
 (config %[2]s). In another terminal, add a user:
@@ -583,39 +587,7 @@ then connect as alice with the nats CLI:
 the same commands.) The system account's admin login, which works while the
 relay is down, is user %[4]q with the admin_password in %[5]s.
 Ctrl-C stops both.
-`, url, l.Path(serverConf), l.Dir, adminUser, l.Path(secretsFile))
-}
-
-// startEmbedded runs nats-server in-process from DIR/nats.conf.
-func startEmbedded(l Layout, listen string, issuer *accounts.Issuer, xkey *accounts.XKey, logger *slog.Logger) (*server.Server, *server.Options, error) {
-	path := l.Path(serverConf)
-	opts, err := server.ProcessConfigFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	if listen != "" {
-		host, port, _ := net.SplitHostPort(listen)
-		opts.Host = host
-		opts.Port, _ = strconv.Atoi(port)
-		if opts.Port == 0 {
-			opts.Port = server.RANDOM_PORT
-		}
-	}
-	if err := checkCallout(opts, issuer, xkey); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	opts.NoSigs = true
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("start nats-server: %w", err)
-	}
-	ns.SetLoggerV2(&serverLogger{l: logger}, opts.Debug, opts.Trace, false)
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, nil, fmt.Errorf("start nats-server: not ready to accept clients on %s:%d within 10s (is the port in use? try --listen 127.0.0.1:0)", opts.Host, opts.Port)
-	}
-	return ns, opts, nil
+`, url, l.Path(deploy.ServerConf), l.Dir, deploy.AdminUser, l.Path(deploy.SecretsFile))
 }
 
 // checkCallout verifies that the server config delegates logins to this
@@ -652,16 +624,6 @@ func newLogger(w interface{ Write([]byte) (int, error) }, level, format string, 
 		return nil, usagef("--log-format %q: want text or json", format)
 	}
 }
-
-// serverLogger sends the embedded server's log lines to slog.
-type serverLogger struct{ l *slog.Logger }
-
-func (s *serverLogger) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
 
 // The store is what the relay authenticates against, keeps lockouts in and
 // writes the audit trail to.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -62,15 +63,10 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 	}, args)
 }
 
-// notInitialised is the error for a --dir that init has not set up.
-func notInitialised(dir string) error {
-	return fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
-}
-
 // openStore opens the database of an initialised directory; see
-// Layout.openDatabase.
+// deploy.Layout.OpenDatabase.
 func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
-	db, err := Layout{Dir: dir}.openDatabase(ctx)
+	db, err := deploy.Layout{Dir: dir}.OpenDatabase(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +183,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if name == relayUser || name == adminUser {
+	if deploy.StaticUser(name) {
 		return usagef("user add: %q is a static user of nats.conf (the relay's or the system admin's login); the server would never ask authrelay about it, pick another name", name)
 	}
 	if err := cf.check(); err != nil {
@@ -222,7 +218,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -314,7 +310,7 @@ func (m *Main) password(fromStdin, generate bool) (string, error) {
 	case fromStdin && generate:
 		return "", usagef("give either --password-stdin or --generate-password, not both")
 	case generate:
-		return randomPassword(), nil
+		return deploy.RandomPassword(), nil
 	case fromStdin:
 		return readPasswordLine(m.Stdin)
 	case m.ReadPassword != nil:

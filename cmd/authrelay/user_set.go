@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -125,7 +126,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -187,7 +188,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 // user was disabled on purpose and is not warned about. At most five users
 // are named, then how many more.
 func (m *Main) noteLogins(ctx context.Context, db *store.DB, dir string, names ...string) {
-	reserved, err := reservedAccounts(Layout{Dir: dir})
+	reserved, err := deploy.Layout{Dir: dir}.ReservedAccounts()
 	if err != nil {
 		return
 	}
@@ -310,11 +311,11 @@ Examples:
 		e := u.Expires
 		v.Expires = &e
 	}
-	reserved, err := reservedAccounts(Layout{Dir: *dir})
+	reserved, err := deploy.Layout{Dir: *dir}.ReservedAccounts()
 	if err != nil {
 		return err
 	}
-	sizer, err := newGrantSizer(Layout{Dir: *dir}, m.Now)
+	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,11 @@
+// Package deploy owns an authrelay directory: the files that make it up
+// (Layout), secrets.json with its mode check (Secrets), rendering nats.conf
+// and accounts.conf for a stock nats-server, the account and user names
+// that config reserves, creating a directory (Init), reading what the
+// server will enforce from its nats.conf (ReservedAccounts, MaxPayload),
+// and running that server in-process (StartEmbedded).
+//
+// It never prints and never exits: errors say what is wrong and what to do.
+// Errors about an argument rather than the directory match ErrInvalid.
+// deploy may import accounts, store and nats-server; never relay or cmd.
+package deploy

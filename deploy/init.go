@@ -1,0 +1,141 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
+)
+
+// InitOptions is what Init writes into a new directory.
+type InitOptions struct {
+	// Accounts are the application accounts to create, without limits;
+	// none when empty.
+	Accounts []string
+	// Listen is the client listen address (HOST:PORT) written into
+	// nats.conf, such as DefaultListen.
+	Listen string
+	// BcryptCost is the cost of the admin's bcrypt hash in nats.conf; 0
+	// means DefaultBcryptCost.
+	BcryptCost int
+}
+
+// Init creates the directory's files: the database with o.Accounts,
+// secrets.json (mode 0600) with fresh keys and passwords, accounts.conf and
+// nats.conf. It refuses bad options with an ErrInvalid error, refuses to
+// touch a directory that already holds any of the files, and removes what
+// it wrote if a step fails.
+func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
+	if err := ValidateListen(o.Listen, false); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, a := range o.Accounts {
+		if err := CheckAccountName(a); err != nil {
+			return err
+		}
+		if seen[a] {
+			return invalidf("account %q given twice", a)
+		}
+		seen[a] = true
+	}
+	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile} {
+		if _, err := os.Stat(l.Path(name)); err == nil {
+			return fmt.Errorf("%s already holds %s: init never overwrites an existing directory's keys or users; use another --dir, or remove the directory to start over", l.Dir, name)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return fmt.Errorf("init: create directory: %w", err)
+	}
+	var written []string
+	defer func() {
+		if err != nil {
+			for _, p := range written {
+				os.Remove(p)
+			}
+		}
+	}()
+
+	s, err := NewSecrets()
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	conf, err := RenderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+
+	dbPath := l.Path(DatabaseFile)
+	written = append(written, dbPath, dbPath+"-wal", dbPath+"-shm")
+	db, err := store.Open(ctx, dbPath)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	db.ReservedAccounts = func() ([]string, error) { return []string{AuthAccount, SystemAccount}, nil } // those of conf
+	for _, a := range o.Accounts {
+		if err := db.AddAccount(ctx, a); err != nil {
+			db.Close()
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("init: close database: %w", err)
+	}
+
+	b, err := marshalSecrets(s)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	files := []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{SecretsFile, b, 0o600},
+		{AccountsConf, RenderAccountsConf(appAccounts(o.Accounts)), 0o644},
+		{ServerConf, conf, 0o644},
+	}
+	for _, f := range files {
+		p := l.Path(f.name)
+		written = append(written, p)
+		if err := WriteFileAtomic(p, f.data, f.perm); err != nil {
+			return fmt.Errorf("init: write %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// appAccounts turns account names into accounts without limits.
+func appAccounts(names []string) []accounts.Account {
+	out := make([]accounts.Account, len(names))
+	for i, n := range names {
+		out[i] = accounts.Account{Name: n}
+	}
+	return out
+}
+
+// ValidateListen checks a HOST:PORT listen address, with an ErrInvalid
+// error that names it as the --listen flag of init and serve. Port 0,
+// meaning any free port, is allowed only where anyPort is set.
+func ValidateListen(listen string, anyPort bool) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return invalidf("--listen %q: want HOST:PORT, such as 127.0.0.1:4222", listen)
+	}
+	if host == "" {
+		return invalidf("--listen %q: give a host, such as 127.0.0.1 or 0.0.0.0", listen)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !anyPort) {
+		return invalidf("--listen %q: port must be a number from 1 to 65535", listen)
+	}
+	return nil
+}
