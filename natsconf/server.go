@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,15 +89,15 @@ func serverErrors(err error) []string {
 	}
 	var out []string
 	for _, e := range errs {
-		msg := e.Error()
-		var src interface{ Source() string }
-		if errors.As(e, &src) {
-			msg = strings.TrimPrefix(msg, src.Source()+": ")
-		}
-		out = append(out, msg)
+		out = append(out, serverPosition.ReplaceAllString(e.Error(), ""))
 	}
 	return out
 }
+
+// serverPosition is where in the rendered entry nats-server puts an error:
+// ":line:column: " (the rendered entry has no file name). Its Source
+// method cannot be used for this: it panics on an error without a token.
+var serverPosition = regexp.MustCompile(`^[^:\n]*:\d+:\d+: `)
 
 // readPermissions turns nats-server's permissions of an entry into
 // authrelay's. nats-server leaves a direction unrestricted when it has no
