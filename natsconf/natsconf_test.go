@@ -193,6 +193,13 @@ func TestFromServerReason(t *testing.T) {
 		t.Error("a refused entry has a password")
 	}
 
+	// A reason that would quote the password does not.
+	secret := confUser{name: "s", entry: map[string]any{"user": "s", "password": "hunter2-secret", "permissions": map[string]any{"publish": "hunter2-secret x"}}}
+	secret.fromServer()
+	if len(secret.problems) != 1 || strings.Contains(secret.problems[0], "hunter2") || !strings.Contains(secret.problems[0], "(password)") {
+		t.Errorf("problems = %q, want the server's reason with the password left out", secret.problems)
+	}
+
 	good := confUser{name: "good", entry: map[string]any{"user": "good", "password": "good-pass"}}
 	good.fromServer()
 	if len(good.problems) != 0 || good.password != "good-pass" {

@@ -54,7 +54,12 @@ func (u *confUser) fromServer() {
 	opts := &server.Options{}
 	if err := opts.ProcessConfigString(b.String()); err != nil {
 		if reasons := serverErrors(err); len(reasons) > 0 {
-			u.problems = append(u.problems, "nats-server refuses it: "+strings.Join(reasons, "; "))
+			why := strings.Join(reasons, "; ")
+			// The server's messages quote some values; never a password.
+			for _, pw := range u.tokenPasswords() {
+				why = strings.ReplaceAll(why, pw, "(password)")
+			}
+			u.problems = append(u.problems, "nats-server refuses it: "+why)
 			return
 		}
 	}
@@ -76,6 +81,28 @@ func (u *confUser) fromServer() {
 	u.password = su.Password
 	u.readConnTypes(su.AllowedConnectionTypes)
 	u.readPermissions(su.Permissions)
+}
+
+// tokenPasswords returns the passwords of u's entry as the token tree has
+// them.
+func (u *confUser) tokenPasswords() []string {
+	var out []string
+	add := func(v any) {
+		if pw, ok := confValue(v).(string); ok && pw != "" {
+			out = append(out, pw)
+		}
+	}
+	if u.single != nil {
+		add(u.single.password)
+	}
+	if m, ok := confValue(u.entry).(map[string]any); ok {
+		for k, v := range m {
+			if k := strings.ToLower(k); k == "pass" || k == "password" {
+				add(v)
+			}
+		}
+	}
+	return out
 }
 
 // serverErrors returns the reasons of a config error from nats-server,
