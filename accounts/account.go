@@ -1,6 +1,9 @@
 package accounts
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Account is an application account that authrelay places users in.
 type Account struct {
@@ -18,6 +21,25 @@ type AccountLimits struct {
 
 // IsZero reports whether no limit is set.
 func (l AccountLimits) IsZero() bool { return l == AccountLimits{} }
+
+// String returns the limits that are set, as "max_connections=100
+// max_payload=65536", or "none".
+func (l AccountLimits) String() string {
+	var parts []string
+	if l.MaxConnections > 0 {
+		parts = append(parts, fmt.Sprintf("max_connections=%d", l.MaxConnections))
+	}
+	if l.MaxSubs > 0 {
+		parts = append(parts, fmt.Sprintf("max_subs=%d", l.MaxSubs))
+	}
+	if l.MaxPayload > 0 {
+		parts = append(parts, fmt.Sprintf("max_payload=%d", l.MaxPayload))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
 
 // Validate reports a negative or out-of-range limit.
 func (l AccountLimits) Validate() error {

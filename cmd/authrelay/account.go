@@ -297,19 +297,4 @@ Examples:
 	return tw.Flush()
 }
 
-func limitsText(l accounts.AccountLimits) string {
-	var parts []string
-	if l.MaxConnections > 0 {
-		parts = append(parts, fmt.Sprintf("max_connections=%d", l.MaxConnections))
-	}
-	if l.MaxSubs > 0 {
-		parts = append(parts, fmt.Sprintf("max_subs=%d", l.MaxSubs))
-	}
-	if l.MaxPayload > 0 {
-		parts = append(parts, fmt.Sprintf("max_payload=%d", l.MaxPayload))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " ")
-}
+func limitsText(l accounts.AccountLimits) string { return l.String() }

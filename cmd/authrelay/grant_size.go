@@ -85,17 +85,3 @@ func (s *grantSizer) checkRole(ctx context.Context, db *store.DB, r accounts.Rol
 	}
 	return nil
 }
-
-// skipOversizeImports marks the users of an import plan whose login
-// response the directory's server would refuse as skipped, with the size
-// and the limit: import never adds a user that could not log in.
-func skipOversizeImports(rep *importReport, s *grantSizer) {
-	for _, u := range rep.Users {
-		if u.Action != importAdd {
-			continue
-		}
-		if _, err := s.check(u.user, nil); err != nil {
-			u.Action, u.Detail = importSkip, err.Error()
-		}
-	}
-}
