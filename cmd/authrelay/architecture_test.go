@@ -26,7 +26,7 @@ var layers = map[string][]string{
 	"store":                     {"accounts"},
 	"relay":                     {"accounts"},
 	"deploy":                    {"accounts", "store"},
-	"natsconf":                  {"accounts"},
+	"natsconf":                  {"accounts", "store"},
 	"doctor":                    {"accounts", "store", "deploy"},
 	"metrics":                   {"accounts", "store", "relay"},
 	"internal/bench":            {"accounts", "store"},
@@ -41,7 +41,7 @@ var layers = map[string][]string{
 var forbidden = map[string][]string{
 	"accounts": {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"},
 	"relay":    {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats-server/v2/server"},
-	"natsconf": {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats.go"},
+	"natsconf": {"github.com/nats-io/nats.go"},
 }
 
 // goCommand finds the go command that built this test.
