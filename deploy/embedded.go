@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -28,7 +29,8 @@ type EmbeddedOptions struct {
 // clients.
 const embeddedReady = 10 * time.Second
 
-// StartEmbedded runs nats-server in-process from DIR/nats.conf, taking no
+// StartEmbedded runs nats-server in-process from DIR/nats.conf (through
+// DIR/embedded.conf when o.Listen overrides its address), taking no
 // signals itself, and returns it once it accepts clients, with the options
 // it runs. The caller shuts it down.
 func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options, error) {
@@ -41,24 +43,35 @@ func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options
 		}
 	}
 	path := l.Path(ServerConf)
+	if o.Listen != "" {
+		// The server runs a file that includes nats.conf and sets the
+		// address, so that its own reload (SIGHUP to serve, or
+		// $SYS.REQ.SERVER.<id>.RELOAD from 'authrelay reload') keeps
+		// the address instead of refusing a changed port.
+		host, port, _ := net.SplitHostPort(o.Listen)
+		if port == "0" {
+			port = strconv.Itoa(server.RANDOM_PORT)
+		}
+		if err := writeEmbeddedConf(l, host, port); err != nil {
+			return nil, nil, err
+		}
+		path = l.Path(EmbeddedConf)
+	}
+	// Errors name nats.conf, the file to fix, whichever the server runs.
+	conf := l.Path(ServerConf)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	if o.Listen != "" {
-		host, port, _ := net.SplitHostPort(o.Listen)
-		opts.Host = host
-		opts.Port, _ = strconv.Atoi(port)
-		if opts.Port == 0 {
-			opts.Port = server.RANDOM_PORT
-		}
+		os.Remove(l.Path(EmbeddedConf))
+		return nil, nil, fmt.Errorf("load %s: %w", conf, err)
 	}
 	if err := o.Check(opts); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		os.Remove(l.Path(EmbeddedConf))
+		return nil, nil, fmt.Errorf("%s: %w", conf, err)
 	}
 	opts.NoSigs = true
 	ns, err := server.NewServer(opts)
 	if err != nil {
+		os.Remove(l.Path(EmbeddedConf))
 		return nil, nil, fmt.Errorf("start nats-server: %w", err)
 	}
 	logger := o.Logger
@@ -69,9 +82,44 @@ func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options
 	go ns.Start()
 	if !ns.ReadyForConnections(embeddedReady) {
 		ns.Shutdown()
+		os.Remove(l.Path(EmbeddedConf))
 		return nil, nil, fmt.Errorf("start nats-server: not ready to accept clients on %s:%d within 10s (is the port in use? try --listen 127.0.0.1:0)", opts.Host, opts.Port)
 	}
+	if o.Listen != "" {
+		// The port the server took, so that a reload keeps it and
+		// ClientURL finds it; the file goes when the server stops.
+		addr := ns.Addr().(*net.TCPAddr)
+		if err := writeEmbeddedConf(l, opts.Host, strconv.Itoa(addr.Port)); err != nil {
+			ns.Shutdown()
+			os.Remove(l.Path(EmbeddedConf))
+			return nil, nil, err
+		}
+		go func() {
+			ns.WaitForShutdown()
+			os.Remove(l.Path(EmbeddedConf))
+		}()
+	}
 	return ns, opts, nil
+}
+
+// EmbeddedConf is the file 'serve --embedded --listen' runs its server from
+// while it runs: nats.conf, included, with the address of --listen.
+const EmbeddedConf = "embedded.conf"
+
+// writeEmbeddedConf writes DIR/embedded.conf for the server StartEmbedded
+// runs at host and port.
+func writeEmbeddedConf(l Layout, host, port string) error {
+	b := fmt.Appendf(nil, "# Written by 'authrelay serve --embedded --listen' for the server it runs, and\n"+
+		"# removed when it stops. Do not edit: nats.conf is the configuration.\n"+
+		"include %q\n"+
+		// The same key as nats.conf's, so that this one wins: of two
+		// different keys (listen, port) the server applies them in no
+		// set order.
+		"listen: %q\n", ServerConf, net.JoinHostPort(host, port))
+	if err := WriteFileAtomic(l.Path(EmbeddedConf), b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", EmbeddedConf, err)
+	}
+	return nil
 }
 
 // serverLogger sends the embedded server's log lines to slog.

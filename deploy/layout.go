@@ -117,8 +117,8 @@ func (l Layout) Initialised() bool {
 	return err == nil
 }
 
-// notInitialised is the error for a directory that Init has not set up.
-func notInitialised(dir string) error {
+// NotInitialised is the error for a directory that Init has not set up.
+func NotInitialised(dir string) error {
 	return fmt.Errorf("%s is not an authrelay directory: run 'authrelay init --dir %s' first, or pass the right --dir", dir, dir)
 }
 
@@ -199,7 +199,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // those that write refuse without one.
 func (l Layout) OpenDatabase(ctx context.Context) (*store.DB, error) {
 	if !l.Initialised() {
-		return nil, notInitialised(l.Dir)
+		return nil, NotInitialised(l.Dir)
 	}
 	db, err := store.OpenExisting(ctx, l.Path(DatabaseFile))
 	if errors.Is(err, store.ErrNoDatabase) {

@@ -20,7 +20,7 @@ import (
 // names whatever the config calls them.
 func (l Layout) ReservedAccounts() ([]string, error) {
 	if !l.Initialised() {
-		return nil, notInitialised(l.Dir)
+		return nil, NotInitialised(l.Dir)
 	}
 	path := l.Path(ServerConf)
 	opts, err := server.ProcessConfigFile(path)

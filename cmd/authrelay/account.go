@@ -23,11 +23,13 @@ Subcommands:
   set NAME    change an account's limits
   rm NAME     remove an account that has no users
 
-Accounts live in DIR/accounts.conf, which nats.conf includes. After a change,
-reload the server — no restart:
-
-  nats-server --signal reload            (a separate server)
-  kill -HUP <pid of authrelay serve>     (serve --embedded reloads its server)
+Accounts live in DIR/accounts.conf, which nats.conf includes. After a change
+add, set and rm have the servers reload it, with no restart: they connect
+as the system account's admin (to --nats, default the listen address of
+DIR/nats.conf) and send each server $SYS.REQ.SERVER.<id>.RELOAD, and say
+which servers reloaded. With no server reachable the change waits in
+accounts.conf for the server's start or 'authrelay reload'; --no-reload
+only writes the file.
 
 Limits are enforced by nats-server for every connection in the account.
 nats-server ignores per-user limits in auth callout JWTs, so authrelay sets
@@ -114,14 +116,13 @@ func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error 
 	return nil
 }
 
-const reloadHint = `apply it: nats-server --signal reload (or send SIGHUP to 'authrelay serve --embedded')`
-
 func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account add", `
 Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
 
-Creates an application account, writes it to DIR/accounts.conf and prints
-the reload step. Users can be placed in it once the server has reloaded.
+Creates an application account, writes it to DIR/accounts.conf and has the
+servers reload it (see 'authrelay account -h'). Users can be placed in it
+at once; they can log in once the server has reloaded.
 
 Examples:
 
@@ -129,6 +130,8 @@ Examples:
   authrelay account add BULK --max-payload 8388608
 `)
 	dir := m.dirFlag(fs)
+	var rf reloadFlags
+	rf.register(fs)
 	var lf limitFlags
 	lf.register(fs)
 	pos, err := parse(fs, args)
@@ -159,8 +162,8 @@ Examples:
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "added account %s\n%s\n", name, reloadHint)
-	return nil
+	fmt.Fprintf(m.Stdout, "added account %s\n", name)
+	return m.reload(ctx, m.Stdout, l, rf)
 }
 
 func (m *Main) runAccountSet(ctx context.Context, args []string) error {
@@ -168,13 +171,15 @@ func (m *Main) runAccountSet(ctx context.Context, args []string) error {
 Usage: authrelay account set NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
 
 Changes an account's limits; flags not given stay as they are, 0 removes a
-limit. Apply with a server reload.
+limit. The servers reload accounts.conf, as after 'account add'.
 
 Example:
 
   authrelay account set ORDERS --max-subs 500 --max-connections 0
 `)
 	dir := m.dirFlag(fs)
+	var rf reloadFlags
+	rf.register(fs)
 	var lf limitFlags
 	lf.register(fs)
 	pos, err := parse(fs, args)
@@ -208,8 +213,8 @@ Example:
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "account %s limits: %s\n%s\n", name, limitsText(a.Limits), reloadHint)
-	return nil
+	fmt.Fprintf(m.Stdout, "account %s limits: %s\n", name, limitsText(a.Limits))
+	return m.reload(ctx, m.Stdout, l, rf)
 }
 
 func (m *Main) runAccountRemove(ctx context.Context, args []string) error {
@@ -218,12 +223,15 @@ Usage: authrelay account rm NAME
 
 Removes an application account. It refuses while users remain in it: move
 them with 'authrelay user set NAME --account OTHER' or remove them first.
+The servers reload accounts.conf, as after 'account add'.
 
 Example:
 
   authrelay account rm ORDERS
 `)
 	dir := m.dirFlag(fs)
+	var rf reloadFlags
+	rf.register(fs)
 	db, name, err := m.parseNamed(ctx, fs, args, dir, oneAccount, "rm")
 	if err != nil {
 		return err
@@ -243,8 +251,8 @@ Example:
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "removed account %s\n%s\n", name, reloadHint)
-	return nil
+	fmt.Fprintf(m.Stdout, "removed account %s\n", name)
+	return m.reload(ctx, m.Stdout, l, rf)
 }
 
 // accountView is an account as list prints it.

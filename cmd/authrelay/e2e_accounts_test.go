@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -37,17 +36,21 @@ func TestEndToEndAccountReload(t *testing.T) {
 		return nil
 	})
 
-	r := e.authrelay(t, "", "account", "add", "ORDERS", "--dir", e.dir)
+	// --no-reload only writes accounts.conf: the server does not know
+	// ORDERS yet, and olga is refused.
+	r := e.authrelay(t, "", "account", "add", "ORDERS", "--dir", e.dir, "--no-reload")
 	r.wantCode(t, exitOK)
-	r.wantOutput(t, "nats-server --signal reload")
+	r.wantOutput(t, "authrelay reload")
 	e.authrelay(t, "olga-pass\n", "user", "add", "olga", "--dir", e.dir, "--account", "ORDERS",
 		"--password-stdin", "--pub", "orders.>", "--sub", "orders.>").wantCode(t, exitOK)
-
-	// Before the reload the server does not know ORDERS: olga is refused.
 	e.nats(t, "--user", "olga", "--password", "olga-pass", "pub", "orders.new", "hi").wantFailure(t)
 
-	pid := strconv.Itoa(ns.cmd.Process.Pid)
-	e.run(t, "", bin.natsServer, "--signal", "reload="+pid).wantCode(t, 0)
+	// authrelay reload finds the server from DIR/nats.conf's listen
+	// address and reloads it through the system account: no pid, no
+	// signal to every nats-server of the host.
+	r = e.authrelay(t, "", "reload", "--dir", e.dir)
+	r.wantCode(t, exitOK)
+	r.wantOutput(t, "reloaded nats-server")
 	e.waitFor(t, 20*time.Second, "olga to log in after the reload", func() error {
 		ns.mustRun(t)
 		nc, err := e.connect("olga", "olga-pass")
@@ -77,6 +80,21 @@ func TestEndToEndAccountReload(t *testing.T) {
 	if msg, err := sub.NextMsg(500 * time.Millisecond); err == nil {
 		t.Errorf("APP received %q published in ORDERS", msg.Data)
 	}
+	// account add reloads by itself: a user of the new account logs in
+	// with no other step.
+	r = e.authrelay(t, "", "account", "add", "SHIPPING", "--dir", e.dir)
+	r.wantCode(t, exitOK)
+	r.wantOutput(t, "reloaded nats-server")
+	e.authrelay(t, "sven-pass\n", "user", "add", "sven", "--dir", e.dir, "--account", "SHIPPING",
+		"--password-stdin", "--pub", "ship.>").wantCode(t, exitOK)
+	e.waitFor(t, 20*time.Second, "sven to log in to SHIPPING", func() error {
+		nc, err := e.connect("sven", "sven-pass")
+		if err != nil {
+			return err
+		}
+		nc.Close()
+		return nil
+	})
 	// The server kept running: same process, no restart.
 	ns.mustRun(t)
 }

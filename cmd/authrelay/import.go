@@ -64,6 +64,8 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	account := fs.String("account", "", "account for the users of FILE's authorization block (default: the only application account of DIR that FILE does not define)")
 	dryRun := fs.Bool("dry-run", false, "print what would change, and change nothing")
 	asJSON := fs.Bool("json", false, "print a JSON object instead of a table")
+	var rf reloadFlags
+	rf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -121,7 +123,10 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if *asJSON {
 			w = m.Stderr
 		}
-		fmt.Fprintf(w, "new accounts are in %s: the users in them can log in once the server has reloaded\n%s\n", deploy.AccountsConf, reloadHint)
+		fmt.Fprintf(w, "new accounts are in %s: the users in them can log in once the server has reloaded\n", deploy.AccountsConf)
+		if err := m.reload(ctx, w, l, rf); err != nil {
+			return err
+		}
 	}
 	return applyErr
 }

@@ -220,15 +220,15 @@ func TestImport(t *testing.T) {
 				}
 			})
 
-			r := mustImport(t, 0, "import", importConf, "--dir", s.dir, "--json")
+			r := mustImport(t, 0, "import", importConf, "--dir", s.dir, "--json", "--nats", s.url)
 			rep := decodeImport(t, r)
 			checkUserRows(t, rep.Users, importConfRows)
 			checkAccountRows(t, rep.Accounts, importConfAccounts)
 			if got, want := rep.Summary, (importSummary{UsersImported: 5, UsersSkipped: 6, AccountsCreated: 1, AccountsSkipped: 1}); got != want {
 				t.Errorf("summary = %+v, want %+v", got, want)
 			}
-			if !strings.Contains(r.stderr, "--signal reload") {
-				t.Errorf("import that created an account does not say to reload; stderr:\n%s", r.stderr)
+			if !strings.Contains(r.stderr, "reloaded nats-server") {
+				t.Errorf("import that created an account did not reload the server; stderr:\n%s", r.stderr)
 			}
 
 			t.Run("stored as in the file", func(t *testing.T) {

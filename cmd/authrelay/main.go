@@ -142,6 +142,7 @@ Commands:
   audit    print the audit trail of logins and admin changes
   hash     the password hash policy, and calibrating it for this machine
   doctor   check a deployment end to end and say what is wrong
+  reload   have the servers reload nats.conf and accounts.conf
   bench    measure logins on this machine against stock nats-server
   version  print the version
 
@@ -189,6 +190,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		{[]string{"hash"}, m.runHash},
 		{[]string{"doctor"}, m.runDoctor},
 		{[]string{"bench"}, m.runBench},
+		{[]string{"reload"}, m.runReload},
 		{[]string{"version"}, m.runVersion},
 	}, args)
 }

@@ -90,7 +90,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		return fmt.Errorf("restore: the database is restored, but %w: run 'authrelay account list --dir %s' and fix accounts.conf", err, *dir)
 	}
 	if after, err := os.ReadFile(l.Path(deploy.AccountsConf)); err == nil && !bytes.Equal(before, after) {
-		fmt.Fprintf(m.Stdout, "rewrote %s from the restored accounts: %s\n", l.Path(deploy.AccountsConf), reloadHint)
+		fmt.Fprintf(m.Stdout, "rewrote %s from the restored accounts: apply it with 'authrelay reload --dir %s'\n", l.Path(deploy.AccountsConf), *dir)
 	}
 	fmt.Fprintf(m.Stdout, "next: authrelay doctor --dir %s --offline, then start serve\n", *dir)
 	return nil

@@ -502,17 +502,9 @@ func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server
 		if ns == nil {
 			continue
 		}
-		path := deploy.Layout{Dir: c.dir}.Path(deploy.ServerConf)
-		opts, err := server.ProcessConfigFile(path)
-		if err == nil {
-			// Keep what the command line decided: the address the
-			// server listens on and that it takes no signals itself.
-			cur := ns.Addr().(*net.TCPAddr)
-			opts.Host, opts.Port = cur.IP.String(), cur.Port
-			opts.NoSigs = true
-			err = ns.ReloadOptions(opts)
-		}
-		if err != nil {
+		// The server's own reload, of the file it runs (embedded.conf
+		// keeps a --listen address), as 'authrelay reload' asks for.
+		if err := ns.Reload(); err != nil {
 			logger.Error("reload nats.conf failed; the server keeps its previous config", "err", err)
 			continue
 		}

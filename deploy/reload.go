@@ -1,0 +1,152 @@
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ClientURL returns the URL a client on this host reaches the server of
+// DIR/nats.conf at (of DIR/embedded.conf while 'serve --embedded --listen'
+// runs): its listen address, with an unspecified host (0.0.0.0,
+// ::) as 127.0.0.1 and no port as 4222. It fails when nats.conf cannot be
+// read or the server takes no clients (a port of -1).
+func (l Layout) ClientURL() (string, error) {
+	path := l.Path(ServerConf)
+	if _, err := os.Stat(l.Path(EmbeddedConf)); err == nil {
+		// 'serve --embedded --listen' runs, at the address it gives.
+		path = l.Path(EmbeddedConf)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the listen address from %s: %w", path, err)
+	}
+	return ListenURL(opts)
+}
+
+// ListenURL is ClientURL for a parsed server config.
+func ListenURL(o *server.Options) (string, error) {
+	host, port := o.Host, o.Port
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	switch {
+	case port == 0:
+		port = server.DEFAULT_PORT
+	case port < 0:
+		return "", errors.New("the server takes no client connections (port -1): give the URL of one that does")
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// Reloaded is one server's answer to a reload request.
+type Reloaded struct {
+	// Name and ID are the server's.
+	Name, ID string
+	// Err is why the server did not reload (its configuration is wrong,
+	// say), or nil when it did.
+	Err error
+}
+
+// serverAPIResponse is the envelope of nats-server's $SYS.REQ.SERVER
+// answers.
+type serverAPIResponse struct {
+	Server struct {
+		Name string `json:"name"`
+		ID   string `json:"id"`
+	} `json:"server"`
+	Error *struct {
+		Code        int    `json:"code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// Reload asks every nats-server that nc, connected as the system account's
+// admin, can reach to reload its configuration file, and returns what each
+// answered, in name order. It finds the servers with
+// $SYS.REQ.SERVER.PING.IDZ, waiting up to wait for their answers, and asks
+// each with $SYS.REQ.SERVER.<id>.RELOAD (nats-server 2.10 and later). It
+// reaches exactly the servers of the cluster nc is connected to, never a
+// process it did not mean, unlike a signal to every nats-server on the host.
+// It fails when no server answers.
+func Reload(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]Reloaded, error) {
+	ids, err := servers(ctx, nc, wait)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reloaded, 0, len(ids))
+	for id, name := range ids {
+		r := Reloaded{Name: name, ID: id}
+		rctx, cancel := context.WithTimeout(ctx, wait+5*time.Second) // a reload parses the config
+		msg, err := nc.RequestWithContext(rctx, "$SYS.REQ.SERVER."+id+".RELOAD", nil)
+		cancel()
+		var resp serverAPIResponse
+		switch {
+		case err != nil:
+			r.Err = fmt.Errorf("no answer to the reload request: %w", err)
+		case json.Unmarshal(msg.Data, &resp) != nil:
+			r.Err = fmt.Errorf("reload answer %q is not a server API response", msg.Data)
+		case resp.Error != nil:
+			r.Err = errors.New(resp.Error.Description)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Reloaded) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// servers returns the ID and name of every server that answers
+// $SYS.REQ.SERVER.PING.IDZ within wait.
+func servers(ctx context.Context, nc *nats.Conn, wait time.Duration) (map[string]string, error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("find the servers: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest("$SYS.REQ.SERVER.PING.IDZ", inbox, nil); err != nil {
+		return nil, fmt.Errorf("find the servers: %w", err)
+	}
+	ids := map[string]string{}
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if len(ids) > 0 {
+			// The first answer came: the others of the cluster follow
+			// within moments.
+			left = min(left, 250*time.Millisecond)
+		}
+		if left <= 0 {
+			break
+		}
+		mctx, cancel := context.WithTimeout(ctx, left)
+		msg, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			break
+		}
+		var id server.ServerID // IDZ answers with the bare ID
+		if json.Unmarshal(msg.Data, &id) == nil && id.ID != "" {
+			ids[id.ID] = id.Name
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no nats-server answered $SYS.REQ.SERVER.PING.IDZ within %v: is %s connected as the system account's user?", wait, nc.ConnectedUrlRedacted())
+	}
+	return ids, nil
+}
