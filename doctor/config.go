@@ -14,8 +14,6 @@ import (
 	"github.com/authrelay/authrelay/deploy"
 )
 
-// The server config.
-
 func (d *checker) checkConfig() {
 	path := d.cfg.ConfigPath
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {

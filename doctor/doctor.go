@@ -65,13 +65,16 @@ type Config struct {
 	// time.Now.
 	Now func() time.Time
 
-	// DecisionTimeout is the relay's default decision timeout: the
-	// server's authorization timeout must leave more than that.
+	// DecisionTimeout is the relay's default decision timeout
+	// (relay.DefaultDecisionTimeout): the server's authorization timeout
+	// must leave more than that.
 	DecisionTimeout time.Duration
-	// SkewWarn and MaxSkew are the relay's clock skew thresholds: above
-	// SkewWarn sessions end early or late by as much; above MaxSkew (the
-	// relay's default tolerance) a relay on this host drops every request
-	// of the server, so every login fails.
+	// SkewWarn and MaxSkew are the relay's clock skew thresholds
+	// (relay.SkewWarnThreshold and relay.DefaultMaxClockSkew): above
+	// SkewWarn sessions end early or late by as much; above MaxSkew a
+	// relay on this host drops every request of the server, so every login
+	// fails. The checks compare against these three as given: a caller
+	// sets them.
 	SkewWarn, MaxSkew time.Duration
 
 	// DialTimeout bounds the TCP dial and each login that is not the relay

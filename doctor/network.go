@@ -19,9 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// The network.
-
-// serverURL returns the URL to check: --nats, else the config's listen
+// serverURL returns the URL to check: Config.URL, else the config's listen
 // address (a wildcard host is reached through loopback).
 func (d *checker) serverURL() (string, bool) {
 	if d.cfg.URL != "" {
