@@ -69,18 +69,6 @@ func TestAuditOutputEscapesClientNames(t *testing.T) {
 	}
 }
 
-// TestDoctorResultsEscapeControlCharacters: a doctor message embeds what a
-// server answered, such as the account a login landed in; a newline or an
-// ANSI escape in it comes out escaped, in text and JSON alike.
-func TestDoctorResultsEscapeControlCharacters(t *testing.T) {
-	d := &doctor{}
-	d.fail("relay login", "the relay's user %q logs in to account %s", "authrelay", "APP\nOK    everything  fine\x1b[2J")
-	got := d.results[0].Message
-	if want := `the relay's user "authrelay" logs in to account APP\nOK    everything  fine\x1b[2J`; got != want {
-		t.Errorf("message = %q, want %q", got, want)
-	}
-}
-
 // runFor is run with a deadline, for a command that would otherwise run
 // until interrupted (serve): it fails the test if the command is still
 // running after d.

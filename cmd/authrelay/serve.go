@@ -585,18 +585,10 @@ Ctrl-C stops both.
 // checkCallout verifies that the server config delegates logins to this
 // relay: same issuer, same xkey (or none), the dedicated callout account.
 func checkCallout(opts *server.Options, issuer *accounts.Issuer, xkey *accounts.XKey) error {
-	ac := opts.AuthCallout
-	if ac == nil {
-		return errors.New("no authorization.auth_callout block: the server would not ask authrelay about logins")
-	}
-	if ac.Issuer != issuer.PublicKey() {
-		return fmt.Errorf("auth_callout.issuer is %s but the relay's issuer seed has public key %s: the server would reject every answer", ac.Issuer, issuer.PublicKey())
-	}
-	if ac.XKey != "" && ac.XKey != xkey.PublicKey() {
-		return fmt.Errorf("auth_callout.xkey is %s but the relay's xkey seed has public key %s: the relay could not open requests", ac.XKey, xkey.PublicKey())
-	}
-	if ac.Account == "" || ac.Account == server.DEFAULT_GLOBAL_ACCOUNT {
-		return errors.New("auth_callout.account is not set: use a dedicated callout account such as AUTH")
+	for _, p := range deploy.CheckCallout(opts.AuthCallout, issuer.PublicKey(), xkey.PublicKey()) {
+		if p.Fatal {
+			return errors.New(p.Message)
+		}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package doctor
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"github.com/authrelay/authrelay/store"
 )
 
-// doctorListMax is how many names one doctor line lists before "and N
+// listMax is how many names one doctor line lists before "and N
 // more".
-const doctorListMax = 20
+const listMax = 20
 
 // checkUnrestricted lists the users whose merged permissions, and the roles
 // whose own, grant a direction entirely (an allow of '>'): each may use
@@ -19,7 +19,7 @@ const doctorListMax = 20
 // is a warning, not a failure: it may be meant, and the upgrade to least
 // privilege (schema 0007) gave '>' to every user that had an empty
 // direction, to keep what it could do before.
-func (d *doctor) checkUnrestricted(ctx context.Context, db *store.DB) {
+func (d *checker) checkUnrestricted(ctx context.Context, db *store.DB) {
 	const check = "unrestricted"
 	users, err := db.Users(ctx)
 	if err != nil {
@@ -52,10 +52,10 @@ func (d *doctor) checkUnrestricted(ctx context.Context, db *store.DB) {
 	}
 	var parts []string
 	if len(openUsers) > 0 {
-		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openUsers), "user"), doctorList(openUsers)))
+		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openUsers), "user"), list(openUsers)))
 	}
 	if len(openRoles) > 0 {
-		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openRoles), "role"), doctorList(openRoles)))
+		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openRoles), "role"), list(openRoles)))
 	}
 	d.warn(check, "every subject ('>') is granted in a direction to %s. Each may use all of its account in that direction, $JS.API.> and other services' subjects included (the upgrade to least privilege gave '>' to every direction a user had left empty, which nats-server read as everything); narrow what they do not need with 'authrelay user set NAME --pub … --sub …' or 'authrelay role set', and check with 'authrelay user explain NAME'", strings.Join(parts, "; "))
 }
@@ -80,10 +80,10 @@ func unrestrictedText(p accounts.Permissions) string {
 	return strings.Join(dirs, ", ")
 }
 
-// doctorList joins names, at most doctorListMax of them.
-func doctorList(names []string) string {
-	if len(names) <= doctorListMax {
+// list joins names, at most listMax of them.
+func list(names []string) string {
+	if len(names) <= listMax {
 		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:doctorListMax], ", "), len(names)-doctorListMax)
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:listMax], ", "), len(names)-listMax)
 }
