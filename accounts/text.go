@@ -99,3 +99,12 @@ func EscapeControl(s string) string {
 	}
 	return b.String()
 }
+
+// Plural returns "1 user" or "n users": noun with its count, and an s for
+// any count but one.
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 )
 
@@ -131,7 +132,7 @@ func (d *checker) checkCalloutAccount(o *server.Options, found []deploy.CalloutP
 		d.fail("callout account", "auth_callout.account %q is not defined under accounts: add it with only the relay's user, as 'authrelay init' writes it", acct)
 		return
 	case acct == o.SystemAccount:
-		d.fail("callout account", "auth_callout.account %q is the system account: use a dedicated account such as %s holding only the relay's user", acct, calloutAccount)
+		d.fail("callout account", "auth_callout.account %q is the system account: use a dedicated account such as %s holding only the relay's user", acct, deploy.AuthAccount)
 		return
 	}
 	if _, reserved := d.storeAccounts[acct]; reserved && d.storeAccounts != nil {
@@ -152,7 +153,7 @@ func (d *checker) checkCalloutAccount(o *server.Options, found []deploy.CalloutP
 	// auth_users: the relay's user must be one, in the callout account.
 	const check = "auth_users"
 	var problems bool
-	relay := relayUser
+	relay := deploy.RelayUser
 	if d.secrets != nil {
 		relay = d.secrets.RelayUser
 	}
@@ -237,7 +238,7 @@ func (d *checker) checkAppAccounts(o *server.Options) {
 			}
 			problems = true
 			if k := d.storeAccounts[n]; k > 0 {
-				d.fail(check, "account %s of authrelay's database (%s) is not defined in %s: the server refuses their logins; add it to the config ('authrelay account' writes accounts.conf) and reload the server", n, plural(k, "user"), d.cfg.ConfigPath)
+				d.fail(check, "account %s of authrelay's database (%s) is not defined in %s: the server refuses their logins; add it to the config ('authrelay account' writes accounts.conf) and reload the server", n, accounts.Plural(k, "user"), d.cfg.ConfigPath)
 			} else {
 				d.warn(check, "account %s of authrelay's database is not defined in %s: users added to it could not log in; add it to the config and reload the server", n, d.cfg.ConfigPath)
 			}
@@ -265,7 +266,7 @@ func (d *checker) checkSystemAccount(o *server.Options) {
 	const check = "system account"
 	sys := o.SystemAccount
 	if sys == "" {
-		d.fail(check, "system_account is not set: the server makes its own %s with no users, so no admin can see server events or kick connections; set 'system_account: %s' with a static admin user as 'authrelay init' writes it", server.DEFAULT_SYSTEM_ACCOUNT, systemAccount)
+		d.fail(check, "system_account is not set: the server makes its own %s with no users, so no admin can see server events or kick connections; set 'system_account: %s' with a static admin user as 'authrelay init' writes it", server.DEFAULT_SYSTEM_ACCOUNT, deploy.SystemAccount)
 		return
 	}
 	if !slices.Contains(configAccounts(o), sys) {
@@ -304,7 +305,7 @@ func (d *checker) checkAuthTimeout(o *server.Options) {
 	const check = "auth timeout"
 	t := serverAuthTimeout(o)
 	if t <= d.cfg.DecisionTimeout {
-		d.warn(check, "authorization.timeout is %v, not above the relay's decision timeout (%v by default): a slow decision arrives after the server has refused the login; set 'timeout: %d' under authorization (or lower serve's --decision-timeout)", t, d.cfg.DecisionTimeout, authTimeoutSeconds)
+		d.warn(check, "authorization.timeout is %v, not above the relay's decision timeout (%v by default): a slow decision arrives after the server has refused the login; set 'timeout: %d' under authorization (or lower serve's --decision-timeout)", t, d.cfg.DecisionTimeout, deploy.AuthTimeoutSeconds)
 		return
 	}
 	d.ok(check, "authorization.timeout is %v, above the relay's default decision timeout of %v", t, d.cfg.DecisionTimeout)

@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +22,8 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // Status is how a check came out.
@@ -89,27 +90,9 @@ type Config struct {
 // none.
 const DefaultTimeout = 5 * time.Second
 
-// What 'authrelay init' writes: doctor assumes these where the files do not
-// say, and suggests them in its advice.
-const (
-	calloutAccount     = "AUTH"
-	systemAccount      = "SYS"
-	relayUser          = "authrelay"
-	authTimeoutSeconds = 2
-)
-
 // secretsName is the name of the secrets file, and of the check that reads
 // it.
-const secretsName = "secrets.json"
-
-// secrets is the part of secrets.json that doctor reads.
-type secrets struct {
-	accounts.Keys
-	RelayUser     string `json:"relay_user"`
-	RelayPassword string `json:"relay_password"`
-	AdminUser     string `json:"admin_user"`
-	AdminPassword string `json:"admin_password"`
-}
+const secretsName = deploy.SecretsFile
 
 // Run runs every check in order (files, server config, network) and
 // returns their results in that order. Its only traffic goes to the one
@@ -138,7 +121,7 @@ type checker struct {
 	results []Result
 
 	// What the checks learnt, for the checks after them; zero when unknown.
-	secrets   *secrets
+	secrets   *deploy.Secrets
 	issuerPub string
 	xkeyPub   string
 	opts      *server.Options
@@ -181,14 +164,6 @@ func (d *checker) run(ctx context.Context) {
 func (d *checker) initialised() bool {
 	_, err := os.Stat(d.cfg.SecretsPath)
 	return err == nil
-}
-
-// plural returns "1 noun" or "n nouns".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // Local files.
@@ -242,7 +217,7 @@ func (d *checker) checkSecrets() {
 		d.fail(check, "read %s: %v", path, err)
 		return
 	}
-	var s secrets
+	var s deploy.Secrets
 	if err := json.Unmarshal(b, &s); err != nil {
 		d.fail(check, "%s is not valid JSON (%v): restore it from a backup; its seeds cannot be regenerated without changing nats.conf", path, err)
 		return
@@ -260,7 +235,7 @@ func (d *checker) checkSecrets() {
 		return
 	}
 	if s.RelayUser == "" {
-		s.RelayUser = relayUser
+		s.RelayUser = deploy.RelayUser
 	}
 	issuer, err := accounts.NewIssuer(s.IssuerSeed, nil)
 	if err != nil {
@@ -322,7 +297,7 @@ func (d *checker) checkDatabase(ctx context.Context) {
 	for _, n := range counts {
 		users += n
 	}
-	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, plural(len(counts), "account"), plural(users, "user"))
+	d.ok(check, "%s opens; schema version %d is current; %s, %s", path, have, accounts.Plural(len(counts), "account"), accounts.Plural(users, "user"))
 	d.checkUnrestricted(ctx, db)
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -35,7 +34,7 @@ const (
 // testDir is an authrelay directory as 'authrelay init' writes it.
 type testDir struct {
 	dir     string
-	secrets secrets
+	secrets deploy.Secrets
 }
 
 func (d testDir) path(name string) string { return filepath.Join(d.dir, name) }
@@ -61,100 +60,18 @@ func (d testDir) online(url string) Config {
 	return c
 }
 
-// serverConfTemplate is the nats.conf 'authrelay init' writes, comments
-// left out.
-var serverConfTemplate = template.Must(template.New("nats.conf").Parse(`listen: "{{.Listen}}"
-
-system_account: SYS
-
-accounts {
-  AUTH: {
-    users: [ { user: "{{.RelayUser}}", password: "{{.RelayHash}}" } ]
-  }
-  SYS: {
-    users: [ { user: "{{.AdminUser}}", password: "{{.AdminHash}}" } ]
-  }
-  include "accounts.conf"
-}
-
-authorization {
-  timeout: 2
-  auth_callout {
-    issuer: {{.Issuer}}
-    account: AUTH
-    auth_users: [ "{{.RelayUser}}" ]
-    xkey: {{.XKey}}
-    allowed_accounts: [ "AUTH" ]
-  }
-}
-`))
-
-// newTestDir writes an authrelay directory whose nats.conf listens on
-// listen, with the application account APP, as 'authrelay init' does:
-// secrets.json (mode 0600), nats.conf, accounts.conf and the database, in
-// a directory of mode 0700.
+// newTestDir makes an authrelay directory with deploy.Init, whose
+// nats.conf listens on listen, with the application account APP.
 func newTestDir(t *testing.T, listen string) testDir {
 	t.Helper()
 	d := testDir{dir: filepath.Join(t.TempDir(), "data")}
-	if err := os.Mkdir(d.dir, 0o700); err != nil {
+	l := deploy.Layout{Dir: d.dir}
+	// The real init, so that the checks see what users have.
+	if err := deploy.Init(context.Background(), l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: listen, BcryptCost: bcrypt.MinCost}); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := accounts.GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.secrets = secrets{Keys: keys, RelayUser: "authrelay", RelayPassword: randomHex(32), AdminUser: "admin", AdminPassword: randomHex(32)}
-	issuer, err := accounts.NewIssuer(keys.IssuerSeed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xkey, err := accounts.NewXKey(keys.XKeySeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := func(p string) string {
-		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(h)
-	}
-	var conf bytes.Buffer
-	err = serverConfTemplate.Execute(&conf, map[string]string{
-		"Listen": listen, "RelayUser": d.secrets.RelayUser, "RelayHash": hash(d.secrets.RelayPassword),
-		"AdminUser": d.secrets.AdminUser, "AdminHash": hash(d.secrets.AdminPassword),
-		"Issuer": issuer.PublicKey(), "XKey": xkey.PublicKey(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := json.MarshalIndent(d.secrets, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{
-		{"secrets.json", sb, 0o600},
-		{"nats.conf", conf.Bytes(), 0o644},
-		{"accounts.conf", []byte("APP: {}\n"), 0o644},
-	} {
-		if err := os.WriteFile(d.path(f.name), f.data, f.perm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx := context.Background()
-	db, err := store.Open(ctx, d.path("authrelay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.ReservedAccounts = func() ([]string, error) { return []string{"AUTH", "SYS"}, nil }
-	if err := db.AddAccount(ctx, "APP"); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
+	var err error
+	if d.secrets, err = l.LoadSecrets(); err != nil {
 		t.Fatal(err)
 	}
 	return d

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/deploy"
 )
 
 // serverURL returns the URL to check: Config.URL, else the config's listen
@@ -28,17 +30,8 @@ func (d *checker) serverURL() (string, bool) {
 	if d.opts == nil {
 		return "", false
 	}
-	host, port := d.opts.Host, d.opts.Port
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	switch {
-	case port == 0:
-		port = server.DEFAULT_PORT
-	case port < 0:
-		return "", false
-	}
-	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port)), true
+	url, err := deploy.ListenURL(d.opts)
+	return url, err == nil
 }
 
 // dialAddr returns the host:port a NATS URL names.
@@ -174,7 +167,7 @@ func (d *checker) checkRelayLogin(ctx context.Context, url string) {
 		d.ok(check, "the relay's user %q logs in (its account is unknown: %v)", s.RelayUser, err)
 		return
 	}
-	want := calloutAccount
+	want := deploy.AuthAccount
 	if d.opts != nil && d.opts.AuthCallout != nil {
 		want = d.opts.AuthCallout.Account
 	}

@@ -52,10 +52,10 @@ func (d *checker) checkUnrestricted(ctx context.Context, db *store.DB) {
 	}
 	var parts []string
 	if len(openUsers) > 0 {
-		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openUsers), "user"), list(openUsers)))
+		parts = append(parts, fmt.Sprintf("%s: %s", accounts.Plural(len(openUsers), "user"), list(openUsers)))
 	}
 	if len(openRoles) > 0 {
-		parts = append(parts, fmt.Sprintf("%s: %s", plural(len(openRoles), "role"), list(openRoles)))
+		parts = append(parts, fmt.Sprintf("%s: %s", accounts.Plural(len(openRoles), "role"), list(openRoles)))
 	}
 	d.warn(check, "every subject ('>') is granted in a direction to %s. Each may use all of its account in that direction, $JS.API.> and other services' subjects included (the upgrade to least privilege gave '>' to every direction a user had left empty, which nats-server read as everything); narrow what they do not need with 'authrelay user set NAME --pub … --sub …' or 'authrelay role set', and check with 'authrelay user explain NAME'", strings.Join(parts, "; "))
 }

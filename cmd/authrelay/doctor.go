@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/doctor"
 	"github.com/authrelay/authrelay/relay"
@@ -119,7 +120,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("doctor: %s failed: %s", plural(len(failed), "check"), strings.Join(failed, ", "))
+		return fmt.Errorf("doctor: %s failed: %s", accounts.Plural(len(failed), "check"), strings.Join(failed, ", "))
 	}
 	return nil
 }

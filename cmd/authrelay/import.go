@@ -215,7 +215,7 @@ func writeImportTable(m *Main, r *natsconf.Report) error {
 	}
 	if s.DryRun {
 		_, err := fmt.Fprintf(m.Stdout, "dry run, nothing changed: would import %s and create %s; %s already exist%s\n",
-			plural(s.UsersImported, "user"), plural(s.AccountsCreated, "account"), plural(s.UsersExisting, "user"), skipped)
+			accounts.Plural(s.UsersImported, "user"), accounts.Plural(s.AccountsCreated, "account"), accounts.Plural(s.UsersExisting, "user"), skipped)
 		return err
 	}
 	failed := ""
@@ -223,7 +223,7 @@ func writeImportTable(m *Main, r *natsconf.Report) error {
 		failed = fmt.Sprintf("; %d failed or not attempted", s.UsersFailed)
 	}
 	_, err := fmt.Fprintf(m.Stdout, "imported %s, %s created; %s already existed%s%s\n",
-		plural(s.UsersImported, "user"), plural(s.AccountsCreated, "account"), plural(s.UsersExisting, "user"), skipped, failed)
+		accounts.Plural(s.UsersImported, "user"), accounts.Plural(s.AccountsCreated, "account"), accounts.Plural(s.UsersExisting, "user"), skipped, failed)
 	return err
 }
 

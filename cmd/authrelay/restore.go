@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
@@ -55,7 +56,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if res.Schema < res.Latest {
 		schema = fmt.Sprintf("schema version %d (migrated now to %d)", res.Schema, res.Latest)
 	}
-	fmt.Fprintf(m.Stdout, "checked %s: integrity ok, %s, %s, %s\n", from, schema, plural(res.Users, "user"), plural(res.Accounts, "account"))
+	fmt.Fprintf(m.Stdout, "checked %s: integrity ok, %s, %s, %s\n", from, schema, accounts.Plural(res.Users, "user"), accounts.Plural(res.Accounts, "account"))
 	for _, p := range res.Aside {
 		what := "database"
 		switch {
