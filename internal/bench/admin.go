@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -145,7 +145,7 @@ func (w *adminWriter) stop() {
 // while an admin changes an unrelated user b.cfg.adminWrites times a
 // second. With invalidation as precise as the change, it runs as fast as
 // the warm phase and verifies no password.
-func (b *bench) runWarmWithWrites(ctx context.Context, l Layout, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *scenarioResult) error {
+func (b *bench) runWarmWithWrites(ctx context.Context, l Layout, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *Scenario) error {
 	title := fmt.Sprintf("authrelay warm, %d admin write/s", b.cfg.adminWrites)
 	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(warm))
 	w, err := startAdminWriter(ctx, l.Path(databaseFile), b.cfg.adminWrites)
@@ -174,6 +174,6 @@ func (b *bench) runWarmWithWrites(ctx context.Context, l Layout, child *relayPro
 		note += fmt.Sprintf("; %d writes failed, the last: %v", n, w.lastErr.Load())
 	}
 	res.Note = note
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }

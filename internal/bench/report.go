@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"cmp"
@@ -10,21 +10,21 @@ import (
 	"strings"
 )
 
-// benchReport is what 'authrelay bench' prints, as text or as JSON.
-type benchReport struct {
+// Report is what 'authrelay bench' prints, as text or as JSON.
+type Report struct {
 	// Command is the command line as given; Resolved the same run with
 	// every setting spelled out.
 	Command   string           `json:"command"`
 	Resolved  string           `json:"resolved_command"`
-	Machine   benchMachine     `json:"machine"`
-	Settings  benchSettings    `json:"settings"`
-	Scenarios []scenarioResult `json:"scenarios"`
-	Storm     *stormResult     `json:"storm,omitempty"`
-	Ratios    []benchRatio     `json:"ratios,omitempty"`
+	Machine   Machine     `json:"machine"`
+	Settings  Settings    `json:"settings"`
+	Scenarios []Scenario `json:"scenarios"`
+	Storm     *StormResult     `json:"storm,omitempty"`
+	Ratios    []Ratio     `json:"ratios,omitempty"`
 	Notes     []string         `json:"notes,omitempty"`
 }
 
-type benchMachine struct {
+type Machine struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	CPUs       int    `json:"cpus"`
@@ -34,7 +34,7 @@ type benchMachine struct {
 	Authrelay  string `json:"authrelay"`
 }
 
-type benchSettings struct {
+type Settings struct {
 	Clients                int      `json:"clients"`
 	Users                  int      `json:"users"`
 	DurationS              float64  `json:"duration_s"`
@@ -48,8 +48,8 @@ type benchSettings struct {
 	ServeArgs              []string `json:"serve_args,omitempty"`
 }
 
-// scenarioResult is one measured connect loop.
-type scenarioResult struct {
+// Scenario is one measured connect loop.
+type Scenario struct {
 	// ID is the scenario's letter, a to d; Name is noauth, bcrypt, grant,
 	// shipped-cold or shipped-warm.
 	ID       string  `json:"id"`
@@ -61,25 +61,25 @@ type scenarioResult struct {
 	// Errors counts the failures by kind.
 	Errors         map[string]int64 `json:"errors,omitempty"`
 	ConnectsPerSec float64          `json:"connects_per_s"`
-	LatencyMs      latencyMs        `json:"latency_ms"`
+	LatencyMs      Latency        `json:"latency_ms"`
 	// ProcessCPUMsPerConnect is the CPU time of the bench process (the
 	// server and the clients) per successful connect.
 	ProcessCPUMsPerConnect float64     `json:"process_cpu_ms_per_connect"`
-	Relay                  *relayStats `json:"relay,omitempty"`
+	Relay                  *RelayStats `json:"relay,omitempty"`
 	// AdminWrites are the admin changes made during the phase (the warm
 	// phase with writes of (d)).
 	AdminWrites int64  `json:"admin_writes,omitempty"`
 	Note        string `json:"note,omitempty"`
 }
 
-type latencyMs struct {
+type Latency struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
 }
 
-// relayStats is the relay child's use of the machine during a phase.
-type relayStats struct {
+// RelayStats is the relay child's use of the machine during a phase.
+type RelayStats struct {
 	CPUMs float64 `json:"cpu_ms"`
 	// Logins are the successful logins it granted in the phase.
 	Logins        int64   `json:"logins"`
@@ -92,8 +92,8 @@ type relayStats struct {
 	Verifications *int64 `json:"verifications,omitempty"`
 }
 
-// stormResult is the reconnect storm of (d).
-type stormResult struct {
+// StormResult is the reconnect storm of (d).
+type StormResult struct {
 	Clients         int              `json:"clients"`
 	Connected       int              `json:"connected"`
 	SetupFailed     int64            `json:"setup_failed"`
@@ -113,7 +113,7 @@ type stormResult struct {
 	// was back, when all came back.
 	AllBackSeconds float64   `json:"all_back_s,omitempty"`
 	WaitedSeconds  float64   `json:"waited_s"`
-	TimeToBackMs   latencyMs `json:"time_to_back_ms"`
+	TimeToBackMs   Latency `json:"time_to_back_ms"`
 	// AuthErrors are the authorization errors the clients received while
 	// reconnecting.
 	AuthErrors int64 `json:"auth_errors"`
@@ -124,17 +124,17 @@ type stormResult struct {
 	RelayDropped   int64       `json:"relay_dropped"`
 	RelayShed      int64       `json:"relay_shed"`
 	RelayAbandoned int64       `json:"relay_abandoned"`
-	Relay          *relayStats `json:"relay,omitempty"`
+	Relay          *RelayStats `json:"relay,omitempty"`
 }
 
-// benchRatio is the connect rate of a phase of (d) over a baseline's.
-type benchRatio struct {
+// Ratio is the connect rate of a phase of (d) over a baseline's.
+type Ratio struct {
 	Scenario string  `json:"scenario"`
 	Baseline string  `json:"baseline"`
 	Ratio    float64 `json:"ratio"`
 }
 
-func (r *benchReport) scenario(name string) *scenarioResult {
+func (r *Report) scenario(name string) *Scenario {
 	for i := range r.Scenarios {
 		if r.Scenarios[i].Name == name {
 			return &r.Scenarios[i]
@@ -144,7 +144,7 @@ func (r *benchReport) scenario(name string) *scenarioResult {
 }
 
 // computeRatios fills in the ratios of the phases of (d) to (a), (b), (c).
-func (r *benchReport) computeRatios() {
+func (r *Report) computeRatios() {
 	for _, d := range []string{scenarioShipped + "-cold", scenarioShipped + "-warm"} {
 		ds := r.scenario(d)
 		if ds == nil {
@@ -155,12 +155,12 @@ func (r *benchReport) computeRatios() {
 			if bs == nil || bs.ConnectsPerSec == 0 {
 				continue
 			}
-			r.Ratios = append(r.Ratios, benchRatio{Scenario: d, Baseline: base, Ratio: ds.ConnectsPerSec / bs.ConnectsPerSec})
+			r.Ratios = append(r.Ratios, Ratio{Scenario: d, Baseline: base, Ratio: ds.ConnectsPerSec / bs.ConnectsPerSec})
 		}
 	}
 }
 
-func (r *benchReport) writeJSON(w io.Writer) error {
+func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r); err != nil {
@@ -169,7 +169,7 @@ func (r *benchReport) writeJSON(w io.Writer) error {
 	return nil
 }
 
-func (r *benchReport) writeText(w io.Writer) {
+func (r *Report) WriteText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("authrelay bench: logins on this machine\n")
 	p("command:  %s\n", r.Command)

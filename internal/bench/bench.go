@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -243,7 +243,7 @@ type bench struct {
 	// token authorises the grant relay child to run on the bench's
 	// directory; see runBenchGrantRelay.
 	token string
-	rep   *benchReport
+	rep   *Report
 }
 
 // progress reports what the run is doing, on stderr.
@@ -263,15 +263,15 @@ func (m *Main) bench(ctx context.Context, c benchConfig) error {
 	defer os.RemoveAll(tmp)
 
 	b := &bench{m: m, cfg: c, tmp: tmp, token: randomPassword()}
-	b.rep = &benchReport{
+	b.rep = &Report{
 		Command:  shellJoin(append([]string{"authrelay", "bench"}, c.args...)),
 		Resolved: c.resolved(),
-		Machine: benchMachine{
+		Machine: Machine{
 			OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
 			NATSServer: server.VERSION, Authrelay: version,
 		},
-		Settings: benchSettings{
+		Settings: Settings{
 			Clients: c.clients, Users: c.users, DurationS: c.duration.Seconds(),
 			StormClients: c.stormClients, StormTimeoutS: c.stormTimeout.Seconds(),
 			BcryptCost: m.bcryptCost(), ConnectTimeoutS: benchConnectTimeout.Seconds(),
@@ -312,9 +312,9 @@ func (m *Main) bench(ctx context.Context, c benchConfig) error {
 	}
 	b.rep.computeRatios()
 	if c.json {
-		return b.rep.writeJSON(m.Stdout)
+		return b.rep.WriteJSON(m.Stdout)
 	}
-	b.rep.writeText(m.Stdout)
+	b.rep.WriteText(m.Stdout)
 	return nil
 }
 
@@ -334,7 +334,7 @@ func (b *bench) runNoAuth(ctx context.Context) error {
 	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
 		creds: func() (string, string, bool) { return "", "", true }})
 	res.ID, res.Name, res.Title = "a", scenarioNoAuth, title
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }
 
@@ -368,7 +368,7 @@ func (b *bench) runBcrypt(ctx context.Context, names []string, password string) 
 	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
 		creds: cycle(names, password)})
 	res.ID, res.Name, res.Title = "b", scenarioBcrypt, title
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }
 
@@ -405,7 +405,7 @@ func (b *bench) runGrant(ctx context.Context, l Layout, names []string, password
 	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
 		creds: cycle(names, password)})
 	res.ID, res.Name, res.Title = "c", scenarioGrant, title
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return child.stop()
 }
 
@@ -445,7 +445,7 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 	if res.exhausted {
 		res.Note = fmt.Sprintf("all %d users had logged in after %.1fs: the phase ended early (give more --users)", len(names), res.Seconds)
 	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	warm := res.authorised
 	if len(warm) == 0 {
 		b.rep.Notes = append(b.rep.Notes, "(d) no cold login succeeded: warm reconnects and the storm were skipped")
@@ -465,8 +465,8 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 	if res.Relay != nil && res.Relay.Verifications != nil {
 		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
 	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
-	warmRes := res.scenarioResult
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
+	warmRes := res.Scenario
 
 	if b.cfg.adminWrites > 0 && ctx.Err() == nil {
 		if err := b.runWarmWithWrites(ctx, l, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
