@@ -1,8 +1,26 @@
+// Package bench is the harness of 'authrelay bench' and authrelay-bench:
+// it measures logins on this machine, side by side, in one run — stock
+// nats-server without auth and with bcrypt users, the callout protocol
+// ceiling, and authrelay as shipped (cold logins, warm reconnects, warm
+// reconnects under admin writes, a reconnect storm) — and returns a Report
+// to print as text or JSON.
+//
+// nats-server and the load generator run in the calling process, on
+// 127.0.0.1; 'authrelay init' and 'authrelay serve' run as child processes
+// of the authrelay executable named in Config, so that the relay's CPU time
+// and peak RSS are its own. The grant relay of the ceiling scenario is not
+// in this package: it is authrelay-bench's 'grant-relay' command (package
+// grantrelay), which Config.GrantRelay names; the authrelay binary links
+// this package but never the grant relay.
+//
+// The package may import accounts, store, nats.go and nats-server; never
+// cmd. It prints nothing itself: progress goes to Config.Progress.
 package bench
 
 import (
 	"context"
-	"flag"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,103 +36,118 @@ import (
 	"github.com/authrelay/authrelay/store"
 )
 
-const benchUsage = `
-Usage: authrelay bench [--short] [--clients N] [--users N] [--duration D]
-                       [--storm-clients N] [--admin-writes N] [--scenarios LIST]
-                       [--json]
-
-Measures logins on this machine, side by side, in one run:
-
-  (a) noauth   stock nats-server without authorization
-  (b) bcrypt   stock nats-server with static users whose nats.conf
-               passwords are bcrypt hashes (cost 11)
-  (c) grant    the callout protocol ceiling: authrelay's own responder,
-               with the same xkey sealing and signing, granting every login
-               at once (no store, no password hashing). It exists only
-               inside bench.
-  (d) shipped  authrelay as shipped: 'authrelay serve' on a fresh directory
-               whose users are hashed at the default argon2id policy.
-               cold:  each user logs in once (nothing cached)
-               warm:  the same users log in again
-               warm, admin writes: the same again while an admin changes
-                      a user no client is, --admin-writes times a second
-                      (from this process, as the CLI would); with the
-                      password verifications the relay ran (its /metrics)
-               storm: --storm-clients clients connected (as the users of
-                      the cold phase, round-robin), the server restarted;
-                      the time until every client is back and authorised,
-                      and how many gave up
-
-nats-server runs in this process on 127.0.0.1 (a random port), from a
-generated config (for (c) and (d), the nats.conf that 'authrelay init'
-writes). --clients goroutines each connect a real nats.go TCP client and
-close it, in a loop, for --duration per scenario. The relay runs in a child
-process, so its CPU time per login and its peak RSS are its own.
-
-The report gives, per scenario, connects/s, the p50/p99/max connect latency
-(from the start of the connect until the client is connected and
-authorised) and the failures; the relay's CPU time per login and peak RSS;
-and the ratio of (d) to (a), (b) and (c). It begins with the command line,
-and the same command with every setting spelled out, to reproduce it.
-Only 127.0.0.1 is used; the temporary directory is removed at the end.
-
-A full run takes a few minutes: each storm client needs one login before
-the restart and one after. --short is a quick check for CI (15 to 20 s):
-4 clients, 100 users, 1.5s per scenario, a storm of 10 clients; flags
-given with it still apply.
-
-Examples:
-
-  authrelay bench --short
-  authrelay bench --clients 16 --users 2000 --duration 10s --storm-clients 5000
-  authrelay bench --scenarios noauth,shipped --storm-clients 0 --json > bench.json
-  authrelay bench --scenarios shipped --serve-arg=--workers=8
-`
-
 // Scenario names, in the order they run.
 const (
-	scenarioNoAuth  = "noauth"
-	scenarioBcrypt  = "bcrypt"
-	scenarioGrant   = "grant"
-	scenarioShipped = "shipped"
+	ScenarioNoAuth  = "noauth"
+	ScenarioBcrypt  = "bcrypt"
+	ScenarioGrant   = "grant"
+	ScenarioShipped = "shipped"
 )
 
-var benchScenarios = []string{scenarioNoAuth, scenarioBcrypt, scenarioGrant, scenarioShipped}
+// scenarioNames are the scenarios, in the order they run.
+var scenarioNames = []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant, ScenarioShipped}
 
-// benchScenarioAlias maps the letters the report uses to scenario names.
-var benchScenarioAlias = map[string]string{
-	"a": scenarioNoAuth, "b": scenarioBcrypt, "c": scenarioGrant, "d": scenarioShipped,
+// scenarioAlias maps the letters the report uses to scenario names.
+var scenarioAlias = map[string]string{
+	"a": ScenarioNoAuth, "b": ScenarioBcrypt, "c": ScenarioGrant, "d": ScenarioShipped,
 }
+
+// grantTitle is the report's title of scenario (c).
+const grantTitle = "callout ceiling (grant, no store)"
 
 // Settings of a run that are not flags. They are printed in the report.
 const (
-	benchConnectTimeout = 5 * time.Second
+	connectTimeout = 5 * time.Second
 	// Storm clients retry every 250 ms to 1 s: a small reconnect wait with
 	// jitter, so that they come back as a burst, as after a real restart.
 	stormReconnectWait   = 250 * time.Millisecond
 	stormReconnectJitter = 750 * time.Millisecond
-	// benchRelayReady bounds the wait for a relay child to answer logins.
-	benchRelayReady = 60 * time.Second
+	// relayReady bounds the wait for a relay child to answer logins.
+	relayReady = 60 * time.Second
 )
 
-// benchConfig is the parsed bench command line.
-type benchConfig struct {
-	clients      int
-	users        int
-	duration     time.Duration
-	stormClients int
-	stormTimeout time.Duration
-	adminWrites  int
-	scenarios    []string
-	json         bool
-	short        bool
-	serveArgs    []string
-	// args is the command line as given, after "bench".
-	args []string
+// The files of an authrelay directory that the bench reads, as 'authrelay
+// init' writes them.
+const (
+	serverConf   = "nats.conf"
+	databaseFile = "authrelay.db"
+)
+
+// defaultBcryptCost is the cost of the bcrypt hashes of (b), that of the
+// static users of the nats.conf 'authrelay init' writes.
+const defaultBcryptCost = 11
+
+// The environment of the bench's child processes.
+const (
+	// ChildEnv is set (to 1) in the environment of every child that the
+	// bench starts. The authrelay and authrelay-bench binaries ignore it; a
+	// test binary standing in for one of them runs the child's command
+	// line when it is set.
+	ChildEnv = "AUTHRELAY_BENCH_CHILD"
+	// TokenEnv carries the token that TokenFile in the directory must hold
+	// for the grant relay to run: only the bench that created the
+	// directory knows it.
+	TokenEnv = "AUTHRELAY_BENCH_TOKEN"
+	// TokenFile is the file in the bench's authrelay directory that holds
+	// the token.
+	TokenFile = "bench-token"
+	// GrantRelayCommand is the authrelay-bench command that runs the grant
+	// relay: GrantRelay grant-relay --dir DIR --nats URL.
+	GrantRelayCommand = "grant-relay"
+)
+
+// Config is one run of the bench.
+type Config struct {
+	// Clients is the number of concurrent clients, each connecting and
+	// closing in a loop.
+	Clients int
+	// Users is the number of users of (b) and (d).
+	Users int
+	// Duration is how long each scenario, and each phase of (d), runs.
+	Duration time.Duration
+	// StormClients is the number of clients of the reconnect storm of (d);
+	// 0 skips it.
+	StormClients int
+	// StormTimeout bounds the wait for the storm clients to connect, and
+	// again for them to come back.
+	StormTimeout time.Duration
+	// AdminWrites is the admin changes a second of the warm phase with
+	// writes of (d); 0 skips the phase.
+	AdminWrites int
+	// Scenarios are the scenarios to run, in run order (see
+	// ParseScenarios).
+	Scenarios []string
+	// ServeArgs are extra arguments for 'authrelay serve' in (d).
+	ServeArgs []string
+	// JSON records in the resolved command line that the report is JSON.
+	JSON bool
+
+	// Program is the command that runs the bench, such as
+	// ["authrelay", "bench"], and Args its arguments as given: the report
+	// begins with them, and with the same command with every setting
+	// spelled out.
+	Program, Args []string
+	// Authrelay is the path of the authrelay executable that runs 'init'
+	// and 'serve' for (c) and (d).
+	Authrelay string
+	// Version is the version of that authrelay, for the report.
+	Version string
+	// GrantRelay is the path of an authrelay-bench executable that runs
+	// the grant relay of (c). When it is empty, (c) is reported as skipped
+	// with GrantRelaySkip as the reason.
+	GrantRelay     string
+	GrantRelaySkip string
+	// BcryptCost is the bcrypt cost of (b); 0 means 11, that of the static
+	// users in the nats.conf 'authrelay init' writes.
+	BcryptCost int
+	// Progress, when not nil, is told what the run is doing, a line at a
+	// time.
+	Progress func(line string)
 }
 
-func (c benchConfig) has(scenario string) bool {
-	for _, s := range c.scenarios {
+// Has reports whether c runs scenario.
+func (c Config) Has(scenario string) bool {
+	for _, s := range c.Scenarios {
 		if s == scenario {
 			return true
 		}
@@ -122,180 +155,142 @@ func (c benchConfig) has(scenario string) bool {
 	return false
 }
 
-// resolved returns the bench command line with every setting spelled out.
-func (c benchConfig) resolved() string {
-	parts := []string{"authrelay", "bench",
-		"--clients", fmt.Sprint(c.clients),
-		"--users", fmt.Sprint(c.users),
-		"--duration", c.duration.String(),
-		"--storm-clients", fmt.Sprint(c.stormClients),
-		"--storm-timeout", c.stormTimeout.String(),
-		"--admin-writes", fmt.Sprint(c.adminWrites),
-		"--scenarios", strings.Join(c.scenarios, ","),
+func (c Config) bcryptCost() int {
+	if c.BcryptCost > 0 {
+		return c.BcryptCost
 	}
-	for _, a := range c.serveArgs {
+	return defaultBcryptCost
+}
+
+// resolved returns the bench command line with every setting spelled out.
+func (c Config) resolved() string {
+	parts := append(append([]string(nil), c.Program...),
+		"--clients", fmt.Sprint(c.Clients),
+		"--users", fmt.Sprint(c.Users),
+		"--duration", c.Duration.String(),
+		"--storm-clients", fmt.Sprint(c.StormClients),
+		"--storm-timeout", c.StormTimeout.String(),
+		"--admin-writes", fmt.Sprint(c.AdminWrites),
+		"--scenarios", strings.Join(c.Scenarios, ","),
+	)
+	for _, a := range c.ServeArgs {
 		parts = append(parts, "--serve-arg="+a)
 	}
-	if c.json {
+	if c.JSON {
 		parts = append(parts, "--json")
 	}
-	return shellJoin(parts)
+	return ShellJoin(parts)
 }
 
-func (m *Main) runBench(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == benchGrantRelayCmd {
-		return m.runBenchGrantRelay(ctx, args[1:])
-	}
-	fs := m.newFlagSet("bench", benchUsage)
-	c := benchConfig{args: args}
-	fs.IntVar(&c.clients, "clients", 16, "concurrent clients, each connecting and closing in a loop")
-	fs.IntVar(&c.users, "users", 2000, "users in (b) and (d); cold logins use each at most once")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each scenario (and each phase of (d)) runs")
-	fs.IntVar(&c.stormClients, "storm-clients", 5000, "clients connected for the reconnect storm of (d) (0 = no storm)")
-	fs.DurationVar(&c.stormTimeout, "storm-timeout", 3*time.Minute, "longest wait for the storm clients to connect, and again for them to come back")
-	fs.IntVar(&c.adminWrites, "admin-writes", 1, "admin changes a second to an unrelated user during the warm phase with writes of (d) (0 = no such phase)")
-	scen := fs.String("scenarios", strings.Join(benchScenarios, ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
-	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
-	fs.BoolVar(&c.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
-	var serveArgs stringList
-	fs.Var(&serveArgs, "serve-arg", "extra argument for 'authrelay serve' in (d), such as --serve-arg=--workers=8 (repeatable)")
-	err := parseNoArgs(fs, args, "bench")
-	if err != nil {
-		return err
-	}
-	c.serveArgs = serveArgs
-	if c.short {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		short := []struct {
-			name string
-			fn   func()
-		}{
-			{"clients", func() { c.clients = 4 }},
-			{"users", func() { c.users = 100 }},
-			{"duration", func() { c.duration = 1500 * time.Millisecond }},
-			{"storm-clients", func() { c.stormClients = 10 }},
-			{"storm-timeout", func() { c.stormTimeout = 30 * time.Second }},
-		}
-		for _, s := range short {
-			if !set[s.name] {
-				s.fn()
-			}
-		}
-	}
-	if c.scenarios, err = parseScenarios(*scen); err != nil {
-		return err
-	}
-	switch {
-	case c.clients < 1:
-		return usagef("--clients %d: give at least 1", c.clients)
-	case c.users < 1:
-		return usagef("--users %d: give at least 1", c.users)
-	case c.duration <= 0:
-		return usagef("--duration %v: give a positive duration, such as 10s", c.duration)
-	case c.stormClients < 0:
-		return usagef("--storm-clients %d: must not be negative (0 skips the storm)", c.stormClients)
-	case c.stormTimeout <= 0:
-		return usagef("--storm-timeout %v: give a positive duration, such as 3m", c.stormTimeout)
-	case c.adminWrites < 0 || c.adminWrites > 1000:
-		return usagef("--admin-writes %d: give 0 to 1000 a second (0 skips the phase)", c.adminWrites)
-	}
-	return m.bench(ctx, c)
-}
-
-// parseScenarios turns the --scenarios list into scenario names in run order.
-func parseScenarios(list string) ([]string, error) {
+// ParseScenarios turns a --scenarios list (names or the letters a to d,
+// comma-separated) into scenario names in run order. Its errors are
+// *UsageError.
+func ParseScenarios(list string) ([]string, error) {
 	want := map[string]bool{}
 	for _, s := range strings.Split(list, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if s == "" {
 			continue
 		}
-		if a, ok := benchScenarioAlias[s]; ok {
+		if a, ok := scenarioAlias[s]; ok {
 			s = a
 		}
 		known := false
-		for _, b := range benchScenarios {
+		for _, b := range scenarioNames {
 			known = known || b == s
 		}
 		if !known {
-			return nil, usagef("--scenarios: unknown scenario %q: choose from %s (or a, b, c, d)", s, strings.Join(benchScenarios, ", "))
+			return nil, usagef("--scenarios: unknown scenario %q: choose from %s (or a, b, c, d)", s, strings.Join(scenarioNames, ", "))
 		}
 		want[s] = true
 	}
 	var out []string
-	for _, s := range benchScenarios {
+	for _, s := range scenarioNames {
 		if want[s] {
 			out = append(out, s)
 		}
 	}
 	if len(out) == 0 {
-		return nil, usagef("--scenarios is empty: choose from %s", strings.Join(benchScenarios, ", "))
+		return nil, usagef("--scenarios is empty: choose from %s", strings.Join(scenarioNames, ", "))
 	}
 	return out, nil
 }
 
-// bench is one run of the bench command.
+// bench is one run.
 type bench struct {
-	m   *Main
-	cfg benchConfig
+	cfg Config
 	tmp string
 	// token authorises the grant relay child to run on the bench's
-	// directory; see runBenchGrantRelay.
+	// directory; see package grantrelay.
 	token string
 	rep   *Report
 }
 
-// progress reports what the run is doing, on stderr.
+// progress reports what the run is doing.
 func (b *bench) progress(format string, args ...any) {
-	fmt.Fprintf(b.m.Stderr, "bench: "+format+"\n", args...)
+	if b.cfg.Progress != nil {
+		b.cfg.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
-func (m *Main) bench(ctx context.Context, c benchConfig) error {
-	need := uint64(2*(c.clients+c.stormClients) + 256)
+// Run runs the scenarios of c and returns the report. It works in a
+// temporary directory that it removes at the end, and uses only 127.0.0.1.
+// An interrupted run (ctx done) returns an error that says so.
+func Run(ctx context.Context, c Config) (*Report, error) {
+	if c.Clients < 1 || c.Users < 1 || c.Duration <= 0 || c.StormClients < 0 || c.StormTimeout <= 0 || c.AdminWrites < 0 || len(c.Scenarios) == 0 {
+		return nil, fmt.Errorf("bench: invalid config %+v", c)
+	}
+	if (c.Has(ScenarioGrant) || c.Has(ScenarioShipped)) && c.Authrelay == "" {
+		return nil, fmt.Errorf("bench: no authrelay executable to run (c) and (d) with")
+	}
+	need := uint64(2*(c.Clients+c.StormClients) + 256)
 	if err := raiseOpenFiles(need); err != nil {
-		return fmt.Errorf("bench: %w: lower --storm-clients or raise 'ulimit -n'", err)
+		return nil, fmt.Errorf("bench: %w: lower --storm-clients or raise 'ulimit -n'", err)
 	}
 	tmp, err := os.MkdirTemp("", "authrelay-bench-*")
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 
-	b := &bench{m: m, cfg: c, tmp: tmp, token: randomPassword()}
+	b := &bench{cfg: c, tmp: tmp, token: randomHex()}
 	b.rep = &Report{
-		Command:  shellJoin(append([]string{"authrelay", "bench"}, c.args...)),
+		Command:  ShellJoin(append(append([]string(nil), c.Program...), c.Args...)),
 		Resolved: c.resolved(),
 		Machine: Machine{
 			OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
-			NATSServer: server.VERSION, Authrelay: version,
+			NATSServer: server.VERSION, Authrelay: c.Version,
 		},
 		Settings: Settings{
-			Clients: c.clients, Users: c.users, DurationS: c.duration.Seconds(),
-			StormClients: c.stormClients, StormTimeoutS: c.stormTimeout.Seconds(),
-			BcryptCost: m.bcryptCost(), ConnectTimeoutS: benchConnectTimeout.Seconds(),
+			Clients: c.Clients, Users: c.Users, DurationS: c.Duration.Seconds(),
+			StormClients: c.StormClients, StormTimeoutS: c.StormTimeout.Seconds(),
+			BcryptCost: c.bcryptCost(), ConnectTimeoutS: connectTimeout.Seconds(),
 			StormReconnectWaitMs:   float64(stormReconnectWait.Milliseconds()),
 			StormReconnectJitterMs: float64(stormReconnectJitter.Milliseconds()),
-			ServeArgs:              c.serveArgs,
+			ServeArgs:              c.ServeArgs,
 		},
 	}
-	password := "bench-" + randomPassword()
-	names := make([]string, c.users)
+	password := "bench-" + randomHex()
+	names := make([]string, c.Users)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench%05d", i)
 	}
 
-	l := Layout{Dir: filepath.Join(tmp, "relay")}
+	dir := filepath.Join(tmp, "relay")
+	grant := c.Has(ScenarioGrant) && c.GrantRelay != ""
+	if c.Has(ScenarioGrant) && !grant {
+		b.rep.Skipped = append(b.rep.Skipped, Skipped{ID: "c", Name: ScenarioGrant, Title: grantTitle, Reason: c.GrantRelaySkip})
+	}
 	steps := []struct {
 		run bool
 		fn  func() error
 	}{
-		{c.has(scenarioNoAuth), func() error { return b.runNoAuth(ctx) }},
-		{c.has(scenarioBcrypt), func() error { return b.runBcrypt(ctx, names, password) }},
-		{c.has(scenarioGrant) || c.has(scenarioShipped), func() error { return b.initRelayDir(ctx, l) }},
-		{c.has(scenarioGrant), func() error { return b.runGrant(ctx, l, names, password) }},
-		{c.has(scenarioShipped), func() error { return b.runShipped(ctx, l, names, password) }},
+		{c.Has(ScenarioNoAuth), func() error { return b.runNoAuth(ctx) }},
+		{c.Has(ScenarioBcrypt), func() error { return b.runBcrypt(ctx, names, password) }},
+		{grant || c.Has(ScenarioShipped), func() error { return b.initRelayDir(ctx, dir) }},
+		{grant, func() error { return b.runGrant(ctx, dir, names, password) }},
+		{c.Has(ScenarioShipped), func() error { return b.runShipped(ctx, dir, names, password) }},
 	}
 	for _, s := range steps {
 		if !s.run {
@@ -304,18 +299,23 @@ func (m *Main) bench(ctx context.Context, c benchConfig) error {
 		err := s.fn()
 		// An interrupted run says so, whatever else went wrong with it.
 		if ctx.Err() != nil {
-			return fmt.Errorf("bench: interrupted: %w", ctx.Err())
+			return nil, fmt.Errorf("bench: interrupted: %w", ctx.Err())
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	b.rep.computeRatios()
-	if c.json {
-		return b.rep.WriteJSON(m.Stdout)
+	return b.rep, nil
+}
+
+// randomHex returns 32 random bytes, hex-encoded.
+func randomHex() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms.
 	}
-	b.rep.WriteText(m.Stdout)
-	return nil
+	return hex.EncodeToString(b)
 }
 
 // runNoAuth is scenario (a).
@@ -330,10 +330,10 @@ func (b *bench) runNoAuth(ctx context.Context) error {
 	}
 	defer srv.stop()
 	title := "nats-server, no auth"
-	b.progress("(a) %s: %d clients for %v", title, b.cfg.clients, b.cfg.duration)
-	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	b.progress("(a) %s: %d clients for %v", title, b.cfg.Clients, b.cfg.Duration)
+	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: func() (string, string, bool) { return "", "", true }})
-	res.ID, res.Name, res.Title = "a", scenarioNoAuth, title
+	res.ID, res.Name, res.Title = "a", ScenarioNoAuth, title
 	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }
@@ -341,7 +341,7 @@ func (b *bench) runNoAuth(ctx context.Context) error {
 // runBcrypt is scenario (b): static users in nats.conf, all with one bcrypt
 // hash of the same password (a verify costs the same whatever the salt).
 func (b *bench) runBcrypt(ctx context.Context, names []string, password string) error {
-	cost := b.m.bcryptCost()
+	cost := b.cfg.bcryptCost()
 	b.progress("(b) hashing the password with bcrypt cost %d", cost)
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
@@ -364,60 +364,61 @@ func (b *bench) runBcrypt(ctx context.Context, names []string, password string) 
 	}
 	defer srv.stop()
 	title := fmt.Sprintf("nats-server, bcrypt cost %d", cost)
-	b.progress("(b) %s: %d clients for %v", title, b.cfg.clients, b.cfg.duration)
-	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	b.progress("(b) %s: %d clients for %v", title, b.cfg.Clients, b.cfg.Duration)
+	res := b.measure(ctx, nil, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: cycle(names, password)})
-	res.ID, res.Name, res.Title = "b", scenarioBcrypt, title
+	res.ID, res.Name, res.Title = "b", ScenarioBcrypt, title
 	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }
 
-// initRelayDir creates the authrelay directory (c) and (d) share, as 'init'
-// does, and the token file that lets the grant relay run on it.
-func (b *bench) initRelayDir(ctx context.Context, l Layout) error {
-	b.progress("initialising %s", l.Dir)
-	if err := initDir(ctx, l, []string{benchAccount}, defaultListen, b.m.bcryptCost()); err != nil {
-		return fmt.Errorf("bench: %w", err)
+// initRelayDir creates the authrelay directory (c) and (d) share, with
+// 'authrelay init', and the token file that lets the grant relay run on it.
+func (b *bench) initRelayDir(ctx context.Context, dir string) error {
+	b.progress("initialising %s", dir)
+	if err := b.runAuthrelay(ctx, "init", "--dir", dir, "--account", Account); err != nil {
+		return err
 	}
-	if err := os.WriteFile(l.Path(benchTokenFile), []byte(b.token), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, TokenFile), []byte(b.token), 0o600); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
 }
 
 // runGrant is scenario (c).
-func (b *bench) runGrant(ctx context.Context, l Layout, names []string, password string) error {
-	srv, err := startBenchServer(l.Path(serverConf), 0)
+func (b *bench) runGrant(ctx context.Context, dir string, names []string, password string) error {
+	srv, err := startBenchServer(filepath.Join(dir, serverConf), 0)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	child, err := b.startRelay(ctx, benchCmd, benchGrantRelayCmd, "--dir", l.Dir, "--nats", srv.url())
+	child, err := b.startRelay(ctx, b.cfg.GrantRelay, "authrelay-bench "+GrantRelayCommand,
+		[]string{TokenEnv + "=" + b.token}, GrantRelayCommand, "--dir", dir, "--nats", srv.url())
 	if err != nil {
 		return err
 	}
 	defer child.stop()
-	if err := child.awaitReady(ctx, srv.url(), benchProbeUser, password); err != nil {
+	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
 		return err
 	}
 	title := "callout ceiling (grant, no store)"
-	b.progress("(c) %s: %d clients for %v", title, b.cfg.clients, b.cfg.duration)
-	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	b.progress("(c) %s: %d clients for %v", title, b.cfg.Clients, b.cfg.Duration)
+	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: cycle(names, password)})
-	res.ID, res.Name, res.Title = "c", scenarioGrant, title
+	res.ID, res.Name, res.Title = "c", ScenarioGrant, title
 	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return child.stop()
 }
 
 // runShipped is scenario (d): cold logins, warm reconnects and the storm,
 // against 'authrelay serve' in a child process.
-func (b *bench) runShipped(ctx context.Context, l Layout, names []string, password string) error {
-	params, err := b.addUsers(ctx, l, names, password)
+func (b *bench) runShipped(ctx context.Context, dir string, names []string, password string) error {
+	params, err := b.addUsers(ctx, dir, names, password)
 	if err != nil {
 		return err
 	}
 	b.rep.Settings.Argon2id = fmt.Sprintf("m=%d KiB, t=%d, p=%d", params.Memory, params.Time, params.Threads)
-	srv, err := startBenchServer(l.Path(serverConf), 0)
+	srv, err := startBenchServer(filepath.Join(dir, serverConf), 0)
 	if err != nil {
 		return err
 	}
@@ -426,22 +427,22 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 	if err != nil {
 		return err
 	}
-	args := append([]string{"serve", "--dir", l.Dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.serveArgs...)
-	child, err := b.startRelay(ctx, args...)
+	args := append([]string{"serve", "--dir", dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.ServeArgs...)
+	child, err := b.startRelay(ctx, b.cfg.Authrelay, "authrelay serve", nil, args...)
 	if err != nil {
 		return err
 	}
 	defer child.stop()
-	if err := child.awaitReady(ctx, srv.url(), benchProbeUser, password); err != nil {
+	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
 		return err
 	}
 
 	// Cold: every user at most once.
 	title := "authrelay cold logins"
-	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(names))
-	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(names))
+	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: once(names, password), collect: true})
-	res.ID, res.Name, res.Title = "d", scenarioShipped+"-cold", title
+	res.ID, res.Name, res.Title = "d", ScenarioShipped+"-cold", title
 	if res.exhausted {
 		res.Note = fmt.Sprintf("all %d users had logged in after %.1fs: the phase ended early (give more --users)", len(names), res.Seconds)
 	}
@@ -454,13 +455,13 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 
 	// Warm: the same users again.
 	title = "authrelay warm reconnects"
-	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(warm))
-	res, err = b.measureVerified(ctx, child, metricsAddr, connectLoad{url: srv.url(), clients: b.cfg.clients, duration: b.cfg.duration,
+	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(warm))
+	res, err = b.measureVerified(ctx, child, metricsAddr, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: cycle(warm, password)})
 	if err != nil {
 		return err
 	}
-	res.ID, res.Name, res.Title = "d", scenarioShipped+"-warm", title
+	res.ID, res.Name, res.Title = "d", ScenarioShipped+"-warm", title
 	res.Note = fmt.Sprintf("the %d users of the cold phase, again", len(warm))
 	if res.Relay != nil && res.Relay.Verifications != nil {
 		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
@@ -468,13 +469,13 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	warmRes := res.Scenario
 
-	if b.cfg.adminWrites > 0 && ctx.Err() == nil {
-		if err := b.runWarmWithWrites(ctx, l, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
+	if b.cfg.AdminWrites > 0 && ctx.Err() == nil {
+		if err := b.runWarmWithWrites(ctx, dir, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
 			return err
 		}
 	}
 
-	if b.cfg.stormClients > 0 && ctx.Err() == nil {
+	if b.cfg.StormClients > 0 && ctx.Err() == nil {
 		st, err := b.storm(ctx, srv, child, warm, password)
 		if err != nil {
 			return err
@@ -489,8 +490,8 @@ func (b *bench) runShipped(ctx context.Context, l Layout, names []string, passwo
 // fresh directory): verifying costs the same whatever the salt, and hashing
 // each user's password would cost the run one hash per user. It returns the
 // policy.
-func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password string) (store.Argon2Params, error) {
-	db, err := l.openDatabase(ctx)
+func (b *bench) addUsers(ctx context.Context, dir string, names []string, password string) (store.Argon2Params, error) {
+	db, err := store.OpenExisting(ctx, filepath.Join(dir, databaseFile))
 	if err != nil {
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}
@@ -500,8 +501,8 @@ func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}
 	b.progress("(d) adding %d users (argon2id %d KiB, t=%d)", len(names), db.Params.Memory, db.Params.Time)
-	for _, n := range append([]string{benchProbeUser, benchAdminUser}, names...) {
-		if err := db.AddUserWithHash(ctx, benchUser(n), hash); err != nil {
+	for _, n := range append([]string{probeUser, adminUser}, names...) {
+		if err := db.AddUserWithHash(ctx, User(n), hash); err != nil {
 			return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 		}
 	}
@@ -511,18 +512,18 @@ func (b *bench) addUsers(ctx context.Context, l Layout, names []string, password
 	return db.Params, nil
 }
 
-// Names of the bench's users and account.
-const (
-	benchAccount   = "APP"
-	benchProbeUser = "bench-probe"
-)
+// Account is the application account of the bench's users.
+const Account = "APP"
 
-// benchUser is a user of (d), and the user the grant relay of (c) issues:
-// the same account and permissions, so both sign the same claims.
-func benchUser(name string) accounts.User {
+// probeUser is the user the bench logs in as to learn that a relay answers.
+const probeUser = "bench-probe"
+
+// User is a user of (d), and the user the grant relay of (c) issues for
+// any name: the same account and permissions, so both sign the same claims.
+func User(name string) accounts.User {
 	return accounts.User{
 		Name:    name,
-		Account: benchAccount,
+		Account: Account,
 		Permissions: accounts.Permissions{
 			Pub: accounts.Rule{Allow: []string{"bench.>"}},
 			Sub: accounts.Rule{Allow: []string{"bench.>", "_INBOX.>"}},

@@ -50,7 +50,7 @@ func runConnectLoad(ctx context.Context, l connectLoad) (loadStats, time.Duratio
 		wg.Go(func() {
 			s := &per[i]
 			s.errs = map[string]int64{}
-			base := []nats.Option{nats.Name("authrelay-bench"), nats.Timeout(benchConnectTimeout), nats.NoReconnect()}
+			base := []nats.Option{nats.Name("authrelay-bench"), nats.Timeout(connectTimeout), nats.NoReconnect()}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				name, password, ok := l.creds()
 				if !ok {
@@ -191,7 +191,7 @@ func (s *stormState) options(c *stormClient, name, password string) []nats.Optio
 	return []nats.Option{
 		nats.Name("authrelay-bench-storm"),
 		nats.UserInfo(name, password),
-		nats.Timeout(benchConnectTimeout),
+		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(stormReconnectWait),
 		nats.ReconnectJitter(stormReconnectJitter, stormReconnectJitter),
@@ -219,19 +219,19 @@ func (s *stormState) options(c *stormClient, name, password string) []nats.Optio
 // server on the same port and waits until every client is back and
 // authorised or has given up, for at most the storm timeout.
 func (b *bench) storm(ctx context.Context, srv *benchServer, child *relayProc, users []string, password string) (*StormResult, error) {
-	n := b.cfg.stormClients
+	n := b.cfg.StormClients
 	res := &StormResult{Clients: n}
 	var st stormState
 	clients := make([]*stormClient, n)
-	b.progress("(d) storm: connecting %d clients, %d at a time", n, b.cfg.clients)
+	b.progress("(d) storm: connecting %d clients, %d at a time", n, b.cfg.Clients)
 	setupStart := time.Now()
-	sctx, cancel := context.WithTimeout(ctx, b.cfg.stormTimeout)
+	sctx, cancel := context.WithTimeout(ctx, b.cfg.StormTimeout)
 	var next atomic.Int64
 	var mu sync.Mutex
 	setupErrs := map[string]int64{}
 	var connected atomic.Int64
 	var wg sync.WaitGroup
-	for range b.cfg.clients {
+	for range b.cfg.Clients {
 		wg.Go(func() {
 			for sctx.Err() == nil {
 				i := int(next.Add(1) - 1)
@@ -296,7 +296,7 @@ func (b *bench) storm(ctx context.Context, srv *benchServer, child *relayProc, u
 		return res, err
 	}
 	res.ServerRestartMs = ms(time.Since(t0))
-	deadline := t0.Add(b.cfg.stormTimeout)
+	deadline := t0.Add(b.cfg.StormTimeout)
 	nextReport := t0.Add(10 * time.Second)
 	var back, gaveUp int
 	for {

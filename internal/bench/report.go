@@ -10,20 +10,31 @@ import (
 	"strings"
 )
 
-// Report is what 'authrelay bench' prints, as text or as JSON.
+// Report is the result of a run, for WriteText or WriteJSON.
 type Report struct {
 	// Command is the command line as given; Resolved the same run with
 	// every setting spelled out.
-	Command   string           `json:"command"`
-	Resolved  string           `json:"resolved_command"`
-	Machine   Machine     `json:"machine"`
-	Settings  Settings    `json:"settings"`
-	Scenarios []Scenario `json:"scenarios"`
-	Storm     *StormResult     `json:"storm,omitempty"`
-	Ratios    []Ratio     `json:"ratios,omitempty"`
-	Notes     []string         `json:"notes,omitempty"`
+	Command   string       `json:"command"`
+	Resolved  string       `json:"resolved_command"`
+	Machine   Machine      `json:"machine"`
+	Settings  Settings     `json:"settings"`
+	Scenarios []Scenario   `json:"scenarios"`
+	Storm     *StormResult `json:"storm,omitempty"`
+	Ratios    []Ratio      `json:"ratios,omitempty"`
+	// Skipped are the scenarios asked for that did not run, and why.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	Notes   []string  `json:"notes,omitempty"`
 }
 
+// Skipped is a scenario that was asked for but did not run.
+type Skipped struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Title  string `json:"title"`
+	Reason string `json:"reason"`
+}
+
+// Machine is the machine and the versions a run measured.
 type Machine struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
@@ -34,6 +45,7 @@ type Machine struct {
 	Authrelay  string `json:"authrelay"`
 }
 
+// Settings are the settings of a run.
 type Settings struct {
 	Clients                int      `json:"clients"`
 	Users                  int      `json:"users"`
@@ -61,7 +73,7 @@ type Scenario struct {
 	// Errors counts the failures by kind.
 	Errors         map[string]int64 `json:"errors,omitempty"`
 	ConnectsPerSec float64          `json:"connects_per_s"`
-	LatencyMs      Latency        `json:"latency_ms"`
+	LatencyMs      Latency          `json:"latency_ms"`
 	// ProcessCPUMsPerConnect is the CPU time of the bench process (the
 	// server and the clients) per successful connect.
 	ProcessCPUMsPerConnect float64     `json:"process_cpu_ms_per_connect"`
@@ -72,6 +84,8 @@ type Scenario struct {
 	Note        string `json:"note,omitempty"`
 }
 
+// Latency is the median, 99th percentile and maximum of a set of
+// durations, in milliseconds.
 type Latency struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
@@ -111,8 +125,8 @@ type StormResult struct {
 	AllBack bool `json:"all_back"`
 	// AllBackSeconds is the time from the restart until the last client
 	// was back, when all came back.
-	AllBackSeconds float64   `json:"all_back_s,omitempty"`
-	WaitedSeconds  float64   `json:"waited_s"`
+	AllBackSeconds float64 `json:"all_back_s,omitempty"`
+	WaitedSeconds  float64 `json:"waited_s"`
 	TimeToBackMs   Latency `json:"time_to_back_ms"`
 	// AuthErrors are the authorization errors the clients received while
 	// reconnecting.
@@ -134,7 +148,10 @@ type Ratio struct {
 	Ratio    float64 `json:"ratio"`
 }
 
-func (r *Report) scenario(name string) *Scenario {
+// Find returns the scenario named name (noauth, bcrypt, grant,
+// shipped-cold, shipped-warm, shipped-warm-writes), or nil if it did not
+// run.
+func (r *Report) Find(name string) *Scenario {
 	for i := range r.Scenarios {
 		if r.Scenarios[i].Name == name {
 			return &r.Scenarios[i]
@@ -145,13 +162,13 @@ func (r *Report) scenario(name string) *Scenario {
 
 // computeRatios fills in the ratios of the phases of (d) to (a), (b), (c).
 func (r *Report) computeRatios() {
-	for _, d := range []string{scenarioShipped + "-cold", scenarioShipped + "-warm"} {
-		ds := r.scenario(d)
+	for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+		ds := r.Find(d)
 		if ds == nil {
 			continue
 		}
-		for _, base := range []string{scenarioNoAuth, scenarioBcrypt, scenarioGrant} {
-			bs := r.scenario(base)
+		for _, base := range []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant} {
+			bs := r.Find(base)
 			if bs == nil || bs.ConnectsPerSec == 0 {
 				continue
 			}
@@ -160,6 +177,7 @@ func (r *Report) computeRatios() {
 	}
 }
 
+// WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -169,6 +187,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return nil
 }
 
+// WriteText writes the report as text: the command lines, the machine and
+// method, a table of the scenarios, the storm, the ratios and the notes.
 func (r *Report) WriteText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("authrelay bench: logins on this machine\n")
@@ -189,7 +209,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("hashes:   %s\n", hashes)
 	if len(r.Settings.ServeArgs) > 0 {
-		p("serve:    extra arguments for (d): %s\n", shellJoin(r.Settings.ServeArgs))
+		p("serve:    extra arguments for (d): %s\n", ShellJoin(r.Settings.ServeArgs))
 	}
 	p("\n")
 
@@ -220,6 +240,9 @@ func (r *Report) WriteText(w io.Writer) {
 		if s.Note != "" {
 			p("(%s) %s: %s\n", s.ID, s.Title, s.Note)
 		}
+	}
+	for _, s := range r.Skipped {
+		p("(%s) %s: skipped: %s\n", s.ID, s.Title, s.Reason)
 	}
 
 	if st := r.Storm; st != nil {
@@ -264,14 +287,14 @@ func (r *Report) WriteText(w io.Writer) {
 		p("\nconnects/s of (d) relative to the others:\n")
 		p("  %-18s", "")
 		for _, b := range bases {
-			p(" %14s", "("+r.scenario(b).ID+") "+b)
+			p(" %14s", "("+r.Find(b).ID+") "+b)
 		}
 		p("\n")
-		for _, d := range []string{scenarioShipped + "-cold", scenarioShipped + "-warm"} {
-			if r.scenario(d) == nil {
+		for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+			if r.Find(d) == nil {
 				continue
 			}
-			p("  %-18s", map[string]string{scenarioShipped + "-cold": "cold logins", scenarioShipped + "-warm": "warm reconnects"}[d])
+			p("  %-18s", map[string]string{ScenarioShipped + "-cold": "cold logins", ScenarioShipped + "-warm": "warm reconnects"}[d])
 			for _, b := range bases {
 				v := "-"
 				for _, x := range r.Ratios {
@@ -344,8 +367,9 @@ func fmtCounts(c map[string]int64) string {
 // shellSafe matches arguments a shell takes as they are.
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=,@%+-]+$`)
 
-// shellJoin joins args into a command line a POSIX shell reads back as args.
-func shellJoin(args []string) string {
+// ShellJoin joins args into a command line a POSIX shell reads back as
+// args, quoting those that need it.
+func ShellJoin(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if shellSafe.MatchString(a) {
