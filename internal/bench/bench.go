@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -44,12 +45,10 @@ const (
 	ScenarioShipped = "shipped"
 )
 
-// scenarioNames are the scenarios, in the order they run.
-var scenarioNames = []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant, ScenarioShipped}
-
-// scenarioAlias maps the letters the report uses to scenario names.
-var scenarioAlias = map[string]string{
-	"a": ScenarioNoAuth, "b": ScenarioBcrypt, "c": ScenarioGrant, "d": ScenarioShipped,
+// scenarioNames returns the scenarios, in the order they run; the letters
+// the report uses for them are a to d, in the same order.
+func scenarioNames() []string {
+	return []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant, ScenarioShipped}
 }
 
 // grantTitle is the report's title of scenario (c).
@@ -192,26 +191,23 @@ func ParseScenarios(list string) ([]string, error) {
 		if s == "" {
 			continue
 		}
-		if a, ok := scenarioAlias[s]; ok {
-			s = a
+		names := scenarioNames()
+		if len(s) == 1 && s >= "a" && s <= "d" {
+			s = names[s[0]-'a']
 		}
-		known := false
-		for _, b := range scenarioNames {
-			known = known || b == s
-		}
-		if !known {
-			return nil, usagef("--scenarios: unknown scenario %q: choose from %s (or a, b, c, d)", s, strings.Join(scenarioNames, ", "))
+		if !slices.Contains(names, s) {
+			return nil, usagef("--scenarios: unknown scenario %q: choose from %s (or a, b, c, d)", s, strings.Join(names, ", "))
 		}
 		want[s] = true
 	}
 	var out []string
-	for _, s := range scenarioNames {
+	for _, s := range scenarioNames() {
 		if want[s] {
 			out = append(out, s)
 		}
 	}
 	if len(out) == 0 {
-		return nil, usagef("--scenarios is empty: choose from %s", strings.Join(scenarioNames, ", "))
+		return nil, usagef("--scenarios is empty: choose from %s", strings.Join(scenarioNames(), ", "))
 	}
 	return out, nil
 }
@@ -238,7 +234,8 @@ func (b *bench) progress(format string, args ...any) {
 // An interrupted run (ctx done) returns an error that says so.
 func Run(ctx context.Context, c Config) (*Report, error) {
 	if c.Clients < 1 || c.Users < 1 || c.Duration <= 0 || c.StormClients < 0 || c.StormTimeout <= 0 || c.AdminWrites < 0 || len(c.Scenarios) == 0 {
-		return nil, fmt.Errorf("bench: invalid config %+v", c)
+		return nil, fmt.Errorf("bench: invalid config: %d clients, %d users, duration %v, %d storm clients, storm timeout %v, %d admin writes/s, scenarios %q (see Flags)",
+			c.Clients, c.Users, c.Duration, c.StormClients, c.StormTimeout, c.AdminWrites, c.Scenarios)
 	}
 	if (c.Has(ScenarioGrant) || c.Has(ScenarioShipped)) && c.Authrelay == "" {
 		return nil, fmt.Errorf("bench: no authrelay executable to run (c) and (d) with")
@@ -280,7 +277,11 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	dir := filepath.Join(tmp, "relay")
 	grant := c.Has(ScenarioGrant) && c.GrantRelay != ""
 	if c.Has(ScenarioGrant) && !grant {
-		b.rep.Skipped = append(b.rep.Skipped, Skipped{ID: "c", Name: ScenarioGrant, Title: grantTitle, Reason: c.GrantRelaySkip})
+		reason := c.GrantRelaySkip
+		if reason == "" {
+			reason = "no authrelay-bench to run the grant relay with"
+		}
+		b.rep.Skipped = append(b.rep.Skipped, Skipped{ID: "c", Name: ScenarioGrant, Title: grantTitle, Reason: reason})
 	}
 	steps := []struct {
 		run bool
@@ -401,7 +402,7 @@ func (b *bench) runGrant(ctx context.Context, dir string, names []string, passwo
 	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
 		return err
 	}
-	title := "callout ceiling (grant, no store)"
+	title := grantTitle
 	b.progress("(c) %s: %d clients for %v", title, b.cfg.Clients, b.cfg.Duration)
 	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: cycle(names, password)})

@@ -86,7 +86,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.c.StormClients, "storm-clients", 5000, "clients connected for the reconnect storm of (d) (0 = no storm)")
 	fs.DurationVar(&f.c.StormTimeout, "storm-timeout", 3*time.Minute, "longest wait for the storm clients to connect, and again for them to come back")
 	fs.IntVar(&f.c.AdminWrites, "admin-writes", 1, "admin changes a second to an unrelated user during the warm phase with writes of (d) (0 = no such phase)")
-	fs.StringVar(&f.scenarios, "scenarios", strings.Join(scenarioNames, ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
+	fs.StringVar(&f.scenarios, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
 	fs.BoolVar(&f.c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&f.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
 	fs.Var(&f.serveArgs, "serve-arg", "extra argument for 'authrelay serve' in (d), such as --serve-arg=--workers=8 (repeatable)")
