@@ -164,9 +164,19 @@ func TestFindProgram(t *testing.T) {
 	if got := FindProgram("authrelay-bench", "", ""); got != "" {
 		t.Errorf("neither: %q, want none", got)
 	}
-	// Not executable: not found; and never the working directory.
+	// Not executable: not found.
 	write(onPath, "other", 0o644)
-	if got := FindProgram("other", self, onPath+string(os.PathListSeparator)); got != "" {
+	if got := FindProgram("other", self, onPath); got != "" {
 		t.Errorf("a file that is not executable: %q, want none", got)
+	}
+	// Never from the working directory, by an empty or relative entry.
+	t.Chdir(onPath)
+	for _, list := range []string{"", ".", string(os.PathListSeparator), "./"} {
+		if got := FindProgram("authrelay-bench", "", list); got != "" {
+			t.Errorf("PATH %q: %q, want none from the working directory", list, got)
+		}
+	}
+	if got := FindProgram("authrelay-bench", "", "."+string(os.PathListSeparator)+onPath); got != onPathExe {
+		t.Errorf("PATH .:%s: %q, want %q", onPath, got, onPathExe)
 	}
 }

@@ -150,16 +150,19 @@ func (s *stringList) Set(v string) error {
 }
 
 // FindProgram returns the path of the executable name: the one in the
-// directory of the program self, if there is one, else the first in
-// pathList (a $PATH value); "" if there is none.
+// directory of the program self, if there is one, else the first in the
+// absolute directories of pathList (a $PATH value); "" if there is none.
 func FindProgram(name, self, pathList string) string {
 	dirs := filepath.SplitList(pathList)
 	if self != "" {
 		dirs = append([]string{filepath.Dir(self)}, dirs...)
 	}
 	for _, d := range dirs {
-		if d == "" {
-			continue // an empty entry means the working directory: never look there
+		if !filepath.IsAbs(d) {
+			// An empty or relative entry means a place relative to the
+			// working directory: never run a program from there (as
+			// exec.LookPath refuses to).
+			continue
 		}
 		p := filepath.Join(d, name)
 		if isExecutable(p) {
