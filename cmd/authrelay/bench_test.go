@@ -25,9 +25,9 @@ import (
 const benchTestExeEnv = "AUTHRELAY_BENCH_TEST_EXE"
 
 // TestMain lets this test binary stand in for the authrelay binary as the
-// relay child of 'authrelay bench': under go test, os.Executable names the
-// test binary, and bench starts it with bench.ChildEnv set and authrelay's
-// command line as its arguments. The child runs authrelay's main in this
+// children of 'authrelay bench' ('authrelay init', 'authrelay serve'):
+// under go test, os.Executable names the test binary, and bench starts it
+// with bench.ChildEnv set and authrelay's command line as its arguments. The child runs authrelay's main in this
 // binary, or, when a test has built authrelay without the race detector,
 // execs that binary (in the same process, whose CPU time and RSS bench
 // reads), so that the relay runs at its real speed.
