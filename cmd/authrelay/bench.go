@@ -43,13 +43,16 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The children 'authrelay init' and 'authrelay serve' are this program.
+	// The relay child 'authrelay serve' is this program; init runs here.
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: find this program to run the relay: %w", err)
 	}
 	c.Program, c.Args = []string{"authrelay", "bench"}, args
 	c.Authrelay, c.Version, c.BcryptCost = self, version, m.bcryptCost()
+	c.Init = func(ctx context.Context, dir string) error {
+		return initDir(ctx, Layout{Dir: dir}, []string{bench.Account}, defaultListen, m.bcryptCost())
+	}
 	c.Progress = func(line string) { fmt.Fprintf(m.Stderr, "bench: %s\n", line) }
 	switch {
 	case *grantRelay != "":

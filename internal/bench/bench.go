@@ -7,8 +7,8 @@
 //
 // nats-server and the load generator run in the calling process, on
 // 127.0.0.1; 'authrelay init' and 'authrelay serve' run as child processes
-// of the authrelay executable named in Config, so that the relay's CPU time
-// and peak RSS are its own. The grant relay of the ceiling scenario is not
+// of the authrelay executable named in Config (or init through Config.Init),
+// so that the relay's CPU time and peak RSS are its own. The grant relay of the ceiling scenario is not
 // in this package: it is authrelay-bench's 'grant-relay' command (package
 // grantrelay), which Config.GrantRelay names; the authrelay binary links
 // this package but never the grant relay.
@@ -126,9 +126,13 @@ type Config struct {
 	// begins with them, and with the same command with every setting
 	// spelled out.
 	Program, Args []string
-	// Authrelay is the path of the authrelay executable that runs 'init'
-	// and 'serve' for (c) and (d).
+	// Authrelay is the path of the authrelay executable that runs 'serve'
+	// for (d), and 'init' for (c) and (d) unless Init is set.
 	Authrelay string
+	// Init, when not nil, creates the authrelay directory dir, with the
+	// application account Account, as 'authrelay init --dir DIR --account
+	// APP' does; nil runs that command from Authrelay.
+	Init func(ctx context.Context, dir string) error
 	// Version is the version of that authrelay, for the report.
 	Version string
 	// GrantRelay is the path of an authrelay-bench executable that runs
@@ -237,7 +241,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: invalid config: %d clients, %d users, duration %v, %d storm clients, storm timeout %v, %d admin writes/s, scenarios %q (see Flags)",
 			c.Clients, c.Users, c.Duration, c.StormClients, c.StormTimeout, c.AdminWrites, c.Scenarios)
 	}
-	if (c.Has(ScenarioGrant) || c.Has(ScenarioShipped)) && c.Authrelay == "" {
+	if (c.Has(ScenarioShipped) || c.Has(ScenarioGrant) && c.GrantRelay != "" && c.Init == nil) && c.Authrelay == "" {
 		return nil, fmt.Errorf("bench: no authrelay executable to run (c) and (d) with")
 	}
 	need := uint64(2*(c.Clients+c.StormClients) + 256)
@@ -373,11 +377,16 @@ func (b *bench) runBcrypt(ctx context.Context, names []string, password string) 
 	return nil
 }
 
-// initRelayDir creates the authrelay directory (c) and (d) share, with
-// 'authrelay init', and the token file that lets the grant relay run on it.
+// initRelayDir creates the authrelay directory (c) and (d) share, as
+// 'authrelay init' does, and the token file that lets the grant relay run on
+// it.
 func (b *bench) initRelayDir(ctx context.Context, dir string) error {
 	b.progress("initialising %s", dir)
-	if err := b.runAuthrelay(ctx, "init", "--dir", dir, "--account", Account); err != nil {
+	if b.cfg.Init != nil {
+		if err := b.cfg.Init(ctx, dir); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	} else if err := b.runAuthrelay(ctx, "init", "--dir", dir, "--account", Account); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, TokenFile), []byte(b.token), 0o600); err != nil {
