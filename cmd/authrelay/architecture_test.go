@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -29,10 +27,10 @@ var layers = map[string][]string{
 	"natsconf":                  {"accounts", "store"},
 	"doctor":                    {"accounts", "store", "deploy"},
 	"metrics":                   {"accounts", "store", "relay"},
-	"internal/bench":            {"accounts", "store"},
-	"internal/bench/grantrelay": {"accounts", "relay"},
+	"internal/bench":            {"accounts", "store", "deploy"},
+	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
 	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "internal/bench"},
-	"cmd/authrelay-bench":       {"accounts", "store", "relay", "internal/bench", "internal/bench/grantrelay"},
+	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},
 }
 
 // forbidden are outside packages a layer must never link, whatever it
@@ -42,20 +40,6 @@ var forbidden = map[string][]string{
 	"accounts": {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"},
 	"relay":    {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats-server/v2/server"},
 	"natsconf": {"github.com/nats-io/nats.go"},
-}
-
-// goCommand finds the go command that built this test.
-func goCommand(t *testing.T) string {
-	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err == nil {
-		return goBin
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("no go command to list the packages with: %v", err)
-	}
-	return goBin
 }
 
 type listedPackage struct {

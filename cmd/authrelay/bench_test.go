@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authrelay/authrelay/internal/bench"
 )
 
 // benchTestExeEnv, when set in a relay child's environment, names an
@@ -22,14 +25,14 @@ import (
 const benchTestExeEnv = "AUTHRELAY_BENCH_TEST_EXE"
 
 // TestMain lets this test binary stand in for the authrelay binary as the
-// relay child of 'authrelay bench': under go test, os.Executable names the
-// test binary, and bench starts it with benchChildEnv set and authrelay's
-// command line as its arguments. The child runs authrelay's main in this
+// children of 'authrelay bench' ('authrelay init', 'authrelay serve'):
+// under go test, os.Executable names the test binary, and bench starts it
+// with bench.ChildEnv set and authrelay's command line as its arguments. The child runs authrelay's main in this
 // binary, or, when a test has built authrelay without the race detector,
 // execs that binary (in the same process, whose CPU time and RSS bench
 // reads), so that the relay runs at its real speed.
 func TestMain(m *testing.M) {
-	if os.Getenv(benchChildEnv) != "" {
+	if os.Getenv(bench.ChildEnv) != "" {
 		if exe := os.Getenv(benchTestExeEnv); exe != "" {
 			err := syscall.Exec(exe, append([]string{exe}, os.Args[1:]...), os.Environ())
 			fmt.Fprintf(os.Stderr, "exec %s: %v\n", exe, err)
@@ -48,12 +51,7 @@ func TestMain(m *testing.M) {
 // rightly shed logins that a real build answers.
 func buildBenchRelay(t *testing.T) {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			t.Fatalf("no go command to build authrelay with: %v", err)
-		}
-	}
+	goBin := goCommand(t)
 	exe := filepath.Join(t.TempDir(), "authrelay")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -70,12 +68,31 @@ func buildBenchRelay(t *testing.T) {
 	t.Setenv(benchTestExeEnv, exe)
 }
 
+// goCommand returns the go command of the toolchain that built this test,
+// else the one on PATH.
+func goCommand(t *testing.T) string {
+	t.Helper()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err == nil {
+		return goBin
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command: %v", err)
+	}
+	return goBin
+}
+
 // benchRow matches a scenario row of the text report: the scenario (padded
 // with at least two spaces), then connects, failed, connects/s, p50, p99 and
 // max latency.
 var benchRow = regexp.MustCompile(`(?m)^\(([a-d])\) (.+?)\s{2,}(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s`)
 
-func TestBenchShort(t *testing.T) {
+// Without authrelay-bench (not beside this program, no PATH), 'authrelay
+// bench --short' runs every scenario but (c), reports (c) as skipped with
+// how to get it, and exits 0. The full short run, (c) included, is
+// TestBenchShort in cmd/authrelay-bench.
+func TestBenchShortWithoutGrantRelay(t *testing.T) {
 	buildBenchRelay(t)
 	start := time.Now()
 	r := mustRun(t, "", "bench", "--short")
@@ -91,7 +108,6 @@ func TestBenchShort(t *testing.T) {
 	want := []string{
 		"(a) nats-server, no auth",
 		"(b) nats-server, bcrypt cost 4", // run sets BcryptCost 4
-		"(c) callout ceiling (grant, no store)",
 		"(d) authrelay cold logins",
 		"(d) authrelay warm reconnects",
 		"(d) authrelay warm, 1 admin write/s",
@@ -102,9 +118,12 @@ func TestBenchShort(t *testing.T) {
 			t.Errorf("no row for %s", name)
 			continue
 		}
-		connects, _ := strconv.Atoi(m[3])
-		failed, _ := strconv.Atoi(m[4])
-		rate, _ := strconv.ParseFloat(m[5], 64)
+		connects, err1 := strconv.Atoi(m[3])
+		failed, err2 := strconv.Atoi(m[4])
+		rate, err3 := strconv.ParseFloat(m[5], 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 		if connects <= 0 || rate <= 0 {
 			t.Errorf("%s: %d connects at %v/s, want some", name, connects, rate)
 		}
@@ -113,6 +132,9 @@ func TestBenchShort(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
+		"(c) callout ceiling (grant, no store): skipped: no authrelay-bench beside ",
+		"go build -o ",
+		"/authrelay-bench ./cmd/authrelay-bench', or give --grant-relay PATH\n",
 		"(d) reconnect storm: 10 clients",
 		"connected before the restart: 10 ",
 		"back and authorised:          all 10,",
@@ -131,16 +153,25 @@ func TestBenchShort(t *testing.T) {
 	if n := len(benchRow.FindAllString(r.stdout, -1)); n != len(want) {
 		t.Errorf("%d scenario rows, want %d", n, len(want))
 	}
+	if strings.Contains(r.stdout, "(c) grant") {
+		t.Errorf("ratios name (c), which did not run:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "bench: (c) skipped: no authrelay-bench") {
+		t.Errorf("progress does not say (c) is skipped:\n%s", r.stderr)
+	}
 }
 
 func TestBenchJSON(t *testing.T) {
 	r := mustRun(t, "", "bench", "--short", "--json", "--scenarios", "noauth,grant", "--duration", "500ms")
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, r.stdout)
 	}
 	if rep.Command != "authrelay bench --short --json --scenarios noauth,grant --duration 500ms" {
 		t.Errorf("command %q", rep.Command)
+	}
+	if rep.Machine.Authrelay != version {
+		t.Errorf("machine.authrelay %q, want %q", rep.Machine.Authrelay, version)
 	}
 	var names []string
 	for _, s := range rep.Scenarios {
@@ -152,15 +183,13 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("%s: %d failures %v", s.Name, s.Failures, s.Errors)
 		}
 	}
-	if got, want := strings.Join(names, ","), "noauth,grant"; got != want {
+	if got, want := strings.Join(names, ","), "noauth"; got != want {
 		t.Errorf("scenarios %s, want %s", got, want)
 	}
-	if g := rep.scenario(scenarioGrant); g != nil {
-		if g.Relay == nil || g.Relay.PeakRSSMiB <= 0 || g.Relay.Logins != g.Connects {
-			t.Errorf("grant relay usage %+v, want the child's RSS and logins", g.Relay)
-		}
+	if len(rep.Skipped) != 1 || rep.Skipped[0].Name != bench.ScenarioGrant || !strings.Contains(rep.Skipped[0].Reason, "go build -o ") {
+		t.Errorf("skipped %+v, want grant, with how to build authrelay-bench", rep.Skipped)
 	}
-	if rep.scenario(scenarioNoAuth).Relay != nil {
+	if rep.Find(bench.ScenarioNoAuth).Relay != nil {
 		t.Errorf("noauth reports relay usage, but has no relay")
 	}
 	if rep.Storm != nil || len(rep.Ratios) != 0 {
@@ -177,85 +206,44 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--storm-clients", "-1"},
 		{"bench", "--admin-writes", "-1"},
 		{"bench", "extra"},
+		{"bench", "--grant-relay", filepath.Join(t.TempDir(), "authrelay-bench")},
+		// The grant relay is not in authrelay: its command line is extra
+		// arguments to bench.
+		{"bench", bench.GrantRelayCommand, "--dir", t.TempDir(), "--nats", "nats://127.0.0.1:4222"},
 	} {
 		if r := run(t, "", args...); r.code != exitUsage {
 			t.Errorf("authrelay %s: exit %d, want %d\n%s", strings.Join(args, " "), r.code, exitUsage, r.stderr)
 		}
 	}
 	r := run(t, "", "bench", "-h")
-	if r.code != exitOK || !strings.Contains(r.stderr, "authrelay bench --short") {
+	if r.code != exitOK || !strings.Contains(r.stderr, "authrelay bench --short") || !strings.Contains(r.stderr, "go build -o DIR/authrelay-bench ./cmd/authrelay-bench") {
 		t.Errorf("bench -h: exit %d\n%s", r.code, r.stderr)
 	}
-	if strings.Contains(r.stderr, benchGrantRelayCmd) || strings.Contains(mainUsage, benchGrantRelayCmd) {
-		t.Errorf("usage names the internal %s", benchGrantRelayCmd)
-	}
 }
 
-func TestParseScenarios(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"noauth,bcrypt,grant,shipped", "noauth,bcrypt,grant,shipped"},
-		{"shipped, a", "noauth,shipped"},
-		{"D,c,c", "grant,shipped"},
-	} {
-		got, err := parseScenarios(tc.in)
-		if err != nil || strings.Join(got, ",") != tc.want {
-			t.Errorf("parseScenarios(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+// TestGrantRelayNotLinked: the grant-everything responder must not ship in
+// the binary that guards logins. Its package is not among authrelay's
+// dependencies, and is among authrelay-bench's (so that the test cannot
+// pass by naming a package that does not exist).
+func TestGrantRelayNotLinked(t *testing.T) {
+	const grantRelay = "github.com/authrelay/authrelay/internal/bench/grantrelay"
+	deps := func(pkg string) []string {
+		t.Helper()
+		cmd := exec.Command(goCommand(t), "list", "-deps", pkg)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr.String())
 		}
+		return strings.Fields(string(out))
 	}
-}
-
-// The grant relay answers yes to every login, so it must refuse to run
-// anywhere but on a directory bench made, as bench's child.
-func TestBenchGrantRelayRefuses(t *testing.T) {
-	dir := t.TempDir()
-	mustRun(t, "", "init", "--dir", dir)
-	args := []string{"bench", benchGrantRelayCmd, "--dir", dir, "--nats", "nats://127.0.0.1:4222"}
-	r := run(t, "", args...)
-	if r.code != exitFailure || !strings.Contains(r.stderr, "runs only on a directory that 'authrelay bench' created") {
-		t.Errorf("grant relay on an init'ed directory: exit %d\n%s", r.code, r.stderr)
+	if d := deps("."); !slices.Contains(d, "github.com/authrelay/authrelay/internal/bench") {
+		t.Fatalf("go list -deps . lacks internal/bench: %v", d)
+	} else if slices.Contains(d, grantRelay) {
+		t.Errorf("authrelay links %s, the grant-everything responder", grantRelay)
 	}
-	// With the token file and the token, but a server that is not on
-	// loopback.
-	if err := os.WriteFile(filepath.Join(dir, benchTokenFile), []byte("tok"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := NewMain()
-	var out syncBuffer
-	m.Stdout, m.Stderr = &out, &out
-	m.Getenv = func(k string) string {
-		if k == benchTokenEnv {
-			return "tok"
-		}
-		return ""
-	}
-	err := m.Run(t.Context(), []string{"bench", benchGrantRelayCmd, "--dir", dir, "--nats", "nats://10.1.2.3:4222"})
-	if err == nil || !strings.Contains(err.Error(), "only a server on a loopback address") {
-		t.Errorf("grant relay for a non-loopback server: %v", err)
-	}
-	m.Getenv = func(string) string { return "other" }
-	err = m.Run(t.Context(), args)
-	if err == nil || !strings.Contains(err.Error(), "runs only on a directory") {
-		t.Errorf("grant relay with the wrong token: %v", err)
-	}
-}
-
-func TestLatencyStats(t *testing.T) {
-	var lat []time.Duration
-	for i := 100; i >= 1; i-- {
-		lat = append(lat, time.Duration(i)*time.Millisecond)
-	}
-	got := latencyStats(lat)
-	if want := (latencyMs{P50: 50, P99: 99, Max: 100}); got != want {
-		t.Errorf("latencyStats = %+v, want %+v", got, want)
-	}
-	if got := latencyStats(nil); got != (latencyMs{}) {
-		t.Errorf("latencyStats(nil) = %+v", got)
-	}
-}
-
-func TestShellJoin(t *testing.T) {
-	got := shellJoin([]string{"authrelay", "bench", "--serve-arg=--workers=8", "a b", "it's"})
-	if want := `authrelay bench --serve-arg=--workers=8 'a b' 'it'\''s'`; got != want {
-		t.Errorf("shellJoin = %s, want %s", got, want)
+	if d := deps("../authrelay-bench"); !slices.Contains(d, grantRelay) {
+		t.Errorf("authrelay-bench does not link %s: %v", grantRelay, d)
 	}
 }

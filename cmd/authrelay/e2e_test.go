@@ -306,12 +306,7 @@ type e2eBinaries struct {
 // whatever the test binary was built with.
 func buildE2EBinaries(t *testing.T) e2eBinaries {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			t.Fatalf("no go command to build the binaries with: %v", err)
-		}
-	}
+	goBin := goCommand(t)
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)

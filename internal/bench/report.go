@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"cmp"
@@ -10,21 +10,32 @@ import (
 	"strings"
 )
 
-// benchReport is what 'authrelay bench' prints, as text or as JSON.
-type benchReport struct {
+// Report is the result of a run, for WriteText or WriteJSON.
+type Report struct {
 	// Command is the command line as given; Resolved the same run with
 	// every setting spelled out.
-	Command   string           `json:"command"`
-	Resolved  string           `json:"resolved_command"`
-	Machine   benchMachine     `json:"machine"`
-	Settings  benchSettings    `json:"settings"`
-	Scenarios []scenarioResult `json:"scenarios"`
-	Storm     *stormResult     `json:"storm,omitempty"`
-	Ratios    []benchRatio     `json:"ratios,omitempty"`
-	Notes     []string         `json:"notes,omitempty"`
+	Command   string       `json:"command"`
+	Resolved  string       `json:"resolved_command"`
+	Machine   Machine      `json:"machine"`
+	Settings  Settings     `json:"settings"`
+	Scenarios []Scenario   `json:"scenarios"`
+	Storm     *StormResult `json:"storm,omitempty"`
+	Ratios    []Ratio      `json:"ratios,omitempty"`
+	// Skipped are the scenarios asked for that did not run, and why.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	Notes   []string  `json:"notes,omitempty"`
 }
 
-type benchMachine struct {
+// Skipped is a scenario that was asked for but did not run.
+type Skipped struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Title  string `json:"title"`
+	Reason string `json:"reason"`
+}
+
+// Machine is the machine and the versions a run measured.
+type Machine struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	CPUs       int    `json:"cpus"`
@@ -34,7 +45,8 @@ type benchMachine struct {
 	Authrelay  string `json:"authrelay"`
 }
 
-type benchSettings struct {
+// Settings are the settings of a run.
+type Settings struct {
 	Clients                int      `json:"clients"`
 	Users                  int      `json:"users"`
 	DurationS              float64  `json:"duration_s"`
@@ -48,8 +60,8 @@ type benchSettings struct {
 	ServeArgs              []string `json:"serve_args,omitempty"`
 }
 
-// scenarioResult is one measured connect loop.
-type scenarioResult struct {
+// Scenario is one measured connect loop.
+type Scenario struct {
 	// ID is the scenario's letter, a to d; Name is noauth, bcrypt, grant,
 	// shipped-cold or shipped-warm.
 	ID       string  `json:"id"`
@@ -61,25 +73,27 @@ type scenarioResult struct {
 	// Errors counts the failures by kind.
 	Errors         map[string]int64 `json:"errors,omitempty"`
 	ConnectsPerSec float64          `json:"connects_per_s"`
-	LatencyMs      latencyMs        `json:"latency_ms"`
+	LatencyMs      Latency          `json:"latency_ms"`
 	// ProcessCPUMsPerConnect is the CPU time of the bench process (the
 	// server and the clients) per successful connect.
 	ProcessCPUMsPerConnect float64     `json:"process_cpu_ms_per_connect"`
-	Relay                  *relayStats `json:"relay,omitempty"`
+	Relay                  *RelayStats `json:"relay,omitempty"`
 	// AdminWrites are the admin changes made during the phase (the warm
 	// phase with writes of (d)).
 	AdminWrites int64  `json:"admin_writes,omitempty"`
 	Note        string `json:"note,omitempty"`
 }
 
-type latencyMs struct {
+// Latency is the median, 99th percentile and maximum of a set of
+// durations, in milliseconds.
+type Latency struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
 }
 
-// relayStats is the relay child's use of the machine during a phase.
-type relayStats struct {
+// RelayStats is the relay child's use of the machine during a phase.
+type RelayStats struct {
 	CPUMs float64 `json:"cpu_ms"`
 	// Logins are the successful logins it granted in the phase.
 	Logins        int64   `json:"logins"`
@@ -92,8 +106,8 @@ type relayStats struct {
 	Verifications *int64 `json:"verifications,omitempty"`
 }
 
-// stormResult is the reconnect storm of (d).
-type stormResult struct {
+// StormResult is the reconnect storm of (d).
+type StormResult struct {
 	Clients         int              `json:"clients"`
 	Connected       int              `json:"connected"`
 	SetupFailed     int64            `json:"setup_failed"`
@@ -111,9 +125,9 @@ type stormResult struct {
 	AllBack bool `json:"all_back"`
 	// AllBackSeconds is the time from the restart until the last client
 	// was back, when all came back.
-	AllBackSeconds float64   `json:"all_back_s,omitempty"`
-	WaitedSeconds  float64   `json:"waited_s"`
-	TimeToBackMs   latencyMs `json:"time_to_back_ms"`
+	AllBackSeconds float64 `json:"all_back_s,omitempty"`
+	WaitedSeconds  float64 `json:"waited_s"`
+	TimeToBackMs   Latency `json:"time_to_back_ms"`
 	// AuthErrors are the authorization errors the clients received while
 	// reconnecting.
 	AuthErrors int64 `json:"auth_errors"`
@@ -124,17 +138,20 @@ type stormResult struct {
 	RelayDropped   int64       `json:"relay_dropped"`
 	RelayShed      int64       `json:"relay_shed"`
 	RelayAbandoned int64       `json:"relay_abandoned"`
-	Relay          *relayStats `json:"relay,omitempty"`
+	Relay          *RelayStats `json:"relay,omitempty"`
 }
 
-// benchRatio is the connect rate of a phase of (d) over a baseline's.
-type benchRatio struct {
+// Ratio is the connect rate of a phase of (d) over a baseline's.
+type Ratio struct {
 	Scenario string  `json:"scenario"`
 	Baseline string  `json:"baseline"`
 	Ratio    float64 `json:"ratio"`
 }
 
-func (r *benchReport) scenario(name string) *scenarioResult {
+// Find returns the scenario named name (noauth, bcrypt, grant,
+// shipped-cold, shipped-warm, shipped-warm-writes), or nil if it did not
+// run.
+func (r *Report) Find(name string) *Scenario {
 	for i := range r.Scenarios {
 		if r.Scenarios[i].Name == name {
 			return &r.Scenarios[i]
@@ -144,23 +161,24 @@ func (r *benchReport) scenario(name string) *scenarioResult {
 }
 
 // computeRatios fills in the ratios of the phases of (d) to (a), (b), (c).
-func (r *benchReport) computeRatios() {
-	for _, d := range []string{scenarioShipped + "-cold", scenarioShipped + "-warm"} {
-		ds := r.scenario(d)
+func (r *Report) computeRatios() {
+	for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+		ds := r.Find(d)
 		if ds == nil {
 			continue
 		}
-		for _, base := range []string{scenarioNoAuth, scenarioBcrypt, scenarioGrant} {
-			bs := r.scenario(base)
+		for _, base := range []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant} {
+			bs := r.Find(base)
 			if bs == nil || bs.ConnectsPerSec == 0 {
 				continue
 			}
-			r.Ratios = append(r.Ratios, benchRatio{Scenario: d, Baseline: base, Ratio: ds.ConnectsPerSec / bs.ConnectsPerSec})
+			r.Ratios = append(r.Ratios, Ratio{Scenario: d, Baseline: base, Ratio: ds.ConnectsPerSec / bs.ConnectsPerSec})
 		}
 	}
 }
 
-func (r *benchReport) writeJSON(w io.Writer) error {
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r); err != nil {
@@ -169,7 +187,9 @@ func (r *benchReport) writeJSON(w io.Writer) error {
 	return nil
 }
 
-func (r *benchReport) writeText(w io.Writer) {
+// WriteText writes the report as text: the command lines, the machine and
+// method, a table of the scenarios, the storm, the ratios and the notes.
+func (r *Report) WriteText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("authrelay bench: logins on this machine\n")
 	p("command:  %s\n", r.Command)
@@ -189,7 +209,7 @@ func (r *benchReport) writeText(w io.Writer) {
 	}
 	p("hashes:   %s\n", hashes)
 	if len(r.Settings.ServeArgs) > 0 {
-		p("serve:    extra arguments for (d): %s\n", shellJoin(r.Settings.ServeArgs))
+		p("serve:    extra arguments for (d): %s\n", ShellJoin(r.Settings.ServeArgs))
 	}
 	p("\n")
 
@@ -220,6 +240,9 @@ func (r *benchReport) writeText(w io.Writer) {
 		if s.Note != "" {
 			p("(%s) %s: %s\n", s.ID, s.Title, s.Note)
 		}
+	}
+	for _, s := range r.Skipped {
+		p("(%s) %s: skipped: %s\n", s.ID, s.Title, s.Reason)
 	}
 
 	if st := r.Storm; st != nil {
@@ -264,14 +287,14 @@ func (r *benchReport) writeText(w io.Writer) {
 		p("\nconnects/s of (d) relative to the others:\n")
 		p("  %-18s", "")
 		for _, b := range bases {
-			p(" %14s", "("+r.scenario(b).ID+") "+b)
+			p(" %14s", "("+r.Find(b).ID+") "+b)
 		}
 		p("\n")
-		for _, d := range []string{scenarioShipped + "-cold", scenarioShipped + "-warm"} {
-			if r.scenario(d) == nil {
+		for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+			if r.Find(d) == nil {
 				continue
 			}
-			p("  %-18s", map[string]string{scenarioShipped + "-cold": "cold logins", scenarioShipped + "-warm": "warm reconnects"}[d])
+			p("  %-18s", map[string]string{ScenarioShipped + "-cold": "cold logins", ScenarioShipped + "-warm": "warm reconnects"}[d])
 			for _, b := range bases {
 				v := "-"
 				for _, x := range r.Ratios {
@@ -344,8 +367,9 @@ func fmtCounts(c map[string]int64) string {
 // shellSafe matches arguments a shell takes as they are.
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=,@%+-]+$`)
 
-// shellJoin joins args into a command line a POSIX shell reads back as args.
-func shellJoin(args []string) string {
+// ShellJoin joins args into a command line a POSIX shell reads back as
+// args, quoting those that need it.
+func ShellJoin(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if shellSafe.MatchString(a) {

@@ -1,15 +1,11 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,29 +17,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/authrelay/authrelay/accounts"
-	"github.com/authrelay/authrelay/deploy"
-	"github.com/authrelay/authrelay/relay"
-)
-
-// The bench's relay child processes.
-const (
-	benchCmd = "bench"
-	// benchGrantRelayCmd is the hidden 'authrelay bench grant-relay': the
-	// relay of scenario (c), which grants every login. It is not listed in
-	// any usage text, and runs only on a directory that bench created (see
-	// runBenchGrantRelay).
-	benchGrantRelayCmd = "grant-relay"
-	// benchChildEnv is set in the environment of every relay child. The
-	// authrelay binary ignores it; a test binary, which os.Executable
-	// names under 'go test', runs the command line as authrelay would
-	// when it is set (see TestMain in bench_test.go).
-	benchChildEnv = "AUTHRELAY_BENCH_CHILD"
-	// benchTokenEnv carries the token that benchTokenFile in the
-	// directory must hold for grant-relay to run.
-	benchTokenEnv  = "AUTHRELAY_BENCH_TOKEN"
-	benchTokenFile = "bench-token"
 )
 
 // benchServer is a nats-server running in this process from a config file,
@@ -118,22 +91,14 @@ type relayProc struct {
 	stopErr error
 }
 
-// startRelay starts os.Executable() with args as a relay child.
-func (b *bench) startRelay(ctx context.Context, args ...string) (*relayProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("bench: find this program to run the relay: %w", err)
-	}
+// startRelay starts exe with args as a relay child, named name in errors,
+// with env added to this process's environment.
+func (b *bench) startRelay(ctx context.Context, exe, name string, env []string, args ...string) (*relayProc, error) {
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), benchChildEnv+"=1", benchTokenEnv+"="+b.token)
+	cmd.Env = append(append(os.Environ(), ChildEnv+"=1"), env...)
 	cmd.Stdin = nil
 	cmd.Stdout = io.Discard
-	name := args[:1] // serve
-	if args[0] == benchCmd {
-		name = args[:2] // bench grant-relay
-	}
-	p := &relayProc{name: "authrelay " + strings.Join(name, " "), cmd: cmd,
-		log: &childLog{}, exited: make(chan struct{})}
+	p := &relayProc{name: name, cmd: cmd, log: &childLog{}, exited: make(chan struct{})}
 	cmd.Stderr = p.log
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -146,13 +111,27 @@ func (b *bench) startRelay(ctx context.Context, args ...string) (*relayProc, err
 	return p, nil
 }
 
+// runAuthrelay runs the authrelay executable with args to completion, such
+// as 'authrelay init', and returns an error with its output if it fails.
+func (b *bench) runAuthrelay(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.cfg.Authrelay, args...)
+	cmd.Env = append(os.Environ(), ChildEnv+"=1")
+	out := &childLog{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = childSysProcAttr()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench: authrelay %s: %w:\n%s", args[0], err, out.tail())
+	}
+	return nil
+}
+
 func (p *relayProc) pid() int { return p.cmd.Process.Pid }
 
 // awaitReady waits until the relay answers a login.
 func (p *relayProc) awaitReady(ctx context.Context, url, name, password string) error {
-	deadline := time.Now().Add(benchRelayReady)
+	deadline := time.Now().Add(relayReady)
 	for {
-		nc, err := nats.Connect(url, nats.UserInfo(name, password), nats.Timeout(benchConnectTimeout), nats.NoReconnect())
+		nc, err := nats.Connect(url, nats.UserInfo(name, password), nats.Timeout(connectTimeout), nats.NoReconnect())
 		if err == nil {
 			nc.Close()
 			return nil
@@ -166,7 +145,7 @@ func (p *relayProc) awaitReady(ctx context.Context, url, name, password string) 
 			return fmt.Errorf("bench: %w", ctx.Err())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: %s answered no login within %v (last: %v):\n%s", p.name, benchRelayReady, err, p.log.tail())
+			return fmt.Errorf("bench: %s answered no login within %v (last: %v):\n%s", p.name, relayReady, err, p.log.tail())
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
 	}
@@ -297,92 +276,3 @@ func (l *childLog) tail() string {
 	}
 	return "  " + strings.Join(lines, "\n  ")
 }
-
-// runBenchGrantRelay runs the relay of scenario (c): the relay's responder,
-// with the same xkey and signing as serve, but with grantUsers in place of
-// the store, until SIGINT or SIGTERM. It refuses to run unless the
-// directory holds the token bench gave it in its environment, and the
-// server is on a loopback address: it grants any login, so it must never
-// answer for a real deployment.
-func (m *Main) runBenchGrantRelay(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("bench "+benchGrantRelayCmd, "\nUsage: (internal to 'authrelay bench')\n")
-	dir := fs.String("dir", "", "the directory bench created")
-	natsURL := fs.String("nats", "", "the bench's server")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 || *dir == "" || *natsURL == "" {
-		return usagef("bench %s is internal to 'authrelay bench'", benchGrantRelayCmd)
-	}
-	l := deploy.Layout{Dir: *dir}
-	want, err := os.ReadFile(l.Path(benchTokenFile))
-	token := m.Getenv(benchTokenEnv)
-	if err != nil || token == "" || subtle.ConstantTimeCompare(want, []byte(token)) != 1 {
-		return fmt.Errorf("bench %s: runs only on a directory that 'authrelay bench' created, as its child", benchGrantRelayCmd)
-	}
-	u, err := url.Parse(*natsURL)
-	if err != nil {
-		return usagef("--nats %q: %v", *natsURL, err)
-	}
-	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("bench %s: --nats %q: only a server on a loopback address", benchGrantRelayCmd, *natsURL)
-	}
-	secrets, err := l.LoadSecrets()
-	if err != nil {
-		return err
-	}
-	issuer, err := accounts.NewIssuer(secrets.IssuerSeed, nil)
-	if err != nil {
-		return fmt.Errorf("bench %s: %w", benchGrantRelayCmd, err)
-	}
-	xkey, err := accounts.NewXKey(secrets.XKeySeed)
-	if err != nil {
-		return fmt.Errorf("bench %s: %w", benchGrantRelayCmd, err)
-	}
-	logger, err := newLogger(m.Stderr, "warn", "text", new(slog.LevelVar))
-	if err != nil {
-		return err
-	}
-	// As serve configures the relay, with its defaults, less the store,
-	// the lockout guard and the audit trail.
-	r, err := relay.New(relay.Config{
-		URL:              *natsURL,
-		User:             secrets.RelayUser,
-		Password:         secrets.RelayPassword,
-		Issuer:           issuer,
-		XKey:             xkey,
-		Users:            grantUsers{},
-		ReservedAccounts: []string{deploy.AuthAccount, deploy.SystemAccount},
-		SessionTTL:       time.Hour,
-		Logger:           logger,
-		Now:              m.Now,
-	})
-	if err != nil {
-		return fmt.Errorf("bench %s: %w", benchGrantRelayCmd, err)
-	}
-	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("bench %s: %w", benchGrantRelayCmd, err)
-	}
-	return nil
-}
-
-// grantUsers is the decision of scenario (c): every name and password is
-// granted at once, as benchUser(name) — the account and permissions of the
-// users of (d) — without a store or a password hash. It exists only for
-// bench's grant relay; serve never uses it.
-type grantUsers struct{}
-
-func (grantUsers) Authenticate(_ context.Context, name, _ string) (accounts.User, error) {
-	return benchUser(name), nil
-}
-
-func (grantUsers) RolesNamed(context.Context, []string) ([]accounts.Role, error) {
-	return nil, nil
-}
-
-// VerifyDummy and Rehash have nothing to do: there is no password hash.
-func (grantUsers) VerifyDummy(context.Context, string) error { return nil }
-func (grantUsers) Rehash(context.Context, string, string)    {}
-
-var _ relay.Users = grantUsers{}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -6,19 +6,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
-	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
-// benchAdminUser is the user the admin writes of (d) change: one that no
+// adminUser is the user the admin writes of (d) change: one that no
 // client logs in as, so every write is unrelated to the cached users.
-const benchAdminUser = "bench-admin"
+const adminUser = "bench-admin"
 
 // freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
 // moment ago, for the relay child's metrics listener.
@@ -87,7 +87,7 @@ func (b *bench) measureVerified(ctx context.Context, child *relayProc, addr stri
 	return res, nil
 }
 
-// adminWriter changes benchAdminUser in the store at path perSec times a
+// adminWriter changes adminUser in the store at path perSec times a
 // second, through its own handle (as the CLI would, from another process),
 // until stop is called. It alternates the user's publish allow, so each
 // write is a real change.
@@ -120,7 +120,7 @@ func startAdminWriter(ctx context.Context, path string, perSec int) (*adminWrite
 			if i%2 == 1 {
 				allow = []string{"bench.admin.b.>"}
 			}
-			err := db.UpdateUser(ctx, benchAdminUser, func(u *accounts.User) error {
+			err := db.UpdateUser(ctx, adminUser, func(u *accounts.User) error {
 				u.Permissions.Pub.Allow = allow
 				return nil
 			})
@@ -143,25 +143,25 @@ func (w *adminWriter) stop() {
 }
 
 // runWarmWithWrites is the phase of (d) that repeats the warm reconnects
-// while an admin changes an unrelated user b.cfg.adminWrites times a
+// while an admin changes an unrelated user b.cfg.AdminWrites times a
 // second. With invalidation as precise as the change, it runs as fast as
 // the warm phase and verifies no password.
-func (b *bench) runWarmWithWrites(ctx context.Context, l deploy.Layout, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *scenarioResult) error {
-	title := fmt.Sprintf("authrelay warm, %d admin write/s", b.cfg.adminWrites)
-	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.clients, b.cfg.duration, len(warm))
-	w, err := startAdminWriter(ctx, l.Path(deploy.DatabaseFile), b.cfg.adminWrites)
+func (b *bench) runWarmWithWrites(ctx context.Context, dir string, child *relayProc, metricsAddr, url string, warm []string, password string, warmRes *Scenario) error {
+	title := fmt.Sprintf("authrelay warm, %d admin write/s", b.cfg.AdminWrites)
+	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(warm))
+	w, err := startAdminWriter(ctx, filepath.Join(dir, databaseFile), b.cfg.AdminWrites)
 	if err != nil {
 		return err
 	}
-	res, err := b.measureVerified(ctx, child, metricsAddr, connectLoad{url: url, clients: b.cfg.clients, duration: b.cfg.duration,
+	res, err := b.measureVerified(ctx, child, metricsAddr, connectLoad{url: url, clients: b.cfg.Clients, duration: b.cfg.Duration,
 		creds: cycle(warm, password)})
 	w.stop()
 	if err != nil {
 		return err
 	}
-	res.ID, res.Name, res.Title = "d", scenarioShipped+"-warm-writes", title
+	res.ID, res.Name, res.Title = "d", ScenarioShipped+"-warm-writes", title
 	res.AdminWrites = w.writes.Load()
-	note := fmt.Sprintf("the warm phase again while %d writes changed %s, a user no client is", res.AdminWrites, benchAdminUser)
+	note := fmt.Sprintf("the warm phase again while %d writes changed %s, a user no client is", res.AdminWrites, adminUser)
 	if warmRes != nil && warmRes.ConnectsPerSec > 0 {
 		note += fmt.Sprintf("; %s the warm phase's connects/s", fmtRatio(res.ConnectsPerSec/warmRes.ConnectsPerSec))
 	}
@@ -175,6 +175,6 @@ func (b *bench) runWarmWithWrites(ctx context.Context, l deploy.Layout, child *r
 		note += fmt.Sprintf("; %d writes failed, the last: %v", n, w.lastErr.Load())
 	}
 	res.Note = note
-	b.rep.Scenarios = append(b.rep.Scenarios, res.scenarioResult)
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func runConnectLoad(ctx context.Context, l connectLoad) (loadStats, time.Duratio
 		wg.Go(func() {
 			s := &per[i]
 			s.errs = map[string]int64{}
-			base := []nats.Option{nats.Name("authrelay-bench"), nats.Timeout(benchConnectTimeout), nats.NoReconnect()}
+			base := []nats.Option{nats.Name("authrelay-bench"), nats.Timeout(connectTimeout), nats.NoReconnect()}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				name, password, ok := l.creds()
 				if !ok {
@@ -121,11 +121,11 @@ func (b *bench) sample(child *relayProc) benchSample {
 
 // relayUsage computes the relay child's CPU time per login and peak RSS
 // between two samples.
-func relayUsage(child *relayProc, before, after benchSample, logins int64) *relayStats {
+func relayUsage(child *relayProc, before, after benchSample, logins int64) *RelayStats {
 	if child == nil {
 		return nil
 	}
-	r := &relayStats{Logins: logins, LogWarnings: after.relayLog.warnings - before.relayLog.warnings}
+	r := &RelayStats{Logins: logins, LogWarnings: after.relayLog.warnings - before.relayLog.warnings}
 	if before.relayOK && after.relayOK {
 		r.CPUMs = ms(after.relayCPU - before.relayCPU)
 		if logins > 0 {
@@ -140,7 +140,7 @@ func relayUsage(child *relayProc, before, after benchSample, logins int64) *rela
 
 // loadResult is a measured scenario with what later phases need.
 type loadResult struct {
-	scenarioResult
+	Scenario
 	authorised []string
 	exhausted  bool
 }
@@ -150,7 +150,7 @@ func (b *bench) measure(ctx context.Context, child *relayProc, l connectLoad) lo
 	before := b.sample(child)
 	st, elapsed := runConnectLoad(ctx, l)
 	after := b.sample(child)
-	r := scenarioResult{
+	r := Scenario{
 		Seconds:   elapsed.Seconds(),
 		Connects:  st.ok,
 		Failures:  st.failed,
@@ -166,7 +166,7 @@ func (b *bench) measure(ctx context.Context, child *relayProc, l connectLoad) lo
 	if st.ok > 0 {
 		r.ProcessCPUMsPerConnect = ms(after.self-before.self) / float64(st.ok)
 	}
-	return loadResult{scenarioResult: r, authorised: st.names, exhausted: st.exhausted}
+	return loadResult{Scenario: r, authorised: st.names, exhausted: st.exhausted}
 }
 
 // stormClient is one client of the reconnect storm.
@@ -191,7 +191,7 @@ func (s *stormState) options(c *stormClient, name, password string) []nats.Optio
 	return []nats.Option{
 		nats.Name("authrelay-bench-storm"),
 		nats.UserInfo(name, password),
-		nats.Timeout(benchConnectTimeout),
+		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(stormReconnectWait),
 		nats.ReconnectJitter(stormReconnectJitter, stormReconnectJitter),
@@ -218,20 +218,20 @@ func (s *stormState) options(c *stormClient, name, password string) []nats.Optio
 // storm connects the storm clients (as users, round-robin), restarts the
 // server on the same port and waits until every client is back and
 // authorised or has given up, for at most the storm timeout.
-func (b *bench) storm(ctx context.Context, srv *benchServer, child *relayProc, users []string, password string) (*stormResult, error) {
-	n := b.cfg.stormClients
-	res := &stormResult{Clients: n}
+func (b *bench) storm(ctx context.Context, srv *benchServer, child *relayProc, users []string, password string) (*StormResult, error) {
+	n := b.cfg.StormClients
+	res := &StormResult{Clients: n}
 	var st stormState
 	clients := make([]*stormClient, n)
-	b.progress("(d) storm: connecting %d clients, %d at a time", n, b.cfg.clients)
+	b.progress("(d) storm: connecting %d clients, %d at a time", n, b.cfg.Clients)
 	setupStart := time.Now()
-	sctx, cancel := context.WithTimeout(ctx, b.cfg.stormTimeout)
+	sctx, cancel := context.WithTimeout(ctx, b.cfg.StormTimeout)
 	var next atomic.Int64
 	var mu sync.Mutex
 	setupErrs := map[string]int64{}
 	var connected atomic.Int64
 	var wg sync.WaitGroup
-	for range b.cfg.clients {
+	for range b.cfg.Clients {
 		wg.Go(func() {
 			for sctx.Err() == nil {
 				i := int(next.Add(1) - 1)
@@ -296,7 +296,7 @@ func (b *bench) storm(ctx context.Context, srv *benchServer, child *relayProc, u
 		return res, err
 	}
 	res.ServerRestartMs = ms(time.Since(t0))
-	deadline := t0.Add(b.cfg.stormTimeout)
+	deadline := t0.Add(b.cfg.StormTimeout)
 	nextReport := t0.Add(10 * time.Second)
 	var back, gaveUp int
 	for {
@@ -369,16 +369,16 @@ func closeStormClients(st *stormState, clients []*stormClient) {
 
 // latencyStats returns the median, 99th percentile and maximum of lat, in
 // milliseconds (nearest rank). It sorts lat.
-func latencyStats(lat []time.Duration) latencyMs {
+func latencyStats(lat []time.Duration) Latency {
 	if len(lat) == 0 {
-		return latencyMs{}
+		return Latency{}
 	}
 	slices.Sort(lat)
 	rank := func(q float64) time.Duration {
 		i := int(math.Ceil(q*float64(len(lat)))) - 1
 		return lat[max(0, min(i, len(lat)-1))]
 	}
-	return latencyMs{P50: ms(rank(0.50)), P99: ms(rank(0.99)), Max: ms(lat[len(lat)-1])}
+	return Latency{P50: ms(rank(0.50)), P99: ms(rank(0.99)), Max: ms(lat[len(lat)-1])}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
