@@ -1,6 +1,10 @@
 package relay
 
-import "time"
+import (
+	"context"
+	"log/slog"
+	"time"
+)
 
 // Observer is told of what the relay does, for metrics: every decision it
 // sends and every connection its revocation closes. Its methods are called
@@ -31,4 +35,31 @@ type Observation struct {
 	// lookup returned an unexpected error), as opposed to a user record
 	// the relay could not issue a JWT for.
 	StoreError bool
+}
+
+// LogStats logs the relay's decision counts every interval in which it made
+// decisions, until ctx is done, so that an operator sees the cache at work
+// and any shedding.
+func (r *Relay) LogStats(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := r.Stats()
+		hits, misses := s.CacheHits-last.CacheHits, s.CacheMisses-last.CacheMisses
+		verifications := s.Verifications - last.Verifications
+		shed, dropped := s.Shed-last.Shed, s.Dropped-last.Dropped
+		last = s
+		if hits+misses+verifications+shed+dropped == 0 {
+			continue
+		}
+		logger.Info("relay stats", "interval", interval, "cache_hits", hits, "cache_misses", misses,
+			"cache_entries", s.CacheEntries, "verifications", verifications, "hash_time", s.HashTime,
+			"shed", shed, "dropped", dropped)
+	}
 }

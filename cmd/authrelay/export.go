@@ -83,23 +83,24 @@ func exportAll(ctx context.Context, db *store.DB, withHashes bool) (exportDoc, e
 	if err != nil {
 		return doc, err
 	}
+	// One query each for the counts and the holders, not one per row.
+	counts, err := db.AccountUserCounts(ctx)
+	if err != nil {
+		return doc, err
+	}
 	for _, a := range accts {
-		users, err := db.AccountUsers(ctx, a.Name)
-		if err != nil {
-			return doc, err
-		}
-		doc.Accounts = append(doc.Accounts, accountView{Account: a, Users: len(users)})
+		doc.Accounts = append(doc.Accounts, accountView{Account: a, Users: counts[a.Name]})
 	}
 	roles, err := db.Roles(ctx)
 	if err != nil {
 		return doc, err
 	}
+	holders, err := db.AllRoleHolders(ctx)
+	if err != nil {
+		return doc, err
+	}
 	for _, r := range roles {
-		holders, err := db.RoleHolders(ctx, r.Name)
-		if err != nil {
-			return doc, err
-		}
-		doc.Roles = append(doc.Roles, newRoleView(r, holders))
+		doc.Roles = append(doc.Roles, newRoleView(r, holders[r.Name]))
 	}
 	users, err := db.Users(ctx)
 	if err != nil {

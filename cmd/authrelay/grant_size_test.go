@@ -71,12 +71,12 @@ func TestGrantTooLargeForServer(t *testing.T) {
 		t.Run(env.name, func(t *testing.T) {
 			s := serveWithMaxPayload(t, env.xkey, limit)
 			dir := s.dir
-			sizer, err := newGrantSizer(deploy.Layout{Dir: dir}, time.Now)
+			sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: dir}, time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sizer.limit != limit {
-				t.Fatalf("max_payload read from nats.conf = %d, want %d", sizer.limit, limit)
+			if sizer.Limit != limit {
+				t.Fatalf("max_payload read from nats.conf = %d, want %d", sizer.Limit, limit)
 			}
 			// The most subjects that fit, for a user named like big and bog.
 			all := longSubjects("telemetry", 1000)
@@ -86,7 +86,7 @@ func TestGrantTooLargeForServer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := sizer.issuer.ResponseSize(g, time.Now())
+				got, err := sizer.Issuer.ResponseSize(g, time.Now())
 				if err != nil {
 					t.Fatal(err)
 				}

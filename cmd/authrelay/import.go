@@ -141,11 +141,11 @@ func importSnapshot(ctx context.Context, l deploy.Layout, db *store.DB, m *Main)
 	if s.Reserved, err = db.ReservedAccounts(); err != nil {
 		return s, err
 	}
-	sizer, err := newGrantSizer(l, m.Now)
+	sizer, err := deploy.NewGrantSizer(l, m.Now)
 	if err != nil {
 		return s, err
 	}
-	s.Size = func(u accounts.User) error { _, err := sizer.check(u, nil); return err }
+	s.Size = func(u accounts.User) error { _, err := sizer.Check(u, nil); return err }
 	return s, nil
 }
 

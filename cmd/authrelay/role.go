@@ -124,7 +124,7 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
+	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ Examples:
 		if err != nil {
 			return err
 		}
-		if err := sizer.checkRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
+		if err := sizer.CheckRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
 			return fmt.Errorf("role add %s: %w", name, err)
 		}
 		detail := map[string]any{"role": name, "flags": changedFlags(setFlags(fs))}
@@ -164,7 +164,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return sizer.checkRole(ctx, db, *r, held)
+			return sizer.CheckRole(ctx, db, *r, held)
 		})
 		if err != nil {
 			return nil, err

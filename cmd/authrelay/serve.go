@@ -392,10 +392,10 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		}
 		done <- err
 	}()
-	go m.maintain(ctx, db, c.auditRetention, logger)
+	go db.Maintain(ctx, c.auditRetention, logger)
 	go db.WatchFile(ctx, logger.With("component", "database"))
 	go db.CheckpointLoop(ctx, logger.With("component", "database"))
-	go logStats(ctx, r, statsInterval, logger.With("component", "relay"))
+	go r.LogStats(ctx, statsInterval, logger.With("component", "relay"))
 
 	go m.reloadOnHup(ctx, c, ns, logger)
 
@@ -414,62 +414,11 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	return relayExit(<-done)
 }
 
-// maintain prunes audit rows past their retention and stale lockout rows,
-// at start and then hourly.
-func (m *Main) maintain(ctx context.Context, db *store.DB, retention time.Duration, logger *slog.Logger) {
-	for {
-		now := m.Now()
-		if retention > 0 {
-			if n, err := db.PruneAudit(ctx, now.Add(-retention)); err != nil && ctx.Err() == nil {
-				logger.Error("prune audit trail", "err", err)
-			} else if n > 0 {
-				logger.Info("pruned audit trail", "rows", n, "older_than", retention)
-			}
-		}
-		if _, err := db.PruneLockouts(ctx, now, 24*time.Hour); err != nil && ctx.Err() == nil {
-			logger.Error("prune lockouts", "err", err)
-		}
-		// Relays read the change feed within a second; an hour is plenty.
-		if _, err := db.PruneUserChanges(ctx, now.Add(-time.Hour)); err != nil && ctx.Err() == nil {
-			logger.Error("prune user changes", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Hour):
-		}
-	}
-}
 
 // statsInterval is how often serve logs the relay's counts, when it made
 // any decision since the last time.
 const statsInterval = time.Minute
 
-// logStats logs the relay's decision counts every interval in which it
-// made decisions, so an operator sees the cache at work and any shedding.
-func logStats(ctx context.Context, r *relay.Relay, interval time.Duration, logger *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var last relay.Stats
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s := r.Stats()
-		hits, misses := s.CacheHits-last.CacheHits, s.CacheMisses-last.CacheMisses
-		verifications := s.Verifications - last.Verifications
-		shed, dropped := s.Shed-last.Shed, s.Dropped-last.Dropped
-		last = s
-		if hits+misses+verifications+shed+dropped == 0 {
-			continue
-		}
-		logger.Info("relay stats", "interval", interval, "cache_hits", hits, "cache_misses", misses,
-			"cache_entries", s.CacheEntries, "verifications", verifications, "hash_time", s.HashTime,
-			"shed", shed, "dropped", dropped)
-	}
-}
 
 // reloadOnHup reloads on each SIGHUP what can change while serve runs: the
 // log level from the environment or authrelay.conf, and with --embedded

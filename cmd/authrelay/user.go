@@ -218,11 +218,11 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
+	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
-	if _, err := sizer.checkStored(ctx, db, u); err != nil {
+	if _, err := sizer.CheckStored(ctx, db, u); err != nil {
 		return fmt.Errorf("user add %s: %w", name, err)
 	}
 	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)

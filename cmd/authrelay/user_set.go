@@ -126,7 +126,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
+	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		if err := u.Validate(); err != nil {
 			return err
 		}
-		_, err := sizer.checkStored(ctx, db, *u)
+		_, err := sizer.CheckStored(ctx, db, *u)
 		return err
 	}
 	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
@@ -315,14 +315,14 @@ Examples:
 	if err != nil {
 		return err
 	}
-	sizer, err := newGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
+	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
 	if err != nil {
 		return err
 	}
-	v.MaxPayload = sizer.limit
+	v.MaxPayload = sizer.Limit
 	now := m.Now()
 	login := accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: now,
-		Issuer: sizer.issuer, MaxPayload: sizer.limit}
+		Issuer: sizer.Issuer, MaxPayload: sizer.Limit}
 	if *host != "" || connType != "" {
 		login.Client, login.CheckClient = accounts.Client{Host: *host, ConnType: connType}, true
 	}
@@ -345,7 +345,7 @@ Examples:
 		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
 		v.ResponseBytes = verdict.ResponseBytes
 		if v.ResponseBytes == 0 {
-			if v.ResponseBytes, err = sizer.issuer.ResponseSize(g, now); err != nil {
+			if v.ResponseBytes, err = sizer.Issuer.ResponseSize(g, now); err != nil {
 				return err
 			}
 		}

@@ -1,4 +1,4 @@
-package main
+package deploy
 
 import (
 	"context"
@@ -6,22 +6,24 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
-	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
-// grantSizer checks that the login response a grant gets fits the server
+// GrantSizer checks that the login response a grant gets fits the server
 // of a directory: its size (accounts.Issuer.ResponseSize, the one place
 // that computes it) against max_payload of DIR/nats.conf.
-type grantSizer struct {
-	issuer *accounts.Issuer // a throwaway key: sizes do not depend on it
-	limit  int
-	now    func() time.Time
+type GrantSizer struct {
+	// Issuer is a throwaway key to size responses with: sizes do not
+	// depend on the key.
+	Issuer *accounts.Issuer
+	// Limit is the server's max_payload.
+	Limit int
+	now   func() time.Time
 }
 
-// newGrantSizer reads max_payload from l's nats.conf (the server's
+// NewGrantSizer reads max_payload from l's nats.conf (the server's
 // default when unset) and makes a signing key to size responses with.
-func newGrantSizer(l deploy.Layout, now func() time.Time) (*grantSizer, error) {
+func NewGrantSizer(l Layout, now func() time.Time) (*GrantSizer, error) {
 	limit, err := l.MaxPayload()
 	if err != nil {
 		return nil, err
@@ -34,35 +36,35 @@ func newGrantSizer(l deploy.Layout, now func() time.Time) (*grantSizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("size login responses: %w", err)
 	}
-	return &grantSizer{issuer: issuer, limit: limit, now: now}, nil
+	return &GrantSizer{Issuer: issuer, Limit: limit, now: now}, nil
 }
 
-// check returns the size of the response a login of u holding roles gets,
+// Check returns the size of the response a login of u holding roles gets,
 // and a *accounts.ResponseTooLargeError when the server would refuse it. A
 // user whose grant does not resolve gets no JWT (explain says why): 0, nil.
-func (s *grantSizer) check(u accounts.User, roles []accounts.Role) (int, error) {
+func (s *GrantSizer) Check(u accounts.User, roles []accounts.Role) (int, error) {
 	g, err := accounts.Resolve(u, roles)
 	if err != nil {
 		return 0, nil
 	}
-	return s.issuer.CheckResponseSize(u.Name, g, s.now(), s.limit)
+	return s.Issuer.CheckResponseSize(u.Name, g, s.now(), s.Limit)
 }
 
-// checkStored is check for u with its roles as the store has them.
-func (s *grantSizer) checkStored(ctx context.Context, db *store.DB, u accounts.User) (int, error) {
+// CheckStored is Check for u with its roles as the store has them.
+func (s *GrantSizer) CheckStored(ctx context.Context, db *store.DB, u accounts.User) (int, error) {
 	roles, err := db.RolesNamed(ctx, u.Roles)
 	if err != nil {
 		return 0, err
 	}
-	return s.check(u, roles)
+	return s.Check(u, roles)
 }
 
-// checkRole checks every holder of role r as it would be after a change to
+// CheckRole checks every holder of role r as it would be after a change to
 // r, and, so that a role no user could ever hold is refused too, a holder
 // with nothing else. It names the first holder pushed over.
-func (s *grantSizer) checkRole(ctx context.Context, db *store.DB, r accounts.Role, holders []string) error {
+func (s *GrantSizer) CheckRole(ctx context.Context, db *store.DB, r accounts.Role, holders []string) error {
 	bare := accounts.User{Name: "u", Account: "A", Roles: []string{r.Name}}
-	if _, err := s.check(bare, []accounts.Role{r}); err != nil {
+	if _, err := s.Check(bare, []accounts.Role{r}); err != nil {
 		return fmt.Errorf("role %s alone makes a login response too large: %w", r.Name, err)
 	}
 	for _, h := range holders {
@@ -79,7 +81,7 @@ func (s *grantSizer) checkRole(ctx context.Context, db *store.DB, r accounts.Rol
 				roles[i] = r
 			}
 		}
-		if _, err := s.check(u, roles); err != nil {
+		if _, err := s.Check(u, roles); err != nil {
 			return fmt.Errorf("holder %s: %w", h, err)
 		}
 	}
