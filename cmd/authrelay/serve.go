@@ -414,11 +414,9 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	return relayExit(<-done)
 }
 
-
 // statsInterval is how often serve logs the relay's counts, when it made
 // any decision since the last time.
 const statsInterval = time.Minute
-
 
 // reloadOnHup reloads on each SIGHUP what can change while serve runs: the
 // log level from the environment or authrelay.conf, and with --embedded
