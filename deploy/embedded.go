@@ -78,12 +78,24 @@ func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ns.SetLoggerV2(&serverLogger{l: logger}, opts.Debug, opts.Trace, false)
+	sl := &serverLogger{l: logger, fatal: make(chan string, 1)}
+	ns.SetLoggerV2(sl, opts.Debug, opts.Trace, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(embeddedReady) {
+	// Ready, or the server's own reason at once (the port is in use, say),
+	// not a timeout.
+	for deadline := time.Now().Add(embeddedReady); !ns.ReadyForConnections(100 * time.Millisecond); {
+		var why string
+		select {
+		case why = <-sl.fatal:
+		default:
+			if time.Now().Before(deadline) {
+				continue
+			}
+			why = fmt.Sprintf("not ready to accept clients on %s:%d within %v", opts.Host, opts.Port, embeddedReady)
+		}
 		ns.Shutdown()
 		os.Remove(l.Path(EmbeddedConf))
-		return nil, nil, fmt.Errorf("start nats-server: not ready to accept clients on %s:%d within 10s (is the port in use? try --listen 127.0.0.1:0)", opts.Host, opts.Port)
+		return nil, nil, fmt.Errorf("start nats-server: %s (another server on that address? give a free one with --listen, or 127.0.0.1:0 for any)", why)
 	}
 	if o.Listen != "" {
 		// The port the server took, so that a reload keeps it and
@@ -123,11 +135,23 @@ func writeEmbeddedConf(l Layout, host, port string) error {
 }
 
 // serverLogger sends the embedded server's log lines to slog.
-type serverLogger struct{ l *slog.Logger }
+// Its Fatalf also hands the first fatal error to StartEmbedded, which is
+// waiting for the server to start.
+type serverLogger struct {
+	l     *slog.Logger
+	fatal chan string
+}
 
 func (s *serverLogger) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
-func (s *serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	s.l.Error(msg)
+	select {
+	case s.fatal <- msg:
+	default:
+	}
+}
+func (s *serverLogger) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Debugf(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s *serverLogger) Tracef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }

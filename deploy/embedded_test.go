@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,4 +131,30 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestStartEmbeddedPortInUse: a port another process listens on fails the
+// start at once, with the server's reason, not after the ready timeout.
+func TestStartEmbeddedPortInUse(t *testing.T) {
+	l := initDir(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	start := time.Now()
+	ns, _, err := StartEmbedded(l, EmbeddedOptions{Listen: taken.Addr().String(), Check: func(*server.Options) error { return nil }})
+	if err == nil {
+		ns.Shutdown()
+		t.Fatal("StartEmbedded on a port in use succeeded")
+	}
+	if took := time.Since(start); took > embeddedReady/2 {
+		t.Errorf("StartEmbedded took %v to fail, want at once", took)
+	}
+	if !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "--listen") {
+		t.Errorf("err = %v, want the server's reason and what to do", err)
+	}
+	if _, err := os.Stat(l.Path(EmbeddedConf)); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", EmbeddedConf, err)
+	}
 }
