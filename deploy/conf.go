@@ -52,8 +52,8 @@ accounts {
   {{.SystemAccount}}: {
     users: [ { user: "{{.AdminUser}}", password: "{{.AdminHash}}" } ]
   }
-  # Application accounts, managed by authrelay. Adding one needs only
-  # 'nats-server --signal reload', not a restart.
+  # Application accounts, managed by authrelay. Adding one needs only a
+  # reload ('authrelay account add' has the server do it), not a restart.
   include "{{.AccountsConf}}"
 }
 
@@ -134,7 +134,7 @@ func RenderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 func RenderAccountsConf(accts []accounts.Account) []byte {
 	var b strings.Builder
 	b.WriteString("# Application accounts, managed by authrelay: change them with 'authrelay account'\n")
-	b.WriteString("# and apply with 'nats-server --signal reload'. Included from nats.conf inside\n")
+	b.WriteString("# which has the servers reload it ('authrelay reload'). Included from nats.conf inside\n")
 	b.WriteString("# its accounts block.\n")
 	for _, a := range accts {
 		var limits []string

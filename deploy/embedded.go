@@ -100,11 +100,18 @@ func StartEmbedded(l Layout, o EmbeddedOptions) (*server.Server, *server.Options
 	if o.Listen != "" {
 		// The port the server took, so that a reload keeps it and
 		// ClientURL finds it; the file goes when the server stops.
+		// It reloads that file at once, before any client, so that the
+		// config it reports running (varz config_digest, which doctor
+		// compares) is the file as it stays.
 		addr := ns.Addr().(*net.TCPAddr)
-		if err := writeEmbeddedConf(l, opts.Host, strconv.Itoa(addr.Port)); err != nil {
+		err := writeEmbeddedConf(l, opts.Host, strconv.Itoa(addr.Port))
+		if err == nil {
+			err = ns.Reload()
+		}
+		if err != nil {
 			ns.Shutdown()
 			os.Remove(l.Path(EmbeddedConf))
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("start nats-server: %w", err)
 		}
 		go func() {
 			ns.WaitForShutdown()

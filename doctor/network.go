@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"net/url"
 	"os"
 	"slices"
@@ -220,10 +221,18 @@ func (d *checker) checkAdmin(ctx context.Context, url string) time.Duration {
 
 	// The running config is the one checked above?
 	if d.opts != nil {
-		if want := d.opts.ConfigDigest(); want != "" && v.Data.ConfigDigest != "" && want != v.Data.ConfigDigest {
-			d.warn("config in use", "the server at %s runs a config that differs from %s (digest %s, file %s): it runs another file, or was not reloaded since the file changed; reload it ('nats-server --signal reload'; an auth_callout change needs a restart) or give --config with the file it runs", url, d.cfg.ConfigPath, v.Data.ConfigDigest, want)
+		path, want := d.cfg.ConfigPath, d.opts.ConfigDigest()
+		// 'serve --embedded --listen' runs nats.conf through
+		// embedded.conf, whose digest covers nats.conf too.
+		if emb := filepath.Join(d.cfg.Dir, deploy.EmbeddedConf); want != v.Data.ConfigDigest {
+			if o, err := server.ProcessConfigFile(emb); err == nil && o.ConfigDigest() != "" {
+				path, want = emb, o.ConfigDigest()
+			}
+		}
+		if want != "" && v.Data.ConfigDigest != "" && want != v.Data.ConfigDigest {
+			d.warn("config in use", "the server at %s runs a config that differs from %s (digest %s, file %s): it runs another file, or was not reloaded since the file changed; reload it ('authrelay reload'; an auth_callout change needs a restart) or give --config with the file it runs", url, path, v.Data.ConfigDigest, want)
 		} else if want != "" {
-			d.ok("config in use", "the server at %s runs %s as it is now", url, d.cfg.ConfigPath)
+			d.ok("config in use", "the server at %s runs %s as it is now", url, path)
 		}
 	}
 
@@ -269,7 +278,7 @@ func (d *checker) checkServerAccounts(ctx context.Context, nc *nats.Conn, id str
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		d.fail(check, "the running server does not know account(s) %s that authrelay places users in: their logins are refused; reload the server ('nats-server --signal reload', or SIGHUP to 'authrelay serve --embedded')", strings.Join(missing, ", "))
+		d.fail(check, "the running server does not know account(s) %s that authrelay places users in: their logins are refused; reload the server ('authrelay reload')", strings.Join(missing, ", "))
 		return
 	}
 	d.ok(check, "the server knows every account authrelay places users in")

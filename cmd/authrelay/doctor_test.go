@@ -186,7 +186,7 @@ func TestDoctorHealthy(t *testing.T) {
 	t.Run("account not reloaded", func(t *testing.T) {
 		// An account added to the database and accounts.conf but not yet
 		// loaded by the server: its users cannot log in until a reload.
-		mustRun(t, "", "account", "add", "ORDERS", "--dir", s.dir)
+		mustRun(t, "", "account", "add", "ORDERS", "--dir", s.dir, "--no-reload")
 		s.addUser(t, "billing", "b1lling-pass", "--account", "ORDERS", "--pub", "orders.>")
 		code, got := doctorJSON(t, "--dir", s.dir, "--nats", s.url)
 		if code != exitFailure {

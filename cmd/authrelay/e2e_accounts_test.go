@@ -7,9 +7,10 @@ import (
 )
 
 // TestEndToEndAccountReload adds an account to a running stock nats-server
-// with the real binaries: authrelay writes accounts.conf, 'nats-server
-// --signal reload' applies it without a restart, and a user placed in the
-// new account connects with the nats CLI, isolated from the old one.
+// with the real binaries: authrelay writes accounts.conf and has the server
+// reload it through the system account ('authrelay reload', and account add
+// by itself), without a restart or a signal, and a user placed in the new
+// account connects with the nats CLI, isolated from the old one.
 func TestEndToEndAccountReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs real binaries; skipped with -short")

@@ -421,7 +421,7 @@ const statsInterval = time.Minute
 // reloadOnHup reloads on each SIGHUP what can change while serve runs: the
 // log level from the environment or authrelay.conf, and with --embedded
 // the server's config (nats.conf and the accounts.conf it includes), as
-// 'nats-server --signal reload' does for a separate server. It logs what it
+// 'authrelay reload' has the server do itself. It logs what it
 // changed, and which changed settings need a restart.
 func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server, logger *slog.Logger) {
 	hup := m.Hup
