@@ -9,6 +9,9 @@ import (
 type Account struct {
 	Name   string        `json:"name"`
 	Limits AccountLimits `json:"limits"`
+	// JetStream enables JetStream for the account (needed by MQTT
+	// clients), within the server's own JetStream limits.
+	JetStream bool `json:"jetstream"`
 }
 
 // AccountLimits are limits nats-server enforces on every connection of an

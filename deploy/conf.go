@@ -2,7 +2,10 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"text/template"
 
@@ -133,11 +136,12 @@ func RenderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 // their limits, which nats.conf includes inside its accounts block.
 func RenderAccountsConf(accts []accounts.Account) []byte {
 	var b strings.Builder
-	b.WriteString("# Application accounts, managed by authrelay: change them with 'authrelay account'\n")
-	b.WriteString("# which has the servers reload it ('authrelay reload'). Included from nats.conf inside\n")
-	b.WriteString("# its accounts block.\n")
+	b.WriteString(accountsConfHeader)
 	for _, a := range accts {
-		var limits []string
+		var fields, limits []string
+		if a.JetStream {
+			fields = append(fields, "jetstream: enabled")
+		}
 		if n := a.Limits.MaxConnections; n > 0 {
 			limits = append(limits, fmt.Sprintf("max_connections: %d", n))
 		}
@@ -147,13 +151,74 @@ func RenderAccountsConf(accts []accounts.Account) []byte {
 		if n := a.Limits.MaxPayload; n > 0 {
 			limits = append(limits, fmt.Sprintf("max_payload: %d", n))
 		}
-		if len(limits) == 0 {
+		if len(limits) > 0 {
+			fields = append(fields, fmt.Sprintf("limits: { %s }", strings.Join(limits, ", ")))
+		}
+		if len(fields) == 0 {
 			fmt.Fprintf(&b, "%s: {}\n", a.Name)
 		} else {
-			fmt.Fprintf(&b, "%s: { limits: { %s } }\n", a.Name, strings.Join(limits, ", "))
+			fmt.Fprintf(&b, "%s: { %s }\n", a.Name, strings.Join(fields, ", "))
 		}
 	}
 	return []byte(b.String())
+}
+
+// accountsConfHeader opens accounts.conf: whose the file is.
+const accountsConfHeader = `# Owned by authrelay: rewritten from its database by 'authrelay account
+# add|set|rm' and 'import', which refuse while this file differs from what
+# they wrote. Change accounts with 'authrelay account' (limits, --jetstream),
+# not here. Included from nats.conf inside its accounts block.
+`
+
+// CheckAccountsConf reports whether DIR/accounts.conf is what authrelay
+// wrote for accts, the accounts as the database has them: a file changed
+// by hand since is refused, naming the lines that are not authrelay's (and
+// how many of authrelay's are missing), so that no rewrite erases a hand
+// edit in silence. A missing file is fine: the rewrite creates it.
+func (l Layout) CheckAccountsConf(accts []accounts.Account) error {
+	path := l.Path(AccountsConf)
+	got, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	want := RenderAccountsConf(accts)
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	ours := map[string]int{}
+	for _, line := range strings.Split(string(want), "\n") {
+		ours[line]++
+	}
+	var foreign []string
+	for i, line := range strings.Split(string(got), "\n") {
+		if ours[line] > 0 {
+			ours[line]--
+			continue
+		}
+		if len(foreign) < 5 {
+			foreign = append(foreign, fmt.Sprintf("line %d %q", i+1, accounts.Clip(line, 80)))
+		}
+	}
+	missing := 0
+	for line, n := range ours {
+		if line != "" {
+			missing += n
+		}
+	}
+	what := strings.Join(foreign, ", ")
+	switch {
+	case what == "":
+		what = "lines in another order"
+	case len(foreign) == 5:
+		what += ", …"
+	}
+	if missing > 0 {
+		what += fmt.Sprintf("; %d of authrelay's lines are missing", missing)
+	}
+	return invalidf("%s was changed by hand since authrelay wrote it (%s): authrelay owns the file and would erase the change; put account settings in with 'authrelay account add|set' (see --jetstream) or into nats.conf, remove the edit, then run the command again (nothing changed)", path, what)
 }
 
 // MaxPayload returns the max_payload of the directory's nats.conf, or the

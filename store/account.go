@@ -41,9 +41,9 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	}
 	l := a.Limits
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload)
-		VALUES (?, ?, ?, ?, ?)`,
-		a.Name, formatTime(db.now()), l.MaxConnections, l.MaxSubs, l.MaxPayload)
+		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload, jetstream)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		a.Name, formatTime(db.now()), l.MaxConnections, l.MaxSubs, l.MaxPayload, a.JetStream)
 	switch {
 	case isDuplicate(err):
 		return fmt.Errorf("add account: account %q %w", a.Name, ErrExists)
@@ -70,7 +70,7 @@ func (db *DB) Accounts(ctx context.Context) ([]string, error) {
 }
 
 // accountColumns are the columns scanAccount reads, in order.
-const accountColumns = `name, max_connections, max_subs, max_payload`
+const accountColumns = `name, max_connections, max_subs, max_payload, jetstream`
 
 // AccountList returns all accounts with their limits, sorted by name.
 func (db *DB) AccountList(ctx context.Context) ([]accounts.Account, error) {
@@ -108,8 +108,26 @@ func (db *DB) Account(ctx context.Context, name string) (accounts.Account, error
 
 func scanAccount(row scanner) (accounts.Account, error) {
 	var a accounts.Account
-	err := row.Scan(&a.Name, &a.Limits.MaxConnections, &a.Limits.MaxSubs, &a.Limits.MaxPayload)
+	err := row.Scan(&a.Name, &a.Limits.MaxConnections, &a.Limits.MaxSubs, &a.Limits.MaxPayload, &a.JetStream)
 	return a, err
+}
+
+// SetAccountJetStream enables or disables JetStream for the account called
+// name. It returns ErrNotFound if there is no such account.
+func (db *DB) SetAccountJetStream(ctx context.Context, name string, on bool) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("set jetstream of account %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE accounts SET jetstream = ? WHERE name = ?`, on, name)
+	if err != nil {
+		return fmt.Errorf("set jetstream of account %q: %w", name, err)
+	}
+	if err := mustAffect(res, "set jetstream", "account", name); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // SetAccountLimits replaces the limits of the account called name. It returns

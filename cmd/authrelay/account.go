@@ -55,30 +55,35 @@ func (m *Main) runAccount(ctx context.Context, args []string) error {
 // limitFlags are the account limit flags.
 type limitFlags struct {
 	maxConns, maxSubs, maxPayload int64
+	jetstream                     bool
 }
 
 func (f *limitFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxConns, "max-connections", 0, "most connections at once in the account (0 = no limit)")
 	fs.Int64Var(&f.maxSubs, "max-subs", 0, "most subscriptions per connection in the account (0 = no limit)")
 	fs.Int64Var(&f.maxPayload, "max-payload", 0, "largest message payload in bytes (0 = the server's max_payload)")
+	fs.BoolVar(&f.jetstream, "jetstream", false, "enable JetStream in the account (MQTT clients need it; nats.conf needs a jetstream block); --jetstream=false disables it")
 }
 
 // apply sets the limits that were given on the command line (set holds the
 // names of the flags given).
-func (f *limitFlags) apply(l *accounts.AccountLimits, set map[string]bool) {
+func (f *limitFlags) apply(a *accounts.Account, set map[string]bool) {
 	if set["max-connections"] {
-		l.MaxConnections = f.maxConns
+		a.Limits.MaxConnections = f.maxConns
 	}
 	if set["max-subs"] {
-		l.MaxSubs = f.maxSubs
+		a.Limits.MaxSubs = f.maxSubs
 	}
 	if set["max-payload"] {
-		l.MaxPayload = f.maxPayload
+		a.Limits.MaxPayload = f.maxPayload
+	}
+	if set["jetstream"] {
+		a.JetStream = f.jetstream
 	}
 }
 
 func given(set map[string]bool) bool {
-	return set["max-connections"] || set["max-subs"] || set["max-payload"]
+	return set["max-connections"] || set["max-subs"] || set["max-payload"] || set["jetstream"]
 }
 
 // oneAccount returns the single NAME argument of an account subcommand.
@@ -119,6 +124,7 @@ func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error 
 func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account add", `
 Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
+                             [--jetstream]
 
 Creates an application account, writes it to DIR/accounts.conf and has the
 servers reload it (see 'authrelay account -h'). Users can be placed in it
@@ -143,7 +149,7 @@ Examples:
 		return err
 	}
 	a := accounts.Account{Name: name}
-	lf.apply(&a.Limits, setFlags(fs))
+	lf.apply(&a, setFlags(fs))
 	if err := a.Limits.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
@@ -154,7 +160,7 @@ Examples:
 	defer db.Close()
 	l := deploy.Layout{Dir: *dir}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"account": name, "limits": a.Limits}, db.AddAccountWithLimits(ctx, a)
+		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}, db.AddAccountWithLimits(ctx, a)
 	})
 	if errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrCaseTwin) {
 		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
@@ -169,6 +175,7 @@ Examples:
 func (m *Main) runAccountSet(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account set", `
 Usage: authrelay account set NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
+                             [--jetstream[=false]]
 
 Changes an account's limits; flags not given stay as they are, 0 removes a
 limit. The servers reload accounts.conf, as after 'account add'.
@@ -192,7 +199,7 @@ Example:
 	}
 	set := setFlags(fs)
 	if !given(set) {
-		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload")
+		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload, --jetstream")
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
@@ -203,17 +210,21 @@ Example:
 	if err != nil {
 		return accountError(err, name)
 	}
-	lf.apply(&a.Limits, set)
+	lf.apply(&a, set)
 	if err := a.Limits.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"account": name, "limits": a.Limits}, db.SetAccountLimits(ctx, name, a.Limits)
+		detail := map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}
+		if err := db.SetAccountJetStream(ctx, name, a.JetStream); err != nil {
+			return nil, err
+		}
+		return detail, db.SetAccountLimits(ctx, name, a.Limits)
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "account %s limits: %s\n", name, limitsText(a.Limits))
+	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), map[bool]string{true: "enabled", false: "disabled"}[a.JetStream])
 	return m.reload(ctx, m.Stdout, l, rf)
 }
 
@@ -298,9 +309,9 @@ Examples:
 		return writeJSON(m.Stdout, views)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tUSERS\tLIMITS")
+	fmt.Fprintln(tw, "NAME\tUSERS\tJETSTREAM\tLIMITS")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", v.Name, v.Users, limitsText(v.Limits))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Name, v.Users, map[bool]string{true: "enabled", false: "-"}[v.JetStream], limitsText(v.Limits))
 	}
 	return tw.Flush()
 }

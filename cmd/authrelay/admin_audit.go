@@ -54,8 +54,17 @@ func (m *Main) admin(ctx context.Context, db *store.DB, action string, change fu
 // transaction commits: if the file cannot be written nothing changes, and
 // if the commit fails the file is rewritten from the database again.
 func (m *Main) adminAccounts(ctx context.Context, l deploy.Layout, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
+	// A hand edit of accounts.conf is refused before anything changes,
+	// not erased by the rewrite.
+	before, err := db.AccountList(ctx)
+	if err != nil {
+		return err
+	}
+	if err := l.CheckAccountsConf(before); err != nil {
+		return err
+	}
 	synced := false
-	err := m.admin(ctx, db, action, func(ctx context.Context) (map[string]any, error) {
+	err = m.admin(ctx, db, action, func(ctx context.Context) (map[string]any, error) {
 		detail, err := change(ctx)
 		if err != nil {
 			return nil, err

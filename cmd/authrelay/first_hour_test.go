@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestAccountAddRefusesCaseTwin: with SHOP present, 'account add shop'
@@ -265,5 +267,72 @@ func TestUserListShowsEffectivePermissions(t *testing.T) {
 	}
 	if !slices.Equal(v.Effective.Pub.Allow, []string{"svc.billing.>"}) || !slices.Contains(v.Effective.Sub.Allow, "_INBOX.>") || !slices.Contains(v.Effective.Sub.Allow, "metrics.>") {
 		t.Errorf("effective: pub %v sub %v", v.Effective.Pub.Allow, v.Effective.Sub.Allow)
+	}
+}
+
+// TestAccountsConfHandEditsAreRefusedNotErased: a line added to
+// accounts.conf by hand makes the next account change fail, naming the
+// line, with accounts.conf and the database as they were; --jetstream puts
+// what the hand edit was for into the database and the file, where it
+// survives later rewrites.
+func TestAccountsConfHandEditsAreRefusedNotErased(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP")
+	conf := filepath.Join(dir, "accounts.conf")
+	orig, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(orig), "# Owned by authrelay") {
+		t.Errorf("accounts.conf does not say whose it is:\n%s", orig)
+	}
+	edited := strings.Replace(string(orig), "APP: {}", "APP: { jetstream: enabled }", 1)
+	if err := os.WriteFile(conf, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"account", "add", "ORDERS", "--no-reload"},
+		{"account", "set", "APP", "--max-subs", "10", "--no-reload"},
+	} {
+		r := run(t, "", append(args, "--dir", dir)...)
+		if r.code == exitOK || !strings.Contains(r.stderr, "changed by hand") || !strings.Contains(r.stderr, `"APP: { jetstream: enabled }"`) {
+			t.Errorf("authrelay %s over a hand edit: exit %d, stderr %q; want a refusal naming the line", strings.Join(args, " "), r.code, r.stderr)
+		}
+		if b, _ := os.ReadFile(conf); string(b) != edited {
+			t.Errorf("authrelay %s rewrote the hand-edited accounts.conf:\n%s", strings.Join(args, " "), b)
+		}
+	}
+	if r := mustRun(t, "", "account", "list", "--dir", dir); strings.Contains(r.stdout, "ORDERS") || strings.Contains(r.stdout, "10") {
+		t.Errorf("a refused change reached the database:\n%s", r.stdout)
+	}
+
+	// Undo the edit and say it with --jetstream: in the database, in the
+	// file, and kept by the next rewrite.
+	if err := os.WriteFile(conf, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "", "account", "set", "APP", "--jetstream", "--dir", dir, "--no-reload")
+	mustRun(t, "", "account", "add", "ORDERS", "--dir", dir, "--no-reload", "--max-payload", "4096")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "APP: { jetstream: enabled }\n") || !strings.Contains(string(b), "ORDERS: { limits: { max_payload: 4096 } }\n") {
+		t.Errorf("accounts.conf after --jetstream and another add:\n%s", b)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		t.Fatalf("nats.conf with the JetStream account: %v", err)
+	}
+	if len(opts.Accounts) == 0 {
+		t.Errorf("no accounts parsed from nats.conf")
+	}
+	r := mustRun(t, "", "account", "list", "--dir", dir)
+	if !strings.Contains(r.stdout, "enabled") {
+		t.Errorf("account list does not show JetStream:\n%s", r.stdout)
+	}
+	mustRun(t, "", "account", "set", "APP", "--jetstream=false", "--dir", dir, "--no-reload")
+	if b, _ := os.ReadFile(conf); strings.Contains(string(b), "jetstream: enabled") {
+		t.Errorf("--jetstream=false left it in accounts.conf:\n%s", b)
 	}
 }

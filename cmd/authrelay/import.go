@@ -171,6 +171,17 @@ func importAccountError(err error) error {
 // the import (applyErr, with the rows saying which): the users added
 // before it are kept with the row that counts them.
 func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, rep *natsconf.Report, file string, applyErr *error) error {
+	if slices.ContainsFunc(rep.Accounts, func(a *natsconf.AccountRow) bool { return a.Action == natsconf.ActionCreate }) {
+		// As for 'account add': a hand edit of accounts.conf is refused,
+		// not erased.
+		before, err := db.AccountList(ctx)
+		if err != nil {
+			return err
+		}
+		if err := l.CheckAccountsConf(before); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+	}
 	if err := rep.HashPasswords(func(pw string) (string, error) { return store.HashPassword(pw, db.Params) }); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
