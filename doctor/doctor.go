@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 
@@ -60,6 +62,9 @@ type Config struct {
 	ConfigPath string
 	// URL is the server to check; empty means the config's listen address.
 	URL string
+	// NATSOptions are extra options of doctor's connections, such as TLS
+	// files.
+	NATSOptions []nats.Option
 	// Offline skips the checks that connect to the server.
 	Offline bool
 	// Now is this host's clock, compared with the server's; nil means

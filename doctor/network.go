@@ -107,8 +107,9 @@ type accountz struct {
 }
 
 func (d *checker) connect(url, user, password string, timeout time.Duration) (*nats.Conn, error) {
-	return nats.Connect(url, nats.UserInfo(user, password), nats.Timeout(timeout),
-		nats.NoReconnect(), nats.Name("authrelay doctor"))
+	opts := append([]nats.Option{nats.UserInfo(user, password), nats.Timeout(timeout),
+		nats.NoReconnect(), nats.Name("authrelay doctor")}, d.cfg.NATSOptions...)
+	return nats.Connect(url, opts...)
 }
 
 func (d *checker) checkNetwork(ctx context.Context) {

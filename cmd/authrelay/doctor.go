@@ -67,7 +67,8 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("doctor", doctorUsage)
 	dir := m.dirFlag(fs)
 	confPath := fs.String("config", "", "the server config nats-server runs (default DIR/nats.conf)")
-	natsURL := fs.String("nats", "", "URL of the server to check (default: the config's listen address)")
+	var nf natsFlags
+	nf.register(fs, "URL of the server to check")
 	offline := fs.Bool("offline", false, "check files and config only; do not connect to the server")
 	asJSON := fs.Bool("json", false, "print the results as a JSON array")
 	pos, err := parse(fs, args)
@@ -77,16 +78,23 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usagef("doctor takes no arguments, got %q", pos)
 	}
-	if *offline && *natsURL != "" {
-		return usagef("--offline and --nats exclude each other: --offline makes no connection")
+	if *offline && (nf.url != "" || nf.context != "") {
+		return usagef("--offline and --nats or --context exclude each other: --offline makes no connection")
 	}
 	l := deploy.Layout{Dir: *dir}
+	// Without --nats, $NATS_URL or a context, doctor takes the listen
+	// address of the config it checks (--config), not only DIR's.
+	url, tls, err := nf.resolve(m, nil)
+	if err != nil {
+		return err
+	}
 	cfg := doctor.Config{
 		Dir:             l.Dir,
 		SecretsPath:     l.Path(deploy.SecretsFile),
 		DatabasePath:    l.Path(deploy.DatabaseFile),
 		ConfigPath:      *confPath,
-		URL:             *natsURL,
+		URL:             url,
+		NATSOptions:     tls,
 		Offline:         *offline,
 		Now:             m.Now,
 		DecisionTimeout: relay.DefaultDecisionTimeout,

@@ -20,12 +20,12 @@ const reloadWait = 2 * time.Second
 // reloadFlags are the flags of a command that changes accounts.conf and then
 // has the servers reload it.
 type reloadFlags struct {
-	url  string
+	nats natsFlags
 	skip bool
 }
 
 func (f *reloadFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.url, "nats", "", "server to reload accounts.conf through (default: the listen address of DIR/nats.conf)")
+	f.nats.register(fs, "server to reload accounts.conf through")
 	fs.BoolVar(&f.skip, "no-reload", false, "only write accounts.conf; reload later with 'authrelay reload'")
 }
 
@@ -42,7 +42,7 @@ func (m *Main) reload(ctx context.Context, w io.Writer, l deploy.Layout, f reloa
 		fmt.Fprintf(w, "not reloaded (--no-reload): apply it with 'authrelay reload --dir %s'\n", l.Dir)
 		return nil
 	}
-	res, url, err := m.reloadServers(ctx, l, f.url)
+	res, url, err := m.reloadServers(ctx, l, f.nats)
 	if err != nil {
 		fmt.Fprintf(m.Stderr, "authrelay: warning: %s is written, but no server was reloaded: %v; the server reads it when it starts, or run 'authrelay reload --dir %s' once it runs\n", deploy.AccountsConf, err, l.Dir)
 		return nil
@@ -50,22 +50,21 @@ func (m *Main) reload(ctx context.Context, w io.Writer, l deploy.Layout, f reloa
 	return m.reportReload(w, res, url)
 }
 
-// reloadServers connects to url (default: DIR/nats.conf's listen address)
-// as the system account's admin from secrets.json and reloads every server
-// it reaches (deploy.Reload).
-func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, url string) ([]deploy.Reloaded, string, error) {
-	if url == "" {
-		var err error
-		if url, err = l.ClientURL(); err != nil {
-			return nil, "", err
-		}
+// reloadServers connects to the servers of f (default: DIR/nats.conf's
+// listen address) as the system account's admin from secrets.json and
+// reloads every server it reaches (deploy.Reload).
+func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, f natsFlags) ([]deploy.Reloaded, string, error) {
+	url, tls, err := f.resolve(m, &l)
+	if err != nil {
+		return nil, "", err
 	}
 	s, err := l.LoadSecrets()
 	if err != nil {
 		return nil, url, err
 	}
-	nc, err := nats.Connect(url, nats.UserInfo(s.AdminUser, s.AdminPassword), nats.Name("authrelay reload"),
-		nats.Timeout(reloadWait), nats.NoReconnect())
+	opts := append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword), nats.Name("authrelay reload"),
+		nats.Timeout(reloadWait), nats.NoReconnect()}, tls...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, url, fmt.Errorf("connect to %s as %s: %w", url, s.AdminUser, err)
 	}
@@ -94,7 +93,7 @@ func (m *Main) reportReload(w io.Writer, res []deploy.Reloaded, url string) erro
 
 func (m *Main) runReload(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("reload", `
-Usage: authrelay reload [--nats URL]
+Usage: authrelay reload [--nats URL | --context NAME] [--tlsca FILE] [--tlscert FILE --tlskey FILE]
 
 Has every nats-server of the deployment reload its configuration (nats.conf
 and the accounts.conf it includes), as 'account add|set|rm' do after their
@@ -110,7 +109,8 @@ Examples:
   authrelay reload --nats nats://10.0.0.5:4222
 `)
 	dir := m.dirFlag(fs)
-	url := fs.String("nats", "", "server to reach the cluster through (default: the listen address of DIR/nats.conf)")
+	var nf natsFlags
+	nf.register(fs, "server to reach the cluster through")
 	if err := parseNoArgs(fs, args, "reload"); err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ Examples:
 	if !l.Initialised() {
 		return deploy.NotInitialised(*dir)
 	}
-	res, u, err := m.reloadServers(ctx, l, *url)
+	res, u, err := m.reloadServers(ctx, l, nf)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}

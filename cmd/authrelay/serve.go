@@ -75,7 +75,7 @@ user of secrets.json, lists every instance with its statistics.
 // serveConfig is the parsed serve command line.
 type serveConfig struct {
 	dir             string
-	natsURL         string
+	nats            natsFlags
 	embedded        bool
 	listen          string
 	sessionTTL      time.Duration
@@ -114,7 +114,7 @@ func flagValues(fs *flag.FlagSet) map[string]string {
 func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *string) {
 	fs := m.newFlagSet("serve", serveUsage)
 	dir := m.dirFlag(fs)
-	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL to connect to (ignored with --embedded)")
+	c.nats.register(fs, "NATS server URL to connect to, ignored with --embedded")
 	fs.BoolVar(&c.embedded, "embedded", false, "run nats-server in-process from DIR/nats.conf")
 	fs.StringVar(&c.listen, "listen", "", "with --embedded: client listen HOST:PORT, overriding nats.conf (port 0: any free port)")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", time.Hour, "lifetime of an issued user JWT; the client re-authenticates after it (0 = no expiry)")
@@ -277,15 +277,23 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
 	guard := db.Lockouts(c.lockout)
 
+	var url string
+	var tls []nats.Option
+	if !c.embedded {
+		if url, tls, err = c.nats.resolve(m, &l); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	cfg := relay.Config{
-		URL:      c.natsURL,
-		User:     secrets.RelayUser,
-		Password: secrets.RelayPassword,
-		Issuer:   issuer,
-		XKey:     xkey,
-		Users:    db,
-		Guard:    guard,
-		Audit:    audit,
+		URL:         url,
+		NATSOptions: tls,
+		User:        secrets.RelayUser,
+		Password:    secrets.RelayPassword,
+		Issuer:      issuer,
+		XKey:        xkey,
+		Users:       db,
+		Guard:       guard,
+		Audit:       audit,
 		// Never place a user in the callout or system account of the
 		// nats.conf served, whatever the database says.
 		ReservedAccounts: reserved,

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/authrelay/authrelay/deploy"
+)
+
+// TestNatsURLOrder: the server URL comes from --nats, else $NATS_URL, else
+// the --context's URL, else DIR/nats.conf's listen address, as natscli
+// orders them; a context's TLS files are taken unless a flag gives them.
+func TestNatsURLOrder(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:4999")
+	home := t.TempDir()
+	ctxDir := filepath.Join(home, ".config", "nats", "context")
+	if err := os.MkdirAll(ctxDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(home, "ca.pem")
+	if err := os.WriteFile(ca, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "prod.json"), []byte(`{"url":"nats://ctx.example:4222","ca":"`+ca+`","user":"ignored"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": home}
+	m := &Main{Getenv: func(k string) string { return env[k] }}
+	l := deploy.Layout{Dir: dir}
+	cases := []struct {
+		name    string
+		f       natsFlags
+		natsURL string
+		want    string
+		tls     int
+	}{
+		{"nats.conf", natsFlags{}, "", "nats://127.0.0.1:4999", 0},
+		{"context", natsFlags{context: "prod"}, "", "nats://ctx.example:4222", 1},
+		{"NATS_URL over the context", natsFlags{context: "prod"}, "nats://env:4222", "nats://env:4222", 1},
+		{"--nats over all", natsFlags{url: "nats://flag:4222", context: "prod"}, "nats://env:4222", "nats://flag:4222", 1},
+	}
+	for _, c := range cases {
+		env["NATS_URL"] = c.natsURL
+		url, opts, err := c.f.resolve(m, &l)
+		if err != nil || url != c.want || len(opts) != c.tls {
+			t.Errorf("%s: %q, %d TLS options, %v; want %q, %d", c.name, url, len(opts), err, c.want, c.tls)
+		}
+	}
+	env["NATS_URL"] = ""
+	if _, _, err := (natsFlags{context: "nope"}).resolve(m, &l); err == nil || !strings.Contains(err.Error(), "nats context save nope") {
+		t.Errorf("a missing context: %v", err)
+	}
+	if _, _, err := (natsFlags{context: "../prod"}).resolve(m, &l); err == nil {
+		t.Error("a context name with a path was accepted")
+	}
+	if _, _, err := (natsFlags{tlsCert: ca}).resolve(m, &l); err == nil || !strings.Contains(err.Error(), "--tlskey") {
+		t.Errorf("--tlscert without --tlskey: %v", err)
+	}
+}
+
+// TestReloadOverTLS: a server that takes only TLS clients is reloaded
+// with --tlsca; without it the error names the URL and the x509 reason.
+func TestReloadOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	caFile, tlsConf := testTLS(t)
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, deploy.ServerConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.NoSigs, opts.NoLog = "127.0.0.1", server.RANDOM_PORT, true, true
+	opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tlsConf, 2
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	defer ns.Shutdown()
+	url := "tls://" + ns.Addr().String()
+
+	r := run(t, "", "reload", "--dir", dir, "--nats", url)
+	if r.code != exitFailure || !strings.Contains(r.stderr, url) || !strings.Contains(r.stderr, "x509") {
+		t.Errorf("reload over TLS without --tlsca: exit %d, stderr %q; want the URL and the x509 reason", r.code, r.stderr)
+	}
+	// The server reloads nats.conf, which has no TLS: the reload itself
+	// is refused, with the server's reason — the request went through.
+	r = run(t, "", "reload", "--dir", dir, "--nats", url, "--tlsca", caFile)
+	if !strings.Contains(r.stdout+r.stderr, "nats-server") || strings.Contains(r.stderr, "x509") {
+		t.Errorf("reload over TLS with --tlsca: exit %d, stdout %q, stderr %q; want a server's answer", r.code, r.stdout, r.stderr)
+	}
+}
+
+// testTLS makes a CA and a certificate for 127.0.0.1 signed by it, and
+// returns the CA file and a server TLS config.
+func testTLS(t *testing.T) (string, *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "authrelay test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
