@@ -143,6 +143,7 @@ Commands:
   hash     the password hash policy, and calibrating it for this machine
   doctor   check a deployment end to end and say what is wrong
   reload   have the servers reload nats.conf and accounts.conf
+  sessions who is connected, as the servers report it
   completion  print shell completion for bash or zsh
   bench    measure logins on this machine against stock nats-server
   version  print the version
@@ -192,6 +193,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		{[]string{"doctor"}, m.runDoctor},
 		{[]string{"bench"}, m.runBench},
 		{[]string{"reload"}, m.runReload},
+		{[]string{"sessions"}, m.runSessions},
 		{[]string{"completion"}, m.runCompletion},
 		{[]string{"version"}, m.runVersion},
 	}, args)

@@ -1,0 +1,104 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// sessionsPage is the most connections one server lists per request.
+const sessionsPage = 1024
+
+// Session is one client connection as its server reports it.
+type Session struct {
+	User     string    `json:"user"`
+	Account  string    `json:"account"`
+	Client   string    `json:"client"` // the client's IP:port as the server sees it
+	Server   string    `json:"server"`
+	ServerID string    `json:"server_id"`
+	ClientID uint64    `json:"client_id"`
+	Name     string    `json:"name,omitempty"`
+	Start    time.Time `json:"connected_since"`
+	// Expires is when the connection's user JWT expires and the server
+	// closes it; zero when the server did not report a JWT.
+	Expires time.Time `json:"jwt_expires,omitzero"`
+}
+
+// Sessions returns the client connections of every server that nc,
+// connected as the system account's admin, can reach, of the user called
+// user (every user when it is ""), ordered by user, then start: it asks
+// $SYS.REQ.SERVER.PING.CONNZ with the user filter and waits up to wait for
+// the servers' answers. truncated tells that a server had more than it
+// listed.
+func Sessions(ctx context.Context, nc *nats.Conn, user string, wait time.Duration) (out []Session, truncated bool, err error) {
+	body, err := json.Marshal(server.ConnzOptions{Username: true, User: user, Limit: sessionsPage})
+	if err != nil {
+		return nil, false, err
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest("$SYS.REQ.SERVER.PING.CONNZ", inbox, body); err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
+	}
+	answered := 0
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if answered > 0 {
+			left = min(left, 250*time.Millisecond) // the others follow within moments
+		}
+		if left <= 0 {
+			break
+		}
+		mctx, cancel := context.WithTimeout(ctx, left)
+		msg, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			break
+		}
+		var resp struct {
+			Server server.ServerInfo `json:"server"`
+			Data   server.Connz      `json:"data"`
+			Error  *server.ApiError  `json:"error"`
+		}
+		if json.Unmarshal(msg.Data, &resp) != nil || resp.Error != nil {
+			continue
+		}
+		answered++
+		truncated = truncated || resp.Data.Total > len(resp.Data.Conns)
+		for _, c := range resp.Data.Conns {
+			s := Session{User: c.AuthorizedUser, Account: c.Account, Client: fmt.Sprintf("%s:%d", c.IP, c.Port),
+				Server: resp.Server.Name, ServerID: resp.Server.ID, ClientID: c.Cid, Name: c.Name, Start: c.Start}
+			if c.JWT != "" {
+				if uc, err := jwt.DecodeUserClaims(c.JWT); err == nil && uc.Expires > 0 {
+					s.Expires = time.Unix(uc.Expires, 0)
+				}
+			}
+			out = append(out, s)
+		}
+	}
+	if answered == 0 {
+		return nil, false, fmt.Errorf("no nats-server answered $SYS.REQ.SERVER.PING.CONNZ within %v: is %s connected as the system account's user?", wait, nc.ConnectedUrlRedacted())
+	}
+	slices.SortFunc(out, func(a, b Session) int {
+		if c := strings.Compare(a.User, b.User); c != 0 {
+			return c
+		}
+		return a.Start.Compare(b.Start)
+	})
+	return out, truncated, nil
+}
