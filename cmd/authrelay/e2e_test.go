@@ -106,6 +106,12 @@ func TestEndToEndRealBinaries(t *testing.T) {
 		if err != nil {
 			t.Fatalf("alice's subscriber on orders.>: %v", err)
 		}
+		// authrelay sessions alice --dir ./data: who is connected as alice
+		// (her subscriber), asked of the stock server.
+		r = e.authrelay(t, "", "sessions", "alice", "--dir", e.dir)
+		r.wantCode(t, exitOK)
+		r.wantOutput(t, "alice")
+		r.wantOutput(t, "APP")
 		if msg.Subject != "orders.new" || string(msg.Data) != "hi" {
 			t.Errorf("alice's subscriber got %q on %q, want \"hi\" on \"orders.new\"", msg.Data, msg.Subject)
 		}
