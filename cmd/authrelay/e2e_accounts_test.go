@@ -17,9 +17,19 @@ func TestEndToEndAccountReload(t *testing.T) {
 	}
 	bin := buildE2EBinaries(t)
 	e := newE2E(t, bin)
-	e.authrelay(t, "", "init", "--dir", e.dir, "--listen", e.addr).wantCode(t, exitOK)
+	e.authrelay(t, "", "init", "--dir", e.dir, "--listen", e.addr, "--nats-context", "authrelay-admin").wantCode(t, exitOK)
 	ns := e.start(t, "nats-server", bin.natsServer, "-c", e.conf)
 	e.waitTCP(t, ns)
+
+	// init saved a nats CLI context for the system admin: the real nats
+	// CLI lists the servers with it alone (no --server, no password).
+	r := e.run(t, "", e.bin.nats, "--context", "authrelay-admin", "--timeout", "5s", "server", "list")
+	r.wantCode(t, 0)
+	t.Logf("nats --context authrelay-admin server list:\n%s", r.output())
+	r.wantOutput(t, "2.15.2")
+	if r := e.authrelay(t, "", "init", "--dir", t.TempDir(), "--nats-context", "authrelay-admin"); r.code != exitUsage {
+		t.Errorf("init over an existing context: exit %d, want %d\n%s", r.code, exitUsage, r)
+	}
 	serve := e.start(t, "authrelay serve", bin.authrelay, "serve", "--dir", e.dir, "--nats", e.url)
 	t.Cleanup(func() {
 		if code := serve.stop(t, syscall.SIGTERM); code != 0 {
@@ -39,7 +49,7 @@ func TestEndToEndAccountReload(t *testing.T) {
 
 	// --no-reload only writes accounts.conf: the server does not know
 	// ORDERS yet, and olga is refused.
-	r := e.authrelay(t, "", "account", "add", "ORDERS", "--dir", e.dir, "--no-reload")
+	r = e.authrelay(t, "", "account", "add", "ORDERS", "--dir", e.dir, "--no-reload")
 	r.wantCode(t, exitOK)
 	r.wantOutput(t, "authrelay reload")
 	e.authrelay(t, "olga-pass\n", "user", "add", "olga", "--dir", e.dir, "--account", "ORDERS",

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/authrelay/authrelay/deploy"
 )
 
 const initUsage = `
 Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
+                      [--nats-context NAME]
 
 Creates an authrelay directory: the SQLite user database, secrets.json
 (mode 0600: the issuer and xkey seeds, the relay's NATS password and the
@@ -16,9 +20,14 @@ system account's admin password) and nats.conf, a complete config that a
 stock nats-server runs unedited, with accounts.conf for the application
 accounts. init never overwrites an existing directory's keys.
 
+--nats-context NAME also saves a nats CLI context for the system account's
+admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
+password), so that 'nats --context NAME server list' works; it refuses to
+replace an existing context.
+
 Examples:
 
-  authrelay init --dir ./data
+  authrelay init --dir ./data --nats-context authrelay-admin
   authrelay init --dir /var/lib/authrelay --account ORDERS --account BILLING --listen 0.0.0.0:4222
 `
 
@@ -28,8 +37,20 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	var accts stringList
 	fs.Var(&accts, "account", "application account to create (repeatable; default APP)")
 	listen := fs.String("listen", deploy.DefaultListen, "client listen address written into nats.conf")
+	natsContext := fs.String("nats-context", "", "also save a nats CLI context of this name for the system admin")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
+	}
+	var ctxPath string
+	if *natsContext != "" {
+		var err error
+		// Checked before init writes anything.
+		if ctxPath, err = m.natsContextPath(*natsContext); err != nil {
+			return err
+		}
+		if _, err := os.Stat(ctxPath); err == nil {
+			return usagef("--nats-context %q: %s exists; choose another name (nothing written)", *natsContext, ctxPath)
+		}
 	}
 	if len(accts) == 0 {
 		accts = stringList{"APP"}
@@ -43,6 +64,45 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "  %-14s seeds and passwords (mode 0600: keep it secret)\n", deploy.SecretsFile)
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
 	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", deploy.AccountsConf, []string(accts))
+	if ctxPath != "" {
+		if err := m.saveNatsContext(l, ctxPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "  nats CLI as the system admin: nats --context %s server list (%s)\n", *natsContext, ctxPath)
+	}
 	fmt.Fprintf(m.Stdout, "next: authrelay serve --dir %s --nats nats://%s\n", *dir, *listen)
 	return nil
+}
+
+// saveNatsContext writes a nats CLI context for l's system admin at path,
+// mode 0600 (it holds the admin's password), never over an existing file.
+func (m *Main) saveNatsContext(l deploy.Layout, path string) error {
+	s, err := l.LoadSecrets()
+	if err != nil {
+		return err
+	}
+	url, err := l.ClientURL()
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(map[string]string{
+		"description": "authrelay system admin of " + l.Dir,
+		"url":         url, "user": s.AdminUser, "password": s.AdminPassword,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save nats context: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("save nats context: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("save nats context: %w", err)
+	}
+	return f.Close()
 }

@@ -80,21 +80,29 @@ func (f natsFlags) resolve(m *Main, l *deploy.Layout) (string, []nats.Option, er
 	return url, opts, nil
 }
 
-// readNatsContext reads the nats CLI context name from
+// natsContextPath is where the nats CLI keeps the context name:
 // $XDG_CONFIG_HOME/nats/context (default ~/.config/nats/context).
-func (m *Main) readNatsContext(name string) (natsContext, error) {
+func (m *Main) natsContextPath(name string) (string, error) {
 	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
-		return natsContext{}, usagef("--context %q: give the name of a nats CLI context, as 'nats context ls' lists them", name)
+		return "", usagef("context %q: give the name of a nats CLI context, as 'nats context ls' lists them", name)
 	}
 	base := m.Getenv("XDG_CONFIG_HOME")
 	if base == "" {
 		home := m.Getenv("HOME")
 		if home == "" {
-			return natsContext{}, errors.New("--context: no $HOME or $XDG_CONFIG_HOME to find nats CLI contexts in")
+			return "", errors.New("no $HOME or $XDG_CONFIG_HOME to find nats CLI contexts in")
 		}
 		base = filepath.Join(home, ".config")
 	}
-	path := filepath.Join(base, "nats", "context", name+".json")
+	return filepath.Join(base, "nats", "context", name+".json"), nil
+}
+
+// readNatsContext reads the nats CLI context name.
+func (m *Main) readNatsContext(name string) (natsContext, error) {
+	path, err := m.natsContextPath(name)
+	if err != nil {
+		return natsContext{}, err
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return natsContext{}, usagef("--context %q: no %s: save one with 'nats context save %s --server URL'", name, path, name)
