@@ -187,3 +187,52 @@ func keysOf(o map[string]any) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// TestREADMECommandTableNamesEveryCommand: every command 'authrelay -h'
+// lists, and every subcommand each command's -h lists, has a row in the
+// README's command table, and the table names no command that does not
+// exist.
+func TestREADMECommandTableNamesEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	table := readme[strings.Index(readme, "\n## Commands\n"):]
+	table = table[:strings.Index(table[1:], "\n## ")+1]
+	list := func(args ...string) []string {
+		r := mustRun(t, "", args...)
+		var names []string
+		on := false
+		for _, line := range strings.Split(r.stdout, "\n") {
+			switch {
+			case line == "Commands:" || line == "Subcommands:":
+				on = true
+			case on && strings.HasPrefix(line, "  ") && len(strings.TrimSpace(line)) > 0:
+				names = append(names, strings.Fields(line)[0])
+			case on && line != "" && !strings.HasPrefix(line, " "):
+				on = false
+			}
+		}
+		return names
+	}
+	cmds := list("-h")
+	if len(cmds) < 10 {
+		t.Fatalf("authrelay -h lists %v", cmds)
+	}
+	for _, c := range cmds {
+		if !strings.Contains(table, "`authrelay "+c) {
+			t.Errorf("the README's command table has no row for 'authrelay %s'", c)
+		}
+		for _, sub := range list(c, "-h") {
+			if !regexp.MustCompile(`authrelay ` + c + ` (?:[^|]|\\\|)*\b` + regexp.QuoteMeta(sub) + `\b`).MatchString(table) {
+				t.Errorf("the README's command table does not name 'authrelay %s %s'", c, sub)
+			}
+		}
+	}
+	for _, m := range regexp.MustCompile("\\| `authrelay ([a-z-]+)").FindAllStringSubmatch(table, -1) {
+		if !slices.Contains(cmds, m[1]) {
+			t.Errorf("the README's command table names 'authrelay %s', which 'authrelay -h' does not list", m[1])
+		}
+	}
+}
