@@ -110,22 +110,38 @@ func Reload(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]Reloaded,
 // servers returns the ID and name of every server that answers
 // $SYS.REQ.SERVER.PING.IDZ within wait.
 func servers(ctx context.Context, nc *nats.Conn, wait time.Duration) (map[string]string, error) {
+	ids := map[string]string{}
+	err := ping(ctx, nc, "$SYS.REQ.SERVER.PING.IDZ", nil, wait, func(data []byte) bool {
+		var id server.ServerID // IDZ answers with the bare ID
+		if json.Unmarshal(data, &id) != nil || id.ID == "" {
+			return false
+		}
+		ids[id.ID] = id.Name
+		return true
+	})
+	return ids, err
+}
+
+// ping publishes a request to every server on subject and hands each answer
+// to answer, which tells whether it was a server's answer, until wait has
+// passed or, once one server has answered, 250 ms more without an answer
+// (the others of a cluster follow within moments). It fails when no server
+// answered.
+func ping(ctx context.Context, nc *nats.Conn, subject string, body []byte, wait time.Duration, answer func([]byte) bool) error {
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, fmt.Errorf("find the servers: %w", err)
+		return fmt.Errorf("ask the servers: %w", err)
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest("$SYS.REQ.SERVER.PING.IDZ", inbox, nil); err != nil {
-		return nil, fmt.Errorf("find the servers: %w", err)
+	if err := nc.PublishRequest(subject, inbox, body); err != nil {
+		return fmt.Errorf("ask the servers: %w", err)
 	}
-	ids := map[string]string{}
+	answered := 0
 	deadline := time.Now().Add(wait)
 	for {
 		left := time.Until(deadline)
-		if len(ids) > 0 {
-			// The first answer came: the others of the cluster follow
-			// within moments.
+		if answered > 0 {
 			left = min(left, 250*time.Millisecond)
 		}
 		if left <= 0 {
@@ -136,17 +152,16 @@ func servers(ctx context.Context, nc *nats.Conn, wait time.Duration) (map[string
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			break
 		}
-		var id server.ServerID // IDZ answers with the bare ID
-		if json.Unmarshal(msg.Data, &id) == nil && id.ID != "" {
-			ids[id.ID] = id.Name
+		if answer(msg.Data) {
+			answered++
 		}
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no nats-server answered $SYS.REQ.SERVER.PING.IDZ within %v: is %s connected as the system account's user?", wait, nc.ConnectedUrlRedacted())
+	if answered == 0 {
+		return fmt.Errorf("no nats-server answered %s within %v: is %s connected as the system account's user?", subject, wait, nc.ConnectedUrlRedacted())
 	}
-	return ids, nil
+	return nil
 }

@@ -42,43 +42,15 @@ func Sessions(ctx context.Context, nc *nats.Conn, user string, wait time.Duratio
 	if err != nil {
 		return nil, false, err
 	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, false, fmt.Errorf("list sessions: %w", err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest("$SYS.REQ.SERVER.PING.CONNZ", inbox, body); err != nil {
-		return nil, false, fmt.Errorf("list sessions: %w", err)
-	}
-	answered := 0
-	deadline := time.Now().Add(wait)
-	for {
-		left := time.Until(deadline)
-		if answered > 0 {
-			left = min(left, 250*time.Millisecond) // the others follow within moments
-		}
-		if left <= 0 {
-			break
-		}
-		mctx, cancel := context.WithTimeout(ctx, left)
-		msg, err := sub.NextMsgWithContext(mctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, false, ctx.Err()
-			}
-			break
-		}
+	err = ping(ctx, nc, "$SYS.REQ.SERVER.PING.CONNZ", body, wait, func(data []byte) bool {
 		var resp struct {
 			Server server.ServerInfo `json:"server"`
 			Data   server.Connz      `json:"data"`
 			Error  *server.ApiError  `json:"error"`
 		}
-		if json.Unmarshal(msg.Data, &resp) != nil || resp.Error != nil {
-			continue
+		if json.Unmarshal(data, &resp) != nil || resp.Error != nil {
+			return false
 		}
-		answered++
 		truncated = truncated || resp.Data.Total > len(resp.Data.Conns)
 		for _, c := range resp.Data.Conns {
 			s := Session{User: c.AuthorizedUser, Account: c.Account, Client: fmt.Sprintf("%s:%d", c.IP, c.Port),
@@ -90,9 +62,10 @@ func Sessions(ctx context.Context, nc *nats.Conn, user string, wait time.Duratio
 			}
 			out = append(out, s)
 		}
-	}
-	if answered == 0 {
-		return nil, false, fmt.Errorf("no nats-server answered $SYS.REQ.SERVER.PING.CONNZ within %v: is %s connected as the system account's user?", wait, nc.ConnectedUrlRedacted())
+		return true
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
 	}
 	slices.SortFunc(out, func(a, b Session) int {
 		if c := strings.Compare(a.User, b.User); c != 0 {
