@@ -80,10 +80,10 @@ func (m *Main) reportReload(w io.Writer, res []deploy.Reloaded, url string) erro
 	for _, r := range res {
 		if r.Err != nil {
 			failed++
-			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s (%s) did not reload: %s\n", accounts.ClientText(r.Name), r.ID, accounts.ClientText(r.Err.Error()))
+			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s did not reload: %s\n", serverLabel(r), accounts.ClientText(r.Err.Error()))
 			continue
 		}
-		fmt.Fprintf(w, "reloaded nats-server %s (%s) through %s\n", accounts.ClientText(r.Name), r.ID, url)
+		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", serverLabel(r), url)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d servers kept their old configuration; fix it (authrelay doctor --offline) and run 'authrelay reload'", errReloadFailed, failed, len(res))
@@ -123,4 +123,13 @@ Examples:
 		return fmt.Errorf("reload: %w", err)
 	}
 	return m.reportReload(m.Stdout, res, u)
+}
+
+// serverLabel names a server by its name and ID, or its ID alone when it
+// has no name of its own (nats-server names a server by its ID).
+func serverLabel(r deploy.Reloaded) string {
+	if r.Name == "" || r.Name == r.ID {
+		return r.ID
+	}
+	return accounts.ClientText(r.Name) + " (" + r.ID + ")"
 }
