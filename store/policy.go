@@ -14,12 +14,17 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// The floor SetHashPolicy enforces. Lower settings make an offline attack on
-// a stolen database cheap; RFC 9106 and OWASP recommend far more.
+// The floor SetHashPolicy enforces: OWASP's minimum for argon2id, whose
+// equivalent settings (46 MiB × 1 pass, 19 MiB × 2, 12 MiB × 3, 9 MiB × 4,
+// 7 MiB × 5) all pass over at least 35,840 KiB. Lower settings make an
+// offline attack on a stolen database cheap.
 const (
 	// MinPolicyMemory is the least argon2id memory, in KiB, of a hash
-	// policy: 8 MiB.
-	MinPolicyMemory = 8 << 10
+	// policy: 7 MiB, OWASP's least (with 5 passes).
+	MinPolicyMemory = 7 << 10
+	// MinPolicyWork is the least memory × time, in KiB passes, of a hash
+	// policy: 35,840, OWASP's 7 MiB × 5.
+	MinPolicyWork = 35840
 	// MinPolicyTime is the least argon2id time cost of a hash policy.
 	MinPolicyTime = 1
 	// MinPolicySaltLen is the shortest salt, in bytes, of a hash policy.
@@ -95,9 +100,19 @@ func (db *DB) HashPolicy(ctx context.Context) (Argon2Params, error) {
 
 // ValidatePolicy reports why p cannot be the hash policy: it fails
 // p.Validate, is below the floor (MinPolicyMemory, MinPolicyTime,
-// MinPolicySaltLen) or above the ceiling (MaxPolicyMemory, MaxPolicyTime,
+// MinPolicyWork, MinPolicySaltLen) or above the ceiling (MaxPolicyMemory, MaxPolicyTime,
 // MaxPolicyThreads, MaxPolicyWork).
 func ValidatePolicy(p Argon2Params) error {
+	if err := PolicyCeiling(p); err != nil {
+		return err
+	}
+	return PolicyFloor(p)
+}
+
+// PolicyCeiling reports why p cannot be run: it fails p.Validate or is
+// above the ceiling. A policy below the floor (a database set before the
+// floor rose) still runs: serve warns about it, hash set refuses it.
+func PolicyCeiling(p Argon2Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
@@ -115,12 +130,20 @@ func ValidatePolicy(p Argon2Params) error {
 		return fmt.Errorf("argon2id memory × time cost %d KiB × %d is above the limit of %d KiB passes (2 GiB): one hash would take seconds; lower --memory or --time, and measure with 'authrelay hash calibrate'",
 			p.Memory, p.Time, MaxPolicyWork)
 	}
+	return nil
+}
+
+// PolicyFloor reports why p is weaker than the floor, or nil.
+func PolicyFloor(p Argon2Params) error {
 	switch {
 	case p.Memory < MinPolicyMemory:
-		return fmt.Errorf("argon2id memory %d KiB is below the floor of %d KiB (8 MiB): that makes cracking a stolen database cheap; use at least %d (the default is %d)",
+		return fmt.Errorf("argon2id memory %d KiB is below the floor of %d KiB (7 MiB, OWASP's least): that makes cracking a stolen database cheap; use at least %d (the default is %d)",
 			p.Memory, MinPolicyMemory, MinPolicyMemory, DefaultArgon2Params.Memory)
 	case p.Time < MinPolicyTime:
 		return fmt.Errorf("argon2id time cost %d is below the floor of %d", p.Time, MinPolicyTime)
+	case uint64(p.Memory)*uint64(p.Time) < MinPolicyWork:
+		return fmt.Errorf("argon2id memory × time cost %d KiB × %d is below OWASP's minimum of %d KiB passes (19456 KiB × 2, 12288 × 3, 9216 × 4 or 7168 × 5): use --time %d at this memory, or more memory",
+			p.Memory, p.Time, MinPolicyWork, (MinPolicyWork+uint64(p.Memory)-1)/uint64(p.Memory))
 	case p.SaltLen < MinPolicySaltLen:
 		return fmt.Errorf("argon2id salt length %d is below the floor of %d bytes", p.SaltLen, MinPolicySaltLen)
 	}
@@ -294,8 +317,14 @@ func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Par
 		// ValidatePolicy says which and what to give instead.
 		return Argon2Params{}, 0, fmt.Errorf("calibrate: %w", ValidatePolicy(p))
 	}
-	// Never suggest a time cost past the policy's ceiling.
+	// Never suggest a time cost past the policy's ceiling, nor one below
+	// its floor (MinPolicyWork).
 	maxTime := uint32(max(min(MaxPolicyTime, MaxPolicyWork/uint64(max(memoryKiB, 1))), 1))
+	minTime := uint32(max((MinPolicyWork+uint64(max(memoryKiB, 1))-1)/uint64(max(memoryKiB, 1)), 1))
+	if memoryKiB < MinPolicyMemory || minTime > maxTime {
+		p.Time = max(minTime, 1)
+		return Argon2Params{}, 0, fmt.Errorf("calibrate: %w", ValidatePolicy(p))
+	}
 	if target <= 0 {
 		return Argon2Params{}, 0, fmt.Errorf("calibrate: target %v: give a positive duration such as 50ms", target)
 	}
@@ -317,17 +346,17 @@ func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Par
 	}
 	// The cost grows about linearly with the time cost: estimate from the
 	// last measurement, and stop when the estimate repeats.
-	t := uint32(1)
+	t := minTime
 	for range calibrateSteps {
 		d := max(measure(t), time.Nanosecond)
 		// Clamped as a float: the estimate may not fit in a uint32.
-		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), 1), float64(maxTime)))
+		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), float64(minTime)), float64(maxTime)))
 		if _, seen := measured[next]; seen {
 			break
 		}
 		t = next
 	}
-	best := uint32(1)
+	best := minTime
 	for c, d := range measured {
 		if diff, bestDiff := absDuration(d-target), absDuration(measured[best]-target); diff < bestDiff || diff == bestDiff && c < best {
 			best = c

@@ -14,8 +14,8 @@ import (
 
 // Policies at the floor's memory, as cheap as a policy can be.
 var (
-	policyA = Argon2Params{Memory: MinPolicyMemory, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	policyB = Argon2Params{Memory: MinPolicyMemory, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+	policyA = Argon2Params{Memory: MinPolicyMemory, Time: 5, Threads: 1, SaltLen: 16, KeyLen: 32}
+	policyB = Argon2Params{Memory: MinPolicyMemory, Time: 6, Threads: 1, SaltLen: 16, KeyLen: 32}
 )
 
 func TestHashPolicy(t *testing.T) {
@@ -73,7 +73,9 @@ func TestHashPolicy(t *testing.T) {
 			p     Argon2Params
 			words string
 		}{
-			{"memory below 8 MiB", Argon2Params{Memory: 8191, Time: 4, Threads: 1, SaltLen: 16, KeyLen: 32}, "8 MiB"},
+			{"memory below 7 MiB", Argon2Params{Memory: 7167, Time: 6, Threads: 1, SaltLen: 16, KeyLen: 32}, "7 MiB"},
+			{"below OWASP's memory × time", Argon2Params{Memory: 8192, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, "OWASP's minimum of 35840"},
+			{"19 MiB once", Argon2Params{Memory: 19456, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, "use --time 2"},
 			{"test params", testParams, "below the floor"},
 			{"time 0", Argon2Params{Memory: 19456, Time: 0, Threads: 1, SaltLen: 16, KeyLen: 32}, "time cost 0"},
 			{"short salt", Argon2Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 8, KeyLen: 32}, "salt length 8"},
@@ -470,37 +472,43 @@ func TestHashInfo(t *testing.T) {
 }
 
 func TestCalibrate(t *testing.T) {
+	// The floor's memory, which needs 5 passes: calibrate never suggests
+	// fewer, whatever the target.
 	const target = 3 * time.Millisecond
-	p, d, err := Calibrate(target, 256, 1)
+	p, d, err := Calibrate(target, MinPolicyMemory, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("calibrated %+v: %v", p, d)
-	if p.Time < 1 || p.Time > MaxPolicyTime {
-		t.Errorf("time cost %d is out of range", p.Time)
+	if p.Time < 5 || p.Time > MaxPolicyTime {
+		t.Errorf("time cost %d is out of range 5..%d", p.Time, MaxPolicyTime)
 	}
-	if p.Memory != 256 || p.Threads != 1 || p.SaltLen != DefaultArgon2Params.SaltLen || p.KeyLen != DefaultArgon2Params.KeyLen {
+	if p.Memory != MinPolicyMemory || p.Threads != 1 || p.SaltLen != DefaultArgon2Params.SaltLen || p.KeyLen != DefaultArgon2Params.KeyLen {
 		t.Errorf("params %+v: want the memory and threads asked for and the default salt and key lengths", p)
 	}
-	if err := p.Validate(); err != nil {
-		t.Error(err)
+	if err := ValidatePolicy(p); err != nil {
+		t.Errorf("calibrated %+v is refused by the policy: %v", p, err)
 	}
-	if d <= 0 || (p.Time > 1 && d > 10*target) {
+	if d <= 0 {
 		t.Errorf("measured %v for a target of %v", d, target)
 	}
 
-	// A target below one pass gives time 1.
-	if p, _, err := Calibrate(time.Nanosecond, 256, 1); err != nil || p.Time != 1 {
-		t.Errorf("Calibrate(1ns) = %+v, %v; want time cost 1", p, err)
+	// A target below the floor's cost gives the floor.
+	if p, _, err := Calibrate(time.Nanosecond, MinPolicyMemory, 1); err != nil || p.Time != 5 {
+		t.Errorf("Calibrate(1ns) = %+v, %v; want time cost 5", p, err)
+	}
+	if p, _, err := Calibrate(time.Nanosecond, 19456, 1); err != nil || p.Time != 2 {
+		t.Errorf("Calibrate(1ns, 19 MiB) = %+v, %v; want time cost 2", p, err)
 	}
 	for _, tc := range []struct {
 		target  time.Duration
 		memory  uint32
 		threads uint8
 	}{
-		{0, 256, 1},
+		{0, MinPolicyMemory, 1},
 		{target, 4, 1},
-		{target, 256, 0},
+		{target, MinPolicyMemory - 1, 1},
+		{target, MinPolicyMemory, 0},
 	} {
 		if _, _, err := Calibrate(tc.target, tc.memory, tc.threads); err == nil {
 			t.Errorf("Calibrate(%v, %d, %d): no error", tc.target, tc.memory, tc.threads)

@@ -373,7 +373,7 @@ func TestTableCell(t *testing.T) {
 func TestServeTruncatesWAL(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	cheapHashPolicy(t, dir)
 	db := openDir(t, dir) // open throughout, as another relay would be
 	const bcryptHash = "$2a$04$Q.CgCP2Sl9pkcTXEZHazaeMwPaAkSHk7AI51HkyMt5iJQQyUA4qxq"
 	err := db.Admin(t.Context(), "test", "bulk add", func(ctx context.Context) (string, error) {

@@ -336,3 +336,16 @@ func TestAccountsConfHandEditsAreRefusedNotErased(t *testing.T) {
 		t.Errorf("--jetstream=false left it in accounts.conf:\n%s", b)
 	}
 }
+
+// TestServeWarnsOfAWeakStoredPolicy: a policy below OWASP's minimum stored
+// before the floor rose (here the test harness's cheap one) still runs, and
+// serve says so; hash set refuses to store such a policy.
+func TestServeWarnsOfAWeakStoredPolicy(t *testing.T) {
+	s := serveEmbedded(t, true)
+	if !strings.Contains(s.log.String(), "weaker than OWASP's minimum") {
+		t.Errorf("serve with an 8 MiB × 1 policy does not warn:\n%s", s.log.String())
+	}
+	if r := run(t, "", "hash", "set", "--dir", s.dir, "--memory", "8192", "--time", "1"); r.code != exitUsage || !strings.Contains(r.stderr, "OWASP") {
+		t.Errorf("hash set --memory 8192 --time 1: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -18,7 +18,7 @@ func serveWithMaxPayload(t *testing.T, xkey bool, limit int) *servedDir {
 	t.Helper()
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	cheapHashPolicy(t, dir)
 	path := deploy.Layout{Dir: dir}.Path(deploy.ServerConf)
 	b, err := os.ReadFile(path)
 	if err != nil {

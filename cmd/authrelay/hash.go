@@ -89,8 +89,9 @@ passwords use it at once; existing users are rehashed at their next
 successful login. Every login costs one hash when its user is not cached,
 so measure first with 'authrelay hash calibrate'.
 
-Limits: --memory 8192 to 1048576 KiB (8 MiB to 1 GiB), --time 1 to 10,
---threads 1 to 16, and memory × time at most 2097152 KiB passes. Every
+Limits: --memory 7168 to 1048576 KiB (7 MiB to 1 GiB), --time 1 to 10,
+--threads 1 to 16, and memory × time from 35840 KiB passes (OWASP's
+minimum: 19456 × 2, 12288 × 3, 9216 × 4, 7168 × 5) to 2097152. Every
 concurrent login holds the memory: 'serve' refuses to start when
 --hash-workers × memory exceeds 4 GiB.
 
@@ -178,7 +179,7 @@ const maxHashMemoryInFlight = 4 << 20
 // database edited by hand, or set by an older authrelay), or workers hashes
 // at once would hold more than maxHashMemoryInFlight.
 func checkServePolicy(p store.Argon2Params, workers int) error {
-	if err := store.ValidatePolicy(p); err != nil {
+	if err := store.PolicyCeiling(p); err != nil {
 		return fmt.Errorf("the stored hash policy (%s) is refused: %w; set one within the limits with 'authrelay hash set'", paramsText(p), err)
 	}
 	if total := uint64(workers) * uint64(p.Memory); total > maxHashMemoryInFlight {
@@ -213,7 +214,7 @@ Example:
 		return usagef("--target %v: give a duration such as 50ms", *target)
 	}
 	if *threads < 1 || *threads > store.MaxPolicyThreads || *memory < store.MinPolicyMemory || *memory > store.MaxPolicyMemory {
-		return usagef("--memory must be %d..%d KiB (8 MiB to 1 GiB) and --threads 1..%d", store.MinPolicyMemory, store.MaxPolicyMemory, store.MaxPolicyThreads)
+		return usagef("--memory must be %d..%d KiB (7 MiB to 1 GiB) and --threads 1..%d", store.MinPolicyMemory, store.MaxPolicyMemory, store.MaxPolicyThreads)
 	}
 	p, took, err := store.Calibrate(*target, uint32(*memory), uint8(*threads))
 	if err != nil {

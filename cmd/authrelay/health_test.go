@@ -80,7 +80,7 @@ func TestServeClockSkew(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	cheapHashPolicy(t, dir)
 	var clock offsetClock
 	clock.set(2 * time.Second)
 	s := serveWithClock(t, dir, clock.now, "--http", "127.0.0.1:0")
@@ -167,7 +167,7 @@ func TestServeForeignKeys(t *testing.T) {
 			a.addUser(t, "alice", "al1ce-pass", "--account", "APP", "--pub", "app.>")
 			other := t.TempDir()
 			mustRun(t, "", "init", "--dir", other)
-			mustRun(t, "", "hash", "set", "--dir", other, "--memory", "8192", "--time", "1")
+			cheapHashPolicy(t, other)
 			mustRun(t, "al1ce-pass\n", "user", "add", "alice", "--dir", other, "--password-stdin", "--account", "APP", "--pub", "app.>")
 			sa, err := deploy.Layout{Dir: a.dir}.LoadSecrets()
 			if err != nil {

@@ -187,7 +187,7 @@ func TestFullDisk(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			dir := smallDisk(t, 16<<20)
 			mustRun(t, "", "init", "--dir", dir)
-			mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+			cheapHashPolicy(t, dir)
 			if !e.xkey {
 				dropXKey(t, dir)
 			}
@@ -322,7 +322,7 @@ func TestFullDiskLosesNoDecision(t *testing.T) {
 	}
 	dir := smallDisk(t, 16<<20)
 	mustRun(t, "", "init", "--dir", dir)
-	mustRun(t, "", "hash", "set", "--dir", dir, "--memory", "8192", "--time", "1")
+	cheapHashPolicy(t, dir)
 	s := serveOn(t, dir, "--http", "127.0.0.1:0")
 	s.addUser(t, "svc", "svc-pass", "--sub", "_INBOX.>")
 	s.allowed(t, "127.0.0.1", "svc", "svc-pass")

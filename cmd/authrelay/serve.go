@@ -255,6 +255,11 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 	if err := checkServePolicy(db.Params, hashWorkers); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := store.PolicyFloor(db.Params); err != nil {
+		// A database set before the floor rose: it runs, but say so.
+		logger.Warn("the stored password hash policy is weaker than OWASP's minimum: a stolen database is cheap to crack; raise it with 'authrelay hash set' (users are rehashed at their next login)",
+			"policy", paramsText(db.Params), "err", err)
+	}
 	var rehashErrs atomic.Int64
 	db.OnRehash = func(name string, err error) {
 		switch {
