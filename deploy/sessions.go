@@ -75,3 +75,28 @@ func Sessions(ctx context.Context, nc *nats.Conn, user string, wait time.Duratio
 	})
 	return out, truncated, nil
 }
+
+// ServerAccounts returns the accounts each server that nc, connected as the
+// system account's admin, can reach has loaded, by server ID, asking
+// $SYS.REQ.SERVER.PING.ACCOUNTZ and waiting up to wait for the answers.
+func ServerAccounts(ctx context.Context, nc *nats.Conn, wait time.Duration) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := ping(ctx, nc, "$SYS.REQ.SERVER.PING.ACCOUNTZ", nil, wait, func(data []byte) bool {
+		var resp struct {
+			Server server.ServerInfo `json:"server"`
+			Data   struct {
+				Accounts []string `json:"accounts"`
+			} `json:"data"`
+			Error *server.ApiError `json:"error"`
+		}
+		if json.Unmarshal(data, &resp) != nil || resp.Error != nil || resp.Server.ID == "" {
+			return false
+		}
+		out[resp.Server.ID] = resp.Data.Accounts
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the servers' accounts: %w", err)
+	}
+	return out, nil
+}

@@ -349,3 +349,37 @@ func TestServeWarnsOfAWeakStoredPolicy(t *testing.T) {
 		t.Errorf("hash set --memory 8192 --time 1: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestExplainKnowsWhetherTheServerHasTheAccount: a user placed in an
+// account the running server has not loaded yet is granted by the relay
+// and refused by the server; explain says so and exits 1, and after
+// 'authrelay reload' says the server has it, exits 0, and the user logs in.
+func TestExplainKnowsWhetherTheServerHasTheAccount(t *testing.T) {
+	s := serveEmbedded(t, true)
+	mustRun(t, "", "account", "add", "ORDERS", "--dir", s.dir, "--no-reload")
+	s.addUser(t, "olga", "olga-pass-1", "--account", "ORDERS", "--sub", "x")
+	if _, err := s.connect("olga", "olga-pass-1"); err == nil {
+		t.Fatal("olga logged in to an account the server has not loaded")
+	}
+	r := run(t, "", "user", "explain", "olga", "--dir", s.dir)
+	if r.code != exitFailure || !strings.Contains(r.stdout, "have not loaded account ORDERS") || !strings.Contains(r.stdout, "authrelay reload") {
+		t.Errorf("explain before the reload: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := mustRun(t, "", "user", "explain", "olga", "--dir", s.dir, "--offline"); strings.Contains(r.stdout, "server:") {
+		t.Errorf("explain --offline asked the server:\n%s", r.stdout)
+	}
+	mustRun(t, "", "reload", "--dir", s.dir)
+	r = mustRun(t, "", "user", "explain", "olga", "--dir", s.dir, "--json")
+	var v explainView
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.ServerHasAccount == nil || !*v.ServerHasAccount || !strings.Contains(v.Server, "have loaded account ORDERS") {
+		t.Errorf("explain after the reload: %+v", v)
+	}
+	nc, err := s.connect("olga", "olga-pass-1")
+	if err != nil {
+		t.Fatalf("olga after the reload: %v", err)
+	}
+	nc.Close()
+}

@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
@@ -248,6 +251,48 @@ type explainView struct {
 	// JWT is issued.
 	ResponseBytes int `json:"response_bytes,omitempty"`
 	MaxPayload    int `json:"max_payload"`
+	// Server says whether the running servers have loaded the account
+	// (without it the server refuses the login the relay grants), or why
+	// that is unknown; empty with --offline.
+	Server           string `json:"server,omitempty"`
+	ServerHasAccount *bool  `json:"server_has_account,omitempty"`
+}
+
+// explainServer asks the servers of l, as the system admin, whether they
+// have loaded acct.
+func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags, acct string) (string, *bool) {
+	url, tls, err := nf.resolve(m, &l)
+	if err != nil {
+		return "not asked: " + err.Error(), nil
+	}
+	s, err := l.LoadSecrets()
+	if err != nil {
+		return "not asked: " + err.Error(), nil
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword),
+		nats.Name("authrelay user explain"), nats.Timeout(time.Second), nats.NoReconnect()}, tls...)...)
+	if err != nil {
+		return fmt.Sprintf("not reachable at %s (%v): whether it has loaded account %s is not known", url, err, acct), nil
+	}
+	defer nc.Close()
+	loaded, err := deploy.ServerAccounts(ctx, nc, time.Second)
+	if err != nil {
+		return err.Error(), nil
+	}
+	var lacking []string
+	for id, list := range loaded {
+		if !slices.Contains(list, acct) {
+			lacking = append(lacking, id)
+		}
+	}
+	if len(lacking) > 0 {
+		slices.Sort(lacking)
+		no := false
+		return fmt.Sprintf("%s of %d servers at %s have not loaded account %s: they refuse the login the relay grants; run 'authrelay reload'",
+			strings.Join(lacking, ", "), len(loaded), url, acct), &no
+	}
+	yes := true
+	return fmt.Sprintf("all %d servers at %s have loaded account %s", len(loaded), url, acct), &yes
 }
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
@@ -265,8 +310,11 @@ subject there (the JWT then denies everything in that direction),
 follow "except". --json has the same as pub_scope and sub_scope.
 
 It decides with the relay's own decision function, so its reason is the
-relay's. The exit status is 0 when the login would be allowed and 1 when
-it would be refused. --from and --conn-type describe a client, and check the user's
+relay's. Unless --offline, it also asks the running servers (as the system
+admin, to --nats or DIR/nats.conf's listen address) whether they have
+loaded the user's account: one that has not refuses the login the relay
+grants. The exit status is 0 when the login would be allowed and 1 when
+it would be refused, by the relay or by a server. --from and --conn-type describe a client, and check the user's
 source networks and connection types against it (one left out counts as
 unknown, which a restriction on it refuses); without either, those two
 checks are left out.
@@ -281,6 +329,9 @@ Examples:
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	host := fs.String("from", "", "decide for a client connecting from this IP address (checks --src)")
 	connTypeFlag := fs.String("conn-type", "", "decide for a client of this connection type: STANDARD, WEBSOCKET, MQTT or LEAFNODE (checks --conn-type)")
+	offline := fs.Bool("offline", false, "do not ask the servers whether they have loaded the user's account")
+	var nf natsFlags
+	nf.register(fs, "server to ask whether it has loaded the account")
 	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "explain")
 	if err != nil {
 		return err
@@ -351,12 +402,18 @@ Examples:
 		}
 	}
 	v.Pub, v.Sub = nonNilRule(v.Pub), nonNilRule(v.Sub)
+	if !*offline && v.Reason == "" {
+		v.Server, v.ServerHasAccount = m.explainServer(ctx, deploy.Layout{Dir: *dir}, nf, u.Account)
+	}
 	if err := m.writeExplain(v, rerr, *asJSON); err != nil {
 		return err
 	}
-	if v.Reason != "" {
+	switch {
+	case v.Reason != "":
 		// Exit status 1, for scripts: the login would be refused.
 		return fmt.Errorf("%s's login would be refused: %s", u.Name, v.Reason)
+	case v.ServerHasAccount != nil && !*v.ServerHasAccount:
+		return fmt.Errorf("%s's login would be refused by the server: it has not loaded account %s", u.Name, u.Account)
 	}
 	return nil
 }
@@ -393,6 +450,9 @@ func (m *Main) writeExplain(v explainView, rerr error, asJSON bool) error {
 	fmt.Fprintf(tw, "expires:\t%s\n", expiresText(v.Expires))
 	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
 	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
+	if v.Server != "" {
+		fmt.Fprintf(tw, "server:\t%s\n", v.Server)
+	}
 	if v.ResponseBytes > 0 {
 		fmt.Fprintf(tw, "login response:\t%d bytes of the server's max_payload %d (%.1f%%)\n",
 			v.ResponseBytes, v.MaxPayload, 100*float64(v.ResponseBytes)/float64(v.MaxPayload))
