@@ -2,11 +2,13 @@ package deploy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -24,6 +26,10 @@ type InitOptions struct {
 	// BcryptCost is the cost of the admin's bcrypt hash in nats.conf; 0
 	// means DefaultBcryptCost.
 	BcryptCost int
+	// TLS, when both files are given, is the server's certificate and key
+	// for client TLS, written into nats.conf's tls block with absolute
+	// paths. Init checks that they load as a pair first.
+	TLS TLSFiles
 }
 
 // Init creates the directory's files: the database with o.Accounts,
@@ -44,6 +50,22 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 			return invalidf("account %q given twice", a)
 		}
 		seen[a] = true
+	}
+	switch {
+	case o.TLS.Cert == "" && o.TLS.Key == "":
+	case o.TLS.Cert == "" || o.TLS.Key == "":
+		return invalidf("--tls-cert and --tls-key go together: give both")
+	default:
+		if _, err := tls.LoadX509KeyPair(o.TLS.Cert, o.TLS.Key); err != nil {
+			return invalidf("--tls-cert %q, --tls-key %q: %v: give a PEM certificate and its private key", o.TLS.Cert, o.TLS.Key, err)
+		}
+		var err error
+		if o.TLS.Cert, err = filepath.Abs(o.TLS.Cert); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		if o.TLS.Key, err = filepath.Abs(o.TLS.Key); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
 	}
 	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile} {
 		if _, err := os.Stat(l.Path(name)); err == nil {
@@ -68,7 +90,7 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	conf, err := RenderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost)
+	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

@@ -12,13 +12,17 @@ import (
 
 const initUsage = `
 Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
-                      [--nats-context NAME]
+                      [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
 
 Creates an authrelay directory: the SQLite user database, secrets.json
 (mode 0600: the issuer and xkey seeds, the relay's NATS password and the
 system account's admin password) and nats.conf, a complete config that a
 stock nats-server runs unedited, with accounts.conf for the application
 accounts. init never overwrites an existing directory's keys.
+
+--tls-cert and --tls-key write nats.conf's tls block, so that the server
+takes TLS clients only; authrelay's own connections then take the CA with
+--tlsca (serve, doctor, reload, the account commands).
 
 --nats-context NAME also saves a nats CLI context for the system account's
 admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
@@ -38,6 +42,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fs.Var(&accts, "account", "application account to create (repeatable; default APP)")
 	listen := fs.String("listen", deploy.DefaultListen, "client listen address written into nats.conf")
 	natsContext := fs.String("nats-context", "", "also save a nats CLI context of this name for the system admin")
+	tlsCert := fs.String("tls-cert", "", "the server's TLS certificate (PEM), for a tls block in nats.conf")
+	tlsKey := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -56,7 +62,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 		accts = stringList{"APP"}
 	}
 	l := deploy.Layout{Dir: *dir}
-	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost()}); err != nil {
+	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)

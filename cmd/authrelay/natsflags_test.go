@@ -108,6 +108,84 @@ func TestReloadOverTLS(t *testing.T) {
 	}
 }
 
+// TestInitTLS: init --tls-cert --tls-key writes a tls block a stock
+// server runs, so that it takes TLS clients only; reload reaches it with
+// --tlsca and names the x509 reason without. Half a pair, or a key that
+// does not match, is refused before anything is written.
+func TestInitTLS(t *testing.T) {
+	caFile, certFile, keyFile := testTLSFiles(t)
+	if r := run(t, "", "init", "--dir", filepath.Join(t.TempDir(), "d"), "--tls-cert", certFile); r.code != exitUsage || !strings.Contains(r.stderr, "--tls-key") {
+		t.Errorf("init --tls-cert alone: exit %d, stderr %q", r.code, r.stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "d")
+	if r := run(t, "", "init", "--dir", bad, "--tls-cert", certFile, "--tls-key", caFile); r.code != exitUsage {
+		t.Errorf("init with a key that is not one: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a refused init left %s: %v", bad, err)
+	}
+
+	addr, err := freeLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--listen", addr, "--tls-cert", certFile, "--tls-key", keyFile)
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, deploy.ServerConf))
+	if err != nil {
+		t.Fatalf("nats.conf with TLS: %v", err)
+	}
+	if opts.TLSConfig == nil {
+		t.Fatal("nats.conf has no client TLS")
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	defer ns.Shutdown()
+	if r := run(t, "", "reload", "--dir", dir); r.code != exitFailure || !strings.Contains(r.stderr, "x509") {
+		t.Errorf("reload of a TLS server without --tlsca: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := mustRun(t, "", "reload", "--dir", dir, "--tlsca", caFile); !strings.Contains(r.stdout, "reloaded nats-server") {
+		t.Errorf("reload --tlsca: %q", r.stdout)
+	}
+}
+
+// freeLoopback returns a loopback address no one listens on now.
+func freeLoopback() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// testTLSFiles writes testTLS's CA, certificate and key as PEM files.
+func testTLSFiles(t *testing.T) (ca, cert, key string) {
+	t.Helper()
+	ca, conf := testTLS(t)
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c := conf.Certificates[0]
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, cert, key
+}
+
 // testTLS makes a CA and a certificate for 127.0.0.1 signed by it, and
 // returns the CA file and a server TLS config.
 func testTLS(t *testing.T) (string, *tls.Config) {
