@@ -28,6 +28,11 @@ var (
 	// ErrInvalidCredentials means the username is unknown or the password is
 	// wrong. The two are deliberately indistinguishable.
 	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrStaleCredentials means the password is the user's previous one,
+	// replaced and past its grace: a client not yet updated, not a guess.
+	// It wraps ErrInvalidCredentials, and is refused the same way, but a
+	// lockout never counts it.
+	ErrStaleCredentials = fmt.Errorf("%w: the password was replaced", ErrInvalidCredentials)
 	// ErrUserDisabled means the user exists and the password matched, but the
 	// user is disabled.
 	ErrUserDisabled = errors.New("user disabled")
@@ -60,6 +65,11 @@ type User struct {
 	// Created and Updated are maintained by the store.
 	Created time.Time `json:"created,omitzero"`
 	Updated time.Time `json:"updated,omitzero"`
+	// Grace, set only by a login that used the user's previous password
+	// within its grace ('user passwd --grace'), is when that password stops
+	// working; Expires is then no later than it, so that the JWT and the
+	// connection end with it.
+	Grace time.Time `json:"-"`
 }
 
 // Permissions are the subject permissions written into a user JWT.
@@ -258,4 +268,24 @@ func (u User) Check(now time.Time) error {
 		return ErrUserExpired
 	}
 	return nil
+}
+
+// UserChange is one row of the store's user change feed, which relays read
+// to close the connections of users that changed.
+type UserChange struct {
+	// ID orders the feed.
+	ID int64
+	// User is the user it concerns.
+	User string
+	// Time is when it was committed, in whole seconds, on the clock of the
+	// database's host (RecentUserChanges only).
+	Time time.Time
+	// Quiet is a change that closes no connection (a password replaced
+	// with a grace: its connections last until the grace ends).
+	Quiet bool
+	// BeforeID and Before, for the end of a grace, limit the change to the
+	// connections granted before the change BeforeID, or connected before
+	// Before: those of the previous password, not of the new one.
+	BeforeID int64
+	Before   time.Time
 }

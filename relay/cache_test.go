@@ -344,11 +344,11 @@ func TestDecideWithCache(t *testing.T) {
 
 	t.Run("a wrong password never fills or extends", func(t *testing.T) {
 		d := newDecider(t, nil)
-		d.want("alice", "wrong-pw", ReasonBadCredentials, 1)
-		d.want("alice", "wrong-pw", ReasonBadCredentials, 1)
+		d.want("alice", "wrong-pw", ReasonBadCredentials, 2)
+		d.want("alice", "wrong-pw", ReasonBadCredentials, 2)
 		d.want("alice", "alice-pw", "", 1) // not cached by the wrong ones
 		d.clock.Set(t0.Add(9 * time.Minute))
-		d.want("alice", "wrong-pw", ReasonBadCredentials, 1)
+		d.want("alice", "wrong-pw", ReasonBadCredentials, 2)
 		d.want("alice", "alice-pw", "", 0) // still cached
 		d.clock.Set(t0.Add(10 * time.Minute))
 		d.want("alice", "alice-pw", "", 1) // expired: neither extended
@@ -367,13 +367,14 @@ func TestDecideWithCache(t *testing.T) {
 		}
 		d.want("alice", "alice-pw", "", 0)
 		d.users.update("alice", func(pw *string, _ *accounts.User) { *pw = "alice-pw-2" })
-		d.want("alice", "alice-pw", ReasonBadCredentials, 1)
+		d.want("alice", "alice-pw", ReasonBadCredentials, 2)
 		d.want("alice", "alice-pw-2", "", 1)
 		d.users.update("alice", func(_ *string, u *accounts.User) { u.Disabled = true })
-		d.want("alice", "alice-pw-2", ReasonUserDisabled, 1)
-		// A refusal always costs a verification, cached or not: a fast
-		// one would tell that the password is right.
-		d.want("alice", "alice-pw-2", ReasonUserDisabled, 1)
+		d.want("alice", "alice-pw-2", ReasonUserDisabled, 2)
+		// A refusal always costs two verifications, cached or not, as a
+		// wrong password does: a fast one would tell that the password is
+		// right.
+		d.want("alice", "alice-pw-2", ReasonUserDisabled, 2)
 		d.users.update("alice", func(_ *string, u *accounts.User) { u.Disabled = false })
 		d.want("alice", "alice-pw-2", "", 1)
 		d.users.putRole(accounts.Role{Name: "unrelated"})
@@ -387,9 +388,9 @@ func TestDecideWithCache(t *testing.T) {
 		d.want("bob", "bob-pw", "", 1)
 		d.want("bob", "bob-pw", "", 0)
 		d.clock.Set(t0.Add(5 * time.Minute))
-		d.want("bob", "bob-pw", ReasonUserExpired, 1)
-		d.want("carl", "carl-pw", ReasonSourceNotAllowed, 1) // fakeServer's client is 127.0.0.1
-		d.want("carl", "carl-pw", ReasonSourceNotAllowed, 1)
+		d.want("bob", "bob-pw", ReasonUserExpired, 2)
+		d.want("carl", "carl-pw", ReasonSourceNotAllowed, 2) // fakeServer's client is 127.0.0.1
+		d.want("carl", "carl-pw", ReasonSourceNotAllowed, 2)
 		if s := d.r.Stats(); s.CacheHits != 1 {
 			t.Errorf("stats %+v, want the one grant a hit", s)
 		}
@@ -400,7 +401,7 @@ func TestDecideWithCache(t *testing.T) {
 		// must not find it in the cache.
 		d := newDecider(t, nil)
 		d.users.put("old-pw", accounts.User{Name: "old", Account: "APP", Expires: t0.Add(-time.Minute)})
-		d.want("old", "old-pw", ReasonUserExpired, 1)
+		d.want("old", "old-pw", ReasonUserExpired, 2)
 		d.clock.Set(t0.Add(-2 * time.Minute))
 		d.want("old", "old-pw", "", 1)
 	})
@@ -410,10 +411,10 @@ func TestDecideWithCache(t *testing.T) {
 		d.want("alice", "alice-pw", "", 1)
 		d.guard.lock("alice", true)
 		dummies := d.users.dummies.Load()
-		d.want("alice", "alice-pw", ReasonLockedOut, 1)
-		d.want("alice", "wrong-pw", ReasonLockedOut, 1)
-		if got := d.users.dummies.Load() - dummies; got != 2 {
-			t.Errorf("locked attempts ran %d dummy verifications, want 2 (and no Authenticate)", got)
+		d.want("alice", "alice-pw", ReasonLockedOut, 2)
+		d.want("alice", "wrong-pw", ReasonLockedOut, 2)
+		if got := d.users.dummies.Load() - dummies; got != 4 {
+			t.Errorf("locked attempts ran %d dummy verifications, want 4, two each (and no Authenticate)", got)
 		}
 		d.guard.lock("alice", false)
 		d.want("alice", "alice-pw", "", 0)
@@ -431,10 +432,10 @@ func TestDecideWithCache(t *testing.T) {
 		d := newDecider(t, nil)
 		d.users.put("dis-pw", accounts.User{Name: "dis", Account: "APP", Disabled: true})
 		d.users.put("old-pw", accounts.User{Name: "old", Account: "APP", Expires: t0.Add(-time.Minute)})
-		d.want("nobody", "x-pw", ReasonBadCredentials, 1)
-		d.want("alice", "wrong-pw", ReasonBadCredentials, 1)
-		d.want("dis", "dis-pw", ReasonUserDisabled, 1)
-		d.want("old", "old-pw", ReasonUserExpired, 1)
+		d.want("nobody", "x-pw", ReasonBadCredentials, 2)
+		d.want("alice", "wrong-pw", ReasonBadCredentials, 2)
+		d.want("dis", "dis-pw", ReasonUserDisabled, 2)
+		d.want("old", "old-pw", ReasonUserExpired, 2)
 		if got := d.users.rehashes.Load(); got != 0 {
 			t.Errorf("%d rehashes after refusals, want 0", got)
 		}
@@ -459,8 +460,8 @@ func TestDecideWithCache(t *testing.T) {
 
 	t.Run("unknown users cost a verification every time", func(t *testing.T) {
 		d := newDecider(t, nil)
-		d.want("mallory", "pw", ReasonBadCredentials, 1)
-		d.want("mallory", "pw", ReasonBadCredentials, 1)
+		d.want("mallory", "pw", ReasonBadCredentials, 2)
+		d.want("mallory", "pw", ReasonBadCredentials, 2)
 		d.want("", "pw", ReasonNoCredentials, 0)
 	})
 

@@ -316,10 +316,13 @@ func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow 
 // caches a success under the user's version read before, decides, and records
 // a refusal with the guard.
 //
-// A refused login costs the same whatever the reason: one password
-// verification (the user's hash, or the dummy hash for an unknown user or
-// a locked-out attempt), one lockout read and one lockout write, and no
-// rehash (that runs only after a grant is answered).
+// A refused login costs the same whatever the reason: two password
+// verifications (the user's hash and its previous one or the dummy, two
+// dummies for an unknown user or a locked-out attempt, the user's hash and
+// a dummy for a right password refused all the same), one lockout read and
+// one lockout write, and no rehash (that runs only after a grant is
+// answered). A stale password (the previous one, past its grace) is not
+// recorded with the guard.
 func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	rc := req.rc
 	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
@@ -334,9 +337,12 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		}
 		if !ok {
 			// The user's real hash is not tried, so a locked-out attempt
-			// guesses nothing; the dummy one makes it cost the same.
-			if err := r.cfg.Users.VerifyDummy(ctx, password); err != nil {
-				r.log.Error("dummy password verification", "err", err)
+			// guesses nothing; the dummy one, twice, makes it cost what a
+			// wrong password costs (Authenticate verifies twice).
+			for range 2 {
+				if err := r.cfg.Users.VerifyDummy(ctx, password); err != nil {
+					r.log.Error("dummy password verification", "err", err)
+				}
 			}
 			r.failed(ctx, rc, accounts.FailedLocked)
 			return decision{reason: ReasonLockedOut, cache: req.cache}
@@ -350,6 +356,10 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		r.stats.verifications.Add(1)
 	}
 	switch {
+	case errors.Is(err, accounts.ErrStaleCredentials):
+		// The user's previous password, past its grace: a client not yet
+		// updated, not a guess. Refused alike, never counted.
+		return decision{reason: ReasonBadCredentials, cache: req.cache}
 	case errors.Is(err, accounts.ErrInvalidCredentials):
 		r.failed(ctx, rc, accounts.FailedPassword)
 		return decision{reason: ReasonBadCredentials, cache: req.cache}
@@ -369,7 +379,9 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	}
 	// Only what can lead to a grant is cached: refusals are never answered
 	// from the cache (see decideFast).
-	if r.cache != nil && req.verOK && v.resolved && v.grantErr == nil {
+	// A login of a password in its grace is not cached: it ends with the
+	// grace, and a cached one would outlive it as a refusal.
+	if r.cache != nil && req.verOK && v.resolved && v.grantErr == nil && u.Grace.IsZero() {
 		r.cache.put(name, password, req.ver, v, r.cfg.Now())
 	}
 	d, ok := r.conclude(ctx, rc, &v)
@@ -383,7 +395,12 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 	case ReasonInternalError:
 		// The relay's or the store's trouble, not the client's.
 	default:
-		// The password matched, and the login is refused all the same.
+		// The password matched, and the login is refused all the same:
+		// one more verification makes it cost what a wrong password
+		// costs (two).
+		if err := r.cfg.Users.VerifyDummy(ctx, password); err != nil {
+			r.log.Error("dummy password verification", "err", err)
+		}
 		r.failed(ctx, rc, accounts.FailedRefused)
 	}
 	d.cache = req.cache

@@ -55,15 +55,19 @@ const subDrainTimeout = 5 * time.Second
 type Users interface {
 	// Authenticate checks name and password. It returns an error for which
 	// errors.Is(err, accounts.ErrInvalidCredentials) holds for an unknown
-	// user or a wrong password. On success it returns the user, who may be
+	// user or a wrong password (accounts.ErrStaleCredentials, also, for a
+	// replaced password past its grace, which the relay refuses without
+	// counting it towards a lockout). On success it returns the user, who may be
 	// disabled or expired: the relay calls u.Check itself. It must not
 	// write: a refusal with the right password costs what a wrong one
 	// costs.
 	Authenticate(ctx context.Context, name, password string) (accounts.User, error)
-	// VerifyDummy spends on password what Authenticate spends on a wrong
-	// password, without looking at any user: the relay calls it for an
-	// attempt it refuses as locked out, so that the user's real hash is
-	// not tried and the refusal takes the time of any other.
+	// VerifyDummy spends on password one verification, of a hash no
+	// password matches, without looking at any user. Authenticate spends
+	// two on a wrong password; the relay calls VerifyDummy twice for an
+	// attempt it refuses as locked out (the user's real hash is not
+	// tried), and once after a right password it refuses all the same,
+	// so that every refusal takes the time of any other.
 	VerifyDummy(ctx context.Context, password string) error
 	// Rehash is called after a login with name and password was granted
 	// and answered, off the reply path, so that the store can bring the

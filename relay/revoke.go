@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // DefaultRevokePoll is how often the relay reads the user change feed when
@@ -107,8 +109,8 @@ type ChangeFeed interface {
 	// LastUserChange returns the id of the latest change, or 0.
 	LastUserChange(ctx context.Context) (int64, error)
 	// UserChangesSince returns, in id order, some or all of the changes
-	// with an id above after: the id of each and the user it concerns.
-	UserChangesSince(ctx context.Context, after int64) (ids []int64, users []string, err error)
+	// with an id above after.
+	UserChangesSince(ctx context.Context, after int64) ([]accounts.UserChange, error)
 }
 
 // ChangeHistory is the recent past of the change feed
@@ -116,9 +118,9 @@ type ChangeFeed interface {
 // while no relay was running (RevokeConfig.Replay).
 type ChangeHistory interface {
 	// RecentUserChanges returns, in id order, the latest changes committed
-	// at or after since, at most limit: the id, the user and the commit
-	// time of each, in whole seconds rounded down, on the relay's clock.
-	RecentUserChanges(ctx context.Context, since time.Time, limit int) (ids []int64, users []string, times []time.Time, err error)
+	// at or after since, at most limit, with the commit time of each, in
+	// whole seconds rounded down, on the relay's clock.
+	RecentUserChanges(ctx context.Context, since time.Time, limit int) ([]accounts.UserChange, error)
 }
 
 // Kick is one attempt to close a connection of a user that changed.
@@ -475,19 +477,25 @@ func (v *revoker) replay(ctx context.Context, last int64) {
 	if v.cfg.History == nil || v.cfg.Replay == 0 {
 		return
 	}
-	ids, users, times, err := v.cfg.History.RecentUserChanges(ctx, v.now().Add(-v.cfg.Replay), v.cfg.MaxPending)
+	changes, err := v.cfg.History.RecentUserChanges(ctx, v.now().Add(-v.cfg.Replay), v.cfg.MaxPending)
 	if err != nil {
 		v.log.Warn("read recent user changes: what changed while no relay ran is not revoked", "err", err)
 		return
 	}
 	n := 0
 	v.mu.Lock()
-	for i, id := range ids {
-		if id <= last {
-			v.addJob(users[i], id, times[i].Add(time.Second))
-			v.noteChange(users[i], id, times[i].Add(time.Second))
-			n++
+	for _, c := range changes {
+		if c.ID > last || c.Quiet {
+			continue
 		}
+		id, seen := c.ID, c.Time.Add(time.Second)
+		if c.BeforeID > 0 {
+			// A grace's end: what came before the replacement.
+			id, seen = c.BeforeID, c.Before
+		}
+		v.addJob(c.User, id, seen)
+		v.noteChange(c.User, id, seen)
+		n++
 	}
 	v.mu.Unlock()
 	if n > 0 {
@@ -523,39 +531,50 @@ func (v *revoker) loop(ctx context.Context) {
 // poll reads the feed to its end and kicks what the changes call for.
 func (v *revoker) poll(ctx context.Context) error {
 	for {
-		ids, users, err := v.cfg.Changes.UserChangesSince(ctx, v.pos.Load())
+		changes, err := v.cfg.Changes.UserChangesSince(ctx, v.pos.Load())
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
+		if len(changes) == 0 {
 			return nil
 		}
-		v.changed(ctx, ids, users)
+		v.changed(ctx, changes)
 	}
 }
 
 // changed handles a batch of changes: it kicks every remembered connection
 // of each user whose decision started before the change, and remembers the
 // change for grants still on their way.
-func (v *revoker) changed(ctx context.Context, ids []int64, users []string) {
+func (v *revoker) changed(ctx context.Context, changes []accounts.UserChange) {
 	now := v.now()
 	var kicks []Kick
 	v.mu.Lock()
-	for i, user := range users {
-		id := ids[i]
-		v.recent[user] = recentChange{id: id, seen: now}
+	for _, c := range changes {
+		if c.Quiet {
+			continue // a password replaced with a grace: nothing closes yet
+		}
+		user, id, seen := c.User, c.ID, now
+		if c.BeforeID > 0 {
+			// A grace's end: only what was granted before the
+			// replacement, or (found through the servers) connected
+			// before it.
+			id, seen = c.BeforeID, c.Before
+		}
+		if rc, ok := v.recent[user]; !ok || rc.id < id {
+			v.recent[user] = recentChange{id: id, seen: seen}
+		}
 		for k := range v.byUser[user] {
 			if g := v.conns[k]; g.pos < id {
 				kicks = append(kicks, Kick{User: user, ServerID: k.server, ClientID: k.cid, ChangeID: id,
-					Found: FoundGrant, seen: now})
+					Found: FoundGrant, seen: seen})
 				v.inflight[k] = struct{}{} // before the query can see it
 				v.forget(k)
 			}
 		}
-		v.addJob(user, id, now)
-		v.noteChange(user, id, now)
+		v.addJob(user, id, seen)
+		v.noteChange(user, id, seen)
 	}
-	v.pos.Store(ids[len(ids)-1])
+	v.pos.Store(changes[len(changes)-1].ID)
 	v.mu.Unlock()
 	for _, k := range kicks {
 		v.kick(ctx, k, 1)

@@ -26,15 +26,14 @@ func (f *fakeFeed) LastUserChange(context.Context) (int64, error) {
 	return int64(len(f.users)), nil
 }
 
-func (f *fakeFeed) UserChangesSince(_ context.Context, after int64) ([]int64, []string, error) {
+func (f *fakeFeed) UserChangesSince(_ context.Context, after int64) ([]accounts.UserChange, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var ids []int64
-	var users []string
+	var out []accounts.UserChange
 	for i := after; i < int64(len(f.users)); i++ {
-		ids, users = append(ids, i+1), append(users, f.users[i])
+		out = append(out, accounts.UserChange{ID: i + 1, User: f.users[i]})
 	}
-	return ids, users, nil
+	return out, nil
 }
 
 func (f *fakeFeed) change(user string) {

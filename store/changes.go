@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // userChangesBatch bounds the rows one UserChangesSince returns.
@@ -30,61 +33,67 @@ func (db *DB) LastUserChange(ctx context.Context) (int64, error) {
 const lastUserChangeQuery = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'user_changes'), 0)`
 
 // UserChangesSince returns, in order, up to a batch of the committed changes
-// with an id above after: the id of each and the name of the user it
-// concerns. A user may appear more than once. Triggers write a row in the
-// same transaction as every change to a user, to the user's roles or to a
-// role the user holds, and whenever the username is locked out; a rehash of
-// the password at login writes none. Call it again from the last id
-// returned until it returns fewer than a batch.
-func (db *DB) UserChangesSince(ctx context.Context, after int64) (ids []int64, users []string, err error) {
+// with an id above after. A user may appear more than once. Triggers write a
+// row in the same transaction as every change to a user, to the user's roles
+// or to a role the user holds, and whenever the username is locked out; a
+// rehash of the password at login writes none. A password replaced with a
+// grace writes a quiet row, and the end of the grace (EndGraces) a row
+// limited to what came before the replacement. Call it again from the last
+// id returned until it returns fewer than a batch.
+func (db *DB) UserChangesSince(ctx context.Context, after int64) ([]accounts.UserChange, error) {
 	rows, err := db.sql.QueryContext(ctx,
-		`SELECT id, user FROM user_changes WHERE id > ? ORDER BY id LIMIT ?`, after, userChangesBatch)
+		`SELECT `+changeColumns+` FROM user_changes WHERE id > ? ORDER BY id LIMIT ?`, after, userChangesBatch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read user changes: %w", err)
+		return nil, fmt.Errorf("read user changes: %w", err)
 	}
+	out, err := scanChanges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read user changes: %w", err)
+	}
+	return out, nil
+}
+
+// changeColumns are the columns scanChanges reads.
+const changeColumns = `id, user, time, quiet, before_id, before_time`
+
+// scanChanges reads change rows and closes rows.
+func scanChanges(rows *sql.Rows) ([]accounts.UserChange, error) {
 	defer rows.Close()
+	var out []accounts.UserChange
 	for rows.Next() {
-		var id int64
-		var user string
-		if err := rows.Scan(&id, &user); err != nil {
-			return nil, nil, fmt.Errorf("read user changes: %w", err)
+		var c accounts.UserChange
+		var at int64
+		var beforeID, before sql.NullInt64
+		if err := rows.Scan(&c.ID, &c.User, &at, &c.Quiet, &beforeID, &before); err != nil {
+			return nil, err
 		}
-		ids, users = append(ids, id), append(users, user)
+		c.Time = time.Unix(at, 0)
+		if beforeID.Valid {
+			c.BeforeID, c.Before = beforeID.Int64, time.Unix(0, before.Int64)
+		}
+		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read user changes: %w", err)
-	}
-	return ids, users, nil
+	return out, rows.Err()
 }
 
 // RecentUserChanges returns, in id order, the latest changes of the user
-// change feed committed at or after since, at most limit of them: the id,
-// the user and the commit time of each, in whole seconds rounded down as
-// the feed keeps it (on the clock of the host that wrote it, which is the
-// database's host). A relay that starts reads them to revoke what changed
-// while no relay was running.
-func (db *DB) RecentUserChanges(ctx context.Context, since time.Time, limit int) (ids []int64, users []string, times []time.Time, err error) {
+// change feed committed at or after since, at most limit of them, with the
+// commit time of each, in whole seconds rounded down as the feed keeps it
+// (on the clock of the host that wrote it, which is the database's host). A
+// relay that starts reads them to revoke what changed while no relay was
+// running.
+func (db *DB) RecentUserChanges(ctx context.Context, since time.Time, limit int) ([]accounts.UserChange, error) {
 	rows, err := db.sql.QueryContext(ctx,
-		`SELECT id, user, time FROM user_changes WHERE time >= ? ORDER BY id DESC LIMIT ?`, since.Unix(), limit)
+		`SELECT `+changeColumns+` FROM user_changes WHERE time >= ? ORDER BY id DESC LIMIT ?`, since.Unix(), limit)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
+		return nil, fmt.Errorf("read recent user changes: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, at int64
-		var user string
-		if err := rows.Scan(&id, &user, &at); err != nil {
-			return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
-		}
-		ids, users, times = append(ids, id), append(users, user), append(times, time.Unix(at, 0))
+	out, err := scanChanges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read recent user changes: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("read recent user changes: %w", err)
-	}
-	slices.Reverse(ids)
-	slices.Reverse(users)
-	slices.Reverse(times)
-	return ids, users, times, nil
+	slices.Reverse(out)
+	return out, nil
 }
 
 // PruneUserChanges deletes the user change rows written before before and

@@ -15,20 +15,20 @@ func changedSince(t *testing.T, db *DB, after int64) ([]string, int64) {
 	t.Helper()
 	var users []string
 	for {
-		ids, names, err := db.UserChangesSince(t.Context(), after)
+		changes, err := db.UserChangesSince(t.Context(), after)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, id := range ids {
-			if id <= after {
-				t.Fatalf("id %d after %d: want increasing ids", id, after)
+		for _, c := range changes {
+			if c.ID <= after {
+				t.Fatalf("id %d after %d: want increasing ids", c.ID, after)
 			}
-			after = id
-			if !slices.Contains(users, names[i]) {
-				users = append(users, names[i])
+			after = c.ID
+			if !slices.Contains(users, c.User) {
+				users = append(users, c.User)
 			}
 		}
-		if len(ids) < userChangesBatch {
+		if len(changes) < userChangesBatch {
 			return users, after
 		}
 	}
@@ -226,9 +226,15 @@ func TestRecentUserChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := time.Now()
-	ids, users, times, err := db.RecentUserChanges(ctx, before, 3)
+	changes, err := db.RecentUserChanges(ctx, before, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var ids []int64
+	var users []string
+	var times []time.Time
+	for _, c := range changes {
+		ids, users, times = append(ids, c.ID), append(users, c.User), append(times, c.Time)
 	}
 	if !slices.Equal(users, []string{"bob", "carol", "alice"}) || !slices.IsSorted(ids) || len(times) != 3 {
 		t.Fatalf("recent changes: ids %v users %v times %v; want bob, carol, alice in id order", ids, users, times)
@@ -238,7 +244,7 @@ func TestRecentUserChanges(t *testing.T) {
 			t.Errorf("change time %v not within [%v, %v]", at, before, after)
 		}
 	}
-	if ids, _, _, err := db.RecentUserChanges(ctx, after.Add(2*time.Second), 10); err != nil || len(ids) != 0 {
-		t.Errorf("changes from the future: %v, %v; want none", ids, err)
+	if changes, err := db.RecentUserChanges(ctx, after.Add(2*time.Second), 10); err != nil || len(changes) != 0 {
+		t.Errorf("changes from the future: %v, %v; want none", changes, err)
 	}
 }

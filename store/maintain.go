@@ -27,10 +27,32 @@ func (db *DB) Maintain(ctx context.Context, retention time.Duration, logger *slo
 		if _, err := db.PruneUserChanges(ctx, now.Add(-time.Hour)); err != nil && ctx.Err() == nil {
 			logger.Error("prune user changes", "err", err)
 		}
+		if _, err := db.PruneGraces(ctx, now); err != nil && ctx.Err() == nil {
+			logger.Error("prune replaced passwords", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Hour):
+		}
+	}
+}
+
+// EndGracesLoop ends the password graces that run out (EndGraces), every
+// interval until ctx is done.
+func (db *DB) EndGracesLoop(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := db.EndGraces(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("end password graces", "err", err)
+		} else if n > 0 {
+			logger.Info("password graces ended: the previous passwords' connections are closed", "users", n)
 		}
 	}
 }

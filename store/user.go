@@ -186,10 +186,33 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 	return tx.Commit()
 }
 
+// MaxPasswordGrace is the longest grace SetPasswordGrace gives a replaced
+// password.
+const MaxPasswordGrace = 7 * 24 * time.Hour
+
+// staleWindow is how long after its grace a replaced password is still
+// recognised, so that a client retrying with it is refused without counting
+// towards a lockout.
+const staleWindow = 24 * time.Hour
+
 // SetPassword replaces the password of the user called name with password,
-// hashed with argon2id at db.Params. It returns ErrNotFound if there is no such
-// user.
+// hashed with argon2id at db.Params. The user's connections are closed (the
+// change feed). The previous password is kept for a day (staleWindow), only
+// so that a client still using it is recognised as stale, not guessing. It
+// returns ErrNotFound if there is no such user.
 func (db *DB) SetPassword(ctx context.Context, name, password string) error {
+	return db.SetPasswordGrace(ctx, name, password, 0)
+}
+
+// SetPasswordGrace is SetPassword, except that for grace the previous
+// password still logs in (Authenticate caps its logins' expiry at the end of
+// the grace) and the user's connections stay open; when the grace ends,
+// EndGraces closes those granted before the replacement, and only those.
+// grace is at most MaxPasswordGrace; 0 is SetPassword.
+func (db *DB) SetPasswordGrace(ctx context.Context, name, password string, grace time.Duration) error {
+	if grace < 0 || grace > MaxPasswordGrace {
+		return fmt.Errorf("set password of %q: grace %v: give 0 to %v", name, grace, MaxPasswordGrace)
+	}
 	if err := ValidatePassword(password); err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
@@ -202,15 +225,106 @@ func (db *DB) SetPassword(ctx context.Context, name, password string) error {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE name = ?`,
-		hash, formatTime(db.now()), name)
-	if err != nil {
+	var previous string
+	err = tx.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&previous)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("set password: user %q %w", name, ErrNotFound)
+	case err != nil:
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
-	if err := mustAffect(res, "set password", "user", name); err != nil {
-		return err
+	now := db.now()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE name = ?`,
+		hash, formatTime(now), name); err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	// The row the update's trigger wrote: quiet with a grace.
+	var mark int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM user_changes WHERE user = ?`, name).Scan(&mark); err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	if grace > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE user_changes SET quiet = 1 WHERE id = ?`, mark); err != nil {
+			return fmt.Errorf("set password of %q: %w", name, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO password_graces (user, previous_hash, since, until, mark, ended) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user) DO UPDATE SET previous_hash = excluded.previous_hash, since = excluded.since,
+			until = excluded.until, mark = excluded.mark, ended = excluded.ended`,
+		name, previous, now.UnixNano(), now.Add(grace).UnixNano(), mark, grace == 0); err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
 	}
 	return tx.Commit()
+}
+
+// EndGraces ends the password graces that have run out: for each, in one
+// transaction, it marks the grace ended and writes a change-feed row that
+// closes the connections granted before the replacement (its mark) and
+// bumps the user's version, so that no cached login of the previous
+// password is answered again. Several relays may run it at once: each grace
+// is ended once. It returns how many it ended.
+func (db *DB) EndGraces(ctx context.Context) (int, error) {
+	now := db.now()
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("end password graces: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT user, mark, since FROM password_graces WHERE ended = 0 AND until <= ?`, now.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("end password graces: %w", err)
+	}
+	type ended struct {
+		user        string
+		mark, since int64
+	}
+	var due []ended
+	for rows.Next() {
+		var e ended
+		if err := rows.Scan(&e.user, &e.mark, &e.since); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("end password graces: %w", err)
+		}
+		due = append(due, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("end password graces: %w", err)
+	}
+	for _, e := range due {
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`UPDATE password_graces SET ended = 1 WHERE user = ?`, []any{e.user}},
+			{`INSERT INTO user_changes (user, time, before_id, before_time) VALUES (?, ?, ?, ?)`, []any{e.user, now.Unix(), e.mark, e.since}},
+			{`UPDATE user_version_seq SET n = n + 1`, nil},
+			{`UPDATE user_versions SET v = (SELECT n FROM user_version_seq) WHERE user = ?`, []any{e.user}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+				return 0, fmt.Errorf("end password grace of %q: %w", e.user, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("end password graces: %w", err)
+	}
+	return len(due), nil
+}
+
+// PruneGraces deletes the previous passwords whose grace ended more than a
+// day (staleWindow) before now.
+func (db *DB) PruneGraces(ctx context.Context, now time.Time) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, `DELETE FROM password_graces WHERE ended = 1 AND until < ?`, now.Add(-staleWindow).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("prune password graces: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune password graces: %w", err)
+	}
+	return n, nil
 }
 
 // SetDisabled disables or re-enables the user called name. A disabled user is
@@ -274,7 +388,12 @@ func (db *DB) HashScheme(ctx context.Context, name string) (string, error) {
 }
 
 // Authenticate returns the user called name if password is that user's
-// password. It returns an error wrapping accounts.ErrInvalidCredentials both
+// password, or its previous password within a grace (SetPasswordGrace: the
+// user comes back with Grace set and Expires no later). A previous password
+// past its grace gives accounts.ErrStaleCredentials, which wraps
+// ErrInvalidCredentials. A wrong password costs two verifications (the
+// user's hash, then the previous one or the dummy), an unknown user two of
+// the dummy. It returns an error wrapping accounts.ErrInvalidCredentials both
 // when there is no such user and when the password is wrong; an unknown user
 // costs one password verification like a known one, so that the time taken
 // does not tell the two apart. An invalid username, an empty password and
@@ -314,8 +433,11 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 	u, err := scanUser(db.stmts.user.QueryRowContext(ctx, name), &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if err := db.verifyDummy(password); err != nil {
-			return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, err)
+		// Two verifications, as a wrong password of a known user costs.
+		for range 2 {
+			if err := db.verifyDummy(password); err != nil {
+				return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, err)
+			}
 		}
 		return invalid()
 	case err != nil:
@@ -325,8 +447,36 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 	if err != nil {
 		return accounts.User{}, fmt.Errorf("authenticate %q: stored %w", name, err)
 	}
-	if !ok {
+	if ok {
+		return u, nil
+	}
+	// A wrong password is tried against the user's previous one, replaced
+	// lately, or else against the dummy hash: two verifications either way,
+	// so that the time does not tell who replaced a password lately.
+	var previous string
+	var until int64
+	err = db.q(ctx).QueryRowContext(ctx, `SELECT previous_hash, until FROM password_graces WHERE user = ?`, name).Scan(&previous, &until)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := db.verifyDummy(password); err != nil {
+			return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, err)
+		}
 		return invalid()
+	case err != nil:
+		return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, err)
+	}
+	if ok, err := VerifyPassword(previous, password); err != nil || !ok {
+		return invalid()
+	}
+	end := time.Unix(0, until)
+	if !db.now().Before(end) {
+		return accounts.User{}, fmt.Errorf("authenticate %q: %w", name, accounts.ErrStaleCredentials)
+	}
+	// Within its grace: a login whose JWT, and so whose connection, ends
+	// with the grace.
+	u.Grace = end
+	if u.Expires.IsZero() || end.Before(u.Expires) {
+		u.Expires = end
 	}
 	return u, nil
 }

@@ -381,6 +381,12 @@ func TestDenialTiming(t *testing.T) {
 		addWithHash(t, db, accounts.User{Name: name("disabled", i), Account: "APP", Disabled: true}, stale)
 		addWithHash(t, db, accounts.User{Name: name("expired", i), Account: "APP", Expires: time.Now().Add(-time.Hour)}, stale)
 		addWithHash(t, db, accounts.User{Name: name("locked", i), Account: "APP"}, stale)
+		addWithHash(t, db, accounts.User{Name: name("rotated", i), Account: "APP"}, stale)
+		// A password replaced lately: a wrong one is tried against the
+		// previous hash too, which must cost what the dummy costs.
+		if err := db.SetPassword(t.Context(), name("rotated", i), "pw-new-123"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	refuse := func(user, password, reason string) time.Duration {
 		t.Helper()
@@ -403,6 +409,7 @@ func TestDenialTiming(t *testing.T) {
 		{"disabled", "disabled", "pw", "user_disabled"},
 		{"expired", "expired", "pw", "user_expired"},
 		{"locked out", "locked", "pw", "locked_out"},
+		{"rotated lately", "rotated", "guess", "bad_credentials"},
 	}
 	got := make([][]time.Duration, len(kinds))
 	for i := range n {

@@ -406,6 +406,7 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		done <- err
 	}()
 	go db.Maintain(ctx, c.auditRetention, logger)
+	go db.EndGracesLoop(ctx, time.Second, logger.With("component", "revoke"))
 	go db.WatchFile(ctx, logger.With("component", "database"))
 	go db.CheckpointLoop(ctx, logger.With("component", "database"))
 	go r.LogStats(ctx, statsInterval, logger.With("component", "relay"))

@@ -244,16 +244,24 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 }
 
 const userPasswdUsage = `
-Usage: authrelay user passwd NAME (--password-stdin | --generate-password)
+Usage: authrelay user passwd NAME (--password-stdin | --generate-password) [--grace DURATION]
 
 Sets a user's password. It applies from the user's next connect, and a
 running 'authrelay serve' closes the user's open connections within a
 second, so clients must reconnect with the new password.
 
+--grace DURATION rotates without downtime: the previous password keeps
+working for that long (at most 168h), and the user's connections stay
+open; logins with it get a JWT that ends with the grace. When the grace
+ends, serve closes the connections made before the change (those of the
+previous password), not those of the new one. Either way, a client still
+trying the previous password later is refused as a wrong password but
+never locks the user out: authrelay knows it is stale, not a guess.
+
 Examples:
 
   printf 'n3w-pass\n' | authrelay user passwd alice --password-stdin
-  authrelay user passwd alice --generate-password
+  authrelay user passwd billing-svc --generate-password --grace 10m
 `
 
 func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
@@ -261,11 +269,15 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	dir := m.dirFlag(fs)
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	generate := fs.Bool("generate-password", false, "generate a strong password and print it once")
+	grace := fs.Duration("grace", 0, "keep the previous password working for this long (at most 168h), and its connections open until then")
 	db, name, err := m.parseNamed(ctx, fs, args, dir, oneName, "passwd")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if *grace < 0 || *grace > store.MaxPasswordGrace {
+		return usagef("--grace %v: give 0 to %v", *grace, store.MaxPasswordGrace)
+	}
 	if _, err := db.User(ctx, name); err != nil {
 		return userError(err, name, db, ctx)
 	}
@@ -274,11 +286,16 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := m.admin(ctx, db, "user passwd", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"user": name}, db.SetPassword(ctx, name, pw)
+		return map[string]any{"user": name, "grace": grace.String()}, db.SetPasswordGrace(ctx, name, pw, *grace)
 	}); err != nil {
 		return userError(err, name, db, ctx)
 	}
-	fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
+	if *grace > 0 {
+		fmt.Fprintf(m.Stdout, "password of %s changed; the previous one works until %s, and its connections close then\n",
+			name, m.Now().Add(*grace).UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(m.Stdout, "password of %s changed\n", name)
+	}
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
 	}
