@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,6 +272,8 @@ type Relay struct {
 	// (a full disk) to one line a second; failErrs counts them all.
 	failWarn everySecond
 	failErrs atomic.Uint64
+	// connWarn limits the log of failed connection attempts.
+	connWarn everySecond
 }
 
 // New checks cfg, fills in defaults and returns a Relay.
@@ -401,6 +405,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			r.log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted())
+		}),
+		// Each failed attempt says where and why (refused, timed out, the
+		// x509 reason), at most a line a second.
+		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err != nil && r.connWarn.allow() {
+				r.log.Warn("cannot reach nats; retrying", "url", redactURL(r.cfg.URL), "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {
@@ -593,4 +604,16 @@ func (r *Relay) cacheSize() int {
 		return 0
 	}
 	return r.cfg.CacheSize
+}
+
+// redactURL returns the URLs of raw (comma-separated, as nats.Connect
+// takes them) with any password replaced, for a log line.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -217,4 +218,37 @@ func testTLS(t *testing.T) (string, *tls.Config) {
 		t.Fatal(err)
 	}
 	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
+
+// TestServeSaysWhyItCannotConnect: serve pointed at a port nobody listens
+// on keeps retrying and says where and why ("connection refused"), not
+// only that it timed out; a password in the URL is not logged.
+func TestServeSaysWhyItCannotConnect(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	addr, err := freeLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://someone:url-secret@" + addr
+	var errOut syncBuffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &errOut, Stderr: &errOut,
+		Getenv: func(string) string { return "" }, Now: time.Now, BcryptCost: 4}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve", "--dir", dir, "--nats", url, "--revoke=false"}) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(errOut.String(), "connection refused") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+	r := result{stderr: errOut.String()}
+	if !strings.Contains(r.stderr, "cannot reach nats") || !strings.Contains(r.stderr, addr) || !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("serve against a closed port: stderr lacks where and why:\n%s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "url-secret") {
+		t.Errorf("serve logged the URL's password:\n%s", r.stderr)
+	}
 }
