@@ -347,19 +347,26 @@ func Calibrate(target time.Duration, memoryKiB uint32, threads uint8) (Argon2Par
 	// The cost grows about linearly with the time cost: estimate from the
 	// last measurement, and stop when the estimate repeats.
 	t := minTime
+	converged := uint32(0)
 	for range calibrateSteps {
 		d := max(measure(t), time.Nanosecond)
 		// Clamped as a float: the estimate may not fit in a uint32.
 		next := uint32(min(max(math.Round(float64(t)*float64(target)/float64(d)), float64(minTime)), float64(maxTime)))
 		if _, seen := measured[next]; seen {
+			// The estimate repeats: that is the answer, even when a
+			// noisy measurement of another cost came closer to target.
+			converged = next
 			break
 		}
 		t = next
 	}
-	best := minTime
-	for c, d := range measured {
-		if diff, bestDiff := absDuration(d-target), absDuration(measured[best]-target); diff < bestDiff || diff == bestDiff && c < best {
-			best = c
+	best := converged
+	if best == 0 {
+		best = minTime
+		for c, d := range measured {
+			if diff, bestDiff := absDuration(d-target), absDuration(measured[best]-target); diff < bestDiff || diff == bestDiff && c < best {
+				best = c
+			}
 		}
 	}
 	p.Time = best

@@ -251,8 +251,8 @@ running 'authrelay serve' closes the user's open connections within a
 second, so clients must reconnect with the new password.
 
 --grace DURATION rotates without downtime: the previous password keeps
-working for that long (at most 168h), and the user's connections stay
-open; logins with it get a JWT that ends with the grace. When the grace
+working for that long (at most 168h), and no connection is closed
+before it ends; logins with it get a JWT that ends with the grace. When the grace
 ends, serve closes the connections made before the change (those of the
 previous password), not those of the new one. Either way, a client still
 trying the previous password later is refused as a wrong password but
