@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
@@ -107,4 +108,25 @@ func Plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// RedactURL returns the URLs of raw (comma-separated, as nats.Connect takes
+// them) with any password replaced by "xxxxx", and a user with no password
+// too (NATS reads nats://TOKEN@host as a token), for a log line or a
+// terminal.
+func RedactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			continue
+		}
+		if u.User != nil {
+			if _, ok := u.User.Password(); !ok {
+				u.User = url.User("xxxxx")
+			}
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
 }

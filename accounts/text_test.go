@@ -93,3 +93,16 @@ func TestClientTextBoundsAndEscapes(t *testing.T) {
 		t.Errorf("ClientText of 1000 bytes returned %d bytes, want at most %d", len(got), max)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                  "nats://127.0.0.1:4222",
+		"nats://u:secret@h:4222":                 "nats://u:xxxxx@h:4222",
+		"nats://u:secret@a:1, tls://v:other@b:2": "nats://u:xxxxx@a:1,tls://v:xxxxx@b:2",
+		"nats://s3cr3t-token@h:4222":             "nats://xxxxx@h:4222",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -13,10 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -410,7 +408,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		// x509 reason), at most a line a second.
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil && r.connWarn.allow() {
-				r.log.Warn("cannot reach nats; retrying", "url", redactURL(r.cfg.URL), "err", err)
+				r.log.Warn("cannot reach nats; retrying", "url", accounts.RedactURL(r.cfg.URL), "err", err)
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -604,16 +602,4 @@ func (r *Relay) cacheSize() int {
 		return 0
 	}
 	return r.cfg.CacheSize
-}
-
-// redactURL returns the URLs of raw (comma-separated, as nats.Connect
-// takes them) with any password replaced, for a log line.
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }

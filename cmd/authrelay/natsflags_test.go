@@ -252,3 +252,29 @@ func TestServeSaysWhyItCannotConnect(t *testing.T) {
 		t.Errorf("serve logged the URL's password:\n%s", r.stderr)
 	}
 }
+
+// TestURLPasswordsAreNotPrinted: a --nats URL with a password, to a
+// server that is not there, is named in the error of every command that
+// connects, with the password replaced.
+func TestURLPasswordsAreNotPrinted(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	mustRun(t, "pw-alice-123\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
+	addr, err := freeLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://someone:url-secret@" + addr
+	for _, args := range [][]string{
+		{"reload", "--dir", dir, "--nats", url},
+		{"sessions", "--dir", dir, "--nats", url},
+		{"user", "explain", "alice", "--dir", dir, "--nats", url},
+		{"account", "add", "ORDERS", "--dir", dir, "--nats", url},
+	} {
+		r := run(t, "", args...)
+		out := r.stdout + r.stderr
+		if strings.Contains(out, "url-secret") || !strings.Contains(out, "someone:xxxxx@"+addr) {
+			t.Errorf("authrelay %s: output does not name the URL with its password replaced:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, f natsFlags) 
 		nats.Timeout(reloadWait), nats.NoReconnect()}, tls...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, url, fmt.Errorf("connect to %s as %s: %w", url, s.AdminUser, err)
+		return nil, url, fmt.Errorf("connect to %s as %s: %w", accounts.RedactURL(url), s.AdminUser, err)
 	}
 	defer nc.Close()
 	res, err := deploy.Reload(ctx, nc, reloadWait)
@@ -83,7 +83,7 @@ func (m *Main) reportReload(w io.Writer, res []deploy.Reloaded, url string) erro
 			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s did not reload: %s\n", serverLabel(r), accounts.ClientText(r.Err.Error()))
 			continue
 		}
-		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", serverLabel(r), url)
+		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", serverLabel(r), accounts.RedactURL(url))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d servers kept their old configuration; fix it (authrelay doctor --offline) and run 'authrelay reload'", errReloadFailed, failed, len(res))

@@ -60,7 +60,7 @@ Examples:
 	nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword),
 		nats.Name("authrelay sessions"), nats.Timeout(reloadWait), nats.NoReconnect()}, tls...)...)
 	if err != nil {
-		return fmt.Errorf("sessions: connect to %s as %s: %w", url, s.AdminUser, err)
+		return fmt.Errorf("sessions: connect to %s as %s: %w", accounts.RedactURL(url), s.AdminUser, err)
 	}
 	defer nc.Close()
 	list, truncated, err := deploy.Sessions(ctx, nc, user, reloadWait)

@@ -272,7 +272,7 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 	nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword),
 		nats.Name("authrelay user explain"), nats.Timeout(time.Second), nats.NoReconnect()}, tls...)...)
 	if err != nil {
-		return fmt.Sprintf("not reachable at %s (%v): whether it has loaded account %s is not known", url, err, acct), nil
+		return fmt.Sprintf("not reachable at %s (%v): whether it has loaded account %s is not known", accounts.RedactURL(url), err, acct), nil
 	}
 	defer nc.Close()
 	loaded, err := deploy.ServerAccounts(ctx, nc, time.Second)
@@ -289,10 +289,10 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 		slices.Sort(lacking)
 		no := false
 		return fmt.Sprintf("%s of %d servers at %s have not loaded account %s: they refuse the login the relay grants; run 'authrelay reload'",
-			strings.Join(lacking, ", "), len(loaded), url, acct), &no
+			strings.Join(lacking, ", "), len(loaded), accounts.RedactURL(url), acct), &no
 	}
 	yes := true
-	return fmt.Sprintf("all %d servers at %s have loaded account %s", len(loaded), url, acct), &yes
+	return fmt.Sprintf("all %d servers at %s have loaded account %s", len(loaded), accounts.RedactURL(url), acct), &yes
 }
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
