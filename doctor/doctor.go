@@ -142,7 +142,12 @@ type checker struct {
 // names, versions, errors) and what files hold: control characters are
 // escaped, so that a result is one line that cannot steer the terminal.
 func (d *checker) add(status Status, check, format string, args ...any) {
-	msg := accounts.EscapeControl(fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if d.cfg.URL != "" {
+		// A password or token in --nats is not repeated in the results.
+		msg = strings.ReplaceAll(msg, d.cfg.URL, accounts.RedactURL(d.cfg.URL))
+	}
+	msg = accounts.EscapeControl(msg)
 	d.results = append(d.results, Result{Check: check, Status: status, Message: msg})
 }
 

@@ -270,6 +270,7 @@ func TestURLPasswordsAreNotPrinted(t *testing.T) {
 		{"sessions", "--dir", dir, "--nats", url},
 		{"user", "explain", "alice", "--dir", dir, "--nats", url},
 		{"account", "add", "ORDERS", "--dir", dir, "--nats", url},
+		{"doctor", "--dir", dir, "--nats", url},
 	} {
 		r := run(t, "", args...)
 		out := r.stdout + r.stderr
