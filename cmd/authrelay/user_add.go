@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
+)
+
+const userAddUsage = `
+Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password)
+                          [--role ROLE]... [permission flags] [--expires TIME]
+                          [--src CIDR]... [--conn-type TYPE]...
+
+Creates a user. The password is read from the first line of standard input
+(--password-stdin), generated and printed once (--generate-password), or
+asked for without echo when standard input is a terminal.
+
+Only allows grant: a direction (publish, subscribe) that no --pub or --sub
+of the user or of its roles allows permits nothing. --pub '>' (or
+--sub '>') grants every subject of the account, explicitly.
+
+Examples:
+
+  printf 's3cret-pass\n' | authrelay user add alice --account APP --password-stdin \
+      --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
+  authrelay user add reporter --generate-password --sub 'metrics.>' --deny-sub 'metrics.secret.>'
+  authrelay user add bob --generate-password --role svc --src 10.1.0.0/16 --conn-type STANDARD
+`
+
+func (m *Main) runUserAdd(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("user add", userAddUsage)
+	dir := m.dirFlag(fs)
+	account := fs.String("account", "", "account to place the user in (default: the only application account)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	generate := fs.Bool("generate-password", false, "generate a strong password and print it once")
+	expires := fs.String("expires", "never", "when the user stops being able to log in: never, 2027-01-31T18:00:00Z, 2027-01-31 or 720h")
+	disabled := fs.Bool("disabled", false, "create the user disabled")
+	var pf permFlags
+	pf.register(fs)
+	var cf constraintFlags
+	cf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName("add", pos)
+	if err != nil {
+		return err
+	}
+	if deploy.StaticUser(name) {
+		return usagef("user add: %q is a static user of nats.conf (the relay's or the system admin's login); the server would never ask authrelay about it, pick another name", name)
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	perms, err := pf.permissions()
+	if err != nil {
+		return err
+	}
+	exp, err := parseExpires(*expires, m.Now())
+	if err != nil {
+		return err
+	}
+	db, err := m.openStore(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	acct := *account
+	if acct == "" {
+		names, err := db.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		if len(names) != 1 {
+			return usagef("user add: give --account, one of %s", strings.Join(names, ", "))
+		}
+		acct = names[0]
+	}
+	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp,
+		Roles: cf.roles, Src: cf.src, ConnTypes: cf.connTypes}
+	if err := u.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
+	if err != nil {
+		return err
+	}
+	if _, err := sizer.CheckStored(ctx, db, u); err != nil {
+		return fmt.Errorf("user add %s: %w", name, err)
+	}
+	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
+	if err != nil {
+		return err
+	}
+	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))}
+	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
+		return detail, db.AddUser(ctx, u, pw)
+	}); err != nil {
+		return userError(err, name, db, ctx)
+	}
+	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
+	if *generate {
+		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
+	}
+	m.noteLogins(ctx, db, *dir, name)
+	return nil
+}
