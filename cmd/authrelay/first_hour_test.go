@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -382,4 +384,46 @@ func TestExplainKnowsWhetherTheServerHasTheAccount(t *testing.T) {
 		t.Fatalf("olga after the reload: %v", err)
 	}
 	nc.Close()
+}
+
+// TestAccountJetStreamOnARealServer: with a jetstream block in nats.conf,
+// an account given --jetstream answers its users' JetStream API requests
+// and one without does not, on the real server the relay serves.
+func TestAccountJetStreamOnARealServer(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir, "--account", "APP", "--account", "OPS")
+	cheapHashPolicy(t, dir)
+	mustRun(t, "", "account", "set", "APP", "--jetstream", "--dir", dir, "--no-reload")
+	conf := filepath.Join(dir, "nats.conf")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(f, "\njetstream { store_dir: %q }\n", filepath.Join(t.TempDir(), "js")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := serveOn(t, dir)
+	for _, c := range []struct {
+		user, account string
+		enabled       bool
+	}{{"js-user", "APP", true}, {"plain-user", "OPS", false}} {
+		s.addUser(t, c.user, c.user+"-pass", "--account", c.account, "--pub", "$JS.API.>", "--sub", "_INBOX.>")
+		nc, err := s.connect(c.user, c.user+"-pass")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := nc.Request("$JS.API.INFO", nil, 2*time.Second)
+		nc.Close()
+		answered := err == nil && strings.Contains(string(m.Data), `"type":"io.nats.jetstream.api.v1.account_info_response"`) && !strings.Contains(string(m.Data), `"error"`)
+		if answered != c.enabled {
+			var data string
+			if m != nil {
+				data = string(m.Data)
+			}
+			t.Errorf("%s in %s: JetStream answered %v (err %v, %s), want %v", c.user, c.account, answered, err, data, c.enabled)
+		}
+	}
 }
