@@ -170,26 +170,6 @@ Example:
 	return nil
 }
 
-// maxHashMemoryInFlight is the most memory, in KiB, that one relay's hash
-// workers may hold at once at the hash policy: 4 GiB.
-const maxHashMemoryInFlight = 4 << 20
-
-// checkServePolicy reports why serve must not run with hash policy p and
-// workers concurrent verifications: p is outside the policy's bounds (a
-// database edited by hand, or set by an older authrelay), or workers hashes
-// at once would hold more than maxHashMemoryInFlight.
-func checkServePolicy(p store.Argon2Params, workers int) error {
-	if err := store.PolicyCeiling(p); err != nil {
-		return fmt.Errorf("the stored hash policy (%s) is refused: %w; set one within the limits with 'authrelay hash set'", paramsText(p), err)
-	}
-	if total := uint64(workers) * uint64(p.Memory); total > maxHashMemoryInFlight {
-		fit := max(maxHashMemoryInFlight/uint64(p.Memory), 1)
-		return fmt.Errorf("%d hash workers at %d KiB each would hold %d MiB at once, above the limit of %d MiB: give --hash-workers %d or less, or lower the policy's memory with 'authrelay hash set --memory'",
-			workers, p.Memory, total/1024, maxHashMemoryInFlight/1024, fit)
-	}
-	return nil
-}
-
 func (m *Main) runHashCalibrate(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("hash calibrate", `
 Usage: authrelay hash calibrate [--target DURATION] [--memory KIB] [--threads N]

@@ -2,29 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
-	"github.com/authrelay/authrelay/metrics"
+	"github.com/authrelay/authrelay/node"
 	"github.com/authrelay/authrelay/relay"
-	"github.com/authrelay/authrelay/store"
 )
 
 const serveUsage = `
@@ -128,7 +121,7 @@ func (m *Main) serveFlags(c *serveConfig, lf *lockoutFlags) (*flag.FlagSet, *str
 	lf.register(fs)
 	fs.BoolVar(&c.revoke, "revoke", true, "close a user's live connections within --revoke-poll when the user is disabled, removed or changed, by any process (needs the admin login of secrets.json)")
 	fs.DurationVar(&c.revokePoll, "revoke-poll", relay.DefaultRevokePoll, "how often to look for user changes to revoke live connections for")
-	fs.DurationVar(&c.revokeReplay, "revoke-replay", defaultRevokeReplay, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
+	fs.DurationVar(&c.revokeReplay, "revoke-replay", node.DefaultRevokeReplay, "at start, also revoke the user changes of this last period, made while no relay was running (0 = none; at most --session-ttl is used)")
 	fs.StringVar(&c.httpAddr, "http", "", "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT (empty = off)")
 	fs.DurationVar(&c.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit rows are kept (0 = forever)")
 	fs.DurationVar(&c.maxClockSkew, "max-clock-skew", relay.DefaultMaxClockSkew, "largest difference between this host's clock and the server's that logins tolerate; beyond it the relay drops the server's requests and /readyz fails (at least the server's authorization timeout)")
@@ -211,233 +204,77 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	return m.serve(ctx, c, logger)
 }
 
+// serve runs a node on c.dir until ctx is done: cmd resolves the server
+// URL, owns SIGHUP and prints the welcome text; the node does the rest.
 func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) error {
 	l := deploy.Layout{Dir: c.dir}
-	if c.embedded && !l.Initialised() {
-		if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: defaultListenOr(c.listen), BcryptCost: m.bcryptCost()}); err != nil {
-			return err
-		}
-		logger.Info("initialised directory", "dir", c.dir)
-	}
-	secrets, err := l.LoadSecrets()
-	if err != nil {
-		return err
-	}
-	issuer, err := accounts.NewIssuer(secrets.IssuerSeed, nil)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	xkey, err := accounts.NewXKey(secrets.XKeySeed)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	// Hold the serve lock for as long as serve runs, taken before the
-	// database is opened, so that 'authrelay restore' cannot replace the
-	// file in between.
-	lock, err := store.LockServing(ctx, l.Path(deploy.DatabaseFile))
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		logger.Warn("no serve lock on this platform: 'authrelay restore' cannot tell that this relay serves the directory", "err", err)
-	case err != nil:
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer lock.Release()
-	db, err := l.OpenDatabase(ctx)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer db.Close()
-	db.TruncateWAL(ctx, logger)
-	hashWorkers := c.hashWorkers
-	if hashWorkers == 0 {
-		hashWorkers = runtime.GOMAXPROCS(0) // the relay's default
-	}
-	if err := checkServePolicy(db.Params, hashWorkers); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	if err := store.PolicyFloor(db.Params); err != nil {
-		// A database set before the floor rose: it runs, but say so.
-		logger.Warn("the stored password hash policy is weaker than OWASP's minimum: a stolen database is cheap to crack; raise it with 'authrelay hash set' (users are rehashed at their next login)",
-			"policy", paramsText(db.Params), "err", err)
-	}
-	var rehashErrs atomic.Int64
-	db.OnRehash = func(name string, err error) {
-		switch {
-		case err == nil:
-			logger.Info("rehashed password to the current policy", "user", name)
-		case errors.Is(err, store.ErrHashPolicyChanged):
-			// 'authrelay hash set' ran after this relay started; say so
-			// once in a while, not on every login.
-			if rehashErrs.Add(1)%1000 == 1 {
-				logger.Warn("hash policy changed since serve started: restart serve to rehash to it", "user", name)
-			}
-		default:
-			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
-		}
-	}
-	reserved, err := db.ReservedAccounts() // from nats.conf; see deploy.Layout.OpenDatabase
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
-	guard := db.Lockouts(c.lockout)
-
 	var url string
 	var tls []nats.Option
 	if !c.embedded {
-		if url, tls, err = c.nats.resolve(m, &l); err != nil {
+		// An uninitialised DIR has no nats.conf to take the address from:
+		// the node refuses it first, saying what to do.
+		var lp *deploy.Layout
+		if l.Initialised() {
+			lp = &l
+		}
+		var err error
+		if url, tls, err = c.nats.resolve(m, lp); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	cfg := relay.Config{
-		URL:         url,
-		NATSOptions: tls,
-		User:        secrets.RelayUser,
-		Password:    secrets.RelayPassword,
-		Issuer:      issuer,
-		XKey:        xkey,
-		Users:       db,
-		Guard:       guard,
-		Audit:       audit,
-		// Never place a user in the callout or system account of the
-		// nats.conf served, whatever the database says.
-		ReservedAccounts: reserved,
-		SessionTTL:       c.sessionTTL,
-		DecisionTimeout:  c.decisionTimeout,
-		Workers:          c.workers,
-		HashWorkers:      c.hashWorkers,
-		CacheTTL:         c.cacheTTL,
-		Positions:        db, // the user versions and the change feed in one store
-		CacheSize:        c.cacheSize,
-		Logger:           logger,
-		Now:              m.Now,
-		MaxClockSkew:     c.maxClockSkew,
-	}
-
-	var ns *server.Server
-	if c.embedded {
-		var opts *server.Options
-		ns, opts, err = deploy.StartEmbedded(l, deploy.EmbeddedOptions{
-			Listen: c.listen,
-			Check:  func(o *server.Options) error { return checkCallout(o, issuer, xkey) },
-			Logger: logger.With("component", "nats-server"),
-		})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}()
-		cfg.URL = ns.ClientURL()
-		cfg.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
-		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); timeout > 0 && c.decisionTimeout >= timeout {
-			logger.Warn("--decision-timeout is not below the server's authorization timeout: slow decisions will be wasted", "decision_timeout", c.decisionTimeout, "server_timeout", timeout)
-		}
-		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); c.maxClockSkew < timeout {
-			logger.Warn("--max-clock-skew is below the server's authorization timeout: a clock skew the server tolerates would fail logins", "max_clock_skew", c.maxClockSkew, "server_timeout", timeout)
-		}
-		if opts.AuthCallout.XKey == "" {
-			// The operator removed the xkey from nats.conf: requests arrive
-			// unsealed, so the relay must accept them, but say so loudly.
-			cfg.XKey = nil
-			logger.Warn("nats.conf has no auth_callout xkey: passwords travel unencrypted inside the AUTH account; restore the xkey line")
-		}
-	}
-
-	if c.revoke {
-		if secrets.AdminUser == "" || secrets.AdminPassword == "" {
-			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(deploy.SecretsFile))
-		}
-		kickLog := logger.With("component", "revoke")
-		cfg.Revoke = &relay.RevokeConfig{
-			AdminUser:     secrets.AdminUser,
-			AdminPassword: secrets.AdminPassword,
-			Changes:       db,
-			History:       db,
-			Poll:          c.revokePoll,
-			Replay:        revokeReplay(c.revokeReplay, c.sessionTTL),
-			OnKick: func(ctx context.Context, k relay.Kick) {
-				detail := map[string]any{"user": k.User, "server_id": k.ServerID, "client_id": k.ClientID, "change": k.ChangeID, "found": k.Found}
-				if k.Err != nil {
-					detail["error"] = k.Err.Error()
-				}
-				b, _ := json.Marshal(detail)
-				if err := db.AuditAdmin(ctx, "authrelay serve", "connection kick", string(b)); err != nil {
-					kickLog.Error("kick not recorded in the audit trail", "user", k.User, "err", err)
-				}
-			},
-		}
-	}
-	met := metrics.New()
-	met.WatchStore(db, audit, guard)
-	cfg.Observer = met
-	cfg.ServiceVersion = serviceVersion(version)
-
-	r, err := relay.New(cfg)
-	if err != nil {
-		audit.Close(context.Background())
-		return fmt.Errorf("serve: %w", err)
-	}
-	met.WatchRelay(r)
-	if cfg.Revoke != nil {
-		met.WatchRevocation(r)
-	}
-	if c.httpAddr != "" {
-		stopHTTP, err := metrics.Serve(c.httpAddr, metrics.Mux(met, metrics.ReadyChecks(r, db, audit, guard)), logger.With("component", "http"))
-		if err != nil {
-			audit.Close(context.Background())
-			return fmt.Errorf("serve: --http %s: %w", c.httpAddr, err)
-		}
-		defer stopHTTP()
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
+	reload := make(chan struct{})
+	hupDone := make(chan struct{})
 	go func() {
-		err := r.Run(ctx)
-		// The relay has drained: every decision it sent is in the
-		// writer's buffer; flush them all before exiting.
-		fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer fcancel()
-		if cerr := audit.Close(fctx); cerr != nil {
-			logger.Error("audit trail not fully written", "err", cerr)
-		}
-		done <- err
+		defer close(hupDone)
+		m.reloadOnHup(ctx, c, reload, logger)
 	}()
-	go db.Maintain(ctx, c.auditRetention, logger)
-	go db.EndGracesLoop(ctx, time.Second, logger.With("component", "revoke"))
-	go db.WatchFile(ctx, logger.With("component", "database"))
-	go db.CheckpointLoop(ctx, logger.With("component", "database"))
-	go r.LogStats(ctx, statsInterval, logger.With("component", "relay"))
-
-	go m.reloadOnHup(ctx, c, ns, logger)
-
-	select {
-	case <-r.Ready():
-		logger.Info("relay ready", "nats", cfg.URL, "dir", c.dir, "session_ttl", c.sessionTTL)
-		if c.embedded {
-			m.printWelcome(l, cfg.URL)
-		}
-		if m.Ready != nil {
-			m.Ready(cfg.URL)
-		}
-	case err := <-done:
-		return relayExit(err)
-	}
-	return relayExit(<-done)
+	defer func() {
+		cancel()
+		<-hupDone
+	}()
+	return node.Run(ctx, node.Config{
+		Layout:          l,
+		URL:             url,
+		NATSOptions:     tls,
+		Embedded:        c.embedded,
+		Listen:          c.listen,
+		BcryptCost:      m.bcryptCost(),
+		SessionTTL:      c.sessionTTL,
+		DecisionTimeout: c.decisionTimeout,
+		Workers:         c.workers,
+		HashWorkers:     c.hashWorkers,
+		CacheTTL:        c.cacheTTL,
+		CacheSize:       c.cacheSize,
+		MaxClockSkew:    c.maxClockSkew,
+		Lockout:         c.lockout,
+		Revoke:          c.revoke,
+		RevokePoll:      c.revokePoll,
+		RevokeReplay:    c.revokeReplay,
+		AuditRetention:  c.auditRetention,
+		HTTPAddr:        c.httpAddr,
+		ServiceVersion:  serviceVersion(version),
+		Logger:          logger,
+		Now:             m.Now,
+		Reload:          reload,
+		OnReady: func(url string) {
+			if c.embedded {
+				m.printWelcome(l, url)
+			}
+			if m.Ready != nil {
+				m.Ready(url)
+			}
+		},
+	})
 }
 
-// statsInterval is how often serve logs the relay's counts, when it made
-// any decision since the last time.
-const statsInterval = time.Minute
-
-// reloadOnHup reloads on each SIGHUP what can change while serve runs: the
-// log level from the environment or authrelay.conf, and with --embedded
-// the server's config (nats.conf and the accounts.conf it includes), as
-// 'authrelay reload' has the server do itself. It logs what it
-// changed, and which changed settings need a restart.
-func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server, logger *slog.Logger) {
+// reloadOnHup reloads on each SIGHUP (or receive from m.Hup) what can
+// change while serve runs: the log level from the environment or
+// authrelay.conf, and, through reload, the embedded server's config
+// (nats.conf and the accounts.conf it includes), as 'authrelay reload' has
+// a separate server do itself. It logs what it changed, and which changed
+// settings need a restart.
+func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, reload chan<- struct{}, logger *slog.Logger) {
 	hup := m.Hup
 	if hup == nil {
 		ch := make(chan os.Signal, 1)
@@ -460,16 +297,11 @@ func (m *Main) reloadOnHup(ctx context.Context, c serveConfig, ns *server.Server
 		default:
 			logger.Info("reload: settings", "applied", applied, "need_restart", restart)
 		}
-		if ns == nil {
-			continue
+		select {
+		case reload <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
-		// The server's own reload, of the file it runs (embedded.conf
-		// keeps a --listen address), as 'authrelay reload' asks for.
-		if err := ns.Reload(); err != nil {
-			logger.Error("reload nats.conf failed; the server keeps its previous config", "err", err)
-			continue
-		}
-		logger.Info("reloaded nats.conf")
 	}
 }
 
@@ -507,22 +339,6 @@ func (m *Main) reloadSettings(c serveConfig) (applied, restart []string, err err
 	return applied, restart, nil
 }
 
-func relayExit(err error) error {
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
-}
-
-// defaultListenOr returns listen for a new nats.conf, or the default when
-// listen is empty or asks for any free port.
-func defaultListenOr(listen string) string {
-	if _, port, err := net.SplitHostPort(listen); err == nil && port != "0" {
-		return listen
-	}
-	return deploy.DefaultListen
-}
-
 // printWelcome tells a newcomer how to add a user and connect.
 func (m *Main) printWelcome(l deploy.Layout, url string) {
 	fmt.Fprintf(m.Stdout, `
@@ -543,17 +359,6 @@ Ctrl-C stops both.
 `, url, l.Path(deploy.ServerConf), l.Dir, deploy.AdminUser, l.Path(deploy.SecretsFile))
 }
 
-// checkCallout verifies that the server config delegates logins to this
-// relay: same issuer, same xkey (or none), the dedicated callout account.
-func checkCallout(opts *server.Options, issuer *accounts.Issuer, xkey *accounts.XKey) error {
-	for _, p := range deploy.CheckCallout(opts.AuthCallout, issuer.PublicKey(), xkey.PublicKey()) {
-		if p.Fatal {
-			return errors.New(p.Message)
-		}
-	}
-	return nil
-}
-
 // newLogger returns a slog logger writing to w.
 func newLogger(w interface{ Write([]byte) (int, error) }, level, format string, lv *slog.LevelVar) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -568,28 +373,4 @@ func newLogger(w interface{ Write([]byte) (int, error) }, level, format string, 
 	default:
 		return nil, usagef("--log-format %q: want text or json", format)
 	}
-}
-
-// The store is what the relay authenticates against, keeps lockouts in and
-// writes the audit trail to.
-var (
-	_ relay.Users         = (*store.DB)(nil)
-	_ relay.ChangeCounter = (*store.DB)(nil)
-	_ relay.ChangeFeed    = (*store.DB)(nil)
-	_ relay.Guard         = (*store.Lockouts)(nil)
-	_ relay.Auditor       = (*store.AuditWriter)(nil)
-)
-
-// defaultRevokeReplay is --revoke-replay's default: long enough for a
-// restart, an upgrade or a crash loop of every relay.
-const defaultRevokeReplay = 10 * time.Minute
-
-// revokeReplay is how far back a starting relay revokes user changes: what
-// --revoke-replay asks, but no further than the session TTL, after which
-// every JWT granted before a change has expired.
-func revokeReplay(replay, sessionTTL time.Duration) time.Duration {
-	if sessionTTL > 0 {
-		return min(replay, sessionTTL)
-	}
-	return replay
 }
