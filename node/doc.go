@@ -3,8 +3,9 @@
 // policy, starts the audit writer, the lockout guard and the relay (and,
 // with Config.Embedded, nats-server in-process from the directory's
 // nats.conf, initialising an empty directory first), serves the metrics
-// and health endpoints, runs the store's maintenance loops, and on exit
-// drains in-flight logins and flushes every audit row before it returns.
+// and health endpoints, runs the store's maintenance loops, and when its
+// context ends drains in-flight logins and writes their audit rows (for up
+// to 10 s) before it returns.
 //
 // It is what 'authrelay serve' runs, as a library rather than a command:
 // cmd/authrelay parses and checks the flags, the environment and

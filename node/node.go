@@ -27,8 +27,9 @@ import (
 type Config struct {
 	// Layout is the authrelay directory the node serves.
 	Layout deploy.Layout
-	// URL is the NATS server to connect to, and NATSOptions extra
-	// connection options such as TLS; both are ignored with Embedded.
+	// URL is the NATS server to connect to (empty means nats.DefaultURL),
+	// and NATSOptions extra connection options such as TLS; both are
+	// ignored with Embedded.
 	URL         string
 	NATSOptions []nats.Option
 	// Embedded runs nats-server in-process from Layout's nats.conf, and
@@ -40,7 +41,8 @@ type Config struct {
 	Listen     string
 	BcryptCost int
 
-	// The relay's tuning, as in relay.Config.
+	// SessionTTL, DecisionTimeout, Workers, HashWorkers, CacheTTL,
+	// CacheSize and MaxClockSkew tune the relay, as in relay.Config.
 	SessionTTL      time.Duration
 	DecisionTimeout time.Duration
 	Workers         int
