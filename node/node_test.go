@@ -403,3 +403,28 @@ func TestRunReloadsEmbeddedServer(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTwoNodesInOneProcess: two nodes run side by side in one process,
+// each on its own directory and server, and share nothing: a user of one
+// logs in there and is unknown to the other.
+func TestRunTwoNodesInOneProcess(t *testing.T) {
+	la, lb := initDir(t, true), initDir(t, true)
+	addUser(t, la, "alice", "alice-pw-5b2e91")
+	addUser(t, lb, "bob", "bob-pw-0c4d77")
+	a, b := start(t, la), start(t, lb)
+	if a.url == b.url {
+		t.Fatalf("both nodes at %s", a.url)
+	}
+	for _, c := range []struct {
+		url, user, password string
+	}{{a.url, "alice", "alice-pw-5b2e91"}, {b.url, "bob", "bob-pw-0c4d77"}} {
+		nc, err := connect(c.url, c.user, c.password)
+		if err != nil {
+			t.Fatalf("login as %s at %s: %v", c.user, c.url, err)
+		}
+		roundTrip(t, nc, "orders.new")
+		nc.Close()
+	}
+	requireDenied(t, authErrors(t, lb, b.url), relay.ReasonBadCredentials, b.url, "alice", "alice-pw-5b2e91")
+	requireDenied(t, authErrors(t, la, a.url), relay.ReasonBadCredentials, a.url, "bob", "bob-pw-0c4d77")
+}
