@@ -63,25 +63,15 @@ func (f *limitFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.jetstream, "jetstream", false, "enable JetStream in the account (MQTT clients need it; nats.conf needs a jetstream block); --jetstream=false disables it")
 }
 
-// apply sets the limits that were given on the command line (set holds the
-// names of the flags given).
-func (f *limitFlags) apply(a *accounts.Account, set map[string]bool) {
-	if set["max-connections"] {
-		a.Limits.MaxConnections = f.maxConns
+// edit returns the change the flags give (set holds the names of the flags
+// given).
+func (f *limitFlags) edit(set map[string]bool) accounts.LimitEdit {
+	return accounts.LimitEdit{
+		MaxConnections: ifSet(set, "max-connections", f.maxConns),
+		MaxSubs:        ifSet(set, "max-subs", f.maxSubs),
+		MaxPayload:     ifSet(set, "max-payload", f.maxPayload),
+		JetStream:      ifSet(set, "jetstream", f.jetstream),
 	}
-	if set["max-subs"] {
-		a.Limits.MaxSubs = f.maxSubs
-	}
-	if set["max-payload"] {
-		a.Limits.MaxPayload = f.maxPayload
-	}
-	if set["jetstream"] {
-		a.JetStream = f.jetstream
-	}
-}
-
-func given(set map[string]bool) bool {
-	return set["max-connections"] || set["max-subs"] || set["max-payload"] || set["jetstream"]
 }
 
 // oneAccount returns the single NAME argument of an account subcommand.

@@ -38,8 +38,7 @@ Examples:
 		return err
 	}
 	a := accounts.Account{Name: name}
-	lf.apply(&a, setFlags(fs))
-	if err := a.Limits.Validate(); err != nil {
+	if err := lf.edit(setFlags(fs)).Apply(&a); err != nil {
 		return &usageError{msg: err.Error()}
 	}
 	db, err := m.openStore(ctx, *dir)
@@ -86,8 +85,8 @@ Example:
 	if err != nil {
 		return err
 	}
-	set := setFlags(fs)
-	if !given(set) {
+	edit := lf.edit(setFlags(fs))
+	if edit.Empty() {
 		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload, --jetstream")
 	}
 	db, err := m.openStore(ctx, *dir)
@@ -99,8 +98,7 @@ Example:
 	if err != nil {
 		return accountError(err, name)
 	}
-	lf.apply(&a, set)
-	if err := a.Limits.Validate(); err != nil {
+	if err := edit.Apply(&a); err != nil {
 		return &usageError{msg: err.Error()}
 	}
 	l := deploy.Layout{Dir: *dir}

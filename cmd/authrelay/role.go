@@ -111,76 +111,11 @@ func (c *clearFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.resp, "no-responses", false, "remove the response permission")
 }
 
-func (c *clearFlags) any() bool { return c.pub || c.sub || c.denyPub || c.denySub || c.resp }
-
 // setFlags returns the names of the flags given on the command line.
 func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
-}
-
-// any reports whether any permission flag was given.
-func (p *permFlags) any(set map[string]bool) bool {
-	for _, n := range []string{"pub", "sub", "deny-pub", "deny-sub", "allow-responses", "resp-max", "resp-ttl"} {
-		if set[n] {
-			return true
-		}
-	}
-	return false
-}
-
-// applyTo replaces the lists in perms whose flags were given, and clears
-// those asked to be cleared.
-func (p *permFlags) applyTo(perms *accounts.Permissions, set map[string]bool, c clearFlags) error {
-	replace := []struct {
-		flag, clear string
-		cleared     bool
-		dst         *[]string
-		src         []string
-	}{
-		{"pub", "clear-pub", c.pub, &perms.Pub.Allow, p.pub},
-		{"sub", "clear-sub", c.sub, &perms.Sub.Allow, p.sub},
-		{"deny-pub", "clear-deny-pub", c.denyPub, &perms.Pub.Deny, p.denyPub},
-		{"deny-sub", "clear-deny-sub", c.denySub, &perms.Sub.Deny, p.denySub},
-	}
-	for _, r := range replace {
-		if set[r.flag] && r.cleared {
-			return usagef("--%s and --%s contradict each other", r.flag, r.clear)
-		}
-		if set[r.flag] {
-			*r.dst = append([]string(nil), r.src...)
-		}
-		if r.cleared {
-			*r.dst = nil
-		}
-	}
-	if c.resp && (set["allow-responses"] || set["resp-max"] || set["resp-ttl"]) {
-		return usagef("--no-responses contradicts --allow-responses, --resp-max and --resp-ttl")
-	}
-	if c.resp {
-		perms.Resp = nil
-	}
-	if set["allow-responses"] || set["resp-max"] || set["resp-ttl"] {
-		if !p.allowResponses && perms.Resp == nil {
-			return usagef("--resp-max and --resp-ttl need --allow-responses")
-		}
-		r := accounts.ResponsePermission{}
-		if perms.Resp != nil {
-			r = *perms.Resp
-		}
-		if set["resp-max"] {
-			r.MaxMsgs = p.respMax
-		}
-		if set["resp-ttl"] {
-			r.TTL = p.respTTL
-		}
-		perms.Resp = &r
-	}
-	if err := perms.Validate(); err != nil {
-		return &usageError{msg: err.Error()}
-	}
-	return nil
 }
 
 // writePermLines prints permissions as name: value lines.

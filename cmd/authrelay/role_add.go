@@ -61,9 +61,9 @@ Examples:
 		return err
 	}
 	if add {
-		perms, err := pf.permissions()
+		perms, err := pf.edit(setFlags(fs), clearFlags{}).New()
 		if err != nil {
-			return err
+			return &usageError{msg: err.Error()}
 		}
 		if err := sizer.CheckRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
 			return fmt.Errorf("role add %s: %w", name, err)
@@ -78,14 +78,15 @@ Examples:
 		return nil
 	}
 	set := setFlags(fs)
-	if !pf.any(set) && !cf.any() {
+	edit := pf.edit(set, cf)
+	if edit.Empty() {
 		return usagef("role set: give at least one permission flag to change")
 	}
 	var holders []string
 	err = m.admin(ctx, db, "role set", func(ctx context.Context) (map[string]any, error) {
 		err := db.UpdateRole(ctx, name, func(r *accounts.Role) error {
-			if err := pf.applyTo(&r.Permissions, set, cf); err != nil {
-				return err
+			if err := edit.Apply(&r.Permissions); err != nil {
+				return &usageError{msg: err.Error()}
 			}
 			if err := r.Validate(); err != nil {
 				return err
