@@ -180,7 +180,7 @@ func (m *Main) noteLogins(ctx context.Context, db *store.DB, dir string, names .
 		case v.Reason == accounts.ReasonUserDisabled:
 		case v.Reason != "":
 			note = fmt.Sprintf("warning: %s cannot log in: the relay will refuse every login with %s (%v); 'authrelay user explain %s' shows it", u.Name, v.Reason, v.Err, u.Name)
-		case v.Grant.Permissions.Pub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Sub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Resp == nil:
+		case v.Grant.Permissions.GrantsNothing():
 			note = fmt.Sprintf("note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)", u.Name)
 		}
 		if note == "" {
