@@ -51,6 +51,7 @@ Examples:
 	if err != nil {
 		return err
 	}
+	set := setFlags(fs)
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
 		return err
@@ -61,14 +62,14 @@ Examples:
 		return err
 	}
 	if add {
-		perms, err := pf.edit(setFlags(fs), clearFlags{}).New()
+		perms, err := pf.edit(set, clearFlags{}).New()
 		if err != nil {
 			return &usageError{msg: err.Error()}
 		}
 		if err := sizer.CheckRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
 			return fmt.Errorf("role add %s: %w", name, err)
 		}
-		detail := map[string]any{"role": name, "flags": changedFlags(setFlags(fs))}
+		detail := map[string]any{"role": name, "flags": changedFlags(set)}
 		if err := m.admin(ctx, db, "role add", func(ctx context.Context) (map[string]any, error) {
 			return detail, db.AddRole(ctx, accounts.Role{Name: name, Permissions: perms})
 		}); err != nil {
@@ -77,7 +78,6 @@ Examples:
 		fmt.Fprintf(m.Stdout, "added role %s\n", name)
 		return nil
 	}
-	set := setFlags(fs)
 	edit := pf.edit(set, cf)
 	if edit.Empty() {
 		return usagef("role set: give at least one permission flag to change")
