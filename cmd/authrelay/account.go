@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
@@ -65,25 +63,15 @@ func (f *limitFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.jetstream, "jetstream", false, "enable JetStream in the account (MQTT clients need it; nats.conf needs a jetstream block); --jetstream=false disables it")
 }
 
-// apply sets the limits that were given on the command line (set holds the
-// names of the flags given).
-func (f *limitFlags) apply(a *accounts.Account, set map[string]bool) {
-	if set["max-connections"] {
-		a.Limits.MaxConnections = f.maxConns
+// edit returns the change the flags give (set holds the names of the flags
+// given).
+func (f *limitFlags) edit(set map[string]bool) accounts.LimitEdit {
+	return accounts.LimitEdit{
+		MaxConnections: ifSet(set, "max-connections", f.maxConns),
+		MaxSubs:        ifSet(set, "max-subs", f.maxSubs),
+		MaxPayload:     ifSet(set, "max-payload", f.maxPayload),
+		JetStream:      ifSet(set, "jetstream", f.jetstream),
 	}
-	if set["max-subs"] {
-		a.Limits.MaxSubs = f.maxSubs
-	}
-	if set["max-payload"] {
-		a.Limits.MaxPayload = f.maxPayload
-	}
-	if set["jetstream"] {
-		a.JetStream = f.jetstream
-	}
-}
-
-func given(set map[string]bool) bool {
-	return set["max-connections"] || set["max-subs"] || set["max-payload"] || set["jetstream"]
 }
 
 // oneAccount returns the single NAME argument of an account subcommand.
@@ -119,201 +107,6 @@ func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error 
 		return fmt.Errorf("write %s: %w", deploy.AccountsConf, err)
 	}
 	return nil
-}
-
-func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("account add", `
-Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
-                             [--jetstream]
-
-Creates an application account, writes it to DIR/accounts.conf and has the
-servers reload it (see 'authrelay account -h'). Users can be placed in it
-at once; they can log in once the server has reloaded.
-
-Examples:
-
-  authrelay account add ORDERS
-  authrelay account add BULK --max-payload 8388608
-`)
-	dir := m.dirFlag(fs)
-	var rf reloadFlags
-	rf.register(fs)
-	var lf limitFlags
-	lf.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneAccount("add", pos)
-	if err != nil {
-		return err
-	}
-	a := accounts.Account{Name: name}
-	lf.apply(&a, setFlags(fs))
-	if err := a.Limits.Validate(); err != nil {
-		return &usageError{msg: err.Error()}
-	}
-	db, err := m.openStore(ctx, *dir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	l := deploy.Layout{Dir: *dir}
-	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}, db.AddAccountWithLimits(ctx, a)
-	})
-	if errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrCaseTwin) {
-		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "added account %s\n", name)
-	return m.reload(ctx, m.Stdout, l, rf)
-}
-
-func (m *Main) runAccountSet(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("account set", `
-Usage: authrelay account set NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
-                             [--jetstream[=false]]
-
-Changes an account's limits; flags not given stay as they are, 0 removes a
-limit. The servers reload accounts.conf, as after 'account add'.
-
-Example:
-
-  authrelay account set ORDERS --max-subs 500 --max-connections 0
-`)
-	dir := m.dirFlag(fs)
-	var rf reloadFlags
-	rf.register(fs)
-	var lf limitFlags
-	lf.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneAccount("set", pos)
-	if err != nil {
-		return err
-	}
-	set := setFlags(fs)
-	if !given(set) {
-		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload, --jetstream")
-	}
-	db, err := m.openStore(ctx, *dir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	a, err := db.Account(ctx, name)
-	if err != nil {
-		return accountError(err, name)
-	}
-	lf.apply(&a, set)
-	if err := a.Limits.Validate(); err != nil {
-		return &usageError{msg: err.Error()}
-	}
-	l := deploy.Layout{Dir: *dir}
-	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
-		detail := map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}
-		if err := db.SetAccountJetStream(ctx, name, a.JetStream); err != nil {
-			return nil, err
-		}
-		return detail, db.SetAccountLimits(ctx, name, a.Limits)
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), map[bool]string{true: "enabled", false: "disabled"}[a.JetStream])
-	return m.reload(ctx, m.Stdout, l, rf)
-}
-
-func (m *Main) runAccountRemove(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("account rm", `
-Usage: authrelay account rm NAME
-
-Removes an application account. It refuses while users remain in it: move
-them with 'authrelay user set NAME --account OTHER' or remove them first.
-The servers reload accounts.conf, as after 'account add'.
-
-Example:
-
-  authrelay account rm ORDERS
-`)
-	dir := m.dirFlag(fs)
-	var rf reloadFlags
-	rf.register(fs)
-	db, name, err := m.parseNamed(ctx, fs, args, dir, oneAccount, "rm")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.Account(ctx, name); err != nil {
-		return accountError(err, name)
-	}
-	l := deploy.Layout{Dir: *dir}
-	err = m.adminAccounts(ctx, l, db, "account rm", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"account": name}, db.RemoveAccount(ctx, name)
-	})
-	if errors.Is(err, store.ErrAccountInUse) {
-		users, _ := db.AccountUsers(ctx, name)
-		return fmt.Errorf("account %q still has %d user(s) (%s): move them with 'authrelay user set NAME --account OTHER' or remove them, then try again", name, len(users), strings.Join(users, ", "))
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "removed account %s\n", name)
-	return m.reload(ctx, m.Stdout, l, rf)
-}
-
-// accountView is an account as list prints it.
-type accountView struct {
-	accounts.Account
-	Users int `json:"users"`
-}
-
-func (m *Main) runAccountList(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("account list", `
-Usage: authrelay account list [--json]
-
-Lists the application accounts with their limits and number of users.
-
-Examples:
-
-  authrelay account list
-  authrelay account list --json
-`)
-	dir := m.dirFlag(fs)
-	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := parseNoArgs(fs, args, "account list"); err != nil {
-		return err
-	}
-	db, err := m.openStore(ctx, *dir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	list, err := db.AccountList(ctx)
-	if err != nil {
-		return err
-	}
-	counts, err := db.AccountUserCounts(ctx)
-	if err != nil {
-		return err
-	}
-	views := make([]accountView, 0, len(list))
-	for _, a := range list {
-		views = append(views, accountView{Account: a, Users: counts[a.Name]})
-	}
-	if *asJSON {
-		return writeJSON(m.Stdout, views)
-	}
-	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tUSERS\tJETSTREAM\tLIMITS")
-	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Name, v.Users, map[bool]string{true: "enabled", false: "-"}[v.JetStream], limitsText(v.Limits))
-	}
-	return tw.Flush()
 }
 
 func limitsText(l accounts.AccountLimits) string { return l.String() }

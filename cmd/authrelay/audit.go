@@ -72,8 +72,8 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 	}
 	if *since != "" {
 		var err error
-		if f.Since, err = parseSince(*since, m.Now()); err != nil {
-			return err
+		if f.Since, err = accounts.ParseSince(*since, m.Now()); err != nil {
+			return &usageError{msg: err.Error()}
 		}
 	}
 	db, err := m.openStore(ctx, *dir)
@@ -139,20 +139,6 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-}
-
-// parseSince parses --since: a duration back from now, or a time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, usagef("--since %q: want a duration such as 1h or a time such as 2026-12-01T10:00:00Z", s)
 }
 
 // auditView is an audit row as --json prints it.

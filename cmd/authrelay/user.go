@@ -105,39 +105,25 @@ func (p *permFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.respTTL, "resp-ttl", 0, "with --allow-responses: how long a reply is allowed (0 = no limit)")
 }
 
-func (p *permFlags) permissions() (accounts.Permissions, error) {
-	perms := accounts.Permissions{
-		Pub: accounts.Rule{Allow: p.pub, Deny: p.denyPub},
-		Sub: accounts.Rule{Allow: p.sub, Deny: p.denySub},
+// edit returns the permission change the flags give: set holds the names
+// of the flags given, c the clear flags (zero on add).
+func (p *permFlags) edit(set map[string]bool, c clearFlags) accounts.PermissionEdit {
+	return accounts.PermissionEdit{
+		Pub: ifSet(set, "pub", []string(p.pub)), Sub: ifSet(set, "sub", []string(p.sub)),
+		DenyPub: ifSet(set, "deny-pub", []string(p.denyPub)), DenySub: ifSet(set, "deny-sub", []string(p.denySub)),
+		AllowResponses: ifSet(set, "allow-responses", p.allowResponses),
+		RespMax:        ifSet(set, "resp-max", p.respMax), RespTTL: ifSet(set, "resp-ttl", p.respTTL),
+		ClearPub: c.pub, ClearSub: c.sub, ClearDenyPub: c.denyPub, ClearDenySub: c.denySub, ClearResp: c.resp,
 	}
-	if p.allowResponses {
-		perms.Resp = &accounts.ResponsePermission{MaxMsgs: p.respMax, TTL: p.respTTL}
-	} else if p.respMax != 0 || p.respTTL != 0 {
-		return perms, usagef("--resp-max and --resp-ttl need --allow-responses")
-	}
-	if err := perms.Validate(); err != nil {
-		return perms, &usageError{msg: err.Error()}
-	}
-	return perms, nil
 }
 
-// parseExpires parses --expires: "never", an RFC 3339 time, a date
-// (YYYY-MM-DD, midnight UTC) or a duration from now such as 720h.
-func parseExpires(s string, now time.Time) (time.Time, error) {
-	switch {
-	case s == "" || s == "never":
-		return time.Time{}, nil
+// ifSet returns &v when the flag name was given (set holds the names of
+// the flags given), else nil: a field of an accounts edit.
+func ifSet[T any](set map[string]bool, name string, v T) *T {
+	if !set[name] {
+		return nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.UTC(), nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(d).UTC().Truncate(time.Second), nil
-	}
-	return time.Time{}, usagef("--expires %q: want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h", s)
+	return &v
 }
 
 // userError turns store errors into messages that say what to do.

@@ -53,16 +53,18 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if deploy.StaticUser(name) {
 		return usagef("user add: %q is a static user of nats.conf (the relay's or the system admin's login); the server would never ask authrelay about it, pick another name", name)
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	perms, err := pf.permissions()
+	set := setFlags(fs)
+	constraints, err := cf.edit(set)
 	if err != nil {
 		return err
 	}
-	exp, err := parseExpires(*expires, m.Now())
+	perms, err := pf.edit(set, clearFlags{}).New()
 	if err != nil {
-		return err
+		return &usageError{msg: err.Error()}
+	}
+	exp, err := accounts.ParseExpiry(*expires, m.Now())
+	if err != nil {
+		return &usageError{msg: err.Error()}
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
@@ -80,8 +82,8 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 		}
 		acct = names[0]
 	}
-	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp,
-		Roles: cf.roles, Src: cf.src, ConnTypes: cf.connTypes}
+	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp}
+	constraints.Apply(&u)
 	if err := u.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
@@ -96,7 +98,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(setFlags(fs))}
+	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(set)}
 	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
 		return detail, db.AddUser(ctx, u, pw)
 	}); err != nil {

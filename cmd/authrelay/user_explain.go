@@ -165,29 +165,25 @@ Examples:
 	if *host != "" || connType != "" {
 		login.Client, login.CheckClient = accounts.Client{Host: *host, ConnType: connType}, true
 	}
-	// The relay's own decision: explain is what it would answer.
-	verdict := accounts.Decide(&login)
+	// The relay's own decision: explain is what it would answer, and what
+	// would be issued even for a login refused before its grant matters (a
+	// disabled user, say).
+	verdict, err := accounts.Explain(&login)
+	if err != nil {
+		return err
+	}
 	if verdict.Reason != "" {
 		v.Login, v.Reason = "denied", verdict.Reason
 		if verdict.Err != nil {
 			v.Why = verdict.Err.Error()
 		}
 	}
-	// What would be issued is shown even for a login refused before its
-	// grant matters (a disabled user, say).
-	g, rerr := verdict.Grant, verdict.GrantErr
-	if !verdict.Resolved {
-		g, rerr = accounts.Resolve(u, roles)
-	}
+	rerr := verdict.GrantErr
 	if rerr == nil {
-		v.Pub, v.Sub, v.Resp = g.Permissions.Pub, g.Permissions.Sub, g.Permissions.Resp
+		p := verdict.Grant.Permissions
+		v.Pub, v.Sub, v.Resp = p.Pub, p.Sub, p.Resp
 		v.PubScope, v.SubScope = v.Pub.Scope(), v.Sub.Scope()
 		v.ResponseBytes = verdict.ResponseBytes
-		if v.ResponseBytes == 0 {
-			if v.ResponseBytes, err = sizer.Issuer.ResponseSize(g, now); err != nil {
-				return err
-			}
-		}
 	}
 	v.Pub, v.Sub = nonNilRule(v.Pub), nonNilRule(v.Sub)
 	if !*offline && v.Reason == "" {

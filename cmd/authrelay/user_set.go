@@ -12,10 +12,12 @@ import (
 	"github.com/authrelay/authrelay/store"
 )
 
-// constraintFlags are the role and constraint flags of user add and set.
+// constraintFlags are the role and constraint flags of user add and set,
+// and the clear flags of set (registerClear).
 type constraintFlags struct {
-	roles, src, connTypes stringList
-	maxSubs, maxPayload   int64
+	roles, src, connTypes              stringList
+	maxSubs, maxPayload                int64
+	clearRoles, clearSrc, clearConnTyp bool
 }
 
 func (c *constraintFlags) register(fs *flag.FlagSet) {
@@ -26,31 +28,27 @@ func (c *constraintFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.maxPayload, "max-payload", -1, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-payload N'")
 }
 
-// check canonicalises the given values and refuses per-user limits.
-func (c *constraintFlags) check() error {
+func (c *constraintFlags) registerClear(fs *flag.FlagSet) {
+	fs.BoolVar(&c.clearRoles, "clear-roles", false, "remove all the user's roles")
+	fs.BoolVar(&c.clearSrc, "clear-src", false, "allow connections from any network")
+	fs.BoolVar(&c.clearConnTyp, "clear-conn-types", false, "allow every connection type")
+}
+
+// edit refuses per-user limits and returns the checked change the flags
+// give (set holds the names of the flags given).
+func (c *constraintFlags) edit(set map[string]bool) (accounts.ConstraintEdit, error) {
 	if c.maxSubs >= 0 || c.maxPayload >= 0 {
-		return usagef("--max-subs and --max-payload cannot be set per user: nats-server ignores the limits in an auth callout user JWT (authrelay's tests measure this), so they would have no effect. Set them on the account instead, e.g. 'authrelay account set APP --max-subs 100', which the server enforces for every connection in it")
+		return accounts.ConstraintEdit{}, usagef("--max-subs and --max-payload cannot be set per user: nats-server ignores the limits in an auth callout user JWT (authrelay's tests measure this), so they would have no effect. Set them on the account instead, e.g. 'authrelay account set APP --max-subs 100', which the server enforces for every connection in it")
 	}
-	for i, s := range c.src {
-		p, err := accounts.ParseSource(s)
-		if err != nil {
-			return &usageError{msg: "--src: " + err.Error()}
-		}
-		c.src[i] = p.String()
+	e, err := accounts.ConstraintEdit{
+		Roles: ifSet(set, "role", []string(c.roles)), Src: ifSet(set, "src", []string(c.src)),
+		ConnTypes:  ifSet(set, "conn-type", []string(c.connTypes)),
+		ClearRoles: c.clearRoles, ClearSrc: c.clearSrc, ClearConnTypes: c.clearConnTyp,
+	}.Check()
+	if err != nil {
+		return e, &usageError{msg: err.Error()}
 	}
-	for i, t := range c.connTypes {
-		ct, err := accounts.ParseConnType(t)
-		if err != nil {
-			return &usageError{msg: "--conn-type: " + err.Error()}
-		}
-		c.connTypes[i] = ct
-	}
-	for _, r := range c.roles {
-		if err := accounts.ValidateRoleName(r); err != nil {
-			return &usageError{msg: "--role: " + err.Error()}
-		}
-	}
-	return nil
+	return e, nil
 }
 
 const userSetUsage = `
@@ -75,15 +73,13 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 	dir := m.dirFlag(fs)
 	account := fs.String("account", "", "move the user to this account")
 	expires := fs.String("expires", "", "when the user stops being able to log in: never, 2027-01-31T18:00:00Z, 2027-01-31 or 720h")
-	clearRoles := fs.Bool("clear-roles", false, "remove all the user's roles")
-	clearSrc := fs.Bool("clear-src", false, "allow connections from any network")
-	clearConn := fs.Bool("clear-conn-types", false, "allow every connection type")
 	var pf permFlags
 	pf.register(fs)
 	var clr clearFlags
 	clr.register(fs)
 	var cf constraintFlags
 	cf.register(fs)
+	cf.registerClear(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -92,25 +88,20 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
 	set := setFlags(fs)
 	delete(set, "dir")
+	constraints, err := cf.edit(set)
+	if err != nil {
+		return err
+	}
 	if len(set) == 0 {
 		return usagef("user set: give at least one field to change; see 'authrelay user set -h'")
 	}
-	for _, c := range []struct {
-		list, clear string
-	}{{"role", "clear-roles"}, {"src", "clear-src"}, {"conn-type", "clear-conn-types"}} {
-		if set[c.list] && set[c.clear] {
-			return usagef("--%s and --%s contradict each other", c.list, c.clear)
-		}
-	}
+	perms := pf.edit(set, clr)
 	var exp time.Time
 	if set["expires"] {
-		if exp, err = parseExpires(*expires, m.Now()); err != nil {
-			return err
+		if exp, err = accounts.ParseExpiry(*expires, m.Now()); err != nil {
+			return &usageError{msg: err.Error()}
 		}
 	}
 	if set["account"] {
@@ -134,26 +125,9 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		if set["expires"] {
 			u.Expires = exp
 		}
-		switch {
-		case set["role"]:
-			u.Roles = cf.roles
-		case *clearRoles:
-			u.Roles = nil
-		}
-		switch {
-		case set["src"]:
-			u.Src = cf.src
-		case *clearSrc:
-			u.Src = nil
-		}
-		switch {
-		case set["conn-type"]:
-			u.ConnTypes = cf.connTypes
-		case *clearConn:
-			u.ConnTypes = nil
-		}
-		if err := pf.applyTo(&u.Permissions, set, clr); err != nil {
-			return err
+		constraints.Apply(u)
+		if err := perms.Apply(&u.Permissions); err != nil {
+			return &usageError{msg: err.Error()}
 		}
 		if err := u.Validate(); err != nil {
 			return err
@@ -206,7 +180,7 @@ func (m *Main) noteLogins(ctx context.Context, db *store.DB, dir string, names .
 		case v.Reason == accounts.ReasonUserDisabled:
 		case v.Reason != "":
 			note = fmt.Sprintf("warning: %s cannot log in: the relay will refuse every login with %s (%v); 'authrelay user explain %s' shows it", u.Name, v.Reason, v.Err, u.Name)
-		case v.Grant.Permissions.Pub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Sub.Scope() == accounts.ScopeNothing && v.Grant.Permissions.Resp == nil:
+		case v.Grant.Permissions.GrantsNothing():
 			note = fmt.Sprintf("note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)", u.Name)
 		}
 		if note == "" {
