@@ -3,14 +3,12 @@ package deploy
 import (
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -147,14 +145,9 @@ func TestNATSContextPath(t *testing.T) {
 // server's listen address, and logs the system admin in to a real server
 // running the directory's nats.conf; it never replaces a file.
 func TestSaveAdminContext(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l := initServed(t)
+	url, err := l.ClientURL()
 	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	l := Layout{Dir: filepath.Join(t.TempDir(), "data")}
-	if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: addr, BcryptCost: testCost}); err != nil {
 		t.Fatal(err)
 	}
 	env := envOf(map[string]string{"HOME": t.TempDir()})
@@ -176,8 +169,8 @@ func TestSaveAdminContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.URL != "nats://"+addr {
-		t.Errorf("context URL %q, want nats://%s", c.URL, addr)
+	if c.URL != url {
+		t.Errorf("context URL %q, want %s", c.URL, url)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -188,20 +181,6 @@ func TestSaveAdminContext(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts, err := server.ProcessConfigFile(l.Path(ServerConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
 	nc, err := nats.Connect(c.URL, nats.UserInfo(saved.User, saved.Password))
 	if err != nil {
 		t.Fatalf("log in with the saved context: %v", err)
