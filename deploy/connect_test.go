@@ -23,7 +23,7 @@ func freeAddr(t *testing.T) string {
 
 // initServed initialises a directory listening at a free loopback
 // address and runs a stock server from its nats.conf, until the test ends.
-func initServed(t *testing.T) Layout {
+func initServed(t *testing.T) (Layout, *server.Server) {
 	t.Helper()
 	l := Layout{Dir: filepath.Join(t.TempDir(), "data")}
 	if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: freeAddr(t), BcryptCost: testCost}); err != nil {
@@ -43,13 +43,13 @@ func initServed(t *testing.T) Layout {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	return l
+	return l, ns
 }
 
 // TestConnectAdmin: the connection is the system admin's, under the name
 // given; a failure names the URL without its password, and the user.
 func TestConnectAdmin(t *testing.T) {
-	l := initServed(t)
+	l, _ := initServed(t)
 	url, err := l.ClientURL()
 	if err != nil {
 		t.Fatal(err)

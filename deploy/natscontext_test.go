@@ -145,7 +145,7 @@ func TestNATSContextPath(t *testing.T) {
 // server's listen address, and logs the system admin in to a real server
 // running the directory's nats.conf; it never replaces a file.
 func TestSaveAdminContext(t *testing.T) {
-	l := initServed(t)
+	l, _ := initServed(t)
 	url, err := l.ClientURL()
 	if err != nil {
 		t.Fatal(err)
