@@ -124,16 +124,28 @@ func TestFollowAuditHistory(t *testing.T) {
 	if got := fl.collect(t, 2); fmt.Sprint(got) != "[h3 h4]" {
 		t.Errorf("history %v, want the newest two, h3 h4", got)
 	}
-	// A login does not pass the filter; three admin rows pass, past the
-	// limit of the first call.
+	// A login does not pass the filter; three admin rows, committed
+	// together, pass in one batch, past the limit of the first call.
 	if err := db.insertLogins(t.Context(), []accounts.LoginEvent{{Time: time.Now(), User: "x", Allowed: true}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"n1", "n2", "n3"} {
-		auditAdmin(t, db, a)
+	err := db.Admin(t.Context(), "ops", "n3", func(ctx context.Context) (string, error) {
+		for _, a := range []string{"n1", "n2"} {
+			if err := db.AuditAdmin(ctx, "ops", a, ""); err != nil {
+				return "", err
+			}
+		}
+		return "", nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := fl.collect(t, 3); fmt.Sprint(got) != "[n1 n2 n3]" {
-		t.Errorf("followed %v, want n1 n2 n3", got)
+	var got []string
+	for _, r := range fl.next(t) {
+		got = append(got, r.Action)
+	}
+	if fmt.Sprint(got) != "[n1 n2 n3]" {
+		t.Errorf("followed %v in one batch, want n1 n2 n3", got)
 	}
 }
 
