@@ -3,9 +3,14 @@
 // and accounts.conf for a stock nats-server, the account and user names
 // that config reserves, creating a directory (Init), reading what the
 // server will enforce from its nats.conf (ReservedAccounts, MaxPayload),
-// and running that server in-process (StartEmbedded).
+// running that server in-process (StartEmbedded), reaching the servers
+// (NATSTarget, nats CLI contexts, ConnectAdmin, Reload, Sessions), serve's
+// settings (ApplySettings) and restoring a backup into the directory
+// (Restore).
 //
 // It never prints and never exits: errors say what is wrong and what to do.
-// Errors about an argument rather than the directory match ErrInvalid.
-// deploy may import accounts, store and nats-server; never relay or cmd.
+// Errors about an argument rather than the directory, and about serve's
+// settings, match ErrInvalid.
+// deploy may import accounts, store, nats-server and nats.go; never relay
+// or cmd.
 package deploy

@@ -81,64 +81,44 @@ func (m *Main) runAudit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var rows []store.AuditEntry
-	if *follow && *since == "" {
-		// Like tail -f: only what comes after now; --since prints the
-		// history first.
-		if f.AfterID, err = db.LastAuditID(ctx); err != nil {
-			return err
-		}
-	} else if rows, err = db.Audit(ctx, f); err != nil {
-		return err
-	}
-	if !*follow {
-		if *asJSON {
-			if rows == nil {
-				rows = []store.AuditEntry{}
+	if *follow {
+		if *since == "" {
+			// Like tail -f: only what comes after now; --since prints
+			// the history first.
+			if f.AfterID, err = db.LastAuditID(ctx); err != nil {
+				return err
 			}
-			return writeJSON(m.Stdout, auditViews(rows))
+			f.Limit = 0
 		}
-		return writeAuditTable(m.Stdout, rows, true)
-	}
-	// Follow: print what there is, then poll for rows after the last one.
-	print := func(rows []store.AuditEntry, header bool) error {
-		if *asJSON {
-			enc := json.NewEncoder(m.Stdout)
-			enc.SetEscapeHTML(false)
-			for _, v := range auditViews(rows) {
-				if err := enc.Encode(v); err != nil {
-					return err
+		header := true
+		return db.FollowAudit(ctx, f, 500*time.Millisecond, func(rows []store.AuditEntry) error {
+			if *asJSON {
+				// One object per line.
+				enc := json.NewEncoder(m.Stdout)
+				enc.SetEscapeHTML(false)
+				for _, v := range auditViews(rows) {
+					if err := enc.Encode(v); err != nil {
+						return err
+					}
 				}
-			}
-			return nil
-		}
-		return writeAuditTable(m.Stdout, rows, header)
-	}
-	if err := print(rows, true); err != nil {
-		return err
-	}
-	f.Limit = 0
-	for {
-		// Rows come ordered by time; the next poll starts after the
-		// highest id seen.
-		for _, r := range rows {
-			f.AfterID = max(f.AfterID, r.ID)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(500 * time.Millisecond):
-		}
-		if rows, err = db.Audit(ctx, f); err != nil {
-			if ctx.Err() != nil {
 				return nil
 			}
+			err := writeAuditTable(m.Stdout, rows, header)
+			header = false
 			return err
-		}
-		if err := print(rows, false); err != nil {
-			return err
-		}
+		})
 	}
+	rows, err := db.Audit(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []store.AuditEntry{}
+		}
+		return writeJSON(m.Stdout, auditViews(rows))
+	}
+	return writeAuditTable(m.Stdout, rows, true)
 }
 
 // auditView is an audit row as --json prints it.

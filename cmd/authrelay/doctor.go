@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -88,21 +87,11 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := doctor.Config{
-		Dir:             l.Dir,
-		SecretsPath:     l.Path(deploy.SecretsFile),
-		DatabasePath:    l.Path(deploy.DatabaseFile),
-		ConfigPath:      *confPath,
-		URL:             url,
-		NATSOptions:     tls,
-		Offline:         *offline,
-		Now:             m.Now,
-		DecisionTimeout: relay.DefaultDecisionTimeout,
-		SkewWarn:        relay.SkewWarnThreshold,
-		MaxSkew:         relay.DefaultMaxClockSkew,
-	}
-	if cfg.ConfigPath == "" {
-		cfg.ConfigPath = l.Path(deploy.ServerConf)
+	cfg := doctor.LayoutConfig(l)
+	cfg.URL, cfg.NATSOptions, cfg.Offline, cfg.Now = url, tls, *offline, m.Now
+	cfg.DecisionTimeout, cfg.SkewWarn, cfg.MaxSkew = relay.DefaultDecisionTimeout, relay.SkewWarnThreshold, relay.DefaultMaxClockSkew
+	if *confPath != "" {
+		cfg.ConfigPath = *confPath
 	}
 	results := doctor.Run(ctx, cfg)
 
@@ -121,12 +110,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 			fmt.Fprintf(m.Stdout, "%-4s  %-16s  %s\n", doctorStatusText(r.Status), r.Check, r.Message)
 		}
 	}
-	var failed []string
-	for _, r := range results {
-		if r.Status == doctor.Fail && !slices.Contains(failed, r.Check) {
-			failed = append(failed, r.Check)
-		}
-	}
+	failed := doctor.Failed(results)
 	if len(failed) > 0 {
 		return fmt.Errorf("doctor: %s failed: %s", accounts.Plural(len(failed), "check"), strings.Join(failed, ", "))
 	}

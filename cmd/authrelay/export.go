@@ -6,22 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/deploy"
-	"github.com/authrelay/authrelay/store"
 )
-
-// exportDoc is what export prints: everything needed to recreate the users,
-// roles and accounts, hashes only on request.
-type exportDoc struct {
-	Accounts []accountView `json:"accounts"`
-	Roles    []roleView    `json:"roles"`
-	Users    []exportUser  `json:"users"`
-}
-
-// exportUser is a user with, optionally, its password hash.
-type exportUser struct {
-	userView
-	PasswordHash string `json:"password_hash,omitempty"`
-}
 
 func (m *Main) runExport(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("export", `
@@ -50,7 +35,7 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	doc, err := exportAll(ctx, db, *withHashes)
+	doc, err := db.Export(ctx, *withHashes)
 	if err != nil {
 		return err
 	}
@@ -70,52 +55,10 @@ Examples:
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "USER\tACCOUNT\tSTATUS\tEXPIRES\tROLES\tPUB\tSUB\tSRC\tCONN")
 	for _, u := range doc.Users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Account, status(u.userView), expiresText(u.Expires),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Account, status(userView{Disabled: u.Disabled}), expiresText(u.Expires),
 			listText(u.Roles), ruleText(u.Pub), ruleText(u.Sub), orAny(u.Src), orAny(u.ConnTypes))
 	}
 	return tw.Flush()
-}
-
-// exportAll reads the whole database into an exportDoc.
-func exportAll(ctx context.Context, db *store.DB, withHashes bool) (exportDoc, error) {
-	doc := exportDoc{Accounts: []accountView{}, Roles: []roleView{}, Users: []exportUser{}}
-	accts, err := db.AccountList(ctx)
-	if err != nil {
-		return doc, err
-	}
-	// One query each for the counts and the holders, not one per row.
-	counts, err := db.AccountUserCounts(ctx)
-	if err != nil {
-		return doc, err
-	}
-	for _, a := range accts {
-		doc.Accounts = append(doc.Accounts, accountView{Account: a, Users: counts[a.Name]})
-	}
-	roles, err := db.Roles(ctx)
-	if err != nil {
-		return doc, err
-	}
-	holders, err := db.AllRoleHolders(ctx)
-	if err != nil {
-		return doc, err
-	}
-	for _, r := range roles {
-		doc.Roles = append(doc.Roles, newRoleView(r, holders[r.Name]))
-	}
-	users, err := db.Users(ctx)
-	if err != nil {
-		return doc, err
-	}
-	var hashes map[string]string
-	if withHashes {
-		if hashes, err = db.PasswordHashes(ctx); err != nil {
-			return doc, err
-		}
-	}
-	for _, u := range users {
-		doc.Users = append(doc.Users, exportUser{userView: newUserView(u), PasswordHash: hashes[u.Name]})
-	}
-	return doc, nil
 }
 
 func (m *Main) runBackup(ctx context.Context, args []string) error {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/authrelay/authrelay/deploy"
 )
@@ -51,7 +49,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	if *natsContext != "" {
 		var err error
 		// Checked before init writes anything.
-		if ctxPath, err = m.natsContextPath(*natsContext); err != nil {
+		if ctxPath, err = deploy.NATSContextPath(*natsContext, m.Getenv); err != nil {
 			return err
 		}
 		if _, err := os.Stat(ctxPath); err == nil {
@@ -72,44 +70,11 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
 	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", deploy.AccountsConf, []string(accts))
 	if ctxPath != "" {
-		if err := m.saveNatsContext(l, ctxPath); err != nil {
+		if err := l.SaveAdminContext(ctxPath); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "  nats CLI as the system admin: nats --context %s server list (%s)\n", *natsContext, ctxPath)
 	}
 	fmt.Fprintf(m.Stdout, "next: authrelay serve --dir %s --nats nats://%s\n", *dir, *listen)
 	return nil
-}
-
-// saveNatsContext writes a nats CLI context for l's system admin at path,
-// mode 0600 (it holds the admin's password), never over an existing file.
-func (m *Main) saveNatsContext(l deploy.Layout, path string) error {
-	s, err := l.LoadSecrets()
-	if err != nil {
-		return err
-	}
-	url, err := l.ClientURL()
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(map[string]string{
-		"description": "authrelay system admin of " + l.Dir,
-		"url":         url, "user": s.AdminUser, "password": s.AdminPassword,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("save nats context: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("save nats context: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("save nats context: %w", err)
-	}
-	return f.Close()
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 )
@@ -58,15 +56,9 @@ func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, f natsFlags) 
 	if err != nil {
 		return nil, "", err
 	}
-	s, err := l.LoadSecrets()
+	nc, err := l.ConnectAdmin(url, "authrelay reload", reloadWait, tls...)
 	if err != nil {
 		return nil, url, err
-	}
-	opts := append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword), nats.Name("authrelay reload"),
-		nats.Timeout(reloadWait), nats.NoReconnect()}, tls...)
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, url, fmt.Errorf("connect to %s as %s: %w", accounts.RedactURL(url), s.AdminUser, err)
 	}
 	defer nc.Close()
 	res, err := deploy.Reload(ctx, nc, reloadWait)

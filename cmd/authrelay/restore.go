@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
-	"github.com/authrelay/authrelay/store"
 )
 
 const restoreUsage = `
@@ -44,13 +40,9 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 	from := pos[0]
 	l := deploy.Layout{Dir: *dir}
-	if !l.Initialised() {
-		return fmt.Errorf("restore: %s has no %s: put back the copy of %s kept apart from the backups (or run 'authrelay init --dir %s' for new keys), then restore", *dir, deploy.SecretsFile, deploy.SecretsFile, *dir)
-	}
-	path := l.Path(deploy.DatabaseFile)
-	res, err := store.Restore(ctx, from, path, m.Now())
-	if err != nil {
-		return fmt.Errorf("%w; nothing was changed", err)
+	res, err := l.Restore(ctx, from, m.Now(), m.actor())
+	if !res.Replaced {
+		return err
 	}
 	schema := fmt.Sprintf("schema version %d (current)", res.Schema)
 	if res.Schema < res.Latest {
@@ -73,24 +65,14 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if len(res.Aside) == 0 {
 		fmt.Fprintf(m.Stdout, "there was no database to replace\n")
 	}
-	fmt.Fprintf(m.Stdout, "restored %s to %s\n", from, path)
-
-	// Open the restored database as every command does (migrating an
-	// older one), record the restore, and bring accounts.conf in line.
-	db, err := l.OpenDatabase(ctx)
+	fmt.Fprintf(m.Stdout, "restored %s to %s\n", from, l.Path(deploy.DatabaseFile))
+	if res.AuditErr != nil {
+		fmt.Fprintf(m.Stderr, "authrelay: the restore is not in the audit trail: %v\n", res.AuditErr)
+	}
 	if err != nil {
-		return fmt.Errorf("restore: the restored database does not open: %w", err)
+		return err
 	}
-	defer db.Close()
-	detail, _ := json.Marshal(map[string]any{"from": from, "schema": res.Schema, "aside": res.Aside})
-	if err := db.AuditAdmin(ctx, m.actor(), "database restore", string(detail)); err != nil {
-		fmt.Fprintf(m.Stderr, "authrelay: the restore is not in the audit trail: %v\n", err)
-	}
-	before, _ := os.ReadFile(l.Path(deploy.AccountsConf))
-	if err := syncAccountsConf(ctx, l, db); err != nil {
-		return fmt.Errorf("restore: the database is restored, but %w: run 'authrelay account list --dir %s' and fix accounts.conf", err, *dir)
-	}
-	if after, err := os.ReadFile(l.Path(deploy.AccountsConf)); err == nil && !bytes.Equal(before, after) {
+	if res.AccountsConfChanged {
 		fmt.Fprintf(m.Stdout, "rewrote %s from the restored accounts: apply it with 'authrelay reload --dir %s'\n", l.Path(deploy.AccountsConf), *dir)
 	}
 	fmt.Fprintf(m.Stdout, "next: authrelay doctor --dir %s --offline, then start serve\n", *dir)

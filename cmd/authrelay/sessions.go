@@ -6,8 +6,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 )
@@ -53,14 +51,9 @@ Examples:
 	if err != nil {
 		return err
 	}
-	s, err := l.LoadSecrets()
+	nc, err := l.ConnectAdmin(url, "authrelay sessions", reloadWait, tls...)
 	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword),
-		nats.Name("authrelay sessions"), nats.Timeout(reloadWait), nats.NoReconnect()}, tls...)...)
-	if err != nil {
-		return fmt.Errorf("sessions: connect to %s as %s: %w", accounts.RedactURL(url), s.AdminUser, err)
+		return fmt.Errorf("sessions: %w", err)
 	}
 	defer nc.Close()
 	list, truncated, err := deploy.Sessions(ctx, nc, user, reloadWait)

@@ -72,8 +72,6 @@ func (m *Main) runUserPasswd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// password obtains a new password from standard input, the generator or a
-// terminal prompt.
 // newPassword reads or generates the new password of the user called name
 // (password) and holds one the admin chose to the password policy
 // (store.CheckNewPassword, at the database's minimum length).
@@ -92,6 +90,8 @@ func (m *Main) newPassword(ctx context.Context, db *store.DB, name string, fromS
 	return pw, nil
 }
 
+// password obtains a new password from standard input, the generator or a
+// terminal prompt.
 func (m *Main) password(fromStdin, generate bool) (string, error) {
 	switch {
 	case fromStdin && generate:
