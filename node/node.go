@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := store.PolicyFloor(db.Params); err != nil {
 		// A database set before the floor rose: it runs, but say so.
 		logger.Warn("the stored password hash policy is weaker than OWASP's minimum: a stolen database is cheap to crack; raise it with 'authrelay hash set' (users are rehashed at their next login)",
-			"policy", policyText(db.Params), "err", err)
+			"policy", db.Params.String(), "err", err)
 	}
 	db.OnRehash = rehashLogger(logger)
 	reserved, err := db.ReservedAccounts() // from nats.conf; see deploy.Layout.OpenDatabase

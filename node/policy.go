@@ -16,7 +16,7 @@ const maxHashMemoryInFlight = 4 << 20
 // at once would hold more than maxHashMemoryInFlight.
 func checkServePolicy(p store.Argon2Params, workers int) error {
 	if err := store.PolicyCeiling(p); err != nil {
-		return fmt.Errorf("the stored hash policy (%s) is refused: %w; set one within the limits with 'authrelay hash set'", policyText(p), err)
+		return fmt.Errorf("the stored hash policy (%s) is refused: %w; set one within the limits with 'authrelay hash set'", p, err)
 	}
 	if total := uint64(workers) * uint64(p.Memory); total > maxHashMemoryInFlight {
 		fit := max(maxHashMemoryInFlight/uint64(p.Memory), 1)
@@ -24,9 +24,4 @@ func checkServePolicy(p store.Argon2Params, workers int) error {
 			workers, p.Memory, total/1024, maxHashMemoryInFlight/1024, fit)
 	}
 	return nil
-}
-
-// policyText is hash policy p as 'authrelay hash show' prints it.
-func policyText(p store.Argon2Params) string {
-	return fmt.Sprintf("argon2id m=%d KiB (%d MiB), t=%d, p=%d", p.Memory, p.Memory/1024, p.Time, p.Threads)
 }

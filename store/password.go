@@ -59,6 +59,11 @@ type Argon2Params struct {
 	SaltLen, KeyLen uint32
 }
 
+// String is p as 'authrelay hash show' prints it.
+func (p Argon2Params) String() string {
+	return fmt.Sprintf("argon2id m=%d KiB (%d MiB), t=%d, p=%d", p.Memory, p.Memory/1024, p.Time, p.Threads)
+}
+
 // DefaultArgon2Params are OWASP's recommended argon2id parameters: 19 MiB of
 // memory, two passes, one thread, a 16-byte salt and a 32-byte key.
 var DefaultArgon2Params = Argon2Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}

@@ -99,14 +99,8 @@ func accountError(err error, name string) error {
 
 // syncAccountsConf rewrites accounts.conf from the database.
 func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error {
-	list, err := db.AccountList(ctx)
-	if err != nil {
-		return err
-	}
-	if err := deploy.WriteFileAtomic(l.Path(deploy.AccountsConf), deploy.RenderAccountsConf(list), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", deploy.AccountsConf, err)
-	}
-	return nil
+	_, err := l.WriteAccountsConf(ctx, db)
+	return err
 }
 
 func limitsText(l accounts.AccountLimits) string { return l.String() }

@@ -37,10 +37,6 @@ func (m *Main) runHash(ctx context.Context, args []string) error {
 	}, args)
 }
 
-func paramsText(p store.Argon2Params) string {
-	return fmt.Sprintf("argon2id m=%d KiB (%d MiB), t=%d, p=%d", p.Memory, p.Memory/1024, p.Time, p.Threads)
-}
-
 func (m *Main) runHashShow(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("hash show", `
 Usage: authrelay hash show [--json]
@@ -74,7 +70,7 @@ Example:
 		return writeJSON(m.Stdout, map[string]any{"scheme": "argon2id", "memory_kib": p.Memory, "time": p.Time, "threads": p.Threads,
 			"min_password_length": minLen})
 	}
-	fmt.Fprintln(m.Stdout, paramsText(p))
+	fmt.Fprintln(m.Stdout, p)
 	fmt.Fprintf(m.Stdout, "new passwords: at least %d characters, none of the most used\n", minLen)
 	return nil
 }
@@ -162,7 +158,7 @@ Example:
 		return err
 	}
 	if hashChange {
-		fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", paramsText(p))
+		fmt.Fprintf(m.Stdout, "hash policy: %s\nexisting users are rehashed at their next successful login\n", p)
 	}
 	if set["min-password-length"] {
 		fmt.Fprintf(m.Stdout, "new passwords: at least %d characters; passwords already set are not checked again\n", *minLen)
@@ -200,7 +196,7 @@ Example:
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "suggested: %s — one hash took %v here (target %v)\n", paramsText(p), took.Round(100*time.Microsecond), *target)
+	fmt.Fprintf(m.Stdout, "suggested: %s — one hash took %v here (target %v)\n", p, took.Round(100*time.Microsecond), *target)
 	fmt.Fprintf(m.Stdout, "apply: authrelay hash set --memory %d --time %d --threads %d\n", p.Memory, p.Time, p.Threads)
 	return nil
 }

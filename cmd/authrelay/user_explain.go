@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 )
@@ -53,14 +51,9 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 	if err != nil {
 		return "not asked: " + err.Error(), nil
 	}
-	s, err := l.LoadSecrets()
+	nc, err := l.ConnectAdmin(url, "authrelay user explain", time.Second, tls...)
 	if err != nil {
-		return "not asked: " + err.Error(), nil
-	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword),
-		nats.Name("authrelay user explain"), nats.Timeout(time.Second), nats.NoReconnect()}, tls...)...)
-	if err != nil {
-		return fmt.Sprintf("not reachable at %s (%v): whether it has loaded account %s is not known", accounts.RedactURL(url), err, acct), nil
+		return fmt.Sprintf("not reachable (%v): whether it has loaded account %s is not known", err, acct), nil
 	}
 	defer nc.Close()
 	loaded, err := deploy.ServerAccounts(ctx, nc, time.Second)
