@@ -44,6 +44,7 @@ func (fl *follower) next(t *testing.T) []AuditEntry {
 	case rows := <-fl.batches:
 		return rows
 	case err := <-fl.done:
+		fl.done <- err // for the cleanup, which waits for it
 		t.Fatalf("FollowAudit returned %v before the next batch", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no batch within 10s")
@@ -166,9 +167,15 @@ func TestFollowAuditStops(t *testing.T) {
 	})
 	fl.next(t)
 	auditAdmin(t, db, "a")
-	fl.next(t)
-	if err := <-fl.done; !errors.Is(err, broken) {
-		t.Errorf("FollowAudit = %v, want fn's error", err)
+	// fn fails on the second batch: FollowAudit returns its error (the
+	// batch and the return are both ready then; wait for the return).
+	select {
+	case err := <-fl.done:
+		if !errors.Is(err, broken) {
+			t.Errorf("FollowAudit = %v, want fn's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("FollowAudit did not return fn's error within 10s")
 	}
 	fl.done <- nil
 }
