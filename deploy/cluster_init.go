@@ -213,6 +213,16 @@ func localAddrs() map[string]bool {
 // readJoin reads the first node's secrets.json at path, and the
 // cluster.json beside it when there is one.
 func readJoin(path string) (Secrets, *Cluster, error) {
+	// What the file is first, so that a wrong file is named as such
+	// rather than told to change its mode.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Secrets{}, nil, invalidf("--join %s: %v: give the first node's secrets.json (copied to this host, mode 0600)", path, err)
+	}
+	var probe Secrets
+	if err := json.Unmarshal(b, &probe); err != nil || probe.IssuerSeed == "" || probe.XKeySeed == "" {
+		return Secrets{}, nil, invalidf("--join %s is not an authrelay secrets.json: give the first node's DIR/secrets.json (copied to this host, mode 0600)", path)
+	}
 	s, err := readSecretsFile(path)
 	if err != nil {
 		return Secrets{}, nil, invalidf("--join %s: %v", path, err)
