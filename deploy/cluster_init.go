@@ -112,7 +112,7 @@ func planCluster(o ClusterOptions) (*clusterPlan, error) {
 		seen[hostport] = true
 		p.routes = append(p.routes, "nats://"+hostport)
 	}
-	if !routesInclude(p.routes, o.Listen) {
+	if !RoutesInclude(p.routes, o.Listen) {
 		return nil, invalidf("--routes %s do not include this node's --cluster-listen %s: list every node of the cluster, this one included, the same on every node", strings.Join(p.routes, ","), o.Listen)
 	}
 	p.cluster = Cluster{Name: DefaultClusterName, Stream: DefaultClusterStream, Replicas: DefaultClusterReplicas}
@@ -162,10 +162,11 @@ func parseRoute(r string) (string, error) {
 	return u.Host, nil
 }
 
-// routesInclude reports whether routes name the node listening on listen:
-// its HOST:PORT exactly or, when it listens on every interface, a route on
-// its port whose host is one of this host's addresses.
-func routesInclude(routes []string, listen string) bool {
+// RoutesInclude reports whether routes (nats://HOST:PORT) name the node
+// listening for routes on listen: its HOST:PORT exactly or, when it
+// listens on every interface, a route on its port whose host is one of
+// this host's addresses.
+func RoutesInclude(routes []string, listen string) bool {
 	lhost, lport, _ := net.SplitHostPort(listen)
 	ip := net.ParseIP(lhost)
 	wildcard := ip != nil && ip.IsUnspecified()

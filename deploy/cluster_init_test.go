@@ -354,10 +354,10 @@ func readAll(t *testing.T, l Layout) map[string]string {
 // TestRoutesIncludeWildcard: a node listening on every interface is
 // found among the routes by its port and one of this host's addresses.
 func TestRoutesIncludeWildcard(t *testing.T) {
-	if !routesInclude([]string{"nats://10.255.255.1:6222", "nats://127.0.0.1:6222"}, "0.0.0.0:6222") {
+	if !RoutesInclude([]string{"nats://10.255.255.1:6222", "nats://127.0.0.1:6222"}, "0.0.0.0:6222") {
 		t.Error("0.0.0.0:6222 not found in routes that list 127.0.0.1:6222")
 	}
-	if routesInclude([]string{"nats://10.255.255.1:6222", "nats://127.0.0.1:6223"}, "0.0.0.0:6222") {
+	if RoutesInclude([]string{"nats://10.255.255.1:6222", "nats://127.0.0.1:6223"}, "0.0.0.0:6222") {
 		t.Error("0.0.0.0:6222 found in routes with no local address on its port")
 	}
 }

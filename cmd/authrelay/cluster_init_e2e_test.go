@@ -63,6 +63,9 @@ func TestClusterInitRealBinaries(t *testing.T) {
 		args = append(args, "--listen", n.listen, "--cluster-listen", n.clusterListen, "--routes", three)
 		e.authrelay(t, "", args...).wantCode(t, exitOK)
 		e.run(t, "", bin.natsServer, "-t", "-c", n.conf()).wantCode(t, 0)
+		r := e.authrelay(t, "", "doctor", "--dir", n.dir, "--offline")
+		r.wantCode(t, exitOK)
+		r.wantOutput(t, "routes on "+n.clusterListen+" to 3 servers")
 		for name, want := range map[string]os.FileMode{"secrets.json": 0o600, "cluster.conf": 0o600, "nats.conf": 0o644, "cluster.json": 0o644} {
 			fi, err := os.Stat(filepath.Join(n.dir, name))
 			if err != nil {
