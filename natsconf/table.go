@@ -3,6 +3,8 @@ package natsconf
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -51,4 +53,28 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// WriteBcryptWarning writes, once, the users of an import that keep a
+// bcrypt hash (BcryptKept says why).
+func (rep *Report) WriteBcryptWarning(w io.Writer, dryRun bool) {
+	var names []string
+	for _, n := range rep.BcryptKept() {
+		names = append(names, accounts.ClientText(n))
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names)
+	verb := "keep"
+	if dryRun {
+		verb = "would keep"
+	}
+	fmt.Fprintf(w, `warning: %d imported user(s) %s their bcrypt hash: %s.
+bcrypt uses only the first 72 bytes of a password, and nats-server accepted a
+longer password by ignoring the rest. authrelay refuses a password over 72
+bytes against a bcrypt hash, so a user whose password is longer cannot log in
+until it is reset: authrelay user passwd NAME --generate-password (shorter
+passwords keep working, and are rehashed to argon2id at the next login).
+`, len(names), verb, strings.Join(names, ", "))
 }

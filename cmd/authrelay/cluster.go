@@ -24,13 +24,10 @@ const clusterEnableUsage = `
 Usage: authrelay cluster enable [--dir DIR] --cluster-listen HOST:PORT --routes URL,URL,...
                                 [--cluster-name NAME] [--replicas N]
 
-Makes an existing single-node directory the first node of a cluster, with
-nothing lost: every key, password, user and account stays. It adds route
-credentials to secrets.json, writes cluster.json and cluster.conf (mode
-0600: the cluster block) and ends nats.conf with the include of
-cluster.conf; restart nats-server to take it. The other nodes then join
-with 'authrelay init --join DIR/secrets.json'. It refuses a directory
-already in cluster mode.
+Makes a single-node directory the first node of a cluster, with every key,
+password, user and account kept: route credentials in secrets.json,
+cluster.json, cluster.conf (mode 0600) included from nats.conf. Restart
+nats-server then; the other nodes 'authrelay init --join DIR/secrets.json'.
 
 Example:
 

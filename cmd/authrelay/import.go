@@ -115,7 +115,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	} else if err := rep.WriteTable(m.Stdout); err != nil {
 		return err
 	}
-	warnBcryptTruncation(m, rep, *dryRun)
+	rep.WriteBcryptWarning(m.Stderr, *dryRun)
 	if applyErr == nil && !*dryRun && rep.Summary.AccountsCreated > 0 {
 		// Stdout stays pure JSON with --json.
 		w := m.Stdout
@@ -200,28 +200,4 @@ func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, re
 		}
 	}
 	return err
-}
-
-// warnBcryptTruncation writes, once, the users of an import that keep a
-// bcrypt hash (natsconf.Report.BcryptKept says why).
-func warnBcryptTruncation(m *Main, rep *natsconf.Report, dryRun bool) {
-	var names []string
-	for _, n := range rep.BcryptKept() {
-		names = append(names, accounts.ClientText(n))
-	}
-	if len(names) == 0 {
-		return
-	}
-	slices.Sort(names)
-	verb := "keep"
-	if dryRun {
-		verb = "would keep"
-	}
-	fmt.Fprintf(m.Stderr, `warning: %d imported user(s) %s their bcrypt hash: %s.
-bcrypt uses only the first 72 bytes of a password, and nats-server accepted a
-longer password by ignoring the rest. authrelay refuses a password over 72
-bytes against a bcrypt hash, so a user whose password is longer cannot log in
-until it is reset: authrelay user passwd NAME --generate-password (shorter
-passwords keep working, and are rehashed to argon2id at the next login).
-`, len(names), verb, strings.Join(names, ", "))
 }

@@ -29,19 +29,16 @@ admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
 password), so that 'nats --context NAME server list' works; it refuses to
 replace an existing context.
 
---cluster-listen and --routes make a node of a cluster: cluster.json, and
-nats.conf including cluster.conf (mode 0600: the cluster block, with the
-route credentials). The first node generates the keys; every other node
-joins with --join FIRST/secrets.json (copied to its host, mode 0600) and
-gets the same keys, passwords and route credentials, and no state of its
-own: it takes the cluster's. --routes lists every node, this one included.
+--cluster-listen and --routes (every node, this one included) make a
+cluster node: cluster.json, and cluster.conf (mode 0600, the cluster block
+with the route credentials). The other nodes --join FIRST/secrets.json
+(copied to their hosts, mode 0600): same keys, no state of their own.
 
 Examples:
 
   authrelay init --dir ./data --nats-context authrelay-admin
   authrelay init --dir /var/lib/authrelay --account ORDERS --account BILLING --listen 0.0.0.0:4222
-  authrelay init --dir n2 --join n1/secrets.json --listen 127.0.0.1:4223 --cluster-listen 127.0.0.1:6223 \
-      --routes nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224
+  authrelay init --dir n2 --join n1/secrets.json --listen 127.0.0.1:4223 --cluster-listen 127.0.0.1:6223 --routes URL,URL,URL
 `
 
 func (m *Main) runInit(ctx context.Context, args []string) error {
@@ -83,11 +80,10 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "  %-14s seeds and passwords (mode 0600: keep it secret)\n", deploy.SecretsFile)
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
 	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", deploy.AccountsConf, []string(accts))
-	if c, ok, err := l.Cluster(); err != nil || ok {
+	if c, ok, err := l.Cluster(); err != nil {
+		return err
+	} else if ok {
 		fmt.Fprintf(m.Stdout, "  %-14s cluster %q, routes on %s (%s: the cluster block, mode 0600)\n", deploy.ClusterFile, c.Name, cl.Listen, deploy.ClusterConf)
-		if err != nil {
-			return err
-		}
 	}
 	if ctxPath != "" {
 		if err := l.SaveAdminContext(ctxPath); err != nil {
