@@ -91,6 +91,7 @@ func TestClusterInitRealBinaries(t *testing.T) {
 	}
 
 	// nats-server -c n1/nats.conf, and n2, n3.
+	started := time.Now()
 	for i, n := range nodes[:3] {
 		n.server = e.start(t, "nats-server n"+strconv.Itoa(i+1), bin.natsServer, "-c", n.conf())
 	}
@@ -114,9 +115,11 @@ func TestClusterInitRealBinaries(t *testing.T) {
 		}
 		return checkMesh(nc, names)
 	})
+	meshed := time.Since(started)
 	e.waitFor(t, 30*time.Second, "a JetStream meta leader known to all three servers", func() error {
 		return checkMetaLeader(nc, names)
 	})
+	t.Logf("from starting the three servers: routes up in %v, JetStream meta leader in %v", meshed.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 
 	// A fourth node with every key of the cluster but a wrong route
 	// password: its routes are refused, the cluster stays three.
