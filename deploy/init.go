@@ -30,6 +30,10 @@ type InitOptions struct {
 	// for client TLS, written into nats.conf's tls block with absolute
 	// paths. Init checks that they load as a pair first.
 	TLS TLSFiles
+	// Cluster, when set, makes the directory a node of a cluster (see
+	// ClusterConf); a node that joins (Cluster.Join) gets no Accounts: its
+	// state comes from the cluster log.
+	Cluster ClusterOptions
 }
 
 // Init creates the directory's files: the database with o.Accounts,
@@ -40,6 +44,13 @@ type InitOptions struct {
 func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err := ValidateListen(o.Listen, false); err != nil {
 		return err
+	}
+	cluster, err := planCluster(o.Cluster)
+	if err != nil {
+		return err
+	}
+	if cluster != nil && cluster.joined != nil && len(o.Accounts) > 0 {
+		return invalidf("--account with --join: a joining node starts with no state of its own and takes its accounts from the cluster; add accounts on any node with 'authrelay account add'")
 	}
 	seen := map[string]bool{}
 	for _, a := range o.Accounts {
@@ -67,7 +78,7 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 			return fmt.Errorf("init: %w", err)
 		}
 	}
-	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile} {
+	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile, ClusterFile, ClusterConf} {
 		if _, err := os.Stat(l.Path(name)); err == nil {
 			return fmt.Errorf("%s already holds %s: init never overwrites an existing directory's keys or users; use another --dir, or remove the directory to start over", l.Dir, name)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -90,9 +101,24 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
+	switch {
+	case cluster != nil && cluster.joined != nil:
+		s = *cluster.joined
+	case cluster != nil:
+		s = newRouteCredentials(s)
+	}
 	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
+	}
+	var clusterConf, clusterJSON []byte
+	if cluster != nil {
+		if conf, err = appendClusterInclude(conf, l, o.Listen); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		if clusterConf, clusterJSON, err = cluster.files(s); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
 	}
 
 	dbPath := l.Path(DatabaseFile)
@@ -125,6 +151,13 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 		{AccountsConf, RenderAccountsConf(appAccounts(o.Accounts)), 0o644},
 		{ServerConf, conf, 0o644},
 	}
+	if cluster != nil {
+		files = append(files, []struct {
+			name string
+			data []byte
+			perm os.FileMode
+		}{{ClusterConf, clusterConf, 0o600}, {ClusterFile, clusterJSON, 0o644}}...)
+	}
 	for _, f := range files {
 		p := l.Path(f.name)
 		written = append(written, p)
@@ -148,16 +181,21 @@ func appAccounts(names []string) []accounts.Account {
 // error that names it as the --listen flag of init and serve. Port 0,
 // meaning any free port, is allowed only where anyPort is set.
 func ValidateListen(listen string, anyPort bool) error {
+	return validateAddr("--listen", listen, anyPort)
+}
+
+// validateAddr is ValidateListen for the flag named flag.
+func validateAddr(flag, listen string, anyPort bool) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return invalidf("--listen %q: want HOST:PORT, such as 127.0.0.1:4222", listen)
+		return invalidf("%s %q: want HOST:PORT, such as 127.0.0.1:4222", flag, accounts.Clip(listen, 80))
 	}
 	if host == "" {
-		return invalidf("--listen %q: give a host, such as 127.0.0.1 or 0.0.0.0", listen)
+		return invalidf("%s %q: give a host, such as 127.0.0.1 or 0.0.0.0", flag, listen)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !anyPort) {
-		return invalidf("--listen %q: port must be a number from 1 to 65535", listen)
+		return invalidf("%s %q: port must be a number from 1 to 65535", flag, listen)
 	}
 	return nil
 }

@@ -83,6 +83,10 @@ type Secrets struct {
 	RelayPassword string `json:"relay_password"`
 	AdminUser     string `json:"admin_user"`
 	AdminPassword string `json:"admin_password"`
+	// RouteUser and RoutePassword are the route credentials of a cluster
+	// node (see ClusterConf); empty on a single node.
+	RouteUser     string `json:"route_user,omitempty"`
+	RoutePassword string `json:"route_password,omitempty"`
 }
 
 // NewSecrets generates fresh keys and passwords for the fixed users
@@ -126,10 +130,16 @@ func NotInitialised(dir string) error {
 // can read, since it holds the issuer and xkey seeds.
 func (l Layout) LoadSecrets() (Secrets, error) {
 	path := l.Path(SecretsFile)
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return Secrets{}, fmt.Errorf("%s is not an authrelay directory (no %s): run 'authrelay init --dir %s' first", l.Dir, SecretsFile, l.Dir)
 	}
+	return readSecretsFile(path)
+}
+
+// readSecretsFile reads the secrets.json at path, refusing it when the
+// group or others can read it.
+func readSecretsFile(path string) (Secrets, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return Secrets{}, fmt.Errorf("read secrets: %w", err)
 	}

@@ -165,6 +165,7 @@ func (d *checker) run(ctx context.Context) {
 	d.checkSecrets()
 	d.checkDatabase(ctx)
 	d.checkConfig()
+	d.checkCluster()
 	if !d.cfg.Offline {
 		d.checkNetwork(ctx)
 	}

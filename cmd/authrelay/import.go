@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
@@ -113,10 +112,10 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		if err := writeJSON(m.Stdout, rep); err != nil {
 			return err
 		}
-	} else if err := writeImportTable(m, rep); err != nil {
+	} else if err := rep.WriteTable(m.Stdout); err != nil {
 		return err
 	}
-	warnBcryptTruncation(m, rep, *dryRun)
+	rep.WriteBcryptWarning(m.Stderr, *dryRun)
 	if applyErr == nil && !*dryRun && rep.Summary.AccountsCreated > 0 {
 		// Stdout stays pure JSON with --json.
 		w := m.Stdout
@@ -201,63 +200,4 @@ func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, re
 		}
 	}
 	return err
-}
-
-func writeImportTable(m *Main, r *natsconf.Report) error {
-	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	if len(r.Accounts) > 0 {
-		fmt.Fprintln(tw, "ACCOUNT\tACTION\tDETAIL")
-		for _, a := range r.Accounts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Action, dash(a.Detail))
-		}
-		fmt.Fprintln(tw)
-	}
-	fmt.Fprintln(tw, "USER\tACCOUNT\tACTION\tDETAIL")
-	for _, u := range r.Users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, dash(u.Account), u.Action, dash(u.Detail))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	s := r.Summary
-	skipped := ""
-	if s.UsersSkipped > 0 {
-		skipped = fmt.Sprintf("; %d not imported (see above)", s.UsersSkipped)
-	}
-	if s.DryRun {
-		_, err := fmt.Fprintf(m.Stdout, "dry run, nothing changed: would import %s and create %s; %s already exist%s\n",
-			accounts.Plural(s.UsersImported, "user"), accounts.Plural(s.AccountsCreated, "account"), accounts.Plural(s.UsersExisting, "user"), skipped)
-		return err
-	}
-	failed := ""
-	if s.UsersFailed > 0 {
-		failed = fmt.Sprintf("; %d failed or not attempted", s.UsersFailed)
-	}
-	_, err := fmt.Fprintf(m.Stdout, "imported %s, %s created; %s already existed%s%s\n",
-		accounts.Plural(s.UsersImported, "user"), accounts.Plural(s.AccountsCreated, "account"), accounts.Plural(s.UsersExisting, "user"), skipped, failed)
-	return err
-}
-
-// warnBcryptTruncation writes, once, the users of an import that keep a
-// bcrypt hash (natsconf.Report.BcryptKept says why).
-func warnBcryptTruncation(m *Main, rep *natsconf.Report, dryRun bool) {
-	var names []string
-	for _, n := range rep.BcryptKept() {
-		names = append(names, accounts.ClientText(n))
-	}
-	if len(names) == 0 {
-		return
-	}
-	slices.Sort(names)
-	verb := "keep"
-	if dryRun {
-		verb = "would keep"
-	}
-	fmt.Fprintf(m.Stderr, `warning: %d imported user(s) %s their bcrypt hash: %s.
-bcrypt uses only the first 72 bytes of a password, and nats-server accepted a
-longer password by ignoring the rest. authrelay refuses a password over 72
-bytes against a bcrypt hash, so a user whose password is longer cannot log in
-until it is reset: authrelay user passwd NAME --generate-password (shorter
-passwords keep working, and are rehashed to argon2id at the next login).
-`, len(names), verb, strings.Join(names, ", "))
 }

@@ -11,6 +11,8 @@ import (
 const initUsage = `
 Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
                       [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
+                      [--cluster-listen HOST:PORT --routes URL,URL,... [--join FILE]
+                       [--cluster-name NAME] [--replicas N]]
 
 Creates an authrelay directory: the SQLite user database, secrets.json
 (mode 0600: the issuer and xkey seeds, the relay's NATS password and the
@@ -27,10 +29,16 @@ admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
 password), so that 'nats --context NAME server list' works; it refuses to
 replace an existing context.
 
+--cluster-listen and --routes (every node, this one included) make a
+cluster node: cluster.json, and cluster.conf (mode 0600, the cluster block
+with the route credentials). The other nodes --join FIRST/secrets.json
+(copied to their hosts, mode 0600): same keys, no state of their own.
+
 Examples:
 
   authrelay init --dir ./data --nats-context authrelay-admin
   authrelay init --dir /var/lib/authrelay --account ORDERS --account BILLING --listen 0.0.0.0:4222
+  authrelay init --dir n2 --join n1/secrets.json --listen 127.0.0.1:4223 --cluster-listen 127.0.0.1:6223 --routes URL,URL,URL
 `
 
 func (m *Main) runInit(ctx context.Context, args []string) error {
@@ -42,6 +50,9 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	natsContext := fs.String("nats-context", "", "also save a nats CLI context of this name for the system admin")
 	tlsCert := fs.String("tls-cert", "", "the server's TLS certificate (PEM), for a tls block in nats.conf")
 	tlsKey := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
+	var cl deploy.ClusterOptions
+	clusterFlags(fs, &cl)
+	fs.StringVar(&cl.Join, "join", "", "the first node's secrets.json: join its cluster with its keys")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -56,12 +67,12 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 			return usagef("--nats-context %q: %s exists; choose another name (nothing written)", *natsContext, ctxPath)
 		}
 	}
-	if len(accts) == 0 {
+	if len(accts) == 0 && cl.Join == "" {
 		accts = stringList{"APP"}
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}}); err != nil {
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, Cluster: cl}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)
@@ -69,6 +80,11 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "  %-14s seeds and passwords (mode 0600: keep it secret)\n", deploy.SecretsFile)
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
 	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", deploy.AccountsConf, []string(accts))
+	if c, ok, err := l.Cluster(); err != nil {
+		return err
+	} else if ok {
+		fmt.Fprintf(m.Stdout, "  %-14s cluster %q, routes on %s (%s: the cluster block, mode 0600)\n", deploy.ClusterFile, c.Name, cl.Listen, deploy.ClusterConf)
+	}
 	if ctxPath != "" {
 		if err := l.SaveAdminContext(ctxPath); err != nil {
 			return err

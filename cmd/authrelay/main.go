@@ -131,6 +131,7 @@ Usage:
 Commands:
 
   init     create keys, the user database and a nats.conf in a directory
+  cluster  make a single-node directory the first node of a cluster
   serve    answer the server's login requests (--embedded runs a server too)
   user     add, list, show, explain, change and remove users
   role     named permission sets that users hold
@@ -180,6 +181,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	return m.dispatch(ctx, "", mainUsage, []subcommand{
 		{[]string{"init"}, m.runInit},
+		{[]string{"cluster"}, m.runCluster},
 		{[]string{"serve"}, m.runServe},
 		{[]string{"user"}, m.runUser},
 		{[]string{"role"}, m.runRole},
