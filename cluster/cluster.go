@@ -186,11 +186,13 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 
 // Behind returns how many entries of the log db's copy has not applied.
 func (l *Log) Behind(ctx context.Context, db *store.DB) (uint64, error) {
-	last, err := l.LastSeq(ctx)
+	// The copy's position first: an entry applied after it is read is in
+	// the log's last sequence read after.
+	applied, err := db.AppliedSeq(ctx)
 	if err != nil {
 		return 0, err
 	}
-	applied, err := db.AppliedSeq(ctx)
+	last, err := l.LastSeq(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -208,11 +210,13 @@ func (l *Log) foreign(applied, last uint64) error {
 // when CatchUp begins: what a relay waits for before it answers logins, so
 // that it never grants from a copy it knows is behind.
 func (l *Log) CatchUp(ctx context.Context, db *store.DB) error {
-	last, err := l.LastSeq(ctx)
+	// The copy's position first, as in Behind: Follow may apply entries
+	// meanwhile.
+	applied, err := db.AppliedSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
-	applied, err := db.AppliedSeq(ctx)
+	last, err := l.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}

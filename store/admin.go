@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // adminKey is the context key of an admin change under way.
@@ -149,13 +150,22 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 	if !db.clustered() {
 		return db.admin(ctx, actor, action, fn)
 	}
-	for range adminRetries {
+	for attempt := range adminRetries {
 		err := db.admin(ctx, actor, action, fn)
 		if !errors.Is(err, ErrBehind) {
 			return err
 		}
 		if err := db.repl.catchUp(ctx); err != nil {
 			return fmt.Errorf("%s: catch up with the cluster log: %w: the change is not made", action, err)
+		}
+		// The entry that came first may still be on its way into the
+		// log (the leader checks against the entries it has accepted,
+		// not only those stored): give it a moment, a little longer
+		// each time.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w: the change is not made", action, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("%s: other nodes' changes came first %d times in a row: the change is not made; run the command again", action, adminRetries)
