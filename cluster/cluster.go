@@ -165,8 +165,16 @@ func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, 
 	case errors.Is(err, nats.ErrMaxPayload):
 		return 0, fmt.Errorf("append to the cluster log: the change is %d bytes, more than the servers' max_payload: make it in smaller steps", len(change))
 	}
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 	err = jsError(tctx, err)
-	if errors.Is(err, ErrNoQuorum) {
+	switch {
+	case errors.Is(err, ErrNoQuorum) && timedOut:
+		// A stream leader that has lost its quorum may still hold the
+		// entry, uncommitted, and commit it when its peers are back:
+		// no answer is not a refusal.
+		return 0, fmt.Errorf("append to the cluster log %s: %w: the change is not made on this node, and not confirmed: should the stream's leader hold it, every node applies it once the servers are back; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', then check whether the change is there before running the command again",
+			l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
+	case errors.Is(err, ErrNoQuorum):
 		return 0, fmt.Errorf("append to the cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
 			l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
 	}
@@ -226,17 +234,61 @@ func (l *Log) CatchUp(ctx context.Context, db *store.DB) error {
 	if applied == last {
 		return nil
 	}
-	it, err := l.messages(ctx, applied+1)
-	if err != nil {
-		return fmt.Errorf("catch up: %w", err)
+	if err := l.applyFrom(ctx, db, applied+1, func(seq uint64) bool { return seq >= last }); err != nil {
+		return fmt.Errorf("catch up to entry %d: %w", last, err)
 	}
-	defer it.Stop()
+	return nil
+}
+
+// idleCheck is how long applyFrom waits for an entry before it asks the
+// log whether one is due: a consumer that JetStream lost (its servers
+// restarted) delivers nothing and says nothing.
+const idleCheck = 2 * time.Second
+
+// applyFrom applies the log's entries to db from seq on, in order, until
+// done says the one just applied was the last wanted, ctx ends, or an error.
+// When no entry comes within idleCheck while the log has more than db, it
+// starts reading again from db's position.
+func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func(seq uint64) bool) error {
+	it, err := l.messages(ctx, seq)
+	if err != nil {
+		return err
+	}
+	defer func() { it.Stop() }()
 	for {
-		seq, err := l.applyNext(ctx, db, it)
-		if err != nil {
-			return fmt.Errorf("catch up to entry %d: %w", last, err)
+		nctx, cancel := context.WithTimeout(ctx, idleCheck)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
+			behind, berr := l.Behind(ctx, db)
+			if berr != nil {
+				return berr
+			}
+			if behind == 0 {
+				continue
+			}
+			applied, err := db.AppliedSeq(ctx)
+			if err != nil {
+				return err
+			}
+			it.Stop()
+			if it, err = l.messages(ctx, applied+1); err != nil {
+				return err
+			}
+			continue
 		}
-		if seq >= last {
+		if err != nil {
+			return fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
+		}
+		seq := meta.Sequence.Stream
+		if err := db.Apply(ctx, seq, msg.Data()); err != nil {
+			return err
+		}
+		if done(seq) {
 			return nil
 		}
 	}
@@ -259,24 +311,6 @@ func (l *Log) messages(ctx context.Context, seq uint64) (jetstream.MessagesConte
 		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
 	}
 	return it, nil
-}
-
-// applyNext waits for the next entry of it and applies it to db, and
-// returns its number.
-func (l *Log) applyNext(ctx context.Context, db *store.DB, it jetstream.MessagesContext) (uint64, error) {
-	msg, err := it.Next(jetstream.NextContext(ctx))
-	if err != nil {
-		return 0, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
-	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		return 0, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
-	}
-	seq := meta.Sequence.Stream
-	if err := db.Apply(ctx, seq, msg.Data()); err != nil {
-		return 0, err
-	}
-	return seq, nil
 }
 
 // Follow applies the log's entries to db in order as they arrive, from the
@@ -304,16 +338,7 @@ func (l *Log) follow(ctx context.Context, db *store.DB) error {
 	if err != nil {
 		return err
 	}
-	it, err := l.messages(ctx, applied+1)
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	for {
-		if _, err := l.applyNext(ctx, db, it); err != nil {
-			return err
-		}
-	}
+	return l.applyFrom(ctx, db, applied+1, func(uint64) bool { return false })
 }
 
 // Bootstrap makes db the first node of a cluster: it appends a snapshot of
