@@ -27,6 +27,7 @@ var layers = map[string][]string{
 	"natsconf":                  {"accounts", "store"},
 	"doctor":                    {"accounts", "store", "deploy"},
 	"metrics":                   {"accounts", "store", "relay"},
+	"cluster":                   {"accounts", "store"},
 	"internal/bench":            {"accounts", "store", "deploy"},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
 	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "internal/bench"},
