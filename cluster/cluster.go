@@ -74,7 +74,10 @@ type Log struct {
 	stream jetstream.Stream
 }
 
-var _ store.Replicator = (*Log)(nil)
+var (
+	_ store.Replicator    = (*Log)(nil)
+	_ store.QuorumChecker = (*Log)(nil)
+)
 
 // Open creates the stream of the cluster log, or updates it to cfg, on the
 // JetStream of nc's account (authrelay's AUTH account, so that the
@@ -181,6 +184,49 @@ func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, 
 	return 0, fmt.Errorf("append to the cluster log %s: %w", l.cfg.Stream, err)
 }
 
+// peerSilence is how long a stream replica may go unheard by the leader
+// and still count towards the quorum: JetStream's leader hears from each
+// every second when all is well.
+const peerSilence = 3 * time.Second
+
+// CheckQuorum returns an error wrapping ErrNoQuorum, which says that the
+// change is not made, when the log cannot take a change now: no stream
+// leader answers, or it hears from fewer than a majority of the stream's
+// replicas (itself included). store.DB.Admin asks before each change
+// (store.QuorumChecker): without it, a leader that has lost its quorum but
+// not yet noticed (JetStream waits ten seconds) would hold the change,
+// uncommitted, until Append gives up, and perhaps commit it later.
+func (l *Log) CheckQuorum(ctx context.Context) error {
+	tctx, cancel := l.timeout(ctx)
+	defer cancel()
+	info, err := l.stream.Info(tctx)
+	if err == nil && info.Cluster == nil {
+		return nil // a single server's JetStream
+	}
+	if err == nil {
+		healthy, total := 0, len(info.Cluster.Replicas)
+		if info.Cluster.Leader != "" {
+			healthy++
+			total++
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Current && !r.Offline && r.Active < peerSilence {
+				healthy++
+			}
+		}
+		total = max(total, info.Config.Replicas)
+		if healthy > total/2 {
+			return nil
+		}
+		err = fmt.Errorf("%w (the stream's leader %q hears from %d of its %d replicas)", ErrNoQuorum, info.Cluster.Leader, healthy, total)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("check the cluster log's quorum: %w", ctx.Err())
+	}
+	return fmt.Errorf("cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
+		l.cfg.Stream, jsError(tctx, err), l.cfg.Replicas/2+1, l.cfg.Replicas)
+}
+
 // LastSeq returns the number of the log's last entry, 0 if it is empty.
 func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	tctx, cancel := l.timeout(ctx)
@@ -254,7 +300,11 @@ func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func
 	if err != nil {
 		return err
 	}
-	defer func() { it.Stop() }()
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
 	for {
 		nctx, cancel := context.WithTimeout(ctx, idleCheck)
 		msg, err := it.Next(jetstream.NextContext(nctx))

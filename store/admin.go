@@ -150,6 +150,11 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 	if !db.clustered() {
 		return db.admin(ctx, actor, action, fn)
 	}
+	if qc, ok := db.repl.log.(QuorumChecker); ok {
+		if err := qc.CheckQuorum(ctx); err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
+	}
 	for attempt := range adminRetries {
 		err := db.admin(ctx, actor, action, fn)
 		if !errors.Is(err, ErrBehind) {
@@ -165,7 +170,7 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w: the change is not made", action, ctx.Err())
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("%s: other nodes' changes came first %d times in a row: the change is not made; run the command again", action, adminRetries)

@@ -39,6 +39,15 @@ type Replicator interface {
 	Append(ctx context.Context, after uint64, change []byte) (seq uint64, err error)
 }
 
+// QuorumChecker is what a Replicator may also implement: CheckQuorum
+// reports, with an error that says so, that the log cannot take a change
+// now. Admin asks before it begins a change, so that with the log's quorum
+// gone it fails at once, for certain, and without taking the database's
+// write lock, which failed logins wait for while Append waits on the log.
+type QuorumChecker interface {
+	CheckQuorum(ctx context.Context) error
+}
+
 // ErrBehind means the cluster log holds changes this copy has not applied
 // yet: catch up, then make the change again.
 var ErrBehind = errors.New("the cluster log has changes this node has not applied yet")
