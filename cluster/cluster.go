@@ -75,8 +75,8 @@ type Log struct {
 }
 
 var (
-	_ store.Replicator    = (*Log)(nil)
-	_ store.QuorumChecker = (*Log)(nil)
+	_ store.Replicator = (*Log)(nil)
+	_ store.LogChecker = (*Log)(nil)
 )
 
 // Open creates the stream of the cluster log, or updates it to cfg, on the
@@ -189,19 +189,20 @@ func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, 
 // every second when all is well.
 const peerSilence = 3 * time.Second
 
-// CheckQuorum returns an error wrapping ErrNoQuorum, which says that the
-// change is not made, when the log cannot take a change now: no stream
-// leader answers, or it hears from fewer than a majority of the stream's
-// replicas (itself included). store.DB.Admin asks before each change
-// (store.QuorumChecker): without it, a leader that has lost its quorum but
-// not yet noticed (JetStream waits ten seconds) would hold the change,
-// uncommitted, until Append gives up, and perhaps commit it later.
-func (l *Log) CheckQuorum(ctx context.Context) error {
+// Check returns the number of the log's last entry, or an error wrapping
+// ErrNoQuorum, which says that the change is not made, when the log cannot
+// take a change now: no stream leader answers, or it hears from fewer than
+// a majority of the stream's replicas (itself included). store.DB.Admin
+// asks before each change (store.LogChecker): without it, a leader that has
+// lost its quorum but not yet noticed (JetStream waits ten seconds) would
+// hold the change, uncommitted, until Append gives up, and perhaps commit
+// it later.
+func (l *Log) Check(ctx context.Context) (uint64, error) {
 	tctx, cancel := l.timeout(ctx)
 	defer cancel()
 	info, err := l.stream.Info(tctx)
 	if err == nil && info.Cluster == nil {
-		return nil // a single server's JetStream
+		return info.State.LastSeq, nil // a single server's JetStream
 	}
 	if err == nil {
 		healthy, total := 0, len(info.Cluster.Replicas)
@@ -216,14 +217,14 @@ func (l *Log) CheckQuorum(ctx context.Context) error {
 		}
 		total = max(total, info.Config.Replicas)
 		if healthy > total/2 {
-			return nil
+			return info.State.LastSeq, nil
 		}
 		err = fmt.Errorf("%w (the stream's leader %q hears from %d of its %d replicas)", ErrNoQuorum, info.Cluster.Leader, healthy, total)
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("check the cluster log's quorum: %w", ctx.Err())
+		return 0, fmt.Errorf("check the cluster log: %w", ctx.Err())
 	}
-	return fmt.Errorf("cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
+	return 0, fmt.Errorf("cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
 		l.cfg.Stream, jsError(tctx, err), l.cfg.Replicas/2+1, l.cfg.Replicas)
 }
 

@@ -150,9 +150,19 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 	if !db.clustered() {
 		return db.admin(ctx, actor, action, fn)
 	}
-	if qc, ok := db.repl.log.(QuorumChecker); ok {
-		if err := qc.CheckQuorum(ctx); err != nil {
+	if lc, ok := db.repl.log.(LogChecker); ok {
+		last, err := lc.Check(ctx)
+		if err != nil {
 			return fmt.Errorf("%s: %w", action, err)
+		}
+		applied, err := db.AppliedSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
+		if applied < last {
+			if err := db.repl.catchUp(ctx); err != nil {
+				return fmt.Errorf("%s: catch up with the cluster log: %w: the change is not made", action, err)
+			}
 		}
 	}
 	for attempt := range adminRetries {

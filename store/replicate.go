@@ -39,13 +39,16 @@ type Replicator interface {
 	Append(ctx context.Context, after uint64, change []byte) (seq uint64, err error)
 }
 
-// QuorumChecker is what a Replicator may also implement: CheckQuorum
-// reports, with an error that says so, that the log cannot take a change
-// now. Admin asks before it begins a change, so that with the log's quorum
-// gone it fails at once, for certain, and without taking the database's
-// write lock, which failed logins wait for while Append waits on the log.
-type QuorumChecker interface {
-	CheckQuorum(ctx context.Context) error
+// LogChecker is what a Replicator may also implement: Check returns the
+// number of the log's last entry, or an error that says why the log cannot
+// take a change now (no quorum). Admin asks before it begins a change, so
+// that with the log's quorum gone it fails at once, for certain, and without
+// taking the database's write lock (which failed logins wait for while
+// Append waits on the log); and so that it catches up first when the copy
+// is behind, and the change sees every change the log held when it began,
+// whichever node made it.
+type LogChecker interface {
+	Check(ctx context.Context) (last uint64, err error)
 }
 
 // ErrBehind means the cluster log holds changes this copy has not applied

@@ -316,4 +316,32 @@ func TestReplicationBootstrap(t *testing.T) {
 	if _, err := single.Bootstrap(ctx, &sliceLog{}); err == nil {
 		t.Error("a second Bootstrap succeeded")
 	}
+
+	// Each copy keeps its own count of login rehashes (the users triggers
+	// tell a rehash by it): counts that differ between copies must not
+	// hide a change from the triggers of the copy that applies it.
+	for db, n := range map[*DB]int{single: 3, fresh: 5} {
+		if _, err := db.sql.ExecContext(ctx, `UPDATE users SET rehashes = ? WHERE name = 'alice'`, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	single.Replicate(log, log.catchUp(single))
+	v0, err := fresh.UserVersion(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed0, err := fresh.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin(t, single, "user disable", func(ctx context.Context) error { return single.SetDisabled(ctx, "alice", true) })
+	if err := log.catchUp(fresh)(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := fresh.UserVersion(ctx, "alice"); err != nil || v == v0 {
+		t.Errorf("alice's version on the fresh copy after the disable: %d, %v; want other than %d", v, err, v0)
+	}
+	if changes, err := fresh.UserChangesSince(ctx, feed0); err != nil || len(changes) == 0 {
+		t.Errorf("the fresh copy's change feed after the disable: %v, %v; want a row for alice", changes, err)
+	}
 }
