@@ -37,18 +37,30 @@
 //     changed user's connections and drop its cached logins; and, this
 //     round, lockouts, known addresses, login audit rows and the write
 //     probe.
+//   - Begin (store): Admin first asks the log for its last entry
+//     (Log.Check, one stream info request) and catches up to it, so that a
+//     command on any node sees every change the log held when it began,
+//     and fails for a stale reason on no node. The same answer says whether
+//     the stream's leader hears from a majority of its replicas: if not,
+//     Admin fails at once with ErrNoQuorum, the change certainly not made,
+//     and without taking the database's write lock.
 //   - Commit (store): before Admin commits, it reads the touched rows in
 //     its transaction, encodes them as one entry, and appends it with
 //     JetStream's expected-last-sequence check set to the copy's position
 //     (Log.Append). Only when the stream leader has stored the entry does
 //     the transaction commit, with the entry's number as the new position:
-//     a write returns once JetStream has it, and the next command on the
-//     same node sees it. If another node's entry came first, the check
-//     fails (store.ErrBehind): Admin rolls back, catches up (Log.CatchUp)
-//     and runs the change again on the newer copy, so that of two "user add
-//     alice" on two nodes one succeeds and the other gets store.ErrExists,
-//     the error a single node gives. With no quorum the append times out
-//     (ErrNoQuorum), Admin rolls back, and nothing is written anywhere.
+//     a write returns once JetStream has it. If another node's entry came
+//     first, or one was applied here while the change ran, the check fails
+//     (store.ErrBehind): Admin rolls back, catches up (Log.CatchUp) and runs
+//     the change again on the newer copy, so that of two "user add alice"
+//     on two nodes one succeeds and the other gets store.ErrExists, the
+//     error a single node gives. If the append gets no answer within the
+//     timeout, Admin rolls back and fails with ErrNoQuorum; the error says
+//     the change is not confirmed rather than not made, because a leader
+//     that lost its quorum during the append keeps the entry and commits
+//     it if its peers come back (every node then applies it). The check at
+//     the beginning leaves this only for a quorum lost in the milliseconds
+//     between the two requests.
 //   - Apply (store.DB.Apply): one transaction per entry, entries strictly
 //     in order (one already applied is skipped, a gap is refused), rows
 //     upserted (INSERT … ON CONFLICT DO UPDATE, so that the UPDATE triggers
@@ -70,10 +82,13 @@
 //
 // A change must fit in one JetStream message (the servers' max_payload, 1
 // MiB by default): an import of thousands of users in one admin change does
-// not yet. When an append times out after the leader stored it (the ack was
-// lost), the command reports the change as not made, but every copy applies
-// it from the log. Lockouts, known addresses and login audit rows are per
-// node. The hash policy a node hashes new passwords with is the one it read
+// not yet. While Append waits on JetStream the change holds the copy's
+// write lock, which the failed-login counts of that node wait for: a few
+// milliseconds normally, up to Config.Timeout if the quorum goes during
+// the append. An entry that a copy cannot apply (from a newer authrelay)
+// stops that copy at it, loudly, rather than let it skip a change: Follow
+// logs and tries again, and Log.Behind shows it. Lockouts, known addresses
+// and login audit rows are per node. The hash policy a node hashes new passwords with is the one it read
 // when it opened the database. Nothing in serve, init or the CLI uses this
 // package yet.
 package cluster
