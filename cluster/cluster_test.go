@@ -662,3 +662,56 @@ func TestBootstrapAnExistingDatabase(t *testing.T) {
 	})
 	converged(t, []node{{first, l1}, {fresh, l3}})
 }
+
+// A change larger than one entry of the log (an import of thousands of
+// users in one admin change) goes in as one atomic batch, and reaches the
+// other nodes whole, in one transaction.
+func TestLargeChangeInParts(t *testing.T) {
+	ctx := t.Context()
+	_, nodes := newNodes(t)
+	n1, n3 := nodes[0].db, nodes[2].db
+	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
+	hash, err := store.HashPassword("pw-of-the-import", testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 6000
+	before, err := n1.AppliedSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	mustAdmin(t, n1, "import", func(ctx context.Context) error {
+		for i := range users {
+			u := accounts.User{Name: fmt.Sprintf("imported%05d", i), Account: "APP", Roles: []string{}}
+			if err := n1.AddUserWithHash(ctx, u, hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	wrote := time.Since(start)
+	after, err := n1.AppliedSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 2 {
+		t.Fatalf("the import took %d entries of the log, want several: it is larger than one", after-before)
+	}
+	// All or nothing on the other nodes: never a part of the import.
+	waitFor(t, 10*time.Second, "the import on node 3", func() bool {
+		list, err := n3.Users(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 0 && len(list) != users {
+			t.Fatalf("node 3 holds %d of the %d imported users", len(list), users)
+		}
+		return len(list) == users
+	})
+	t.Logf("%d users in one change: %d entries; written on node 1 in %v, on node 3 after %v", users, after-before, wrote, time.Since(start))
+	if _, err := n3.Authenticate(ctx, "imported04321", "pw-of-the-import"); err != nil {
+		t.Errorf("an imported user on node 3: %v", err)
+	}
+	converged(t, nodes)
+}

@@ -90,7 +90,7 @@ type sliceLog struct {
 	fail    error
 }
 
-func (l *sliceLog) Append(_ context.Context, after uint64, change []byte) (uint64, error) {
+func (l *sliceLog) Append(_ context.Context, after uint64, parts ...[]byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
@@ -99,7 +99,7 @@ func (l *sliceLog) Append(_ context.Context, after uint64, change []byte) (uint6
 	if after != uint64(len(l.entries)) {
 		return 0, fmt.Errorf("append after %d, the log ends at %d: %w", after, len(l.entries), ErrBehind)
 	}
-	l.entries = append(l.entries, change)
+	l.entries = append(l.entries, parts...)
 	return uint64(len(l.entries)), nil
 }
 
@@ -294,11 +294,11 @@ func TestReplicationBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	if last < 2 {
-		t.Errorf("Bootstrap wrote %d entries, want several below SnapshotChunk", last)
+		t.Errorf("Bootstrap wrote %d entries, want several below MaxEntrySize", last)
 	}
 	for i, e := range log.entries {
-		if len(e) > SnapshotChunk {
-			t.Errorf("entry %d is %d bytes, more than %d", i+1, len(e), SnapshotChunk)
+		if len(e) > MaxEntrySize {
+			t.Errorf("entry %d is %d bytes, more than %d", i+1, len(e), MaxEntrySize)
 		}
 	}
 	fresh := clusterNode(t, log)
