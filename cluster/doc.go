@@ -70,7 +70,9 @@
 //   - Snapshot (Log.Bootstrap): an existing single-node database becomes
 //     the first node by appending every replicated row to an empty log, in
 //     entries below store.MaxEntrySize, parents first; a node that joins
-//     starts from an empty database and applies the log from its start.
+//     starts from an empty database and applies the log from its start
+//     (Apply refuses the log's first entry on a copy with rows of its
+//     own, which would stay in it alone).
 //
 // Writes to replicated tables outside Admin fail in cluster mode
 // (store.ErrClusterWrite) rather than change one copy alone. Two kinds of

@@ -603,6 +603,15 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	case first != applied+1:
 		return fmt.Errorf("apply cluster log entry %d: this copy holds entries up to %d, and entries apply in order", first, applied)
 	}
+	if applied == 0 {
+		// The log's first entry: this copy must hold nothing the log
+		// does not, or it would differ from the others for good.
+		if own, err := hasReplicatedRows(ctx, tx); err != nil {
+			return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
+		} else if own != "" {
+			return fmt.Errorf("apply cluster log entry %d: this copy holds rows of its own (in %s) that are not in the cluster log: a node joins a cluster with an empty database; an existing database becomes the first node by bootstrapping an empty log", seq, own)
+		}
+	}
 	// The rows of a change arrive in the order they were first touched,
 	// not in an order the foreign keys accept row by row.
 	if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
@@ -618,6 +627,28 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 		return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
 	}
 	return nil
+}
+
+// hasReplicatedRows returns the first replicated table that holds a row,
+// or "".
+func hasReplicatedRows(ctx context.Context, q querier) (string, error) {
+	for _, spec := range tables {
+		if !spec.replicated {
+			continue
+		}
+		where := ""
+		if spec.when != "" {
+			where = " WHERE " + strings.ReplaceAll(spec.when, "NEW.", "")
+		}
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM main.`+quoteIdent(spec.name)+where+` LIMIT 1)`).Scan(&n); err != nil {
+			return "", err
+		}
+		if n > 0 {
+			return spec.name, nil
+		}
+	}
+	return "", nil
 }
 
 // applyRows writes rows: deletes (and the first half of a replace) first,

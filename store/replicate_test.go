@@ -316,6 +316,18 @@ func TestReplicationBootstrap(t *testing.T) {
 	if _, err := single.Bootstrap(ctx, &sliceLog{}); err == nil {
 		t.Error("a second Bootstrap succeeded")
 	}
+	// A database with rows of its own cannot join: it would keep them.
+	other := clusterNode(t, &sliceLog{})
+	other.repl = nil
+	if err := other.AddAccount(ctx, "MINE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.catchUp(other)(ctx); err == nil || !strings.Contains(err.Error(), "rows of its own") {
+		t.Errorf("a database with rows of its own applying the log: %v, want a refusal", err)
+	}
+	if _, err := other.Account(ctx, "APP"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("APP on the refused database: %v, want ErrNotFound", err)
+	}
 
 	// Each copy keeps its own count of login rehashes (the users triggers
 	// tell a rehash by it): counts that differ between copies must not
