@@ -221,6 +221,18 @@ func TestReplicationAppliesAdminChanges(t *testing.T) {
 	if err != nil || v2 == v1 {
 		t.Errorf("alice's version on the other copy after the password change: %d, %v; want other than %d", v2, err, v1)
 	}
+	// Each copy ends the grace itself, at its end, closing what it
+	// granted before the replacement (its own change-feed row).
+	quietRow := changes[len(changes)-1].ID
+	b.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if n, err := b.EndGraces(ctx); err != nil || n != 1 {
+		t.Fatalf("EndGraces on the other copy: %d, %v; want 1", n, err)
+	}
+	b.Now = time.Now
+	ends, err := b.UserChangesSince(ctx, quietRow)
+	if err != nil || len(ends) != 1 || ends[0].BeforeID != quietRow {
+		t.Errorf("the other copy's change feed after the grace: %+v, %v; want one row closing what was granted before row %d", ends, err, quietRow)
+	}
 
 	admin(t, b, "hash set", func(ctx context.Context) error { return b.SetMinPasswordLen(ctx, 12) })
 	admin(t, b, "user rm", func(ctx context.Context) error { return b.RemoveUser(ctx, "alice") })
