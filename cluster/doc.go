@@ -98,7 +98,9 @@
 // at it, loudly, rather than let it skip a change: Follow logs and tries
 // again, and Log.Behind shows it. Lockouts, known addresses and login audit
 // rows are per node. The hash policy a node hashes new passwords with is
-// the one it read when it opened the database. The log trusts whoever can
+// the one it read when it opened the database. A migration that changes
+// replicated rows (as 0007 did) runs on each node by itself, and must give
+// the same rows everywhere. The log trusts whoever can
 // publish on its subject: only relays may hold users in the AUTH account.
 // Nothing in serve, init or the CLI uses this package yet.
 package cluster
