@@ -104,6 +104,11 @@ type DB struct {
 	ReservedAccounts func() ([]string, error)
 
 	sql *sql.DB
+	// repl is set in cluster mode (Replicate).
+	repl *replication
+	// parts holds the parts of a multi-part log entry until its last
+	// (see Apply).
+	parts partBuffer
 	// path is the absolute path the database was opened at, and file the
 	// file it named then: CheckFile compares them.
 	path string
