@@ -30,6 +30,12 @@ type InitOptions struct {
 	// for client TLS, written into nats.conf's tls block with absolute
 	// paths. Init checks that they load as a pair first.
 	TLS TLSFiles
+	// ServerName is nats.conf's server_name; empty means
+	// DefaultServerName(Listen). Every server of a cluster needs its own.
+	ServerName string
+	// MQTTListen, when set, is the HOST:PORT of an mqtt block in
+	// nats.conf.
+	MQTTListen string
 }
 
 // Init creates the directory's files: the database with o.Accounts,
@@ -67,6 +73,10 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 			return fmt.Errorf("init: %w", err)
 		}
 	}
+	js, err := newJetStreamConf(o.ServerName, o.Listen, l.Path(ServerConf), o.MQTTListen)
+	if err != nil {
+		return err
+	}
 	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile} {
 		if _, err := os.Stat(l.Path(name)); err == nil {
 			return fmt.Errorf("%s already holds %s: init never overwrites an existing directory's keys or users; use another --dir, or remove the directory to start over", l.Dir, name)
@@ -90,7 +100,7 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS)
+	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS, js)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 const initUsage = `
 Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
                       [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
+                      [--server-name NAME] [--mqtt-listen HOST:PORT]
 
 Creates an authrelay directory: the SQLite user database, secrets.json
 (mode 0600: the issuer and xkey seeds, the relay's NATS password and the
@@ -21,6 +22,12 @@ accounts. init never overwrites an existing directory's keys.
 --tls-cert and --tls-key write nats.conf's tls block, so that the server
 takes TLS clients only; authrelay's own connections then take the CA with
 --tlsca (serve, doctor, reload, the account commands).
+
+nats.conf names the server (--server-name; default the host's name and the
+client port, such as web-1-4222: every server of a cluster needs its own) and
+enables JetStream with its store in DIR/jetstream, for the accounts given
+--jetstream ('authrelay account add|set'). --mqtt-listen adds an mqtt block:
+MQTT clients log in through the relay and need an account with JetStream.
 
 --nats-context NAME also saves a nats CLI context for the system account's
 admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
@@ -42,6 +49,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	natsContext := fs.String("nats-context", "", "also save a nats CLI context of this name for the system admin")
 	tlsCert := fs.String("tls-cert", "", "the server's TLS certificate (PEM), for a tls block in nats.conf")
 	tlsKey := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
+	serverName := fs.String("server-name", "", "nats.conf's server_name (default HOSTNAME-PORT)")
+	mqttListen := fs.String("mqtt-listen", "", "MQTT listen address (HOST:PORT) for an mqtt block in nats.conf")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -61,7 +70,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}}); err != nil {
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)
