@@ -51,7 +51,8 @@ server_name: "{{.JS.ServerName}}"
 
 # JetStream, for the accounts that have it ('authrelay account add|set
 # --jetstream', with their own limits) and for MQTT. Accounts without
-# --jetstream have none. The store is under the authrelay directory. The
+# --jetstream have none. The server keeps its store in the jetstream
+# directory of store_dir, the authrelay directory. The
 # server's own limits are left at its defaults (a share of the host's memory
 # and of the store's disk), which suit most hosts: set max_memory_store and
 # max_file_store here to cap what all accounts together may take.

@@ -8,9 +8,10 @@ import (
 	"strings"
 )
 
-// JetStreamDir is the directory, under DIR, that nats.conf's jetstream
-// block keeps the server's JetStream store in (streams, KV buckets, MQTT
-// sessions of the accounts with --jetstream).
+// JetStreamDir is the directory, under DIR, where the server keeps its
+// JetStream store (streams, KV buckets, MQTT sessions of the accounts with
+// --jetstream): nats.conf's store_dir is DIR, and nats-server adds this
+// name to it itself.
 const JetStreamDir = "jetstream"
 
 // maxServerName is the longest server_name init writes or takes.
@@ -79,8 +80,9 @@ func ValidateServerName(name string) error {
 }
 
 // newJetStreamConf fills in the defaults of nats.conf's JetStream part for
-// a file at confPath: the store in DIR/jetstream (an absolute path, so that
-// the server finds it whatever its working directory) and, when name is
+// a file at confPath: store_dir DIR (an absolute path, so that the server
+// finds it whatever its working directory; the store is DIR/jetstream) and,
+// when name is
 // empty, DefaultServerName.
 func newJetStreamConf(name, listen, confPath, mqtt string) (jetStreamConf, error) {
 	if name == "" {
@@ -97,5 +99,5 @@ func newJetStreamConf(name, listen, confPath, mqtt string) (jetStreamConf, error
 	if err != nil {
 		return jetStreamConf{}, fmt.Errorf("store directory: %w", err)
 	}
-	return jetStreamConf{ServerName: name, StoreDir: filepath.Join(filepath.Dir(abs), JetStreamDir), MQTTListen: mqtt}, nil
+	return jetStreamConf{ServerName: name, StoreDir: filepath.Dir(abs), MQTTListen: mqtt}, nil
 }
