@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -138,6 +139,15 @@ func TestEndToEndJetStream(t *testing.T) {
 		if err == nil {
 			t.Fatal("MQTT connect as ops-user in OPS (no JetStream) succeeded, want the server to close it")
 		}
+		// The server's reason, which shows the relay placed the client in
+		// OPS (a refused login never reaches MQTT's session streams).
+		const why = `"ops-user-client" - unable to connect: lookup sessions stream for account "OPS": JetStream not enabled for account`
+		e.waitFor(t, 5*time.Second, "the server's log of the MQTT refusal", func() error {
+			if !strings.Contains(ns.stderr.String(), why) {
+				return fmt.Errorf("nats-server logged no %q", why)
+			}
+			return nil
+		})
 	})
 }
 
