@@ -105,3 +105,15 @@ func (a Account) validateJetStream() error {
 	}
 	return nil
 }
+
+// JetStreamText says whether the account has JetStream, with its limits, as
+// "enabled js_max_streams=10", or off when it has none.
+func (a Account) JetStreamText(off string) string {
+	switch {
+	case !a.JetStream:
+		return off
+	case a.JetStreamLimits.IsZero():
+		return "enabled"
+	}
+	return "enabled " + a.JetStreamLimits.String()
+}

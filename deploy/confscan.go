@@ -2,9 +2,15 @@ package deploy
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // confKey is a key of a nats.conf statement and where it is.
@@ -207,4 +213,37 @@ func (l Layout) ServerConfConflicts(apps []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// CheckJetStreamConf refuses, before anything changes, to give account a
+// JetStream when DIR/nats.conf would not: the file does not parse (the
+// server's error, with its file and line), has JetStream off (a directory
+// from before init wrote a jetstream block: the error says what to add),
+// or has a setting that clashes with init's or accounts.conf's
+// (ServerConfConflicts). An account without JetStream passes.
+func (l Layout) CheckJetStreamConf(a accounts.Account) error {
+	if !a.JetStream {
+		return nil
+	}
+	path := l.Path(ServerConf)
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return invalidf("account %s: JetStream needs a server config that loads: %v: fix the file (authrelay doctor --offline --dir %s), then run the command again (nothing changed)", a.Name, err, l.Dir)
+	}
+	conflicts, err := l.ServerConfConflicts([]string{a.Name})
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		return invalidf("account %s: %s; then run the command again (nothing changed)", a.Name, strings.Join(conflicts, "; "))
+	}
+	if !opts.JetStream {
+		abs, err := filepath.Abs(l.Dir)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", path, err)
+		}
+		return invalidf("account %s: %s has JetStream off, so the account would have none: add server_name: %q and jetstream { store_dir: %q } at its top level and restart nats-server (README: Upgrading), then run the command again (nothing changed)",
+			a.Name, path, DefaultServerName(net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))), abs)
+	}
+	return nil
 }

@@ -142,6 +142,35 @@ func (db *DB) SetAccountJetStream(ctx context.Context, name string, on bool) err
 	return tx.Commit()
 }
 
+// UpdateAccount replaces the limits, JetStream and JetStream limits of the
+// account a.Name in one transaction, what 'account set' changes. It returns
+// ErrNotFound if there is no such account, and refuses an account that does
+// not validate (accounts.Account.Validate).
+func (db *DB) UpdateAccount(ctx context.Context, a accounts.Account) error {
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	defer tx.Rollback()
+	l, js := a.Limits, a.JetStreamLimits
+	res, err := tx.ExecContext(ctx, `
+		UPDATE accounts SET max_connections = ?, max_subs = ?, max_payload = ?, jetstream = ?,
+			js_max_memory = ?, js_max_storage = ?, js_max_streams = ?, js_max_consumers = ?
+		WHERE name = ?`,
+		l.MaxConnections, l.MaxSubs, l.MaxPayload, a.JetStream,
+		js.MaxMemory, js.MaxStorage, js.MaxStreams, js.MaxConsumers, a.Name)
+	if err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	if err := mustAffect(res, "update account", "account", a.Name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // SetAccountJetStreamLimits replaces the JetStream limits of the account
 // called name. It returns ErrNotFound if there is no such account, and
 // refuses limits (other than none) on an account without JetStream.

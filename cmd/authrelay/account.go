@@ -113,14 +113,3 @@ func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error 
 }
 
 func limitsText(l accounts.AccountLimits) string { return l.String() }
-
-// jetStreamText is the JETSTREAM column of account list and set's line.
-func jetStreamText(a accounts.Account, off string) string {
-	switch {
-	case !a.JetStream:
-		return off
-	case a.JetStreamLimits.IsZero():
-		return "enabled"
-	}
-	return "enabled " + a.JetStreamLimits.String()
-}

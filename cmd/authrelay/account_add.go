@@ -43,12 +43,15 @@ Examples:
 	if err := lf.edit(setFlags(fs)).Apply(&a); err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	l := deploy.Layout{Dir: *dir}
+	if err := l.CheckJetStreamConf(a); err != nil {
+		return err
+	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	l := deploy.Layout{Dir: *dir}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}, db.AddAccountWithLimits(ctx, a)
 	})
@@ -106,18 +109,14 @@ Example:
 		return &usageError{msg: err.Error()}
 	}
 	l := deploy.Layout{Dir: *dir}
+	if err := l.CheckJetStreamConf(a); err != nil {
+		return err
+	}
 	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
-		detail := map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}
-		if err := db.SetAccountJetStream(ctx, name, a.JetStream); err != nil {
-			return nil, err
-		}
-		if err := db.SetAccountJetStreamLimits(ctx, name, a.JetStreamLimits); err != nil {
-			return nil, err
-		}
-		return detail, db.SetAccountLimits(ctx, name, a.Limits)
+		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}, db.UpdateAccount(ctx, a)
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), jetStreamText(a, "disabled"))
+	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), a.JetStreamText("disabled"))
 	return m.reload(ctx, m.Stdout, l, rf)
 }
