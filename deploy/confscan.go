@@ -228,7 +228,7 @@ func (l Layout) CheckJetStreamConf(a accounts.Account) error {
 	path := l.Path(ServerConf)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {
-		return invalidf("account %s: JetStream needs a server config that loads: %v: fix the file (authrelay doctor --offline --dir %s), then run the command again (nothing changed)", a.Name, err, l.Dir)
+		return invalidf("account %s: JetStream needs a server config that loads: %s: %v: fix the file (authrelay doctor --offline --dir %s), then run the command again (nothing changed)", a.Name, path, err, l.Dir)
 	}
 	conflicts, err := l.ServerConfConflicts([]string{a.Name})
 	if err != nil {
