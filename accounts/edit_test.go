@@ -319,7 +319,9 @@ func TestLimitEdit(t *testing.T) {
 		{
 			name: "jetstream limits",
 			edit: LimitEdit{JSMaxMemory: ptr(int64(0)), JSMaxStorage: ptr(int64(1 << 40)), JSMaxConsumers: ptr(int64(9))},
-			want: func(a *Account) { a.JetStreamLimits = JetStreamLimits{MaxStorage: 1 << 40, MaxStreams: 5, MaxConsumers: 9} },
+			want: func(a *Account) {
+				a.JetStreamLimits = JetStreamLimits{MaxStorage: 1 << 40, MaxStreams: 5, MaxConsumers: 9}
+			},
 		},
 		{name: "a jetstream limit with jetstream off", edit: LimitEdit{JetStream: ptr(false), JSMaxStreams: ptr(int64(3))}, wantErr: "account APP: --js-max-streams is a JetStream limit, and JetStream is not enabled in the account: add --jetstream"},
 		{name: "0 for a jetstream limit with jetstream off", edit: LimitEdit{JetStream: ptr(false), JSMaxStreams: ptr(int64(0))}, want: func(a *Account) { a.JetStream, a.JetStreamLimits = false, JetStreamLimits{} }},

@@ -51,7 +51,7 @@ func scanConfFile(path string, outer []string, skip map[string]bool, depth int, 
 	stack := append([]string(nil), outer...)
 	var brackets int // inside [ ] arrays no statement starts
 	line := 1
-	atStart := true   // a key may start here
+	atStart := true    // a key may start here
 	var pending string // a key whose block may open next
 	for i := 0; i < len(src); {
 		c := src[i]

@@ -3,8 +3,8 @@ package doctor
 import (
 	"net"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
