@@ -12,6 +12,9 @@ type Account struct {
 	// JetStream enables JetStream for the account (needed by MQTT
 	// clients), within the server's own JetStream limits.
 	JetStream bool `json:"jetstream"`
+	// JetStreamLimits are the account's own JetStream limits; none unless
+	// JetStream is enabled (Validate).
+	JetStreamLimits JetStreamLimits `json:"jetstream_limits"`
 }
 
 // AccountLimits are limits nats-server enforces on every connection of an
@@ -62,5 +65,8 @@ func (a Account) Validate() error {
 	if err := ValidateAccount(a.Name); err != nil {
 		return err
 	}
-	return a.Limits.Validate()
+	if err := a.Limits.Validate(); err != nil {
+		return err
+	}
+	return a.validateJetStream()
 }

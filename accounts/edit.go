@@ -206,21 +206,34 @@ func (e ConstraintEdit) Apply(u *User) {
 }
 
 // LimitEdit is a change to an account's limits and JetStream (--max-connections,
-// --max-subs, --max-payload, --jetstream); 0 removes a limit.
+// --max-subs, --max-payload, --jetstream, --js-max-*); 0 removes a limit.
+// Turning JetStream off removes the JetStream limits too; a JetStream limit
+// on an account left without JetStream is refused.
 type LimitEdit struct {
 	MaxConnections, MaxSubs, MaxPayload *int64
 	JetStream                           *bool
+	// JSMaxMemory, JSMaxStorage, JSMaxStreams and JSMaxConsumers change
+	// the account's JetStreamLimits.
+	JSMaxMemory, JSMaxStorage, JSMaxStreams, JSMaxConsumers *int64
 }
 
 // Empty reports whether e gives nothing.
 func (e LimitEdit) Empty() bool {
-	return e.MaxConnections == nil && e.MaxSubs == nil && e.MaxPayload == nil && e.JetStream == nil
+	return e.MaxConnections == nil && e.MaxSubs == nil && e.MaxPayload == nil && e.JetStream == nil &&
+		e.JSMaxMemory == nil && e.JSMaxStorage == nil && e.JSMaxStreams == nil && e.JSMaxConsumers == nil
 }
 
 // Apply changes a by e and refuses limits that do not validate
-// (AccountLimits.Validate); *a is then left as it was.
+// (AccountLimits.Validate, and JetStream limits without JetStream); *a is
+// then left as it was.
 func (e LimitEdit) Apply(a *Account) error {
 	out := *a
+	if e.JetStream != nil {
+		out.JetStream = *e.JetStream
+		if !out.JetStream {
+			out.JetStreamLimits = JetStreamLimits{}
+		}
+	}
 	for _, l := range []struct {
 		src *int64
 		dst *int64
@@ -228,15 +241,19 @@ func (e LimitEdit) Apply(a *Account) error {
 		{e.MaxConnections, &out.Limits.MaxConnections},
 		{e.MaxSubs, &out.Limits.MaxSubs},
 		{e.MaxPayload, &out.Limits.MaxPayload},
+		{e.JSMaxMemory, &out.JetStreamLimits.MaxMemory},
+		{e.JSMaxStorage, &out.JetStreamLimits.MaxStorage},
+		{e.JSMaxStreams, &out.JetStreamLimits.MaxStreams},
+		{e.JSMaxConsumers, &out.JetStreamLimits.MaxConsumers},
 	} {
 		if l.src != nil {
 			*l.dst = *l.src
 		}
 	}
-	if e.JetStream != nil {
-		out.JetStream = *e.JetStream
-	}
 	if err := out.Limits.Validate(); err != nil {
+		return err
+	}
+	if err := out.validateJetStream(); err != nil {
 		return err
 	}
 	*a = out

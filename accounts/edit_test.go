@@ -300,7 +300,8 @@ func editText(e ConstraintEdit) string {
 }
 
 func TestLimitEdit(t *testing.T) {
-	before := Account{Name: "APP", Limits: AccountLimits{MaxConnections: 10, MaxSubs: 20, MaxPayload: 30}, JetStream: true}
+	before := Account{Name: "APP", Limits: AccountLimits{MaxConnections: 10, MaxSubs: 20, MaxPayload: 30}, JetStream: true,
+		JetStreamLimits: JetStreamLimits{MaxMemory: 1 << 20, MaxStreams: 5}}
 	cases := []struct {
 		name    string
 		edit    LimitEdit
@@ -314,7 +315,18 @@ func TestLimitEdit(t *testing.T) {
 			edit: LimitEdit{MaxConnections: ptr(int64(0)), MaxPayload: ptr(int64(0))},
 			want: func(a *Account) { a.Limits.MaxConnections, a.Limits.MaxPayload = 0, 0 },
 		},
-		{name: "jetstream off", edit: LimitEdit{JetStream: ptr(false)}, want: func(a *Account) { a.JetStream = false }},
+		{name: "jetstream off removes its limits", edit: LimitEdit{JetStream: ptr(false)}, want: func(a *Account) { a.JetStream, a.JetStreamLimits = false, JetStreamLimits{} }},
+		{
+			name: "jetstream limits",
+			edit: LimitEdit{JSMaxMemory: ptr(int64(0)), JSMaxStorage: ptr(int64(1 << 40)), JSMaxConsumers: ptr(int64(9))},
+			want: func(a *Account) {
+				a.JetStreamLimits = JetStreamLimits{MaxStorage: 1 << 40, MaxStreams: 5, MaxConsumers: 9}
+			},
+		},
+		{name: "a jetstream limit with jetstream off", edit: LimitEdit{JetStream: ptr(false), JSMaxStreams: ptr(int64(3))}, wantErr: "account APP: --js-max-streams is a JetStream limit, and JetStream is not enabled in the account: add --jetstream"},
+		{name: "0 for a jetstream limit with jetstream off", edit: LimitEdit{JetStream: ptr(false), JSMaxStreams: ptr(int64(0))}, want: func(a *Account) { a.JetStream, a.JetStreamLimits = false, JetStreamLimits{} }},
+		{name: "a negative jetstream limit", edit: LimitEdit{JSMaxMemory: ptr(int64(-1))}, wantErr: "--js-max-memory -1: give a number from 0 (no limit) to 9223372036854775807"},
+		{name: "too many streams", edit: LimitEdit{JSMaxStreams: ptr(int64(1 << 31))}, wantErr: "--js-max-streams 2147483648"},
 		{name: "a negative limit", edit: LimitEdit{MaxSubs: ptr(int64(-1)), JetStream: ptr(false)}, wantErr: "max subs -1: give a number from 0 (no limit) to 2147483647"},
 		{name: "a limit too large", edit: LimitEdit{MaxPayload: ptr(int64(1 << 31))}, wantErr: "max payload 2147483648"},
 	}
@@ -344,7 +356,8 @@ func TestLimitEdit(t *testing.T) {
 	if !(LimitEdit{}).Empty() {
 		t.Error("the zero LimitEdit is not Empty")
 	}
-	for _, e := range []LimitEdit{{MaxConnections: ptr(int64(0))}, {MaxSubs: ptr(int64(0))}, {MaxPayload: ptr(int64(0))}, {JetStream: ptr(false)}} {
+	for _, e := range []LimitEdit{{MaxConnections: ptr(int64(0))}, {MaxSubs: ptr(int64(0))}, {MaxPayload: ptr(int64(0))}, {JetStream: ptr(false)},
+		{JSMaxMemory: ptr(int64(0))}, {JSMaxStorage: ptr(int64(0))}, {JSMaxStreams: ptr(int64(0))}, {JSMaxConsumers: ptr(int64(0))}} {
 		if e.Empty() {
 			t.Errorf("%+v is Empty, want not", e)
 		}

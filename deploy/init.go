@@ -30,6 +30,12 @@ type InitOptions struct {
 	// for client TLS, written into nats.conf's tls block with absolute
 	// paths. Init checks that they load as a pair first.
 	TLS TLSFiles
+	// ServerName is nats.conf's server_name; empty means
+	// DefaultServerName(Listen). Every server of a cluster needs its own.
+	ServerName string
+	// MQTTListen, when set, is the HOST:PORT of an mqtt block in
+	// nats.conf.
+	MQTTListen string
 	// Cluster, when set, makes the directory a node of a cluster (see
 	// ClusterConf); a node that joins (Cluster.Join) gets no Accounts: its
 	// state comes from the cluster log.
@@ -78,6 +84,10 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 			return fmt.Errorf("init: %w", err)
 		}
 	}
+	js, err := newJetStreamConf(o.ServerName, o.Listen, l.Path(ServerConf), o.MQTTListen)
+	if err != nil {
+		return err
+	}
 	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile, ClusterFile, ClusterConf} {
 		if _, err := os.Stat(l.Path(name)); err == nil {
 			return fmt.Errorf("%s already holds %s: init never overwrites an existing directory's keys or users; use another --dir, or remove the directory to start over", l.Dir, name)
@@ -107,7 +117,7 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	case cluster != nil:
 		s = newRouteCredentials(s)
 	}
-	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS)
+	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS, js)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

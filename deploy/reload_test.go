@@ -39,6 +39,9 @@ func TestReloadAppliesAccountsConf(t *testing.T) {
 	if got := loaded[ns.ID()]; !slices.Contains(got, "APP") || slices.Contains(got, "ORDERS") {
 		t.Fatalf("accounts before: %v, want APP and not ORDERS", got)
 	}
+	if lacking, servers, err := ServersLacking(ctx, nc, "ORDERS", time.Second); err != nil || servers != 1 || !slices.Equal(lacking, []string{ns.ID()}) {
+		t.Fatalf("ServersLacking(ORDERS) before = %v, %d, %v; want this server of 1", lacking, servers, err)
+	}
 
 	db, err := l.OpenDatabase(ctx)
 	if err != nil {
@@ -63,6 +66,9 @@ func TestReloadAppliesAccountsConf(t *testing.T) {
 	}
 	if got := loaded[ns.ID()]; !slices.Contains(got, "ORDERS") {
 		t.Errorf("accounts after the reload: %v, want ORDERS", got)
+	}
+	if lacking, servers, err := ServersLacking(ctx, nc, "ORDERS", time.Second); err != nil || servers != 1 || len(lacking) != 0 {
+		t.Errorf("ServersLacking(ORDERS) after the reload = %v, %d, %v; want none of 1", lacking, servers, err)
 	}
 
 	if err := os.WriteFile(l.Path(AccountsConf), []byte("accounts {\n  BROKEN: { users: [ {user: \n"), 0o644); err != nil {

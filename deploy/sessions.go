@@ -100,3 +100,21 @@ func ServerAccounts(ctx context.Context, nc *nats.Conn, wait time.Duration) (map
 	}
 	return out, nil
 }
+
+// ServersLacking asks the servers nc reaches, as ServerAccounts does,
+// which have not loaded account: a server that has not refuses the logins
+// the relay grants into it. It returns their IDs, sorted, and how many
+// servers answered.
+func ServersLacking(ctx context.Context, nc *nats.Conn, account string, wait time.Duration) (lacking []string, servers int, err error) {
+	loaded, err := ServerAccounts(ctx, nc, wait)
+	if err != nil {
+		return nil, 0, err
+	}
+	for id, list := range loaded {
+		if !slices.Contains(list, account) {
+			lacking = append(lacking, id)
+		}
+	}
+	slices.Sort(lacking)
+	return lacking, len(loaded), nil
+}

@@ -52,6 +52,7 @@ func (d *checker) checkConfig() {
 	d.checkAllowedAccounts(&o)
 	d.checkSystemAccount(&o)
 	d.checkAuthTimeout(&o)
+	d.checkJetStream(&o)
 }
 
 // calloutProblem returns the message of the problem with field, if any.

@@ -133,6 +133,8 @@ type checker struct {
 	// storeAccounts are the accounts authrelay places users in, with the
 	// number of users in each; nil when the database could not be read.
 	storeAccounts map[string]int
+	// jsAccounts are the accounts of the database with --jetstream.
+	jsAccounts []string
 	// skewFault, when not empty, is the clock check's finding that a relay
 	// on this host would drop the server's requests.
 	skewFault string
@@ -304,6 +306,16 @@ func (d *checker) checkDatabase(ctx context.Context) {
 		return
 	}
 	d.storeAccounts = counts
+	list, err := db.AccountList(ctx)
+	if err != nil {
+		d.fail(check, "%s: %v", path, err)
+		return
+	}
+	for _, a := range list {
+		if a.JetStream {
+			d.jsAccounts = append(d.jsAccounts, a.Name)
+		}
+	}
 	users := 0
 	for _, n := range counts {
 		users += n

@@ -199,7 +199,7 @@ func TestOrder(t *testing.T) {
 		checks = append(checks, r.Check)
 	}
 	wantChecks := []string{"directory", "secrets.json", "database", "unrestricted", "server config", "issuer", "xkey",
-		"callout account", "auth_users", "app accounts", "allowed_accounts", "system account", "auth timeout"}
+		"callout account", "auth_users", "app accounts", "allowed_accounts", "system account", "auth timeout", "jetstream"}
 	if strings.Join(checks, ",") != strings.Join(wantChecks, ",") {
 		t.Errorf("checks ran in the order\n%v, want\n%v", checks, wantChecks)
 	}
@@ -319,6 +319,34 @@ func TestConfigProblems(t *testing.T) {
 		name:   "short authorization timeout",
 		change: conf(func(s string) string { return replaceLine(s, "timeout:", "  timeout: 1") }),
 		status: Warn, check: "auth timeout", want: "decision timeout",
+	}, {
+		name:   "a second jetstream block",
+		change: conf(func(s string) string { return s + "\njetstream { store_dir: \"/elsewhere\" }\n" }),
+		fails:  true, status: Fail, check: "jetstream", want: "sets jetstream again (first at ",
+	}, {
+		name: "an application account defined in nats.conf too",
+		change: conf(func(s string) string {
+			return strings.Replace(s, `  include "accounts.conf"`, "  APP: { jetstream: enabled }\n  include \"accounts.conf\"", 1)
+		}),
+		fails: true, status: Fail, check: "jetstream", want: "defines account APP, which authrelay defines in accounts.conf",
+	}, {
+		name: "a nats.conf from before JetStream, an account with --jetstream",
+		change: func(t *testing.T, d testDir) {
+			d.edit(t, "nats.conf", func(s string) string {
+				i := strings.Index(s, "\njetstream {")
+				j := i + 1 + strings.Index(s[i+1:], "}\n")
+				return s[:i] + s[j+1:]
+			})
+			db, err := store.Open(t.Context(), d.path("authrelay.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.SetAccountJetStream(t.Context(), "APP", true); err != nil {
+				t.Fatal(err)
+			}
+		},
+		fails: true, status: Fail, check: "jetstream", want: "has JetStream off, so accounts APP (given --jetstream) have no JetStream, KV or MQTT: add server_name: ",
 	}, {
 		name: "static user in an application account",
 		change: func(t *testing.T, d testDir) {

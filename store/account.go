@@ -23,7 +23,7 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	if err := accounts.ValidateAccount(a.Name); err != nil {
 		return fmt.Errorf("add account: %w", err)
 	}
-	if err := a.Limits.Validate(); err != nil {
+	if err := a.Validate(); err != nil {
 		return fmt.Errorf("add account %q: %w", a.Name, err)
 	}
 	if err := db.checkReserved("add account", a.Name); err != nil {
@@ -39,11 +39,13 @@ func (db *DB) AddAccountWithLimits(ctx context.Context, a accounts.Account) erro
 	if err := sameButCase(ctx, tx, "add account", a.Name); err != nil {
 		return err
 	}
-	l := a.Limits
+	l, js := a.Limits, a.JetStreamLimits
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload, jetstream)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		a.Name, formatTime(db.now()), l.MaxConnections, l.MaxSubs, l.MaxPayload, a.JetStream)
+		INSERT INTO accounts (name, created, max_connections, max_subs, max_payload, jetstream,
+			js_max_memory, js_max_storage, js_max_streams, js_max_consumers)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Name, formatTime(db.now()), l.MaxConnections, l.MaxSubs, l.MaxPayload, a.JetStream,
+		js.MaxMemory, js.MaxStorage, js.MaxStreams, js.MaxConsumers)
 	switch {
 	case isDuplicate(err):
 		return fmt.Errorf("add account: account %q %w", a.Name, ErrExists)
@@ -70,7 +72,8 @@ func (db *DB) Accounts(ctx context.Context) ([]string, error) {
 }
 
 // accountColumns are the columns scanAccount reads, in order.
-const accountColumns = `name, max_connections, max_subs, max_payload, jetstream`
+const accountColumns = `name, max_connections, max_subs, max_payload, jetstream,
+	js_max_memory, js_max_storage, js_max_streams, js_max_consumers`
 
 // AccountList returns all accounts with their limits, sorted by name.
 func (db *DB) AccountList(ctx context.Context) ([]accounts.Account, error) {
@@ -108,24 +111,97 @@ func (db *DB) Account(ctx context.Context, name string) (accounts.Account, error
 
 func scanAccount(row scanner) (accounts.Account, error) {
 	var a accounts.Account
-	err := row.Scan(&a.Name, &a.Limits.MaxConnections, &a.Limits.MaxSubs, &a.Limits.MaxPayload, &a.JetStream)
+	js := &a.JetStreamLimits
+	err := row.Scan(&a.Name, &a.Limits.MaxConnections, &a.Limits.MaxSubs, &a.Limits.MaxPayload, &a.JetStream,
+		&js.MaxMemory, &js.MaxStorage, &js.MaxStreams, &js.MaxConsumers)
 	return a, err
 }
 
 // SetAccountJetStream enables or disables JetStream for the account called
-// name. It returns ErrNotFound if there is no such account.
+// name; disabling it removes the account's JetStream limits too. It returns
+// ErrNotFound if there is no such account.
 func (db *DB) SetAccountJetStream(ctx context.Context, name string, on bool) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("set jetstream of account %q: %w", name, err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE accounts SET jetstream = ? WHERE name = ?`, on, name)
+	res, err := tx.ExecContext(ctx, `
+		UPDATE accounts SET jetstream = ?,
+			js_max_memory = CASE WHEN ? THEN js_max_memory ELSE 0 END,
+			js_max_storage = CASE WHEN ? THEN js_max_storage ELSE 0 END,
+			js_max_streams = CASE WHEN ? THEN js_max_streams ELSE 0 END,
+			js_max_consumers = CASE WHEN ? THEN js_max_consumers ELSE 0 END
+		WHERE name = ?`, on, on, on, on, on, name)
 	if err != nil {
 		return fmt.Errorf("set jetstream of account %q: %w", name, err)
 	}
 	if err := mustAffect(res, "set jetstream", "account", name); err != nil {
 		return err
+	}
+	return tx.Commit()
+}
+
+// UpdateAccount replaces the limits, JetStream and JetStream limits of the
+// account a.Name in one transaction, what 'account set' changes. It returns
+// ErrNotFound if there is no such account, and refuses an account that does
+// not validate (accounts.Account.Validate).
+func (db *DB) UpdateAccount(ctx context.Context, a accounts.Account) error {
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	defer tx.Rollback()
+	l, js := a.Limits, a.JetStreamLimits
+	res, err := tx.ExecContext(ctx, `
+		UPDATE accounts SET max_connections = ?, max_subs = ?, max_payload = ?, jetstream = ?,
+			js_max_memory = ?, js_max_storage = ?, js_max_streams = ?, js_max_consumers = ?
+		WHERE name = ?`,
+		l.MaxConnections, l.MaxSubs, l.MaxPayload, a.JetStream,
+		js.MaxMemory, js.MaxStorage, js.MaxStreams, js.MaxConsumers, a.Name)
+	if err != nil {
+		return fmt.Errorf("update account %q: %w", a.Name, err)
+	}
+	if err := mustAffect(res, "update account", "account", a.Name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SetAccountJetStreamLimits replaces the JetStream limits of the account
+// called name. It returns ErrNotFound if there is no such account, and
+// refuses limits (other than none) on an account without JetStream.
+func (db *DB) SetAccountJetStreamLimits(ctx context.Context, name string, l accounts.JetStreamLimits) error {
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("set jetstream limits of account %q: %w", name, err)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("set jetstream limits of account %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	// Read and write in one write transaction, so that a concurrent
+	// --jetstream=false cannot leave limits on an account without it.
+	var on bool
+	err = tx.QueryRowContext(ctx, `SELECT jetstream FROM accounts WHERE name = ?`, name).Scan(&on)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("set jetstream limits: account %q %w", name, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("set jetstream limits of account %q: %w", name, err)
+	}
+	if err := (accounts.Account{Name: name, JetStream: on, JetStreamLimits: l}).Validate(); err != nil {
+		return fmt.Errorf("set jetstream limits of account %q: %w", name, err)
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE accounts SET js_max_memory = ?, js_max_storage = ?, js_max_streams = ?, js_max_consumers = ?
+		WHERE name = ?`,
+		l.MaxMemory, l.MaxStorage, l.MaxStreams, l.MaxConsumers, name)
+	if err != nil {
+		return fmt.Errorf("set jetstream limits of account %q: %w", name, err)
 	}
 	return tx.Commit()
 }

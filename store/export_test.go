@@ -92,7 +92,7 @@ func TestExport(t *testing.T) {
 		got  map[string]json.RawMessage
 		want string
 	}{
-		{"account", m.Accounts[1], "jetstream limits name users"},
+		{"account", m.Accounts[1], "jetstream jetstream_limits limits name users"},
 		{"role", m.Roles[1], "holders name pub resp sub"},
 		{"user", m.Users[0], "account conn_types created disabled expires name pub resp roles src sub updated"},
 	} {

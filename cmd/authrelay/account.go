@@ -54,13 +54,18 @@ func (m *Main) runAccount(ctx context.Context, args []string) error {
 type limitFlags struct {
 	maxConns, maxSubs, maxPayload int64
 	jetstream                     bool
+	js                            accounts.JetStreamLimits
 }
 
 func (f *limitFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxConns, "max-connections", 0, "most connections at once in the account (0 = no limit)")
 	fs.Int64Var(&f.maxSubs, "max-subs", 0, "most subscriptions per connection in the account (0 = no limit)")
 	fs.Int64Var(&f.maxPayload, "max-payload", 0, "largest message payload in bytes (0 = the server's max_payload)")
-	fs.BoolVar(&f.jetstream, "jetstream", false, "enable JetStream in the account (MQTT clients need it; nats.conf needs a jetstream block); --jetstream=false disables it")
+	fs.BoolVar(&f.jetstream, "jetstream", false, "enable JetStream in the account (MQTT clients need it; nats.conf needs a jetstream block); --jetstream=false disables it, with its JetStream limits")
+	fs.Int64Var(&f.js.MaxMemory, "js-max-memory", 0, "most bytes in the account's memory streams (0 = no limit; needs --jetstream)")
+	fs.Int64Var(&f.js.MaxStorage, "js-max-storage", 0, "most bytes in the account's file streams (0 = no limit; needs --jetstream)")
+	fs.Int64Var(&f.js.MaxStreams, "js-max-streams", 0, "most streams and KV buckets in the account (0 = no limit; needs --jetstream)")
+	fs.Int64Var(&f.js.MaxConsumers, "js-max-consumers", 0, "most consumers in the account (0 = no limit; needs --jetstream)")
 }
 
 // edit returns the change the flags give (set holds the names of the flags
@@ -71,6 +76,10 @@ func (f *limitFlags) edit(set map[string]bool) accounts.LimitEdit {
 		MaxSubs:        ifSet(set, "max-subs", f.maxSubs),
 		MaxPayload:     ifSet(set, "max-payload", f.maxPayload),
 		JetStream:      ifSet(set, "jetstream", f.jetstream),
+		JSMaxMemory:    ifSet(set, "js-max-memory", f.js.MaxMemory),
+		JSMaxStorage:   ifSet(set, "js-max-storage", f.js.MaxStorage),
+		JSMaxStreams:   ifSet(set, "js-max-streams", f.js.MaxStreams),
+		JSMaxConsumers: ifSet(set, "js-max-consumers", f.js.MaxConsumers),
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account add", `
 Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
-                             [--jetstream]
+                             [--jetstream [--js-max-memory BYTES] [--js-max-storage BYTES]
+                              [--js-max-streams N] [--js-max-consumers N]]
 
 Creates an application account, writes it to DIR/accounts.conf and has the
 servers reload it (see 'authrelay account -h'). Users can be placed in it
@@ -23,6 +24,7 @@ Examples:
 
   authrelay account add ORDERS
   authrelay account add BULK --max-payload 8388608
+  authrelay account add IOT --jetstream --js-max-storage 1073741824 --js-max-streams 20
 `)
 	dir := m.dirFlag(fs)
 	var rf reloadFlags
@@ -41,14 +43,17 @@ Examples:
 	if err := lf.edit(setFlags(fs)).Apply(&a); err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	l := deploy.Layout{Dir: *dir}
+	if err := l.CheckJetStreamConf(a); err != nil {
+		return err
+	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	l := deploy.Layout{Dir: *dir}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}, db.AddAccountWithLimits(ctx, a)
+		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}, db.AddAccountWithLimits(ctx, a)
 	})
 	if errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrCaseTwin) {
 		return fmt.Errorf("account %q already exists: see 'authrelay account list'", name)
@@ -63,10 +68,12 @@ Examples:
 func (m *Main) runAccountSet(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account set", `
 Usage: authrelay account set NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
-                             [--jetstream[=false]]
+                             [--jetstream[=false]] [--js-max-memory BYTES] [--js-max-storage BYTES]
+                             [--js-max-streams N] [--js-max-consumers N]
 
 Changes an account's limits; flags not given stay as they are, 0 removes a
-limit. The servers reload accounts.conf, as after 'account add'.
+limit. The --js-max-* limits need JetStream in the account (--jetstream, now
+or before); --jetstream=false removes them with JetStream. The servers reload accounts.conf, as after 'account add'.
 
 Example:
 
@@ -87,7 +94,7 @@ Example:
 	}
 	edit := lf.edit(setFlags(fs))
 	if edit.Empty() {
-		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload, --jetstream")
+		return usagef("account set: give at least one of --max-connections, --max-subs, --max-payload, --jetstream, --js-max-*")
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
@@ -102,15 +109,14 @@ Example:
 		return &usageError{msg: err.Error()}
 	}
 	l := deploy.Layout{Dir: *dir}
+	if err := l.CheckJetStreamConf(a); err != nil {
+		return err
+	}
 	if err := m.adminAccounts(ctx, l, db, "account set", func(ctx context.Context) (map[string]any, error) {
-		detail := map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream}
-		if err := db.SetAccountJetStream(ctx, name, a.JetStream); err != nil {
-			return nil, err
-		}
-		return detail, db.SetAccountLimits(ctx, name, a.Limits)
+		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}, db.UpdateAccount(ctx, a)
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), map[bool]string{true: "enabled", false: "disabled"}[a.JetStream])
+	fmt.Fprintf(m.Stdout, "account %s limits: %s; jetstream %s\n", name, limitsText(a.Limits), a.JetStreamText("disabled"))
 	return m.reload(ctx, m.Stdout, l, rf)
 }

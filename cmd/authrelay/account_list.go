@@ -53,7 +53,7 @@ Examples:
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tUSERS\tJETSTREAM\tLIMITS")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Name, v.Users, map[bool]string{true: "enabled", false: "-"}[v.JetStream], limitsText(v.Limits))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Name, v.Users, v.JetStreamText("-"), limitsText(v.Limits))
 	}
 	return tw.Flush()
 }

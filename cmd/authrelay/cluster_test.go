@@ -32,6 +32,11 @@ func startClusterServer(t *testing.T, dir, name string, routes ...string) *serve
 	if len(routes) > 0 {
 		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 	}
+	// These tests are about revocation across routes, without JetStream:
+	// a clustered server refuses to start JetStream without routes
+	// configured ("JetStream cluster requires configured routes"), which
+	// the first server here has not.
+	opts.JetStream = false
 	opts.NoSigs, opts.NoLog = true, true
 	ns, err := server.NewServer(opts)
 	if err != nil {

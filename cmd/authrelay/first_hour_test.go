@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -394,17 +393,6 @@ func TestAccountJetStreamOnARealServer(t *testing.T) {
 	mustRun(t, "", "init", "--dir", dir, "--account", "APP", "--account", "OPS")
 	cheapHashPolicy(t, dir)
 	mustRun(t, "", "account", "set", "APP", "--jetstream", "--dir", dir, "--no-reload")
-	conf := filepath.Join(dir, "nats.conf")
-	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Fprintf(f, "\njetstream { store_dir: %q }\n", filepath.Join(t.TempDir(), "js")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 	s := serveOn(t, dir)
 	for _, c := range []struct {
 		user, account string

@@ -11,6 +11,7 @@ import (
 const initUsage = `
 Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
                       [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
+                      [--server-name NAME] [--mqtt-listen HOST:PORT]
                       [--cluster-listen HOST:PORT --routes URL,URL,... [--join FILE]
                        [--cluster-name NAME] [--replicas N]]
 
@@ -23,6 +24,12 @@ accounts. init never overwrites an existing directory's keys.
 --tls-cert and --tls-key write nats.conf's tls block, so that the server
 takes TLS clients only; authrelay's own connections then take the CA with
 --tlsca (serve, doctor, reload, the account commands).
+
+nats.conf names the server (--server-name; default the host's name and the
+client port, such as web-1-4222: every server of a cluster needs its own) and
+enables JetStream with its store in DIR/jetstream, for the accounts given
+--jetstream ('authrelay account add|set'). --mqtt-listen adds an mqtt block:
+MQTT clients log in through the relay and need an account with JetStream.
 
 --nats-context NAME also saves a nats CLI context for the system account's
 admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
@@ -53,6 +60,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	var cl deploy.ClusterOptions
 	clusterFlags(fs, &cl)
 	fs.StringVar(&cl.Join, "join", "", "the first node's secrets.json: join its cluster with its keys")
+	serverName := fs.String("server-name", "", "nats.conf's server_name (default HOSTNAME-PORT)")
+	mqttListen := fs.String("mqtt-listen", "", "MQTT listen address (HOST:PORT) for an mqtt block in nats.conf")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -72,7 +81,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, Cluster: cl}); err != nil {
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,24 +55,17 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 		return fmt.Sprintf("not reachable (%v): whether it has loaded account %s is not known", err, acct), nil
 	}
 	defer nc.Close()
-	loaded, err := deploy.ServerAccounts(ctx, nc, time.Second)
+	lacking, servers, err := deploy.ServersLacking(ctx, nc, acct, time.Second)
 	if err != nil {
 		return err.Error(), nil
 	}
-	var lacking []string
-	for id, list := range loaded {
-		if !slices.Contains(list, acct) {
-			lacking = append(lacking, id)
-		}
-	}
 	if len(lacking) > 0 {
-		slices.Sort(lacking)
 		no := false
 		return fmt.Sprintf("%s of %d servers at %s have not loaded account %s: they refuse the login the relay grants; run 'authrelay reload'",
-			strings.Join(lacking, ", "), len(loaded), accounts.RedactURL(url), acct), &no
+			strings.Join(lacking, ", "), servers, accounts.RedactURL(url), acct), &no
 	}
 	yes := true
-	return fmt.Sprintf("all %d servers at %s have loaded account %s", len(loaded), accounts.RedactURL(url), acct), &yes
+	return fmt.Sprintf("all %d servers at %s have loaded account %s", servers, accounts.RedactURL(url), acct), &yes
 }
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
