@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // adminKey is the context key of an admin change under way.
@@ -24,12 +25,19 @@ func adminOf(ctx context.Context) *adminChange {
 	return c
 }
 
-// start returns the change's transaction, beginning it if need be.
+// start returns the change's transaction, beginning it if need be. In
+// cluster mode it begins capturing the rows the change touches.
 func (c *adminChange) start(ctx context.Context) (*sql.Tx, error) {
 	if c.tx == nil {
 		tx, err := c.db.sql.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, err
+		}
+		if c.db.clustered() {
+			if err := installCapture(ctx, tx); err != nil {
+				tx.Rollback()
+				return nil, err
+			}
 		}
 		c.tx = tx
 	}
@@ -102,6 +110,9 @@ func (db *DB) begin(ctx context.Context) (*txn, error) {
 		}
 		return &txn{Tx: tx, ctx: ctx, joined: true}, nil
 	}
+	if err := db.checkClusterWrite(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -122,6 +133,13 @@ func (db *DB) begin(ctx context.Context) (*txn, error) {
 // writes. Everything fn does on db must use the context it is given: a
 // method called with another context would wait for the lock fn holds.
 // Admin calls do not nest.
+//
+// In cluster mode (Replicate) the change is appended to the cluster log
+// before the transaction commits, and Admin returns once the log has it; if
+// the log cannot take it, nothing is kept and Admin returns the log's
+// error. When another node's change came first, Admin catches up and runs fn
+// again, so that fn sees that change: two nodes adding the same user give
+// one success and one ErrExists, as on a single node.
 func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx context.Context) (detail string, err error)) error {
 	if adminOf(ctx) != nil {
 		return fmt.Errorf("audit %s: an admin change is already under way in this context", action)
@@ -129,12 +147,63 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 	if action == "" {
 		return errors.New("audit admin change: the action is empty")
 	}
+	if !db.clustered() {
+		return db.admin(ctx, actor, action, fn)
+	}
+	if lc, ok := db.repl.log.(LogChecker); ok {
+		last, err := lc.Check(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
+		applied, err := db.AppliedSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
+		if applied < last {
+			if err := db.repl.catchUp(ctx); err != nil {
+				return fmt.Errorf("%s: catch up with the cluster log: %w: the change is not made", action, err)
+			}
+		}
+	}
+	for attempt := range adminRetries {
+		err := db.admin(ctx, actor, action, fn)
+		if !errors.Is(err, ErrBehind) {
+			return err
+		}
+		if err := db.repl.catchUp(ctx); err != nil {
+			return fmt.Errorf("%s: catch up with the cluster log: %w: the change is not made", action, err)
+		}
+		// The entry that came first may still be on its way into the
+		// log (the leader checks against the entries it has accepted,
+		// not only those stored): give it a moment, a little longer
+		// each time.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w: the change is not made", action, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: other nodes' changes came first %d times in a row: the change is not made; run the command again", action, adminRetries)
+}
+
+// admin makes one attempt at an admin change (see Admin).
+func (db *DB) admin(ctx context.Context, actor, action string, fn func(ctx context.Context) (detail string, err error)) error {
 	c := &adminChange{db: db}
 	defer func() {
 		if c.tx != nil {
 			c.tx.Rollback() // after Commit, a no-op
 		}
 	}()
+	// The copy's position before fn reads anything: fn's reads before
+	// its first write see this state or a later one, which the commit
+	// detects.
+	var start uint64
+	if db.clustered() {
+		var err error
+		if start, err = db.AppliedSeq(ctx); err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
+	}
 	detail, err := fn(context.WithValue(ctx, adminKey{}, c))
 	if err != nil {
 		return err
@@ -145,6 +214,11 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 	}
 	if err := db.insertAdmin(ctx, tx, actor, action, detail); err != nil {
 		return fmt.Errorf("%w: the change is not made", err)
+	}
+	if db.clustered() {
+		if err := db.commitReplicated(ctx, tx, start); err != nil {
+			return fmt.Errorf("%s: %w", action, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", action, err)

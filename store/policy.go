@@ -222,6 +222,13 @@ func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current
 // It never fails the login: a rehash that could not be done is tried again at
 // the next one.
 func (db *DB) rehash(ctx context.Context, name, hash, password string) {
+	// In cluster mode a rehash is a change to replicated state, which
+	// goes through the cluster log; a login must never wait on JetStream,
+	// so none is made yet (the login succeeds with the old hash, which
+	// stays valid). A later step replicates rehashes off the login path.
+	if db.clustered() {
+		return
+	}
 	if !NeedsRehash(hash, db.Params) {
 		return
 	}

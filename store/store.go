@@ -104,6 +104,8 @@ type DB struct {
 	ReservedAccounts func() ([]string, error)
 
 	sql *sql.DB
+	// repl is set in cluster mode (Replicate).
+	repl *replication
 	// path is the absolute path the database was opened at, and file the
 	// file it named then: CheckFile compares them.
 	path string

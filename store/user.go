@@ -276,7 +276,8 @@ func (db *DB) EndGraces(ctx context.Context) (int, error) {
 	if open == 0 {
 		return 0, nil
 	}
-	tx, err := db.begin(ctx)
+	// Local in cluster mode: every node ends each grace at its until.
+	tx, err := db.begin(localWrite(ctx))
 	if err != nil {
 		return 0, fmt.Errorf("end password graces: %w", err)
 	}

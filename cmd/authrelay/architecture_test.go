@@ -28,9 +28,10 @@ var layers = map[string][]string{
 	"doctor":                    {"accounts", "store", "deploy"},
 	"metrics":                   {"accounts", "store", "relay"},
 	"node":                      {"accounts", "store", "relay", "deploy", "metrics"},
+	"cluster":                   {"accounts", "store"},
 	"internal/bench":            {"accounts", "store", "deploy"},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
-	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "internal/bench"},
+	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},
 }
 

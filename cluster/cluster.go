@@ -1,0 +1,413 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/authrelay/authrelay/store"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of Config.
+const (
+	DefaultStream   = "AUTHRELAY"
+	DefaultSubject  = "authrelay.state"
+	DefaultReplicas = 3
+	DefaultTimeout  = 2 * time.Second
+)
+
+// ErrNoQuorum means JetStream did not answer for the cluster log: no stream
+// leader, because fewer than a majority of the servers that hold the stream
+// are up (2 of 3 with the default replicas), or no JetStream at all.
+var ErrNoQuorum = errors.New("the cluster has no JetStream quorum")
+
+// Config says which stream holds the cluster log and how to reach it.
+type Config struct {
+	// Stream is the JetStream stream's name (DefaultStream).
+	Stream string
+	// Subject is the one subject the stream holds (DefaultSubject).
+	Subject string
+	// Replicas is how many servers keep the stream (DefaultReplicas): it
+	// survives the loss of fewer than half of them.
+	Replicas int
+	// Timeout bounds every request to JetStream (DefaultTimeout): a write
+	// that gets no answer within it fails with ErrNoQuorum.
+	Timeout time.Duration
+	// RetryWait is how long Follow waits after an error before it starts
+	// again (one second by default).
+	RetryWait time.Duration
+	// Logger gets Follow's errors; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Subject == "" {
+		c.Subject = DefaultSubject
+	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.RetryWait <= 0 {
+		c.RetryWait = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Log is the cluster log: one JetStream stream of committed store changes,
+// in order. It implements store.Replicator.
+type Log struct {
+	cfg    Config
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+var (
+	_ store.Replicator = (*Log)(nil)
+	_ store.LogChecker = (*Log)(nil)
+)
+
+// Open creates the stream of the cluster log, or updates it to cfg, on the
+// JetStream of nc's account (authrelay's AUTH account, so that the
+// password hashes in it are readable only there).
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return nil, fmt.Errorf("open cluster log: replicas %d: give 1 to 5 (3 survives the loss of one server, 5 of two)", cfg.Replicas)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open cluster log: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "authrelay's cluster log: the ordered committed changes of its identity store",
+		Subjects:    []string{cfg.Subject},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		// No limits, and no deleting or purging of entries: a copy is
+		// only right if it has applied every entry in order.
+		DenyDelete: true,
+		DenyPurge:  true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open cluster log %s: %w", cfg.Stream, jsError(ctx, err))
+	}
+	return &Log{cfg: cfg, js: js, stream: stream}, nil
+}
+
+// Attach puts db in cluster mode on l (store.DB.Replicate): its admin
+// changes are appended to l, and catching up applies l to it.
+func (l *Log) Attach(db *store.DB) {
+	db.Replicate(l, func(ctx context.Context) error { return l.CatchUp(ctx, db) })
+}
+
+// jsError turns an error of a JetStream request into one that says what
+// happened: ErrNoQuorum for no answer, store.ErrBehind for a wrong last
+// sequence.
+func jsError(ctx context.Context, err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		return fmt.Errorf("%w (%v)", store.ErrBehind, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsClusterNotAvailable:
+		return fmt.Errorf("%w (%v)", ErrNoQuorum, err)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil,
+		errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("%w (no answer: %v)", ErrNoQuorum, err)
+	}
+	return err
+}
+
+// jsClusterNotAvailable is JetStream's "JetStream system temporarily
+// unavailable" (JSClusterNotAvailErr), its answer while it has no leader.
+const jsClusterNotAvailable jetstream.ErrorCode = 10008
+
+// timeout returns ctx bounded by l's Timeout.
+func (l *Log) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, l.cfg.Timeout)
+}
+
+// Append appends change to the log as the entry after the entry numbered
+// after, and returns its number. It fails with an error wrapping
+// store.ErrBehind when the log's last entry is another (JetStream's
+// expected-last-sequence check, made by the stream leader), and with one
+// wrapping ErrNoQuorum when no stream leader answered within the timeout;
+// the change is then not in the log.
+func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, error) {
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("append to the cluster log: %w", ctx.Err())
+	}
+	tctx, cancel := l.timeout(ctx)
+	defer cancel()
+	ack, err := l.js.Publish(tctx, l.cfg.Subject, change,
+		jetstream.WithExpectStream(l.cfg.Stream), jetstream.WithExpectLastSequence(after))
+	switch {
+	case err == nil:
+		return ack.Sequence, nil
+	case ctx.Err() != nil:
+		return 0, fmt.Errorf("append to the cluster log: %w", ctx.Err())
+	case errors.Is(err, nats.ErrMaxPayload):
+		return 0, fmt.Errorf("append to the cluster log: the change is %d bytes, more than the servers' max_payload: make it in smaller steps", len(change))
+	}
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+	err = jsError(tctx, err)
+	switch {
+	case errors.Is(err, ErrNoQuorum) && timedOut:
+		// A stream leader that has lost its quorum may still hold the
+		// entry, uncommitted, and commit it when its peers are back:
+		// no answer is not a refusal.
+		return 0, fmt.Errorf("append to the cluster log %s: %w: the change is not made on this node, and not confirmed: should the stream's leader hold it, every node applies it once the servers are back; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', then check whether the change is there before running the command again",
+			l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
+	case errors.Is(err, ErrNoQuorum):
+		return 0, fmt.Errorf("append to the cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
+			l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
+	}
+	return 0, fmt.Errorf("append to the cluster log %s: %w", l.cfg.Stream, err)
+}
+
+// peerSilence is how long a stream replica may go unheard by the leader
+// and still count towards the quorum: JetStream's leader hears from each
+// every second when all is well.
+const peerSilence = 3 * time.Second
+
+// Check returns the number of the log's last entry, or an error wrapping
+// ErrNoQuorum, which says that the change is not made, when the log cannot
+// take a change now: no stream leader answers, or it hears from fewer than
+// a majority of the stream's replicas (itself included). store.DB.Admin
+// asks before each change (store.LogChecker): without it, a leader that has
+// lost its quorum but not yet noticed (JetStream waits ten seconds) would
+// hold the change, uncommitted, until Append gives up, and perhaps commit
+// it later.
+func (l *Log) Check(ctx context.Context) (uint64, error) {
+	tctx, cancel := l.timeout(ctx)
+	defer cancel()
+	info, err := l.stream.Info(tctx)
+	if err == nil && info.Cluster == nil {
+		return info.State.LastSeq, nil // a single server's JetStream
+	}
+	if err == nil {
+		healthy, total := 0, len(info.Cluster.Replicas)
+		if info.Cluster.Leader != "" {
+			healthy++
+			total++
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Current && !r.Offline && r.Active < peerSilence {
+				healthy++
+			}
+		}
+		total = max(total, info.Config.Replicas)
+		if healthy > total/2 {
+			return info.State.LastSeq, nil
+		}
+		err = fmt.Errorf("%w (the stream's leader %q hears from %d of its %d replicas)", ErrNoQuorum, info.Cluster.Leader, healthy, total)
+	}
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("check the cluster log: %w", ctx.Err())
+	}
+	return 0, fmt.Errorf("cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
+		l.cfg.Stream, jsError(tctx, err), l.cfg.Replicas/2+1, l.cfg.Replicas)
+}
+
+// LastSeq returns the number of the log's last entry, 0 if it is empty.
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	tctx, cancel := l.timeout(ctx)
+	defer cancel()
+	info, err := l.stream.Info(tctx)
+	if err != nil {
+		return 0, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
+	}
+	return info.State.LastSeq, nil
+}
+
+// Behind returns how many entries of the log db's copy has not applied.
+func (l *Log) Behind(ctx context.Context, db *store.DB) (uint64, error) {
+	// The copy's position first: an entry applied after it is read is in
+	// the log's last sequence read after.
+	applied, err := db.AppliedSeq(ctx)
+	if err != nil {
+		return 0, err
+	}
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if applied > last {
+		return 0, l.foreign(applied, last)
+	}
+	return last - applied, nil
+}
+
+func (l *Log) foreign(applied, last uint64) error {
+	return fmt.Errorf("this copy holds cluster log entries up to %d, but the log %s ends at %d: the stream was replaced, and this copy belongs to another log; start the node from an empty database", applied, l.cfg.Stream, last)
+}
+
+// CatchUp applies to db every entry of the log up to the log's last entry
+// when CatchUp begins: what a relay waits for before it answers logins, so
+// that it never grants from a copy it knows is behind.
+func (l *Log) CatchUp(ctx context.Context, db *store.DB) error {
+	// The copy's position first, as in Behind: Follow may apply entries
+	// meanwhile.
+	applied, err := db.AppliedSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	if applied > last {
+		return fmt.Errorf("catch up: %w", l.foreign(applied, last))
+	}
+	if applied == last {
+		return nil
+	}
+	if err := l.applyFrom(ctx, db, applied+1, func(seq uint64) bool { return seq >= last }); err != nil {
+		return fmt.Errorf("catch up to entry %d: %w", last, err)
+	}
+	return nil
+}
+
+// idleCheck is how long applyFrom waits for an entry before it asks the
+// log whether one is due: a consumer that JetStream lost (its servers
+// restarted) delivers nothing and says nothing.
+const idleCheck = 2 * time.Second
+
+// applyFrom applies the log's entries to db from seq on, in order, until
+// done says the one just applied was the last wanted, ctx ends, or an error.
+// When no entry comes within idleCheck while the log has more than db, it
+// starts reading again from db's position.
+func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func(seq uint64) bool) error {
+	it, err := l.messages(ctx, seq)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
+	for {
+		nctx, cancel := context.WithTimeout(ctx, idleCheck)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
+			behind, berr := l.Behind(ctx, db)
+			if berr != nil {
+				return berr
+			}
+			if behind == 0 {
+				continue
+			}
+			applied, err := db.AppliedSeq(ctx)
+			if err != nil {
+				return err
+			}
+			it.Stop()
+			if it, err = l.messages(ctx, applied+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
+		}
+		seq := meta.Sequence.Stream
+		if err := db.Apply(ctx, seq, msg.Data()); err != nil {
+			return err
+		}
+		if done(seq) {
+			return nil
+		}
+	}
+}
+
+// messages returns an iterator over the log's entries from seq on.
+func (l *Log) messages(ctx context.Context, seq uint64) (jetstream.MessagesContext, error) {
+	tctx, cancel := l.timeout(ctx)
+	defer cancel()
+	cons, err := l.js.OrderedConsumer(tctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.cfg.Subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    seq,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
+	}
+	return it, nil
+}
+
+// Follow applies the log's entries to db in order as they arrive, from the
+// first db has not applied, until ctx ends. After an error (JetStream gone,
+// the database busy) it logs, waits Config.RetryWait and starts again from
+// db's position, so that no entry is skipped. It returns ctx's error.
+func (l *Log) Follow(ctx context.Context, db *store.DB) error {
+	logger := l.cfg.Logger.With("component", "cluster", "stream", l.cfg.Stream)
+	for {
+		err := l.follow(ctx, db)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		logger.Warn("following the cluster log stopped; starting again", "error", err, "retry_in", l.cfg.RetryWait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(l.cfg.RetryWait):
+		}
+	}
+}
+
+func (l *Log) follow(ctx context.Context, db *store.DB) error {
+	applied, err := db.AppliedSeq(ctx)
+	if err != nil {
+		return err
+	}
+	return l.applyFrom(ctx, db, applied+1, func(uint64) bool { return false })
+}
+
+// Bootstrap makes db the first node of a cluster: it appends a snapshot of
+// every replicated row of db (store.DB.Bootstrap) to the log, which must be
+// empty, and returns the last entry's number. Every user keeps its password
+// hash. A node that joins later starts from an empty database and catches
+// up.
+func (l *Log) Bootstrap(ctx context.Context, db *store.DB) (uint64, error) {
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap: %w", err)
+	}
+	if last != 0 {
+		return 0, fmt.Errorf("bootstrap: the cluster log %s holds %d entries already: only an empty log takes a snapshot; to join this cluster, start from an empty database and catch up", l.cfg.Stream, last)
+	}
+	seq, err := db.Bootstrap(ctx, l)
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap: %w", err)
+	}
+	return seq, nil
+}

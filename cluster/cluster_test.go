@@ -1,0 +1,664 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// testParams make argon2id cheap: these tests are about replication.
+var testParams = store.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// natsCluster is three nats-servers in this process, routed on loopback,
+// with JetStream in the AUTH account. Ports are fixed at the start, so that
+// a server shut down comes back where its peers and clients look for it.
+type natsCluster struct {
+	t       *testing.T
+	confs   []string
+	clients []int
+	servers []*server.Server
+}
+
+const clusterConf = `
+listen: 127.0.0.1:%d
+server_name: n%d
+jetstream { store_dir: '%s' }
+cluster {
+	name: authrelay-test
+	listen: 127.0.0.1:%d
+	routes: [%s]
+}
+accounts {
+	AUTH { jetstream: enabled, users: [{user: relay, password: relay-pw}] }
+	$SYS { users: [{user: sys, password: sys-pw}] }
+}
+`
+
+func newNATSCluster(t *testing.T) *natsCluster {
+	t.Helper()
+	ports := freePorts(t, 6)
+	c := &natsCluster{t: t, clients: ports[:3], servers: make([]*server.Server, 3)}
+	var routes []string
+	for _, p := range ports[3:] {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	dir := t.TempDir()
+	for i := range 3 {
+		conf := filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
+		text := fmt.Sprintf(clusterConf, c.clients[i], i+1, filepath.Join(dir, fmt.Sprintf("js%d", i+1)), ports[3+i], strings.Join(routes, ", "))
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.confs = append(c.confs, conf)
+	}
+	for i := range 3 {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.servers {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+// start starts server i (0-based) from its config.
+func (c *natsCluster) start(i int) {
+	c.t.Helper()
+	opts, err := server.ProcessConfigFile(c.confs[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		c.t.Fatalf("server n%d not ready", i+1)
+	}
+	c.servers[i] = s
+}
+
+// stop shuts server i down, if it runs.
+func (c *natsCluster) stop(i int) {
+	if s := c.servers[i]; s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+		c.servers[i] = nil
+	}
+}
+
+// connect returns a relay's connection to server i that reconnects to it
+// for ever.
+func (c *natsCluster) connect(i int) *nats.Conn {
+	c.t.Helper()
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", c.clients[i]),
+		nats.UserInfo("relay", "relay-pw"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(nc.Close)
+	return nc
+}
+
+// node is one relay's part: its store, on its own file, attached to its log
+// through its own server.
+type node struct {
+	db  *store.DB
+	log *Log
+}
+
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "authrelay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Params = testParams
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+// openLog opens the log through server i, waiting for JetStream to elect
+// its leaders.
+func (c *natsCluster) openLog(i int) *Log {
+	c.t.Helper()
+	nc := c.connect(i)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := Open(c.t.Context(), nc, Config{RetryWait: 100 * time.Millisecond, Logger: logger})
+		if err == nil {
+			return l
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("open cluster log through n%d: %v", i+1, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// follow attaches db to l and runs Follow until the test ends.
+func follow(t *testing.T, l *Log, db *store.DB) {
+	t.Helper()
+	l.Attach(db)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Follow(ctx, db) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Follow: %v", err)
+		}
+	})
+}
+
+// newNodes starts three servers and three relays' stores, each following
+// the log through its own server.
+func newNodes(t *testing.T) (*natsCluster, []node) {
+	t.Helper()
+	c := newNATSCluster(t)
+	nodes := make([]node, 3)
+	for i := range nodes {
+		nodes[i] = node{db: openStore(t), log: c.openLog(i)}
+		follow(t, nodes[i].log, nodes[i].db)
+	}
+	return c, nodes
+}
+
+func adminDo(ctx context.Context, db *store.DB, action string, fn func(ctx context.Context) error) error {
+	return adminUser(ctx, db, action, "", fn)
+}
+
+// adminUser is adminDo of a change to the user called name, which its audit
+// row names.
+func adminUser(ctx context.Context, db *store.DB, action, name string, fn func(ctx context.Context) error) error {
+	return db.Admin(ctx, "root", action, func(ctx context.Context) (string, error) {
+		return fmt.Sprintf(`{"action":%q,"user":%q}`, action, name), fn(ctx)
+	})
+}
+
+func mustAdmin(t *testing.T, db *store.DB, action string, fn func(ctx context.Context) error) {
+	t.Helper()
+	if err := adminDo(t.Context(), db, action, fn); err != nil {
+		t.Fatalf("%s: %v", action, err)
+	}
+}
+
+// waitFor polls cond every few milliseconds until it holds or d passes, and
+// returns how long it took.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// converged waits until every node has applied the log's last entry and
+// holds the same rows, and returns the digest.
+func converged(t *testing.T, nodes []node) string {
+	t.Helper()
+	ctx := t.Context()
+	var digests []string
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state: %s", last)
+		}
+	}()
+	waitFor(t, 15*time.Second, "every node caught up", func() bool {
+		for i, n := range nodes {
+			behind, err := n.log.Behind(ctx, n.db)
+			if err != nil || behind > 0 {
+				last = fmt.Sprintf("node %d: behind %d, %v", i+1, behind, err)
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range nodes {
+		d, err := n.db.StateDigest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	for i, d := range digests[1:] {
+		if d != digests[0] {
+			t.Fatalf("node %d's copy differs from node 1's", i+2)
+		}
+	}
+	return digests[0]
+}
+
+// (a) A user added on node 1 is on nodes 2 and 3 within a second, logs in
+// there with the password, and moves their change feed and the user's
+// version, which is what the relays' revoker and credential cache watch.
+func TestUserAddedOnOneNodeLogsInOnTheOthers(t *testing.T) {
+	ctx := t.Context()
+	_, nodes := newNodes(t)
+	n1, n3 := nodes[0].db, nodes[2].db
+	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
+	converged(t, nodes)
+
+	var lats, writes []time.Duration
+	for i := range 7 {
+		name := fmt.Sprintf("alice%d", i)
+		feeds := make([]int64, 3)
+		for j, n := range nodes {
+			var err error
+			if feeds[j], err = n.db.LastUserChange(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		mustAdmin(t, n1, "user add", func(ctx context.Context) error {
+			return n1.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, "pw-"+name+"-1")
+		})
+		writes = append(writes, time.Since(start))
+		for j, n := range nodes[1:] {
+			waitFor(t, time.Second, name+" on node "+fmt.Sprint(j+2), func() bool {
+				_, err := n.db.User(ctx, name)
+				return err == nil
+			})
+		}
+		lats = append(lats, time.Since(start))
+		if _, err := n3.Authenticate(ctx, name, "pw-"+name+"-1"); err != nil {
+			t.Fatalf("%s logs in on node 3: %v", name, err)
+		}
+		if _, err := n3.Authenticate(ctx, name, "pw-"+name+"-2"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+			t.Fatalf("%s with a wrong password on node 3: %v, want ErrInvalidCredentials", name, err)
+		}
+		for j, n := range nodes {
+			changes, err := n.db.UserChangesSince(ctx, feeds[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(changes, func(c accounts.UserChange) bool { return c.User == name }) {
+				t.Errorf("node %d's change feed has no row for %s: %+v", j+1, name, changes)
+			}
+		}
+	}
+	for _, d := range [][]time.Duration{lats, writes} {
+		slices.Sort(d)
+	}
+	t.Logf("user add on node 1, from its start: returned after median %v (min %v, max %v); applied on nodes 2 and 3 after median %v (min %v, max %v); %d runs",
+		writes[len(writes)/2], writes[0], writes[len(writes)-1], lats[len(lats)/2], lats[0], lats[len(lats)-1], len(lats))
+
+	// A password change on node 2 moves alice0's version on node 3 (its
+	// cache drops her), and the old password stops working there.
+	v0, err := n3.UserVersion(ctx, "alice0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2 := nodes[1].db
+	mustAdmin(t, n2, "user passwd", func(ctx context.Context) error { return n2.SetPassword(ctx, "alice0", "pw-alice0-new") })
+	waitFor(t, time.Second, "alice0's version moves on node 3", func() bool {
+		v, err := n3.UserVersion(ctx, "alice0")
+		return err == nil && v != v0
+	})
+	if _, err := n3.Authenticate(ctx, "alice0", "pw-alice0-new"); err != nil {
+		t.Errorf("alice0's new password on node 3: %v", err)
+	}
+	if _, err := n3.Authenticate(ctx, "alice0", "pw-alice0-1"); err == nil {
+		t.Error("alice0's old password still logs in on node 3")
+	}
+	converged(t, nodes)
+}
+
+// The same admin commands give the same errors on a single node and in a
+// cluster: a duplicate add, a missing user, an unknown account. In a
+// cluster the command that fails runs on another node than the one that
+// made the change just before, with no wait between.
+func TestAdminErrorsAreTheSameInClusterMode(t *testing.T) {
+	ctx := t.Context()
+	_, nodes := newNodes(t)
+	single := openStore(t)
+	// A node that does not follow the log: its copy is behind until an
+	// admin command on it catches up.
+	lagging := openStore(t)
+	nodes[1].log.Attach(lagging)
+	for _, mode := range []struct {
+		name string
+		a, b *store.DB // b sees a's changes (the same store on one node)
+	}{
+		{"single node", single, single},
+		{"cluster", nodes[0].db, lagging},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			a, b := mode.a, mode.b
+			mustAdmin(t, a, "account add", func(ctx context.Context) error { return a.AddAccount(ctx, "APP") })
+			mustAdmin(t, a, "user add", func(ctx context.Context) error {
+				return a.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob-12345")
+			})
+			// No wait: an admin change on b begins where the log ends,
+			// so it sees a's change at once, even on a copy that is
+			// behind.
+			for _, tc := range []struct {
+				what string
+				fn   func(ctx context.Context) error
+				want error
+			}{
+				// Fails on a copy that has not applied the add yet.
+				{"set bob's password", func(ctx context.Context) error { return b.SetPassword(ctx, "bob", "pw-bob-24680") }, nil},
+				{"add bob again", func(ctx context.Context) error {
+					return b.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob-67890")
+				}, store.ErrExists},
+				{"remove a missing user", func(ctx context.Context) error { return b.RemoveUser(ctx, "carol") }, store.ErrNotFound},
+				{"add a user to an unknown account", func(ctx context.Context) error {
+					return b.AddUser(ctx, accounts.User{Name: "dave", Account: "NOPE"}, "pw-dave-12345")
+				}, store.ErrUnknownAccount},
+			} {
+				if err := adminDo(ctx, b, tc.what, tc.fn); !errors.Is(err, tc.want) || err != nil && tc.want == nil {
+					t.Errorf("%s: %v, want %v", tc.what, err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// (b) Conflicting writes from two nodes at once lose nothing: every write
+// that succeeded is in the final state, each loser got the single-node
+// error, and all copies are equal.
+func TestConflictingWritesFromTwoNodes(t *testing.T) {
+	ctx := t.Context()
+	_, nodes := newNodes(t)
+	n1, n2 := nodes[0].db, nodes[1].db
+	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
+	converged(t, nodes)
+
+	t.Run("the same user added on two nodes", func(t *testing.T) {
+		for round := range 10 {
+			name := fmt.Sprintf("alice%d", round)
+			errs := make([]error, 2)
+			roundStart := time.Now()
+			var wg sync.WaitGroup
+			for i, db := range []*store.DB{n1, n2} {
+				wg.Go(func() {
+					errs[i] = adminDo(ctx, db, "user add", func(ctx context.Context) error {
+						return db.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, fmt.Sprintf("pw-%s-node%d", name, i+1))
+					})
+				})
+			}
+			wg.Wait()
+			t.Logf("round %d: %v", round, time.Since(roundStart))
+			winner := -1
+			for i, err := range errs {
+				switch {
+				case err == nil && winner >= 0:
+					t.Fatalf("%s: both adds succeeded", name)
+				case err == nil:
+					winner = i
+				case !errors.Is(err, store.ErrExists):
+					t.Fatalf("%s: the losing add on node %d: %v, want ErrExists", name, i+1, err)
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("%s: no add succeeded: %v", name, errs)
+			}
+			converged(t, nodes)
+			for _, n := range nodes {
+				if _, err := n.db.Authenticate(ctx, name, fmt.Sprintf("pw-%s-node%d", name, winner+1)); err != nil {
+					t.Errorf("%s with the winner's password: %v", name, err)
+				}
+			}
+		}
+	})
+
+	t.Run("passwd racing rm", func(t *testing.T) {
+		for round := range 10 {
+			name := fmt.Sprintf("bob%d", round)
+			if err := adminUser(ctx, n1, "user add", name, func(ctx context.Context) error {
+				return n1.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, "pw-"+name+"-old")
+			}); err != nil {
+				t.Fatal(err)
+			}
+			converged(t, nodes)
+			var pwErr, rmErr error
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				pwErr = adminUser(ctx, n1, "user passwd", name, func(ctx context.Context) error { return n1.SetPassword(ctx, name, "pw-"+name+"-new") })
+			})
+			wg.Go(func() {
+				rmErr = adminUser(ctx, n2, "user rm", name, func(ctx context.Context) error { return n2.RemoveUser(ctx, name) })
+			})
+			wg.Wait()
+			// rm always succeeds: before it or after the passwd, the
+			// user exists. passwd fails only if rm came first, with the
+			// single-node error.
+			if rmErr != nil {
+				t.Fatalf("%s: rm: %v", name, rmErr)
+			}
+			if pwErr != nil && !errors.Is(pwErr, store.ErrNotFound) {
+				t.Fatalf("%s: passwd: %v, want nil or ErrNotFound", name, pwErr)
+			}
+			converged(t, nodes)
+			for _, n := range nodes {
+				if _, err := n.db.User(ctx, name); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s after rm: %v, want ErrNotFound", name, err)
+				}
+			}
+			// Both orders end with the user gone; the audit trail says
+			// which one happened, the same on every node.
+			var trail []string
+			for _, n := range nodes {
+				rows, err := n.db.Audit(ctx, store.AuditFilter{Kind: store.AuditAdmin, User: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var actions []string
+				for _, r := range rows {
+					actions = append(actions, r.Action)
+				}
+				trail = append(trail, strings.Join(actions, ","))
+			}
+			want := "user add,user rm"
+			if pwErr == nil {
+				want = "user add,user passwd,user rm"
+			}
+			sort.Strings(trail)
+			if trail[0] != trail[2] || !sameActions(trail[0], want) {
+				t.Errorf("%s: audit trails %q, want %q on every node", name, trail, want)
+			}
+		}
+	})
+}
+
+// sameActions compares two comma-separated lists of actions as sets in
+// order of time, where the audit's order is newest or oldest first.
+func sameActions(got, want string) bool {
+	g, w := strings.Split(got, ","), strings.Split(want, ",")
+	if slices.Equal(g, w) {
+		return true
+	}
+	slices.Reverse(g)
+	return slices.Equal(g, w)
+}
+
+// (c) With two of three servers down a write fails at once, saying there
+// is no quorum, and writes nothing; logins on the survivor go on from its
+// copy. With the servers back, writes work and nothing is lost.
+func TestNoQuorum(t *testing.T) {
+	ctx := t.Context()
+	c, nodes := newNodes(t)
+	n1 := nodes[0].db
+	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
+	mustAdmin(t, n1, "user add", func(ctx context.Context) error {
+		return n1.AddUser(ctx, accounts.User{Name: "alice", Account: "APP"}, "pw-alice-12345")
+	})
+	before := converged(t, nodes)
+
+	c.stop(1)
+	c.stop(2)
+	start := time.Now()
+	err := adminDo(ctx, n1, "user add", func(ctx context.Context) error {
+		return n1.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob-12345")
+	})
+	took := time.Since(start)
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("user add without quorum: %v, want ErrNoQuorum", err)
+	}
+	for _, want := range []string{"no JetStream quorum", "not made", "majority"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
+	if took > 5*time.Second {
+		t.Errorf("the write took %v to fail, want a few seconds at most", took)
+	}
+	t.Logf("a write without quorum failed after %v: %v", took, err)
+	if _, err := n1.User(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob after the failed write: %v, want ErrNotFound", err)
+	}
+	if d, err := n1.StateDigest(ctx); err != nil || d != before {
+		t.Errorf("node 1's copy changed after the failed write (%v)", err)
+	}
+	if _, err := n1.Authenticate(ctx, "alice", "pw-alice-12345"); err != nil {
+		t.Errorf("alice logs in on the survivor without quorum: %v", err)
+	}
+
+	c.start(1)
+	c.start(2)
+	// An error that says "not made" means so: the add run again succeeds.
+	// Only if the quorum check passed before the servers' loss was known
+	// (the error says "not confirmed") may the survivor, had it led the
+	// stream, have kept bob's entry and commit it now: the add run again
+	// then finds bob, as an add of an existing user does.
+	unconfirmed := strings.Contains(err.Error(), "not confirmed")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := adminDo(ctx, n1, "user add", func(ctx context.Context) error {
+			return n1.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob-12345")
+		})
+		if err == nil || errors.Is(err, store.ErrExists) && unconfirmed {
+			t.Logf("user add after recovery: %v", err)
+			break
+		}
+		t.Logf("user add while the servers come back: %v", err)
+		unconfirmed = unconfirmed || strings.Contains(err.Error(), "not confirmed")
+		if time.Now().After(deadline) {
+			t.Fatalf("user add after the servers came back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	mustAdmin(t, n1, "user add", func(ctx context.Context) error {
+		return n1.AddUser(ctx, accounts.User{Name: "carol", Account: "APP"}, "pw-carol-12345")
+	})
+	converged(t, nodes)
+	rows, err := n1.Audit(ctx, store.AuditFilter{Kind: store.AuditAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adds := 0
+	for _, r := range rows {
+		if r.Action == "user add" {
+			adds++
+		}
+	}
+	if adds != 3 {
+		t.Errorf("user add rows in the audit trail: %d; want 3 (alice, bob once, carol)", adds)
+	}
+	for _, n := range nodes {
+		for name, pw := range map[string]string{"alice": "pw-alice-12345", "bob": "pw-bob-12345", "carol": "pw-carol-12345"} {
+			if _, err := n.db.Authenticate(ctx, name, pw); err != nil {
+				t.Errorf("%s after recovery: %v", name, err)
+			}
+		}
+	}
+}
+
+// (d) An existing single-node database becomes the first node: its users
+// reach a fresh node with their password hashes.
+func TestBootstrapAnExistingDatabase(t *testing.T) {
+	ctx := t.Context()
+	c := newNATSCluster(t)
+	first := openStore(t)
+	if err := first.AddAccount(ctx, "APP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.AddRole(ctx, accounts.Role{Name: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		u := accounts.User{Name: fmt.Sprintf("user%02d", i), Account: "APP", Roles: []string{"ops"}}
+		if err := first.AddUser(ctx, u, fmt.Sprintf("pw-user%02d-x", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l1 := c.openLog(0)
+	last, err := l1.Bootstrap(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.Bootstrap(ctx, openStore(t)); err == nil || !strings.Contains(err.Error(), "holds") {
+		t.Errorf("a second Bootstrap: %v, want a refusal of the non-empty log", err)
+	}
+	follow(t, l1, first)
+
+	fresh := openStore(t)
+	l3 := c.openLog(2)
+	l3.Attach(fresh)
+	if err := l3.CatchUp(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := fresh.AppliedSeq(ctx); err != nil || seq != last {
+		t.Errorf("fresh node's position %d, %v; want %d", seq, err, last)
+	}
+	for _, name := range []string{"user00", "user49"} {
+		if _, err := fresh.Authenticate(ctx, name, "pw-"+name+"-x"); err != nil {
+			t.Errorf("%s on the fresh node: %v", name, err)
+		}
+	}
+	// The fresh node writes, and the first node sees it.
+	mustAdmin(t, fresh, "user rm", func(ctx context.Context) error { return fresh.RemoveUser(ctx, "user07") })
+	waitFor(t, time.Second, "user07 gone on the first node", func() bool {
+		_, err := first.User(ctx, "user07")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	converged(t, []node{{first, l1}, {fresh, l3}})
+}

@@ -1,0 +1,94 @@
+// Package cluster replicates authrelay's identity store across the relays
+// of a NATS cluster, on JetStream: authrelay writes no consensus or
+// replication protocol of its own.
+//
+// # The log
+//
+// In cluster mode the source of truth is the cluster log: one JetStream
+// stream (DefaultStream, one subject, DefaultSubject) in the AUTH account,
+// file storage, DefaultReplicas replicas, deletes and purges denied. Each
+// entry is one committed admin change, in the order the stream leader
+// accepted it. Every relay keeps its own SQLite copy (package store),
+// applies the log to it in order, and answers logins from that copy only:
+// a login never waits on JetStream, and logins go on from the copy while
+// JetStream has lost quorum. Each copy records, in the same transaction as
+// the rows, the number of the last entry it holds (store.DB.AppliedSeq).
+//
+// # Changes are rows, not commands
+//
+// An entry holds the rows a change left, not the command that made it: for
+// each row it touched, the row's values after the change (column names and
+// typed values; blobs as base64) or, for a row that is gone, a delete by
+// key. So no password is ever in the log (only its hash, as in the
+// database), and applying needs no determinism from the code that made the
+// change (times, random salts, policy checks happen once, on the writer).
+//
+//   - Capture (store): within store.DB.Admin, through which every admin
+//     command goes, TEMP triggers on each replicated table record the key
+//     of every row touched, in order. Which tables are replicated, with
+//     their keys, and which are local, is one list in the store, and a test
+//     fails when a migration adds a table the list does not decide.
+//     Replicated: accounts, roles, settings (the hash policy), users,
+//     user_roles, password_graces, and the admin rows of the audit trail
+//     (appended without their id, which is local). Not replicated: the
+//     tables the triggers derive (the change feed user_changes, the user
+//     versions, the generation), because every copy's own triggers fill
+//     them when it applies a change, which is what makes each relay close a
+//     changed user's connections and drop its cached logins; and, this
+//     round, lockouts, known addresses, login audit rows and the write
+//     probe.
+//   - Begin (store): Admin first asks the log for its last entry
+//     (Log.Check, one stream info request) and catches up to it, so that a
+//     command on any node sees every change the log held when it began,
+//     and fails for a stale reason on no node. The same answer says whether
+//     the stream's leader hears from a majority of its replicas: if not,
+//     Admin fails at once with ErrNoQuorum, the change certainly not made,
+//     and without taking the database's write lock.
+//   - Commit (store): before Admin commits, it reads the touched rows in
+//     its transaction, encodes them as one entry, and appends it with
+//     JetStream's expected-last-sequence check set to the copy's position
+//     (Log.Append). Only when the stream leader has stored the entry does
+//     the transaction commit, with the entry's number as the new position:
+//     a write returns once JetStream has it. If another node's entry came
+//     first, or one was applied here while the change ran, the check fails
+//     (store.ErrBehind): Admin rolls back, catches up (Log.CatchUp) and runs
+//     the change again on the newer copy, so that of two "user add alice"
+//     on two nodes one succeeds and the other gets store.ErrExists, the
+//     error a single node gives. If the append gets no answer within the
+//     timeout, Admin rolls back and fails with ErrNoQuorum; the error says
+//     the change is not confirmed rather than not made, because a leader
+//     that lost its quorum during the append keeps the entry and commits
+//     it if its peers come back (every node then applies it). The check at
+//     the beginning leaves this only for a quorum lost in the milliseconds
+//     between the two requests.
+//   - Apply (store.DB.Apply): one transaction per entry, entries strictly
+//     in order (one already applied is skipped, a gap is refused), rows
+//     upserted (INSERT … ON CONFLICT DO UPDATE, so that the UPDATE triggers
+//     fire as they did on the writer) or deleted, foreign keys deferred to
+//     the commit. Log.Follow runs it for each entry as it arrives; a node's
+//     own entries are already applied and skipped.
+//   - Snapshot (Log.Bootstrap): an existing single-node database becomes
+//     the first node by appending every replicated row to an empty log, in
+//     entries below store.SnapshotChunk, parents first; a node that joins
+//     starts from an empty database and applies the log from its start.
+//
+// Writes to replicated tables outside Admin fail in cluster mode
+// (store.ErrClusterWrite) rather than change one copy alone. Two kinds of
+// write stay local because every node makes the same one: ending a password
+// grace at its time, and pruning. The rehash of a password at login is not
+// made in cluster mode yet: it would make a login wait on JetStream.
+//
+// # Limits of this step
+//
+// A change must fit in one JetStream message (the servers' max_payload, 1
+// MiB by default): an import of thousands of users in one admin change does
+// not yet. While Append waits on JetStream the change holds the copy's
+// write lock, which the failed-login counts of that node wait for: a few
+// milliseconds normally, up to Config.Timeout if the quorum goes during
+// the append. An entry that a copy cannot apply (from a newer authrelay)
+// stops that copy at it, loudly, rather than let it skip a change: Follow
+// logs and tries again, and Log.Behind shows it. Lockouts, known addresses
+// and login audit rows are per node. The hash policy a node hashes new passwords with is the one it read
+// when it opened the database. Nothing in serve, init or the CLI uses this
+// package yet.
+package cluster
