@@ -364,3 +364,32 @@ func ReadClusterStatus(ctx context.Context, cl *deploy.ClusterLog, db *store.DB,
 	}
 	return st, nil
 }
+
+// Status reads the cluster status of l (ReadClusterStatus) through the
+// server at url, connected with opts as l's relay user. A directory that
+// is a single node is an error that says so.
+func Status(ctx context.Context, l deploy.Layout, url string, opts []nats.Option, now time.Time) (ClusterStatus, error) {
+	c, ok, err := l.Cluster()
+	if err != nil {
+		return ClusterStatus{}, err
+	}
+	if !ok {
+		return ClusterStatus{}, fmt.Errorf("cluster status: %s is a single node (no %s): there is no cluster log to report on", l.Dir, deploy.ClusterFile)
+	}
+	db, err := l.OpenLocal(ctx)
+	if err != nil {
+		return ClusterStatus{}, err
+	}
+	defer db.Close()
+	opts = append([]nats.Option{nats.Name("authrelay cluster status"), nats.Timeout(deploy.ClusterTimeout), nats.NoReconnect()}, opts...)
+	cl, err := l.ConnectCluster(ctx, c, url, opts, nil)
+	if err != nil {
+		return ClusterStatus{}, fmt.Errorf("cluster status: %w", err)
+	}
+	defer cl.Conn.Close()
+	st, err := ReadClusterStatus(ctx, cl, db, now)
+	if err != nil {
+		return st, fmt.Errorf("cluster status: %w", err)
+	}
+	return st, nil
+}

@@ -144,6 +144,7 @@ Commands:
   doctor   check a deployment end to end and say what is wrong
   reload   have the servers reload nats.conf and accounts.conf
   sessions who is connected, as the servers report it
+  cluster  status of the cluster log and of each relay's copy
   completion  print shell completion for bash or zsh
   bench    measure logins on this machine against stock nats-server
   version  print the version
@@ -194,6 +195,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		{[]string{"bench"}, m.runBench},
 		{[]string{"reload"}, m.runReload},
 		{[]string{"sessions"}, m.runSessions},
+		{[]string{"cluster"}, m.runCluster},
+		{[]string{"cluster"}, m.runCluster},
 		{[]string{"completion"}, m.runCompletion},
 		{[]string{"version"}, m.runVersion},
 	}, args)
