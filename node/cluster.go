@@ -168,7 +168,12 @@ func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.Cluster
 // node's server reload.
 func (m *clusterMode) run(ctx context.Context) {
 	cl := m.log.Load()
-	go cl.Follow(ctx, m.db)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		cl.Follow(ctx, m.db) // returns ctx's error only
+	}()
+	defer func() { <-followed }()
 	kv := positionsBucket(ctx, cl, m.logger)
 	tick := time.NewTicker(clusterWait / 4)
 	defer tick.Stop()
@@ -356,7 +361,7 @@ func ReadClusterStatus(ctx context.Context, cl *deploy.ClusterLog, db *store.DB,
 		if json.Unmarshal(e.Value(), &p) != nil {
 			continue // not a relay's report
 		}
-		r := RelayStatus{Position: p, AgeSeconds: now.Sub(p.Time).Seconds()}
+		r := RelayStatus{Position: p, AgeSeconds: max(0, now.Sub(p.Time).Seconds())}
 		if st.Last > p.Applied {
 			r.Behind = st.Last - p.Applied
 		}

@@ -315,6 +315,22 @@ func TestAddDisableLoginAcrossModes(t *testing.T) {
 				t.Fatal("alice's connection still open 1 s after the disable")
 			}
 			requireDenied(t, reasons, accounts.ReasonUserDisabled, e.revokeURL, "alice", "pw-alice-1")
+			// One kick, one audit row, on every copy: the relays that came
+			// second found the connection gone.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				n := kickRows(t, e.revokeDir, "alice")
+				if n > 1 {
+					t.Fatalf("%d connection kick rows for alice's one connection, want 1", n)
+				}
+				if n == 1 && time.Now().After(deadline) {
+					break
+				}
+				if n == 0 && time.Now().After(deadline) {
+					t.Fatal("no connection kick row for alice 2 s after the kick")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 		})
 	}
 }
@@ -333,6 +349,30 @@ func TestClusterWithoutQuorum(t *testing.T) {
 	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
 	nc, _ := eventually(t, time.Second, c.urls[0], "alice", "pw-alice-1")
 	nc.Close()
+
+	t.Run("an account added on node 1 is served by node 2's server", func(t *testing.T) {
+		if err := admin(t, c.dirs[0], "account add", func(ctx context.Context, db *store.DB) error {
+			if err := db.AddAccount(ctx, "ORDERS"); err != nil {
+				return err
+			}
+			return db.AddUser(ctx, accounts.User{Name: "olga", Account: "ORDERS", Permissions: appUser}, "pw-olga-1")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Node 2's relay applies the change, rewrites its accounts.conf and
+		// has its server reload it; until then the server has no ORDERS.
+		nc, took := eventually(t, 5*time.Second, c.urls[1], "olga", "pw-olga-1")
+		roundTrip(t, nc, "orders.o")
+		nc.Close()
+		t.Logf("account added on node 1, user in it logged in through server 2 after %v", took)
+		b, err := os.ReadFile(c.dirs[1].Path(deploy.AccountsConf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "ORDERS") {
+			t.Errorf("node 2's accounts.conf has no ORDERS:\n%s", b)
+		}
+	})
 
 	// Relay 3 stops; carol is added while it is away.
 	if err := relays[2].stop(); err != nil {
@@ -420,6 +460,27 @@ func TestClusterWithoutQuorum(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+}
+
+// kickRows counts the connection kick rows of user in l's audit trail.
+func kickRows(t *testing.T, l deploy.Layout, user string) int {
+	t.Helper()
+	db, err := l.OpenLocal(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Audit(t.Context(), store.AuditFilter{User: user, Kind: store.AuditAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rows {
+		if r.Action == "connection kick" {
+			n++
+		}
+	}
+	return n
 }
 
 func allCaughtUp(st node.ClusterStatus) bool {

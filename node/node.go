@@ -302,7 +302,13 @@ func Run(ctx context.Context, cfg Config) error {
 			audit.Close(context.Background())
 			return relayExit(err)
 		}
-		go cm.run(ctx)
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			cm.run(ctx)
+		}()
+		// The follower stops before the database closes.
+		defer func() { cancel(); <-ran }()
 	}
 	done := make(chan error, 1)
 	go func() {
