@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/cluster"
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
@@ -397,4 +400,16 @@ func Status(ctx context.Context, l deploy.Layout, url string, opts []nats.Option
 		return st, fmt.Errorf("cluster status: %w", err)
 	}
 	return st, nil
+}
+
+// WriteText writes st as 'authrelay cluster status' prints it for the
+// directory dir: a line on the log, then a table of the relays.
+func (st ClusterStatus) WriteText(w io.Writer, dir string) error {
+	fmt.Fprintf(w, "cluster log %s: last entry %d; this copy (%s) has applied %d\n", st.Stream, st.Last, dir, st.Applied)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tAPPLIED\tBEHIND\tREPORTED")
+	for _, r := range st.Relays {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1fs ago\n", accounts.ClientText(r.Server), r.Applied, r.Behind, r.AgeSeconds)
+	}
+	return tw.Flush()
 }
