@@ -59,7 +59,9 @@ type natsCluster struct {
 
 // newCluster makes three directories in cluster mode that share one
 // secrets.json (what 'init --join' gives), and starts their servers.
-func newCluster(t *testing.T) *natsCluster {
+// single, when not nil, runs on the first directory while it is still a
+// single node.
+func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 	t.Helper()
 	ports := freePorts(t, 6)
 	c := &natsCluster{t: t, servers: make([]*server.Server, 3)}
@@ -99,6 +101,9 @@ func newCluster(t *testing.T) *natsCluster {
 			i+1, filepath.Join(l.Dir, "jetstream"), ports[3+i], strings.Join(routes, ", "))
 		if err := os.WriteFile(l.Path(deploy.ServerConf), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 && single != nil {
+			single(l)
 		}
 		if err := l.WriteCluster(deploy.Cluster{Name: "authrelay-test", Stream: deploy.DefaultClusterStream, Replicas: 3}); err != nil {
 			t.Fatal(err)
@@ -273,7 +278,7 @@ func singleNode(t *testing.T) modeEnv {
 }
 
 func threeNodes(t *testing.T) modeEnv {
-	c := newCluster(t)
+	c := newCluster(t, nil)
 	for i := range 3 {
 		startRelay(t, c.dirs[i], c.urls[i], true)
 	}
@@ -335,19 +340,24 @@ func TestAddDisableLoginAcrossModes(t *testing.T) {
 	}
 }
 
-// TestClusterWithoutQuorum: with two of three servers down, logins go on
+// TestClusterWithoutQuorum: a single-node directory becomes the first
+// node, its user logging in through another server; with two of three servers down, logins go on
 // through the survivor from its relay's copy; a write fails at once with
 // the no-quorum error and changes nothing; a relay started meanwhile does
 // not answer until the log is back and it has caught up; cluster status
 // then shows every relay's position.
 func TestClusterWithoutQuorum(t *testing.T) {
-	c := newCluster(t)
+	// Node 1 was a single node with a user: its relay, started first,
+	// writes its database into the empty log.
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
 	var relays []*running
 	for i := range 3 {
 		relays = append(relays, startRelay(t, c.dirs[i], c.urls[i], true))
 	}
+	nc, _ := eventually(t, time.Second, c.urls[2], "dora", "pw-dora-1")
+	nc.Close()
 	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
-	nc, _ := eventually(t, time.Second, c.urls[0], "alice", "pw-alice-1")
+	nc, _ = eventually(t, time.Second, c.urls[0], "alice", "pw-alice-1")
 	nc.Close()
 
 	t.Run("an account added on node 1 is served by node 2's server", func(t *testing.T) {
