@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -153,7 +155,7 @@ func (c *natsCluster) stop(i int) {
 // startRelay runs node.Run on l against the separate server at url, and
 // returns once the relay answers logins (ready true) or, with ready
 // false, at once.
-func startRelay(t *testing.T, l deploy.Layout, url string, wait bool) *running {
+func startRelay(t *testing.T, l deploy.Layout, url string, wait bool, opts ...func(*node.Config)) *running {
 	t.Helper()
 	log := &syncBuffer{}
 	ready := make(chan string, 1)
@@ -173,6 +175,9 @@ func startRelay(t *testing.T, l deploy.Layout, url string, wait bool) *running {
 		Logger:          slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:             time.Now,
 		OnReady:         func(url string) { ready <- url },
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -435,11 +440,15 @@ func TestClusterWithoutQuorum(t *testing.T) {
 	// the log has no quorum, so it must not answer.
 	c.stop(0)
 	c.start(2)
-	r3 := startRelay(t, c.dirs[2], c.urls[2], false)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	r3 := startRelay(t, c.dirs[2], c.urls[2], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
 	select {
 	case <-r3.ready:
 		t.Fatal("relay 3 answered logins while the cluster log was unreachable")
 	case <-time.After(3 * time.Second):
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "cluster log") {
+		t.Errorf("/readyz while the log is unreachable: %d %q, want 503 naming the cluster log", code, body)
 	}
 	if !strings.Contains(r3.log.String(), "cannot reach the cluster log") {
 		t.Errorf("relay 3 does not log why it waits:\n%s", r3.log.String())
@@ -455,6 +464,9 @@ func TestClusterWithoutQuorum(t *testing.T) {
 	// way carol, added while it was away, logs in through it.
 	nc, _ = eventually(t, 5*time.Second, c.urls[2], "carol", "pw-carol-1")
 	nc.Close()
+	if code, body := readyz(t, httpAddr); code != http.StatusOK {
+		t.Errorf("/readyz once caught up: %d %q, want 200", code, body)
+	}
 
 	t.Run("status", func(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
@@ -470,6 +482,21 @@ func TestClusterWithoutQuorum(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+}
+
+// readyz returns the status and body of GET /readyz at addr.
+func readyz(t *testing.T, addr string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // kickRows counts the connection kick rows of user in l's audit trail.
