@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/authrelay/authrelay/store"
@@ -104,6 +107,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		// only right if it has applied every entry in order.
 		DenyDelete: true,
 		DenyPurge:  true,
+		// A change larger than one message goes in as an atomic batch.
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open cluster log %s: %w", cfg.Stream, jsError(ctx, err))
@@ -146,27 +151,45 @@ func (l *Log) timeout(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, l.cfg.Timeout)
 }
 
-// Append appends change to the log as the entry after the entry numbered
-// after, and returns its number. It fails with an error wrapping
-// store.ErrBehind when the log's last entry is another (JetStream's
-// expected-last-sequence check, made by the stream leader), and with one
-// wrapping ErrNoQuorum when no stream leader answered within the timeout;
-// the change is then not in the log.
-func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, error) {
+// Append appends the parts of one change to the log as the entries after
+// the entry numbered after, and returns the number of the last. Several
+// parts go in one JetStream atomic batch: the log holds all of them,
+// consecutive, or none. It fails with an error wrapping store.ErrBehind
+// when the log's last entry is another (JetStream's expected-last-sequence
+// check, made by the stream leader), and with one wrapping ErrNoQuorum when
+// no stream leader answered within the timeout.
+func (l *Log) Append(ctx context.Context, after uint64, parts ...[]byte) (uint64, error) {
 	if ctx.Err() != nil {
 		return 0, fmt.Errorf("append to the cluster log: %w", ctx.Err())
 	}
+	if len(parts) == 0 {
+		return 0, errors.New("append to the cluster log: no entry")
+	}
 	tctx, cancel := l.timeout(ctx)
 	defer cancel()
-	ack, err := l.js.Publish(tctx, l.cfg.Subject, change,
-		jetstream.WithExpectStream(l.cfg.Stream), jetstream.WithExpectLastSequence(after))
+	var seq uint64
+	var err error
+	if len(parts) == 1 {
+		var ack *jetstream.PubAck
+		ack, err = l.js.Publish(tctx, l.cfg.Subject, parts[0],
+			jetstream.WithExpectStream(l.cfg.Stream), jetstream.WithExpectLastSequence(after))
+		if err == nil {
+			seq = ack.Sequence
+		}
+	} else {
+		seq, err = l.appendBatch(tctx, after, parts)
+	}
+	size := 0
+	for _, p := range parts {
+		size = max(size, len(p))
+	}
 	switch {
 	case err == nil:
-		return ack.Sequence, nil
+		return seq, nil
 	case ctx.Err() != nil:
 		return 0, fmt.Errorf("append to the cluster log: %w", ctx.Err())
 	case errors.Is(err, nats.ErrMaxPayload):
-		return 0, fmt.Errorf("append to the cluster log: the change is %d bytes, more than the servers' max_payload: make it in smaller steps", len(change))
+		return 0, fmt.Errorf("append to the cluster log: an entry is %d bytes, more than the servers' max_payload: raise max_payload to 1 MiB at least", size)
 	}
 	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 	err = jsError(tctx, err)
@@ -182,6 +205,66 @@ func (l *Log) Append(ctx context.Context, after uint64, change []byte) (uint64, 
 			l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
 	}
 	return 0, fmt.Errorf("append to the cluster log %s: %w", l.cfg.Stream, err)
+}
+
+// maxBatch is the most parts one change may have: nats-server's default
+// limit on an atomic batch (1,000 messages), at store.MaxEntrySize each.
+const maxBatch = 1000
+
+// appendBatch publishes parts as one atomic batch (headers Nats-Batch-Id,
+// Nats-Batch-Sequence, and Nats-Batch-Commit on the last), the first
+// carrying the expected last sequence, and returns the last part's
+// number.
+func (l *Log) appendBatch(ctx context.Context, after uint64, parts [][]byte) (uint64, error) {
+	if len(parts) > maxBatch {
+		return 0, fmt.Errorf("the change has %d parts of up to %d bytes, more than an atomic batch holds (%d): make it in smaller steps", len(parts), store.MaxEntrySize, maxBatch)
+	}
+	id := rand.Text() // 26 characters; the server takes up to 64
+	nc := l.js.Conn()
+	for i, p := range parts {
+		m := nats.NewMsg(l.cfg.Subject)
+		m.Data = p
+		m.Header.Set(jetstream.ExpectedStreamHeader, l.cfg.Stream)
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i == 0 {
+			m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(after, 10))
+		}
+		last := i == len(parts)-1
+		if last {
+			m.Header.Set("Nats-Batch-Commit", "1")
+		}
+		// Every part is a request: the leader answers each (empty until
+		// the commit), which paces the batch and stops it at the first
+		// refusal.
+		resp, err := nc.RequestMsgWithContext(ctx, m)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return 0, jetstream.ErrNoStreamResponse
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(resp.Data) == 0 && !last {
+			continue
+		}
+		var ack struct {
+			*jetstream.PubAck
+			Error *jetstream.APIError `json:"error,omitempty"`
+		}
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return 0, fmt.Errorf("batch part %d: %w", i+1, jetstream.ErrInvalidJSAck)
+		}
+		if ack.Error != nil {
+			return 0, fmt.Errorf("batch part %d: %w", i+1, ack.Error)
+		}
+		if last {
+			if ack.PubAck == nil || ack.Stream == "" {
+				return 0, fmt.Errorf("batch commit: %w", jetstream.ErrInvalidJSAck)
+			}
+			return ack.Sequence, nil
+		}
+	}
+	return 0, errors.New("batch: no commit") // not reached: the last part returns
 }
 
 // peerSilence is how long a stream replica may go unheard by the leader

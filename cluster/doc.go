@@ -69,8 +69,10 @@
 //     own entries are already applied and skipped.
 //   - Snapshot (Log.Bootstrap): an existing single-node database becomes
 //     the first node by appending every replicated row to an empty log, in
-//     entries below store.SnapshotChunk, parents first; a node that joins
-//     starts from an empty database and applies the log from its start.
+//     entries below store.MaxEntrySize, parents first; a node that joins
+//     starts from an empty database and applies the log from its start
+//     (Apply refuses the log's first entry on a copy with rows of its
+//     own, which would stay in it alone).
 //
 // Writes to replicated tables outside Admin fail in cluster mode
 // (store.ErrClusterWrite) rather than change one copy alone. Two kinds of
@@ -78,17 +80,27 @@
 // grace at its time, and pruning. The rehash of a password at login is not
 // made in cluster mode yet: it would make a login wait on JetStream.
 //
+// # Large changes
+//
+// A change larger than store.MaxEntrySize (an import of thousands of
+// users in one admin change) goes into the log in parts, as one JetStream
+// atomic batch (the stream allows them): the log holds all the parts,
+// consecutive, or none, and a copy applies them in one transaction once the
+// last has arrived. A batch holds at most 1,000 parts (nats-server's
+// default), about 500 MiB of rows.
+//
 // # Limits of this step
 //
-// A change must fit in one JetStream message (the servers' max_payload, 1
-// MiB by default): an import of thousands of users in one admin change does
-// not yet. While Append waits on JetStream the change holds the copy's
-// write lock, which the failed-login counts of that node wait for: a few
-// milliseconds normally, up to Config.Timeout if the quorum goes during
-// the append. An entry that a copy cannot apply (from a newer authrelay)
-// stops that copy at it, loudly, rather than let it skip a change: Follow
-// logs and tries again, and Log.Behind shows it. Lockouts, known addresses
-// and login audit rows are per node. The hash policy a node hashes new passwords with is the one it read
-// when it opened the database. Nothing in serve, init or the CLI uses this
-// package yet.
+// While Append waits on JetStream the change holds the copy's write lock,
+// which the failed-login counts of that node wait for: a few milliseconds
+// normally, up to Config.Timeout if the quorum goes during the append. An
+// entry that a copy cannot apply (from a newer authrelay) stops that copy
+// at it, loudly, rather than let it skip a change: Follow logs and tries
+// again, and Log.Behind shows it. Lockouts, known addresses and login audit
+// rows are per node. The hash policy a node hashes new passwords with is
+// the one it read when it opened the database. A migration that changes
+// replicated rows (as 0007 did) runs on each node by itself, and must give
+// the same rows everywhere. The log trusts whoever can
+// publish on its subject: only relays may hold users in the AUTH account.
+// Nothing in serve, init or the CLI uses this package yet.
 package cluster

@@ -97,8 +97,8 @@ func (l Layout) OpenStore(ctx context.Context, o StoreOptions) (*store.DB, error
 // change fails, before it begins, with err.
 type unreachable struct{ err error }
 
-func (u unreachable) Append(context.Context, uint64, []byte) (uint64, error) { return 0, u.err }
-func (u unreachable) Check(context.Context) (uint64, error)                  { return 0, u.err }
+func (u unreachable) Append(context.Context, uint64, ...[]byte) (uint64, error) { return 0, u.err }
+func (u unreachable) Check(context.Context) (uint64, error)                     { return 0, u.err }
 
 // ClusterLog is a node's cluster log with the connection it uses.
 type ClusterLog struct {

@@ -59,12 +59,12 @@ func (m *clusterMode) notReached() error {
 }
 
 // Append is store.Replicator's, through the log once reached.
-func (m *clusterMode) Append(ctx context.Context, after uint64, change []byte) (uint64, error) {
+func (m *clusterMode) Append(ctx context.Context, after uint64, parts ...[]byte) (uint64, error) {
 	cl := m.log.Load()
 	if cl == nil {
 		return 0, m.notReached()
 	}
-	return cl.Append(ctx, after, change)
+	return cl.Append(ctx, after, parts...)
 }
 
 // Check is store.LogChecker's, through the log once reached.
@@ -154,6 +154,9 @@ func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.Cluster
 	}
 	if last == 0 && applied == 0 {
 		seq, err := cl.Bootstrap(ctx, m.db)
+		if err == nil && seq == 0 {
+			return nil // nothing here either: the first node's snapshot follows
+		}
 		if err == nil {
 			m.logger.Info("the cluster log was empty: wrote this database into it, as the cluster's first node", "stream", m.c.Stream, "entries", seq)
 			return nil

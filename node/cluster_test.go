@@ -84,8 +84,11 @@ func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 			if secrets, err = os.ReadFile(l.Path(deploy.SecretsFile)); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := os.WriteFile(l.Path(deploy.SecretsFile), secrets, 0o600); err != nil {
-			t.Fatal(err)
+		} else {
+			if err := os.WriteFile(l.Path(deploy.SecretsFile), secrets, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			emptyDatabase(t, l)
 		}
 		s, err := l.LoadSecrets()
 		if err != nil {
@@ -122,6 +125,25 @@ func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 		}
 	})
 	return c
+}
+
+// emptyDatabase replaces l's database by an empty one, as a node that
+// joins a cluster starts with: it takes everything from the log.
+func emptyDatabase(t *testing.T, l deploy.Layout) {
+	t.Helper()
+	path := l.Path(deploy.DatabaseFile)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	db, err := store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // start starts server i (0-based) from its directory's nats.conf.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Cluster mode. The design is written down in the cluster package's
@@ -30,13 +31,15 @@ import (
 //     database to an empty log, so that it becomes the first node.
 
 // Replicator is the cluster log a store in cluster mode appends its admin
-// changes to (the cluster package's Log). Append stores change as the entry
-// that follows the entry numbered after, and returns its number: it fails
-// with an error wrapping ErrBehind when the log's last entry is not after
-// (another node's change came first), and with another error when the log
-// cannot take it; the change is then not in the log.
+// changes to (the cluster package's Log). Append stores the parts of one
+// change (one part unless the change is larger than MaxEntrySize) as the
+// entries that follow the entry numbered after, all or none, and returns
+// the number of the last: it fails with an error wrapping ErrBehind when
+// the log's last entry is not after (another node's change came first), and
+// with another error when the log cannot take it; the change is then not in
+// the log.
 type Replicator interface {
-	Append(ctx context.Context, after uint64, change []byte) (seq uint64, err error)
+	Append(ctx context.Context, after uint64, parts ...[]byte) (last uint64, err error)
 }
 
 // LogChecker is what a Replicator may also implement: Check returns the
@@ -67,9 +70,10 @@ const adminRetries = 8
 // changeVersion is the format of a change; Apply refuses another.
 const changeVersion = 1
 
-// SnapshotChunk is the most a snapshot entry (see Bootstrap) holds, in
-// bytes, well below JetStream's default message limit of 1 MiB.
-const SnapshotChunk = 512 << 10
+// MaxEntrySize is the most one entry of the log holds, in bytes, well below
+// JetStream's default message limit of 1 MiB: a larger change is appended
+// in parts, and a snapshot (Bootstrap) in entries of this size.
+const MaxEntrySize = 512 << 10
 
 // A tableSpec says how cluster mode treats one table of the schema. Every
 // table of the schema has one (a test checks it): a migration that adds a
@@ -253,9 +257,42 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // change is one entry of the cluster log: the rows one admin change left,
 // in the order it first touched them.
 type change struct {
-	V    int        `json:"v"`
-	Rows []rowValue `json:"rows"`
+	V int `json:"v"`
+	// Part and Parts number the parts of a change larger than
+	// MaxEntrySize, from 1; both are 0 for a change in one entry.
+	Part  int        `json:"part,omitempty"`
+	Parts int        `json:"parts,omitempty"`
+	Rows  []rowValue `json:"rows"`
 }
+
+// chunkRows splits rows into runs whose encoding stays below MaxEntrySize.
+func chunkRows(rows []rowValue) ([][]rowValue, error) {
+	var chunks [][]rowValue
+	var cur []rowValue
+	size := 0
+	for _, r := range rows {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		n := len(b) + 1
+		if n+entryOverhead > MaxEntrySize {
+			return nil, fmt.Errorf("a row of %s is %d bytes, more than an entry of the cluster log holds (%d)", r.Table, len(b), MaxEntrySize)
+		}
+		if size+n+entryOverhead > MaxEntrySize {
+			chunks, cur, size = append(chunks, cur), nil, 0
+		}
+		cur = append(cur, r)
+		size += n
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, nil
+}
+
+// entryOverhead bounds what an entry holds besides its rows.
+const entryOverhead = 128
 
 // rowValue is a row as a change carries it: for a present row every column
 // but the local ones (and the rowid of an append-only table), for a deleted
@@ -422,9 +459,9 @@ func keyWhere(spec tableSpec) string {
 }
 
 // encodeChange reads the rows the capture recorded in tx and encodes them
-// as a change; it returns nil when the transaction touched no replicated
-// row.
-func encodeChange(ctx context.Context, tx *sql.Tx) ([]byte, error) {
+// as a change, in parts if it is large; it returns nil when the
+// transaction touched no replicated row.
+func encodeChange(ctx context.Context, tx *sql.Tx) ([][]byte, error) {
 	keys, err := captured(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("read captured changes: %w", err)
@@ -462,7 +499,21 @@ func encodeChange(ctx context.Context, tx *sql.Tx) ([]byte, error) {
 	if len(c.Rows) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(c)
+	chunks, err := chunkRows(c.Rows)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([][]byte, len(chunks))
+	for i, rows := range chunks {
+		p := change{V: changeVersion, Rows: rows}
+		if len(chunks) > 1 {
+			p.Part, p.Parts = i+1, len(chunks)
+		}
+		if parts[i], err = json.Marshal(p); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
 }
 
 // commitReplicated appends the change tx holds to the cluster log, after
@@ -470,8 +521,8 @@ func encodeChange(ctx context.Context, tx *sql.Tx) ([]byte, error) {
 // the new position in tx. It returns an error wrapping ErrBehind if the
 // copy or the log moved on since start.
 func (db *DB) commitReplicated(ctx context.Context, tx *sql.Tx, start uint64) error {
-	b, err := encodeChange(ctx, tx)
-	if err != nil || b == nil {
+	parts, err := encodeChange(ctx, tx)
+	if err != nil || parts == nil {
 		return err
 	}
 	applied, err := appliedSeq(ctx, tx)
@@ -483,7 +534,7 @@ func (db *DB) commitReplicated(ctx context.Context, tx *sql.Tx, start uint64) er
 		// first write may be older than what it wrote on.
 		return fmt.Errorf("%w (entry %d arrived during the change)", ErrBehind, applied)
 	}
-	seq, err := db.repl.log.Append(ctx, applied, b)
+	seq, err := db.repl.log.Append(ctx, applied, parts...)
 	if err != nil {
 		return err
 	}
@@ -508,6 +559,35 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	if c.V != changeVersion {
 		return fmt.Errorf("apply cluster log entry %d: format %d, this authrelay knows %d: upgrade this node", seq, c.V, changeVersion)
 	}
+	if c.Parts < 0 || c.Part < 0 || c.Part > c.Parts || c.Parts > 0 && c.Part == 0 || uint64(c.Part) > seq {
+		return fmt.Errorf("apply cluster log entry %d: part %d of %d", seq, c.Part, c.Parts)
+	}
+	// One Apply at a time (Follow and CatchUp may both run), so that a
+	// change's parts are taken once; SQLite serialises the writes anyway.
+	db.parts.mu.Lock()
+	defer db.parts.mu.Unlock()
+	first := seq // the first entry of the change
+	if c.Parts > 1 {
+		first = seq - uint64(c.Part) + 1
+		applied, err := db.AppliedSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
+		}
+		if seq <= applied {
+			return nil
+		}
+		if c.Part < c.Parts {
+			// Kept until the last part arrives; the log holds the
+			// parts of a change together (an atomic batch).
+			db.parts.put(seq, c)
+			return nil
+		}
+		rows, err := db.parts.take(first, seq, c)
+		if err != nil {
+			return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
+		}
+		c.Rows = rows
+	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
@@ -520,8 +600,17 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	switch {
 	case seq <= applied:
 		return nil
-	case seq != applied+1:
-		return fmt.Errorf("apply cluster log entry %d: this copy holds entries up to %d, and entries apply in order", seq, applied)
+	case first != applied+1:
+		return fmt.Errorf("apply cluster log entry %d: this copy holds entries up to %d, and entries apply in order", first, applied)
+	}
+	if applied == 0 {
+		// The log's first entry: this copy must hold nothing the log
+		// does not, or it would differ from the others for good.
+		if own, err := hasReplicatedRows(ctx, tx); err != nil {
+			return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
+		} else if own != "" {
+			return fmt.Errorf("apply cluster log entry %d: this copy holds rows of its own (in %s) that are not in the cluster log: a node joins a cluster with an empty database; an existing database becomes the first node by bootstrapping an empty log", seq, own)
+		}
 	}
 	// The rows of a change arrive in the order they were first touched,
 	// not in an order the foreign keys accept row by row.
@@ -540,9 +629,50 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	return nil
 }
 
+// hasReplicatedRows returns the first replicated table that holds a row,
+// or "".
+func hasReplicatedRows(ctx context.Context, q querier) (string, error) {
+	for _, spec := range tables {
+		if !spec.replicated {
+			continue
+		}
+		where := ""
+		if spec.when != "" {
+			where = " WHERE " + strings.ReplaceAll(spec.when, "NEW.", "")
+		}
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM main.`+quoteIdent(spec.name)+where+` LIMIT 1)`).Scan(&n); err != nil {
+			return "", err
+		}
+		if n > 0 {
+			return spec.name, nil
+		}
+	}
+	return "", nil
+}
+
 // applyRows writes rows: deletes (and the first half of a replace) first,
 // then the present rows.
 func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue) error {
+	// A large change repeats a few statements thousands of times.
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	exec := func(query string, args ...any) error {
+		st, ok := stmts[query]
+		if !ok {
+			var err error
+			if st, err = tx.PrepareContext(ctx, query); err != nil {
+				return err
+			}
+			stmts[query] = st
+		}
+		_, err := st.ExecContext(ctx, args...)
+		return err
+	}
 	columns := map[string]map[string]bool{}
 	known := func(table string) (map[string]bool, error) {
 		if cols, ok := columns[table]; ok {
@@ -610,7 +740,7 @@ func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM main.`+quoteIdent(spec.name)+` WHERE `+keyWhere(spec), args...); err != nil {
+		if err := exec(`DELETE FROM main.`+quoteIdent(spec.name)+` WHERE `+keyWhere(spec), args...); err != nil {
 			return fmt.Errorf("delete from %s: %w", spec.name, err)
 		}
 	}
@@ -645,7 +775,7 @@ func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue) error {
 				query += fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(quotedKey, ", "), strings.Join(set, ", "))
 			}
 		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		if err := exec(query, args...); err != nil {
 			return fmt.Errorf("write a row of %s: %w", spec.name, err)
 		}
 		if spec.name == "password_graces" {
@@ -678,8 +808,44 @@ func applyGraces(ctx context.Context, tx *sql.Tx, users [][]any) error {
 	return nil
 }
 
+// partBuffer holds the parts of multi-part changes until their last part,
+// by entry number. Follow and CatchUp may both deliver the same entries:
+// the number says which part an entry is, whoever delivered it. Apply holds
+// mu throughout.
+type partBuffer struct {
+	mu    sync.Mutex
+	parts map[uint64]change
+}
+
+// put keeps part seq.
+func (b *partBuffer) put(seq uint64, c change) {
+	if b.parts == nil {
+		b.parts = map[uint64]change{}
+	}
+	b.parts[seq] = c
+}
+
+// take returns the rows of the change whose parts are entries first to
+// last, last being c, and forgets every part up to last.
+func (b *partBuffer) take(first, last uint64, c change) ([]rowValue, error) {
+	var rows []rowValue
+	for seq := first; seq < last; seq++ {
+		p, ok := b.parts[seq]
+		if !ok || p.Parts != c.Parts || p.Part != int(seq-first)+1 {
+			return nil, fmt.Errorf("part %d of the change in entries %d to %d is missing: read the log again from entry %d", seq-first+1, first, last, first)
+		}
+		rows = append(rows, p.Rows...)
+	}
+	for seq := range b.parts {
+		if seq <= last {
+			delete(b.parts, seq)
+		}
+	}
+	return append(rows, c.Rows...), nil
+}
+
 // Bootstrap appends a snapshot of every replicated row of db to log, which
-// must be empty, in entries of at most SnapshotChunk bytes, and records the
+// must be empty, in entries of at most MaxEntrySize bytes, and records the
 // last as applied: db becomes the first node of a cluster with nothing lost
 // (each user keeps its password hash), and a node that applies the log
 // from the start gets the same rows. It holds the write lock throughout,
@@ -699,26 +865,7 @@ func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err e
 	if applied != 0 {
 		return 0, fmt.Errorf("bootstrap cluster log: this database already holds cluster log entries up to %d: it is a node of a cluster", applied)
 	}
-	var chunk []rowValue
-	size := 0
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
-		b, err := json.Marshal(change{V: changeVersion, Rows: chunk})
-		if err != nil {
-			return err
-		}
-		seq, err := log.Append(ctx, last, b)
-		if err != nil {
-			if last > 0 {
-				return fmt.Errorf("%w: the log now holds a partial snapshot (entries 1 to %d): delete the stream and bootstrap again", err, last)
-			}
-			return err
-		}
-		last, chunk, size = seq, nil, 0
-		return nil
-	}
+	var all []rowValue
 	for _, spec := range tables {
 		if !spec.replicated {
 			continue
@@ -731,25 +878,27 @@ func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err e
 		if err != nil {
 			return 0, fmt.Errorf("bootstrap cluster log: read %s: %w", spec.name, err)
 		}
-		for _, r := range rows {
-			b, err := json.Marshal(r)
-			if err != nil {
-				return 0, fmt.Errorf("bootstrap cluster log: %w", err)
-			}
-			if len(b)+64 > SnapshotChunk {
-				return 0, fmt.Errorf("bootstrap cluster log: a row of %s is %d bytes, more than an entry holds (%d)", spec.name, len(b), SnapshotChunk)
-			}
-			if size+len(b)+64 > SnapshotChunk {
-				if err := flush(); err != nil {
-					return 0, fmt.Errorf("bootstrap cluster log: %w", err)
-				}
-			}
-			chunk = append(chunk, r)
-			size += len(b) + 1
-		}
+		all = append(all, rows...)
 	}
-	if err := flush(); err != nil {
+	// Each entry a change of its own, in the order of tables: parents
+	// before children.
+	chunks, err := chunkRows(all)
+	if err != nil {
 		return 0, fmt.Errorf("bootstrap cluster log: %w", err)
+	}
+	for _, rows := range chunks {
+		b, err := json.Marshal(change{V: changeVersion, Rows: rows})
+		if err != nil {
+			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
+		}
+		seq, err := log.Append(ctx, last, b)
+		if err != nil {
+			if last > 0 {
+				return 0, fmt.Errorf("bootstrap cluster log: %w: the log now holds a partial snapshot (entries 1 to %d): delete the stream and bootstrap again", err, last)
+			}
+			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
+		}
+		last = seq
 	}
 	if err := setApplied(ctx, tx, last); err != nil {
 		return 0, fmt.Errorf("bootstrap cluster log: %w", err)

@@ -90,7 +90,7 @@ type sliceLog struct {
 	fail    error
 }
 
-func (l *sliceLog) Append(_ context.Context, after uint64, change []byte) (uint64, error) {
+func (l *sliceLog) Append(_ context.Context, after uint64, parts ...[]byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
@@ -99,7 +99,7 @@ func (l *sliceLog) Append(_ context.Context, after uint64, change []byte) (uint6
 	if after != uint64(len(l.entries)) {
 		return 0, fmt.Errorf("append after %d, the log ends at %d: %w", after, len(l.entries), ErrBehind)
 	}
-	l.entries = append(l.entries, change)
+	l.entries = append(l.entries, parts...)
 	return uint64(len(l.entries)), nil
 }
 
@@ -221,6 +221,18 @@ func TestReplicationAppliesAdminChanges(t *testing.T) {
 	if err != nil || v2 == v1 {
 		t.Errorf("alice's version on the other copy after the password change: %d, %v; want other than %d", v2, err, v1)
 	}
+	// Each copy ends the grace itself, at its end, closing what it
+	// granted before the replacement (its own change-feed row).
+	quietRow := changes[len(changes)-1].ID
+	b.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if n, err := b.EndGraces(ctx); err != nil || n != 1 {
+		t.Fatalf("EndGraces on the other copy: %d, %v; want 1", n, err)
+	}
+	b.Now = time.Now
+	ends, err := b.UserChangesSince(ctx, quietRow)
+	if err != nil || len(ends) != 1 || ends[0].BeforeID != quietRow {
+		t.Errorf("the other copy's change feed after the grace: %+v, %v; want one row closing what was granted before row %d", ends, err, quietRow)
+	}
 
 	admin(t, b, "hash set", func(ctx context.Context) error { return b.SetMinPasswordLen(ctx, 12) })
 	admin(t, b, "user rm", func(ctx context.Context) error { return b.RemoveUser(ctx, "alice") })
@@ -294,11 +306,11 @@ func TestReplicationBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	if last < 2 {
-		t.Errorf("Bootstrap wrote %d entries, want several below SnapshotChunk", last)
+		t.Errorf("Bootstrap wrote %d entries, want several below MaxEntrySize", last)
 	}
 	for i, e := range log.entries {
-		if len(e) > SnapshotChunk {
-			t.Errorf("entry %d is %d bytes, more than %d", i+1, len(e), SnapshotChunk)
+		if len(e) > MaxEntrySize {
+			t.Errorf("entry %d is %d bytes, more than %d", i+1, len(e), MaxEntrySize)
 		}
 	}
 	fresh := clusterNode(t, log)
@@ -315,6 +327,18 @@ func TestReplicationBootstrap(t *testing.T) {
 	}
 	if _, err := single.Bootstrap(ctx, &sliceLog{}); err == nil {
 		t.Error("a second Bootstrap succeeded")
+	}
+	// A database with rows of its own cannot join: it would keep them.
+	other := clusterNode(t, &sliceLog{})
+	other.repl = nil
+	if err := other.AddAccount(ctx, "MINE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.catchUp(other)(ctx); err == nil || !strings.Contains(err.Error(), "rows of its own") {
+		t.Errorf("a database with rows of its own applying the log: %v, want a refusal", err)
+	}
+	if _, err := other.Account(ctx, "APP"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("APP on the refused database: %v, want ErrNotFound", err)
 	}
 
 	// Each copy keeps its own count of login rehashes (the users triggers

@@ -108,6 +108,9 @@ type DB struct {
 	repl *replication
 	// closers run after the database is closed (CloseWith).
 	closers []func()
+	// parts holds the parts of a multi-part log entry until its last
+	// (see Apply).
+	parts partBuffer
 	// path is the absolute path the database was opened at, and file the
 	// file it named then: CheckFile compares them.
 	path string
