@@ -407,7 +407,7 @@ func TestClusterWithoutQuorum(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(b), "ORDERS") {
-			t.Errorf("node 2's accounts.conf has no ORDERS:\n%s", b)
+			t.Errorf("node 2's accounts.conf has no ORDERS (%d bytes):\n%s", len(b), b)
 		}
 	})
 
