@@ -106,3 +106,21 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestNearest(t *testing.T) {
+	known := []string{"add", "list", "show", "passwd", "disable", "unlock", "lockouts"}
+	for _, c := range []struct{ got, want string }{
+		{"shwo", "show"},        // a swap of two neighbours is one edit
+		{"lsit", "list"},        // short words allow one edit
+		{"passwrd", "passwd"},   // one deletion
+		{"dis", "disable"},      // a prefix
+		{"LIST", "list"},        // case does not count
+		{"lockout", "lockouts"}, // nearer than unlock
+		{"xyz", ""},             // nothing close
+		{"a", ""},               // one letter is no prefix
+	} {
+		if got := Nearest(c.got, known); got != c.want {
+			t.Errorf("Nearest(%q) = %q, want %q", c.got, got, c.want)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
@@ -199,27 +198,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// OpenDatabase opens the database of an initialised directory, with
-// store.OpenExisting. It is the one place that refuses a directory whose
-// database is missing: only Init creates one, so that a removed database
-// is never silently replaced by an empty one that would refuse every user
-// at the relay's next start. The store it returns refuses the reserved
-// accounts of nats.conf (ReservedAccounts), read when the first write
-// asks, once: commands that only read work without a readable nats.conf;
-// those that write refuse without one.
+// OpenDatabase opens the database of an initialised directory: OpenStore
+// with the default StoreOptions (in cluster mode, this node's server as
+// $NATS_URL or nats.conf's listen address give it).
 func (l Layout) OpenDatabase(ctx context.Context) (*store.DB, error) {
-	if !l.Initialised() {
-		return nil, NotInitialised(l.Dir)
-	}
-	db, err := store.OpenExisting(ctx, l.Path(DatabaseFile))
-	if errors.Is(err, store.ErrNoDatabase) {
-		return nil, l.missingDatabase(err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	db.ReservedAccounts = sync.OnceValues(l.ReservedAccounts)
-	return db, nil
+	return l.OpenStore(ctx, StoreOptions{})
 }
 
 // missingDatabase is the error for a directory that has keys but no

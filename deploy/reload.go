@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // ClientURL returns the URL a client on this host reaches the server of
@@ -164,4 +166,26 @@ func ping(ctx context.Context, nc *nats.Conn, subject string, body []byte, wait 
 		return fmt.Errorf("no nats-server answered %s within %v: is %s connected as the system account's user?", subject, wait, nc.ConnectedUrlRedacted())
 	}
 	return nil
+}
+
+// Label names the server by its name and ID, or its ID alone when it has
+// no name of its own (nats-server names a server by its ID); the name is
+// made safe to print.
+func (r Reloaded) Label() string {
+	if r.Name == "" || r.Name == r.ID {
+		return r.ID
+	}
+	return accounts.ClientText(r.Name) + " (" + r.ID + ")"
+}
+
+// ReloadAt connects to the server at url as l's system account admin
+// (ConnectAdmin, with opts) and reloads every server it reaches (Reload),
+// waiting up to wait for each.
+func (l Layout) ReloadAt(ctx context.Context, url string, wait time.Duration, opts ...nats.Option) ([]Reloaded, error) {
+	nc, err := l.ConnectAdmin(url, "authrelay reload", wait, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	return Reload(ctx, nc, wait)
 }

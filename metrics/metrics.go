@@ -309,3 +309,27 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHashBusy, float64(s.HashBusy))
 	gauge(descHashTime, s.HashTime.Seconds())
 }
+
+// WatchCluster exports, in cluster mode, the position of this node's copy
+// of the cluster log: authrelay_cluster_applied_seq (the last entry
+// applied) and authrelay_cluster_lag (entries the log holds that the copy
+// has not applied, as of the last time the node read the log's end).
+// position returns both.
+func (m *Metrics) WatchCluster(position func() (applied, last uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_cluster_applied_seq",
+			Help: "The last cluster log entry this node's copy has applied.",
+		}, func() float64 { a, _ := position(); return float64(a) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_cluster_lag",
+			Help: "Cluster log entries this node's copy has not applied yet (the log's last sequence minus the applied one).",
+		}, func() float64 {
+			a, l := position()
+			if l < a {
+				return 0
+			}
+			return float64(l - a)
+		}),
+	)
+}

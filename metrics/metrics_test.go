@@ -200,3 +200,19 @@ func TestServe(t *testing.T) {
 		t.Errorf("Serve on a bad address: %v, want net.Listen's error", err)
 	}
 }
+
+// TestWatchCluster: the copy's position and its lag behind the log's end,
+// never negative when the end was read before the copy moved past it.
+func TestWatchCluster(t *testing.T) {
+	m := New()
+	applied, last := uint64(5), uint64(8)
+	m.WatchCluster(func() (uint64, uint64) { return applied, last })
+	got := scrape(t, m.Handler())
+	if got["authrelay_cluster_applied_seq"] != 5 || got["authrelay_cluster_lag"] != 3 {
+		t.Errorf("applied %v, lag %v; want 5, 3", got["authrelay_cluster_applied_seq"], got["authrelay_cluster_lag"])
+	}
+	applied = 9
+	if got := scrape(t, m.Handler()); got["authrelay_cluster_lag"] != 0 {
+		t.Errorf("lag %v with the copy past the last end read, want 0", got["authrelay_cluster_lag"])
+	}
+}

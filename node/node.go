@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,11 +146,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer lock.Release()
-	db, err := l.OpenDatabase(ctx)
+	db, err := l.OpenLocal(ctx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	// Cluster mode is decided by the directory (cluster.json); the copy is
+	// attached to the log before anything else uses it.
+	var cm *clusterMode
+	if c, ok, err := l.Cluster(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	} else if ok {
+		cm = &clusterMode{l: l, c: c, db: db, logger: logger.With("component", "cluster")}
+		db.Replicate(cm, cm.catchUp)
+	}
 	db.TruncateWAL(ctx, logger)
 	hashWorkers := cfg.HashWorkers
 	if hashWorkers == 0 {
@@ -246,6 +256,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	met := metrics.New()
 	met.WatchStore(db, audit, guard)
+	if cm != nil {
+		met.WatchCluster(cm.position)
+		cm.reload = func(ctx context.Context) error {
+			if ns != nil {
+				return ns.Reload()
+			}
+			nc, err := l.ConnectAdmin(cmp.Or(rc.URL, nats.DefaultURL), "authrelay serve (reload)", deploy.ClusterTimeout, rc.NATSOptions...)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			return deploy.ReloadServer(ctx, nc, cm.log.Load().Conn.ConnectedServerId(), deploy.ClusterTimeout)
+		}
+	}
 	rc.Observer = met
 
 	r, err := relay.New(rc)
@@ -258,7 +282,11 @@ func Run(ctx context.Context, cfg Config) error {
 		met.WatchRevocation(r)
 	}
 	if cfg.HTTPAddr != "" {
-		stopHTTP, err := metrics.Serve(cfg.HTTPAddr, metrics.Mux(met, metrics.ReadyChecks(r, db, audit, guard)), logger.With("component", "http"))
+		checks := metrics.ReadyChecks(r, db, audit, guard)
+		if cm != nil {
+			checks = append([]metrics.Check{{Name: "cluster log", Check: cm.readyCheck}}, checks...)
+		}
+		stopHTTP, err := metrics.Serve(cfg.HTTPAddr, metrics.Mux(met, checks), logger.With("component", "http"))
 		if err != nil {
 			audit.Close(context.Background())
 			return fmt.Errorf("serve: --http %s: %w", cfg.HTTPAddr, err)
@@ -267,6 +295,21 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cm != nil {
+		// Never answer a login from a copy known to be behind: reach the
+		// log and catch up first, however long it takes.
+		if err := cm.start(ctx, cmp.Or(rc.URL, nats.DefaultURL), rc.NATSOptions); err != nil {
+			audit.Close(context.Background())
+			return relayExit(err)
+		}
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			cm.run(ctx)
+		}()
+		// The follower stops before the database closes.
+		defer func() { cancel(); <-ran }()
+	}
 	done := make(chan error, 1)
 	go func() {
 		err := r.Run(ctx)

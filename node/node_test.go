@@ -125,6 +125,8 @@ type running struct {
 	url    string
 	log    *syncBuffer
 	reload chan struct{}
+	// ready receives the URL when the relay answers logins (startRelay).
+	ready chan string
 	// stop cancels the node's context and returns what Run returned.
 	stop func() error
 }

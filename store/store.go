@@ -106,6 +106,8 @@ type DB struct {
 	sql *sql.DB
 	// repl is set in cluster mode (Replicate).
 	repl *replication
+	// closers run after the database is closed (CloseWith).
+	closers []func()
 	// parts holds the parts of a multi-part log entry until its last
 	// (see Apply).
 	parts partBuffer
@@ -288,8 +290,18 @@ func (db *DB) init(ctx context.Context) error {
 // Close closes the database.
 func (db *DB) Close() error {
 	db.stmts.close()
-	return db.sql.Close()
+	err := db.sql.Close()
+	for _, f := range db.closers {
+		f()
+	}
+	db.closers = nil
+	return err
 }
+
+// CloseWith has Close call f after it closes the database: what the store
+// was opened with, such as the connection of its cluster log. Call it
+// before the handle is shared.
+func (db *DB) CloseWith(f func()) { db.closers = append(db.closers, f) }
 
 // stmts are the read-only statements every login decision runs, prepared
 // once per DB (database/sql then prepares each on a connection the first

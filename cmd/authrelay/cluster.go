@@ -15,6 +15,7 @@ Usage: authrelay cluster <subcommand> [flags]
 Subcommands:
 
   enable   make a single-node directory the first node of a cluster
+  status   the cluster log's end and how far each relay's copy is behind
 
 A new cluster's nodes are made by 'authrelay init --cluster-listen
 --routes' (the first) and 'authrelay init --join' (the others).
@@ -38,6 +39,7 @@ Example:
 func (m *Main) runCluster(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "cluster", clusterUsage, []subcommand{
 		{[]string{"enable"}, m.runClusterEnable},
+		{[]string{"status"}, m.runClusterStatus},
 	}, args)
 }
 

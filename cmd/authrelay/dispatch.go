@@ -55,55 +55,10 @@ func (m *Main) dispatch(ctx context.Context, cmd, usage string, subs []subcomman
 // it is, the nearest known word if one is close, and where the list is.
 func unknownWord(what, got string, known []string, help string) error {
 	msg := fmt.Sprintf("%s %q", what, accounts.Clip(got, 64))
-	if near := nearest(got, known); near != "" {
+	if near := accounts.Nearest(got, known); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
 	return usagef("%s (run '%s' for the list)", msg, help)
-}
-
-// nearest returns the word of known closest to got, if it is close: at most
-// two edits away (one for words of up to four letters), or got a prefix of
-// it.
-func nearest(got string, known []string) string {
-	best, bestDist := "", 0
-	for _, k := range known {
-		d := editDistance(strings.ToLower(got), strings.ToLower(k))
-		limit := 2
-		if len(k) <= 4 {
-			limit = 1
-		}
-		if (d <= limit || (len(got) >= 2 && strings.HasPrefix(k, got))) && (best == "" || d < bestDist) {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-// editDistance is the optimal string alignment distance between a and b, in
-// bytes: insertions, deletions, substitutions and swaps of two neighbours
-// ("shwo" is one edit from "show") each count one.
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // parseFlags parses args with fs, printing its usage only for -h: a bad
@@ -132,7 +87,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		var defined []string
 		fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
 		msg := fmt.Sprintf("%s: unknown flag %q", fs.Name(), "--"+accounts.Clip(name, 64))
-		if near := nearest(name, defined); near != "" {
+		if near := accounts.Nearest(name, defined); near != "" {
 			msg += fmt.Sprintf("; did you mean --%s?", near)
 		}
 		return usagef("%s (%s)", msg, help)

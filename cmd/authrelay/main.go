@@ -131,7 +131,7 @@ Usage:
 Commands:
 
   init     create keys, the user database and a nats.conf in a directory
-  cluster  make a single-node directory the first node of a cluster
+  cluster  enable a cluster on a single node; status of each relay's copy
   serve    answer the server's login requests (--embedded runs a server too)
   user     add, list, show, explain, change and remove users
   role     named permission sets that users hold

@@ -48,20 +48,14 @@ func (m *Main) reload(ctx context.Context, w io.Writer, l deploy.Layout, f reloa
 	return m.reportReload(w, res, url)
 }
 
-// reloadServers connects to the servers of f (default: DIR/nats.conf's
-// listen address) as the system account's admin from secrets.json and
-// reloads every server it reaches (deploy.Reload).
+// reloadServers reloads every server reachable through f (default:
+// DIR/nats.conf's listen address); see deploy.Layout.ReloadAt.
 func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, f natsFlags) ([]deploy.Reloaded, string, error) {
 	url, tls, err := f.resolve(m, &l)
 	if err != nil {
 		return nil, "", err
 	}
-	nc, err := l.ConnectAdmin(url, "authrelay reload", reloadWait, tls...)
-	if err != nil {
-		return nil, url, err
-	}
-	defer nc.Close()
-	res, err := deploy.Reload(ctx, nc, reloadWait)
+	res, err := l.ReloadAt(ctx, url, reloadWait, tls...)
 	return res, url, err
 }
 
@@ -72,10 +66,10 @@ func (m *Main) reportReload(w io.Writer, res []deploy.Reloaded, url string) erro
 	for _, r := range res {
 		if r.Err != nil {
 			failed++
-			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s did not reload: %s\n", serverLabel(r), accounts.ClientText(r.Err.Error()))
+			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s did not reload: %s\n", r.Label(), accounts.ClientText(r.Err.Error()))
 			continue
 		}
-		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", serverLabel(r), accounts.RedactURL(url))
+		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", r.Label(), accounts.RedactURL(url))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d servers kept their old configuration; fix it (authrelay doctor --offline) and run 'authrelay reload'", errReloadFailed, failed, len(res))
@@ -115,13 +109,4 @@ Examples:
 		return fmt.Errorf("reload: %w", err)
 	}
 	return m.reportReload(m.Stdout, res, u)
-}
-
-// serverLabel names a server by its name and ID, or its ID alone when it
-// has no name of its own (nats-server names a server by its ID).
-func serverLabel(r deploy.Reloaded) string {
-	if r.Name == "" || r.Name == r.ID {
-		return r.ID
-	}
-	return accounts.ClientText(r.Name) + " (" + r.ID + ")"
 }

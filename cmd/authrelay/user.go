@@ -61,10 +61,11 @@ func (m *Main) runUser(ctx context.Context, args []string) error {
 	}, args)
 }
 
-// openStore opens the database of an initialised directory; see
-// deploy.Layout.OpenDatabase.
+// openStore opens the database of an initialised directory, in cluster
+// mode attached to its cluster log; see deploy.Layout.OpenStore.
 func (m *Main) openStore(ctx context.Context, dir string) (*store.DB, error) {
-	db, err := deploy.Layout{Dir: dir}.OpenDatabase(ctx)
+	db, err := deploy.Layout{Dir: dir}.OpenStore(ctx, deploy.StoreOptions{Getenv: m.Getenv, Name: "authrelay",
+		Warn: func(msg string) { fmt.Fprintf(m.Stderr, "authrelay: warning: %s\n", msg) }})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,552 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/cluster"
+	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/node"
+	"github.com/authrelay/authrelay/relay"
+	"github.com/authrelay/authrelay/store"
+)
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ports
+}
+
+// natsCluster is three nats-servers in this process, each run from the
+// nats.conf of its own authrelay directory (with JetStream in the AUTH
+// account and routes to the others added), so that every login goes
+// through auth_callout to the relays.
+type natsCluster struct {
+	t       *testing.T
+	dirs    []deploy.Layout
+	urls    []string
+	servers []*server.Server
+}
+
+// newCluster makes three directories in cluster mode that share one
+// secrets.json (what 'init --join' gives), and starts their servers.
+// single, when not nil, runs on the first directory while it is still a
+// single node.
+func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
+	t.Helper()
+	ports := freePorts(t, 6)
+	c := &natsCluster{t: t, servers: make([]*server.Server, 3)}
+	var routes []string
+	for _, p := range ports[3:] {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var secrets []byte
+	for i := range 3 {
+		l := deploy.Layout{Dir: t.TempDir()}
+		listen := fmt.Sprintf("127.0.0.1:%d", ports[i])
+		if err := deploy.Init(t.Context(), l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: listen, BcryptCost: 4}); err != nil {
+			t.Fatalf("init: %v", err)
+		}
+		cheapHashPolicy(t, l)
+		if i == 0 {
+			var err error
+			if secrets, err = os.ReadFile(l.Path(deploy.SecretsFile)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := os.WriteFile(l.Path(deploy.SecretsFile), secrets, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			emptyDatabase(t, l)
+		}
+		s, err := l.LoadSecrets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf, err := deploy.RenderServerConf(s, listen, l.Path(deploy.ServerConf), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(conf), "  "+deploy.AuthAccount+": {\n", "  "+deploy.AuthAccount+": {\n    jetstream: enabled\n", 1)
+		if text == string(conf) {
+			t.Fatal("nats.conf has no AUTH account block to enable JetStream in")
+		}
+		text += fmt.Sprintf("\nserver_name: n%d\njetstream { store_dir: %q }\ncluster { name: authrelay-test, listen: 127.0.0.1:%d, routes: [%s] }\n",
+			i+1, filepath.Join(l.Dir, "jetstream"), ports[3+i], strings.Join(routes, ", "))
+		if err := os.WriteFile(l.Path(deploy.ServerConf), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && single != nil {
+			single(l)
+		}
+		if err := l.WriteCluster(deploy.Cluster{Name: "authrelay-test", Stream: deploy.DefaultClusterStream, Replicas: 3}); err != nil {
+			t.Fatal(err)
+		}
+		c.dirs = append(c.dirs, l)
+		c.urls = append(c.urls, "nats://"+listen)
+	}
+	for i := range 3 {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.servers {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+// emptyDatabase replaces l's database by an empty one, as a node that
+// joins a cluster starts with: it takes everything from the log.
+func emptyDatabase(t *testing.T, l deploy.Layout) {
+	t.Helper()
+	path := l.Path(deploy.DatabaseFile)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	db, err := store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start starts server i (0-based) from its directory's nats.conf.
+func (c *natsCluster) start(i int) {
+	c.t.Helper()
+	opts, err := server.ProcessConfigFile(c.dirs[i].Path(deploy.ServerConf))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		c.t.Fatalf("server n%d not ready", i+1)
+	}
+	c.servers[i] = s
+}
+
+// stop shuts server i down, if it runs.
+func (c *natsCluster) stop(i int) {
+	if s := c.servers[i]; s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+		c.servers[i] = nil
+	}
+}
+
+// startRelay runs node.Run on l against the separate server at url, and
+// returns once the relay answers logins (ready true) or, with ready
+// false, at once.
+func startRelay(t *testing.T, l deploy.Layout, url string, wait bool, opts ...func(*node.Config)) *running {
+	t.Helper()
+	log := &syncBuffer{}
+	ready := make(chan string, 1)
+	cfg := node.Config{
+		Layout:          l,
+		URL:             url,
+		SessionTTL:      time.Hour,
+		DecisionTimeout: relay.DefaultDecisionTimeout,
+		CacheTTL:        relay.DefaultCacheTTL,
+		CacheSize:       relay.DefaultCacheSize,
+		MaxClockSkew:    relay.DefaultMaxClockSkew,
+		Lockout:         accounts.DefaultLockoutPolicy,
+		Revoke:          true,
+		RevokePoll:      50 * time.Millisecond,
+		RevokeReplay:    node.DefaultRevokeReplay,
+		ServiceVersion:  "0.0.0-test",
+		Logger:          slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:             time.Now,
+		OnReady:         func(url string) { ready <- url },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx, cfg) }()
+	r := &running{log: log, ready: ready}
+	var once sync.Once
+	var runErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				var b strings.Builder
+				pprof.Lookup("goroutine").WriteTo(&b, 1)
+				runErr = errors.New("node did not stop within 30s of cancel\n" + b.String())
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("stop node: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", l.Dir, log.String())
+		}
+	})
+	if wait {
+		select {
+		case r.url = <-ready:
+		case err := <-done:
+			t.Fatalf("node stopped before it was ready: %v\n%s", err, log.String())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node not ready after 30s\n%s", log.String())
+		}
+	}
+	return r
+}
+
+// admin makes one admin change on l as a command does: through the store
+// deploy opens for the directory (in cluster mode attached to the log).
+func admin(t *testing.T, l deploy.Layout, action string, fn func(ctx context.Context, db *store.DB) error) error {
+	t.Helper()
+	var warned []string
+	db, err := l.OpenStore(t.Context(), deploy.StoreOptions{Getenv: func(string) string { return "" }, Warn: func(m string) { warned = append(warned, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	return db.Admin(t.Context(), "test", action, func(ctx context.Context) (string, error) { return "", fn(ctx, db) })
+}
+
+var appUser = accounts.Permissions{
+	Pub: accounts.Rule{Allow: []string{"orders.>"}},
+	Sub: accounts.Rule{Allow: []string{"orders.>", "_INBOX.>"}},
+}
+
+func addUserAdmin(t *testing.T, l deploy.Layout, name, password string) {
+	t.Helper()
+	err := admin(t, l, "user add", func(ctx context.Context, db *store.DB) error {
+		return db.AddUser(ctx, accounts.User{Name: name, Account: "APP", Permissions: appUser}, password)
+	})
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+}
+
+// eventually retries connect as user to url until it succeeds or d has
+// passed, and returns the connection and how long it took.
+func eventually(t *testing.T, d time.Duration, url, user, password string, opts ...nats.Option) (*nats.Conn, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		nc, err := nats.Connect(url, append([]nats.Option{nats.UserInfo(user, password), nats.Timeout(5 * time.Second), nats.NoReconnect()}, opts...)...)
+		if err == nil {
+			return nc, time.Since(start)
+		}
+		if time.Since(start) > d {
+			t.Fatalf("connect as %s to %s: %v after %v", user, url, err, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// modeEnv is where a test of behaviour shared by both modes makes its
+// changes and logs in: with one node, all the same node; in a cluster,
+// three different ones.
+type modeEnv struct {
+	addOn, disableOn    deploy.Layout
+	loginURL, revokeURL string
+	revokeDir           deploy.Layout
+}
+
+func singleNode(t *testing.T) modeEnv {
+	l := initDir(t, true)
+	r := start(t, l)
+	return modeEnv{addOn: l, disableOn: l, loginURL: r.url, revokeURL: r.url, revokeDir: l}
+}
+
+func threeNodes(t *testing.T) modeEnv {
+	c := newCluster(t, nil)
+	for i := range 3 {
+		startRelay(t, c.dirs[i], c.urls[i], true)
+	}
+	return modeEnv{addOn: c.dirs[0], loginURL: c.urls[2], disableOn: c.dirs[1], revokeURL: c.urls[0], revokeDir: c.dirs[0]}
+}
+
+// TestAddDisableLoginAcrossModes is one body in single-node and cluster
+// mode: a user added through the admin path logs in within 1 s (in a
+// cluster: added on node 1, through server 3); disabled (on node 2), their
+// live connection (through server 1) is kicked within 1 s, and the
+// reconnect is refused with the relay's reason user_disabled.
+func TestAddDisableLoginAcrossModes(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		env  func(t *testing.T) modeEnv
+	}{{"single-node", singleNode}, {"cluster", threeNodes}} {
+		t.Run(mode.name, func(t *testing.T) {
+			e := mode.env(t)
+			addUserAdmin(t, e.addOn, "alice", "pw-alice-1")
+			nc, took := eventually(t, time.Second, e.loginURL, "alice", "pw-alice-1")
+			nc.Close()
+			t.Logf("added, then logged in after %v", took)
+
+			closed := make(chan struct{})
+			live, _ := eventually(t, time.Second, e.revokeURL, "alice", "pw-alice-1", nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+			defer live.Close()
+			roundTrip(t, live, "orders.new") // the positive control: it works before
+			reasons := authErrors(t, e.revokeDir, e.revokeURL)
+			began := time.Now()
+			if err := admin(t, e.disableOn, "user disable", func(ctx context.Context, db *store.DB) error {
+				return db.SetDisabled(ctx, "alice", true)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-closed:
+				t.Logf("disabled, then kicked after %v", time.Since(began))
+			case <-time.After(time.Second):
+				t.Fatal("alice's connection still open 1 s after the disable")
+			}
+			requireDenied(t, reasons, accounts.ReasonUserDisabled, e.revokeURL, "alice", "pw-alice-1")
+			// One kick, one audit row, on every copy: the relays that came
+			// second found the connection gone.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				n := kickRows(t, e.revokeDir, "alice")
+				if n > 1 {
+					t.Fatalf("%d connection kick rows for alice's one connection, want 1", n)
+				}
+				if n == 1 && time.Now().After(deadline) {
+					break
+				}
+				if n == 0 && time.Now().After(deadline) {
+					t.Fatal("no connection kick row for alice 2 s after the kick")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestClusterWithoutQuorum: a single-node directory becomes the first
+// node, its user logging in through another server; with two of three servers down, logins go on
+// through the survivor from its relay's copy; a write fails at once with
+// the no-quorum error and changes nothing; a relay started meanwhile does
+// not answer until the log is back and it has caught up; cluster status
+// then shows every relay's position.
+func TestClusterWithoutQuorum(t *testing.T) {
+	// Node 1 was a single node with a user: its relay, started first,
+	// writes its database into the empty log.
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
+	var relays []*running
+	for i := range 3 {
+		relays = append(relays, startRelay(t, c.dirs[i], c.urls[i], true))
+	}
+	nc, _ := eventually(t, time.Second, c.urls[2], "dora", "pw-dora-1")
+	nc.Close()
+	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
+	nc, _ = eventually(t, time.Second, c.urls[0], "alice", "pw-alice-1")
+	nc.Close()
+
+	t.Run("an account added on node 1 is served by node 2's server", func(t *testing.T) {
+		if err := admin(t, c.dirs[0], "account add", func(ctx context.Context, db *store.DB) error {
+			if err := db.AddAccount(ctx, "ORDERS"); err != nil {
+				return err
+			}
+			return db.AddUser(ctx, accounts.User{Name: "olga", Account: "ORDERS", Permissions: appUser}, "pw-olga-1")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Node 2's relay applies the change, rewrites its accounts.conf and
+		// has its server reload it; until then the server has no ORDERS.
+		nc, took := eventually(t, 5*time.Second, c.urls[1], "olga", "pw-olga-1")
+		roundTrip(t, nc, "orders.o")
+		nc.Close()
+		t.Logf("account added on node 1, user in it logged in through server 2 after %v", took)
+		b, err := os.ReadFile(c.dirs[1].Path(deploy.AccountsConf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "ORDERS") {
+			t.Errorf("node 2's accounts.conf has no ORDERS (%d bytes):\n%s", len(b), b)
+		}
+	})
+
+	// Relay 3 stops; carol is added while it is away.
+	if err := relays[2].stop(); err != nil {
+		t.Fatal(err)
+	}
+	addUserAdmin(t, c.dirs[0], "carol", "pw-carol-1")
+
+	c.stop(1)
+	c.stop(2)
+	t.Run("logins go on from the copy", func(t *testing.T) {
+		nc, _ := eventually(t, 2*time.Second, c.urls[0], "alice", "pw-alice-1")
+		roundTrip(t, nc, "orders.x")
+		nc.Close()
+	})
+	t.Run("writes fail at once and change nothing", func(t *testing.T) {
+		db, err := c.dirs[0].OpenLocal(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.StateDigest(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		err = admin(t, c.dirs[0], "user add", func(ctx context.Context, db *store.DB) error {
+			return db.AddUser(ctx, accounts.User{Name: "bob", Account: "APP", Permissions: appUser}, "pw-bob-1")
+		})
+		if !errors.Is(err, cluster.ErrNoQuorum) {
+			t.Fatalf("user add without quorum: %v, want cluster.ErrNoQuorum", err)
+		}
+		if !strings.Contains(err.Error(), "the change is not made") {
+			t.Errorf("error %q does not say the change is not made", err)
+		}
+		if took := time.Since(began); took > 2*deploy.ClusterTimeout+time.Second {
+			t.Errorf("the refused write took %v", took)
+		}
+		after, err := db.StateDigest(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before != after {
+			t.Error("the refused write changed the local copy")
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// Relay 3 starts with servers 1 and 2 down: its server (3) runs, but
+	// the log has no quorum, so it must not answer.
+	c.stop(0)
+	c.start(2)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	r3 := startRelay(t, c.dirs[2], c.urls[2], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
+	select {
+	case <-r3.ready:
+		t.Fatal("relay 3 answered logins while the cluster log was unreachable")
+	case <-time.After(3 * time.Second):
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "cluster log") {
+		t.Errorf("/readyz while the log is unreachable: %d %q, want 503 naming the cluster log", code, body)
+	}
+	if !strings.Contains(r3.log.String(), "cannot reach the cluster log") {
+		t.Errorf("relay 3 does not log why it waits:\n%s", r3.log.String())
+	}
+	c.start(0)
+	c.start(1)
+	select {
+	case <-r3.ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("relay 3 not ready 30 s after the servers came back")
+	}
+	// Only relay 3 answers on server 3 before the others reconnect; either
+	// way carol, added while it was away, logs in through it.
+	nc, _ = eventually(t, 5*time.Second, c.urls[2], "carol", "pw-carol-1")
+	nc.Close()
+	if code, body := readyz(t, httpAddr); code != http.StatusOK {
+		t.Errorf("/readyz once caught up: %d %q, want 200", code, body)
+	}
+
+	t.Run("status", func(t *testing.T) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := node.Status(t.Context(), c.dirs[0], c.urls[0], nil, time.Now())
+			if err == nil && len(st.Relays) == 3 && allCaughtUp(st) {
+				t.Logf("status: %+v", st)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status after 10 s: %+v, %v; want 3 relays caught up", st, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
+
+// readyz returns the status and body of GET /readyz at addr.
+func readyz(t *testing.T, addr string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// kickRows counts the connection kick rows of user in l's audit trail.
+func kickRows(t *testing.T, l deploy.Layout, user string) int {
+	t.Helper()
+	db, err := l.OpenLocal(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Audit(t.Context(), store.AuditFilter{User: user, Kind: store.AuditAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rows {
+		if r.Action == "connection kick" {
+			n++
+		}
+	}
+	return n
+}
+
+func allCaughtUp(st node.ClusterStatus) bool {
+	for _, r := range st.Relays {
+		if r.Behind != 0 || r.AgeSeconds > 3 {
+			return false
+		}
+	}
+	return st.Last > 0 && st.Applied == st.Last
+}
