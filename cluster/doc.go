@@ -102,5 +102,8 @@
 // replicated rows (as 0007 did) runs on each node by itself, and must give
 // the same rows everywhere. The log trusts whoever can
 // publish on its subject: only relays may hold users in the AUTH account.
-// Nothing in serve, init or the CLI uses this package yet.
+//
+// deploy.Layout.OpenStore attaches the log when the directory has
+// cluster.json (the one place the store mode is decided), and node.Run
+// catches up before the first login and follows the log after it.
 package cluster
