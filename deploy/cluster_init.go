@@ -303,13 +303,34 @@ include "` + ClusterConf + `"
 // appendClusterInclude returns conf with the include of cluster.conf at
 // its end, after what a clustered JetStream needs if conf lacks it.
 func appendClusterInclude(conf []byte, l Layout, clientListen string) ([]byte, error) {
-	out := bytes.Clone(conf)
+	out, err := enableAuthJetStream(conf)
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetStreamStanza(conf, l, clientListen)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, js...)
 	return append(out, clusterInclude...), nil
+}
+
+// enableAuthJetStream returns conf with JetStream enabled for the callout
+// account, where the cluster log's stream lives (only the relays have users
+// there): a "jetstream: enabled" line at the top of the AUTH account's block
+// as init writes it. A conf whose AUTH block it cannot find is refused with
+// what to add by hand.
+func enableAuthJetStream(conf []byte) ([]byte, error) {
+	open := "  " + AuthAccount + ": {\n"
+	if bytes.Count(conf, []byte(open)) != 1 {
+		return nil, invalidf("nats.conf: cannot find the %s account's block as init writes it (%q): add 'jetstream: enabled' to the %s account by hand, then run the command again (nothing changed)", AuthAccount, strings.TrimSpace(open), AuthAccount)
+	}
+	i := bytes.Index(conf, []byte(open)) + len(open)
+	if rest := conf[i:]; bytes.HasPrefix(bytes.TrimLeft(rest, " \t"), []byte("jetstream")) {
+		return bytes.Clone(conf), nil
+	}
+	out := append(bytes.Clone(conf[:i]), "    # The cluster log's stream lives in this account.\n    jetstream: enabled\n"...)
+	return append(out, conf[i:]...), nil
 }
 
 // jetStreamStanza returns the server_name and jetstream lines that a
@@ -320,14 +341,16 @@ func appendClusterInclude(conf []byte, l Layout, clientListen string) ([]byte, e
 func jetStreamStanza(conf []byte, l Layout, clientListen string) ([]byte, error) {
 	var b bytes.Buffer
 	if !hasTopLevelKey(conf, "server_name") {
-		fmt.Fprintf(&b, "\n# This server's name, unique in the cluster (JetStream needs one).\nserver_name: %q\n", defaultServerName(clientListen))
+		fmt.Fprintf(&b, "\n# This server's name, unique in the cluster (JetStream needs one).\nserver_name: %q\n", DefaultServerName(clientListen))
 	}
 	if !hasTopLevelKey(conf, "jetstream") {
-		dir, err := filepath.Abs(l.Path("jetstream"))
+		// As init writes it (see newJetStreamConf): the server adds
+		// "jetstream" to store_dir itself.
+		dir, err := filepath.Abs(l.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("jetstream store: %w", err)
 		}
-		fmt.Fprintf(&b, "\n# JetStream keeps the cluster log; its store is under the directory.\njetstream {\n  store_dir: %q\n}\n", dir)
+		fmt.Fprintf(&b, "\n# JetStream keeps the cluster log; its store is DIR/jetstream.\njetstream {\n  store_dir: %q\n}\n", dir)
 	}
 	return b.Bytes(), nil
 }
@@ -341,23 +364,6 @@ func hasTopLevelKey(conf []byte, key string) bool {
 		}
 	}
 	return false
-}
-
-// defaultServerName is a server name from this host's name and the client
-// port, unique across the nodes of a cluster on distinct hosts or ports.
-func defaultServerName(clientListen string) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "authrelay"
-	}
-	_, port, _ := net.SplitHostPort(clientListen)
-	name := []byte(host + "-" + port)
-	for i, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			name[i] = '-'
-		}
-	}
-	return string(name)
 }
 
 // files renders p's cluster.conf, with s's route credentials, and

@@ -91,6 +91,18 @@ func TestInitClusterNode(t *testing.T) {
 	if opts.ServerName == "" || !opts.JetStream || !strings.HasPrefix(opts.StoreDir, mustAbs(t, l.Dir)) {
 		t.Errorf("server_name %q, jetstream %v, store_dir %q: a clustered JetStream needs a name and a store under the directory", opts.ServerName, opts.JetStream, opts.StoreDir)
 	}
+	// The cluster log's stream lives in the callout account: JetStream
+	// is enabled there (the real-binary cluster tests show the relays use
+	// it), and not in the system account.
+	conf, err = os.ReadFile(l.Path(ServerConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, _, _ := strings.Cut(string(conf)[strings.Index(string(conf), "  "+AuthAccount+": {"):], "\n  }")
+	sys, _, _ := strings.Cut(string(conf)[strings.Index(string(conf), "  "+SystemAccount+": {"):], "\n  }")
+	if !strings.Contains(auth, "jetstream: enabled") || strings.Contains(sys, "jetstream") {
+		t.Errorf("nats.conf's %s block:\n%s\n%s block:\n%s\nwant jetstream enabled in %[1]s only", AuthAccount, auth, SystemAccount, sys)
+	}
 }
 
 func mustAbs(t *testing.T, p string) string {
@@ -263,8 +275,14 @@ func TestEnableCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(newConf, oldConf) {
-		t.Errorf("enable changed nats.conf's own lines, not only its end")
+	// enable adds JetStream to the callout account (where the cluster log
+	// lives) and appends the include; nats.conf's other lines stay.
+	withAuthJS, err := enableAuthJetStream(oldConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added := len(withAuthJS) - len(oldConf); added <= 0 || !bytes.HasPrefix(newConf, withAuthJS) {
+		t.Errorf("enable changed nats.conf's own lines, not only the %s block and its end", AuthAccount)
 	}
 	opts, err := server.ProcessConfigFile(l.Path(ServerConf))
 	if err != nil {
