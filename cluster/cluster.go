@@ -376,7 +376,8 @@ func (l *Log) CatchUp(ctx context.Context, db *store.DB) error {
 const idleCheck = 2 * time.Second
 
 // applyFrom applies the log's entries to db from seq on, in order, until
-// done says the one just applied was the last wanted, ctx ends, or an error.
+// done says the one just applied (or db's position, when no entry comes)
+// was the last wanted, ctx ends, or an error.
 // When no entry comes within idleCheck while the log has more than db, it
 // starts reading again from db's position.
 func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func(seq uint64) bool) error {
@@ -394,6 +395,16 @@ func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func
 		msg, err := it.Next(jetstream.NextContext(nctx))
 		cancel()
 		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
+			applied, err := db.AppliedSeq(ctx)
+			if err != nil {
+				return err
+			}
+			if done(applied) {
+				// Another reader of the log (Follow, or a command on this
+				// node) applied what was wanted: this reader, restarted
+				// after it, would wait for those entries in vain.
+				return nil
+			}
 			behind, berr := l.Behind(ctx, db)
 			if berr != nil {
 				return berr
@@ -401,8 +412,7 @@ func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func
 			if behind == 0 {
 				continue
 			}
-			applied, err := db.AppliedSeq(ctx)
-			if err != nil {
+			if applied, err = db.AppliedSeq(ctx); err != nil {
 				return err
 			}
 			it.Stop()
