@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -280,13 +281,21 @@ cluster {
   }
   routes: [
 `, c.Name, listen, s.RouteUser, s.RoutePassword)
+	var urls []string
 	for _, r := range routes {
 		u, err := url.Parse(r)
 		if err != nil {
 			return nil, fmt.Errorf("render cluster.conf: route %q: %w", r, err)
 		}
 		u.User = url.UserPassword(s.RouteUser, s.RoutePassword)
-		fmt.Fprintf(&b, "    %q\n", u.String())
+		urls = append(urls, u.String())
+	}
+	// In the order nats-server's reload sorts them into, in place, in the
+	// options the running server's route dialers read: already sorted,
+	// the sort writes nothing (nats-server 2.15.2, reload.go imposeOrder).
+	slices.Sort(urls)
+	for _, u := range urls {
+		fmt.Fprintf(&b, "    %q\n", u)
 	}
 	b.WriteString("  ]\n}\n")
 	return b.Bytes(), nil

@@ -128,6 +128,15 @@ func serveEmbedded(t *testing.T, xkey bool, extra ...string) *servedDir {
 // test ends or stop is called.
 func serveOn(t *testing.T, dir string, extra ...string) *servedDir {
 	t.Helper()
+	return serveStart(t, dir, extra...)()
+}
+
+// serveStart starts 'serve --embedded' on an initialised directory and
+// returns at once, with the function that waits, on the test's goroutine,
+// until it is ready: several nodes of a cluster, each waiting for the
+// others' servers, start side by side.
+func serveStart(t *testing.T, dir string, extra ...string) (wait func() *servedDir) {
+	t.Helper()
 	log := &syncBuffer{}
 	ready := make(chan string, 1)
 	hup := make(chan os.Signal, 1)
@@ -145,6 +154,16 @@ func serveOn(t *testing.T, dir string, extra ...string) *servedDir {
 	args := append([]string{"serve", "--embedded", "--dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	go func() { done <- m.Run(ctx, args) }()
 	s := &servedDir{dir: dir, log: log, hup: hup}
+	return func() *servedDir {
+		t.Helper()
+		return s.waitReady(t, ready, done, cancel)
+	}
+}
+
+// waitReady waits until the serve that s runs is ready, or fails the test.
+func (s *servedDir) waitReady(t *testing.T, ready chan string, done chan error, cancel context.CancelFunc) *servedDir {
+	t.Helper()
+	log := s.log
 	select {
 	case s.url = <-ready:
 	case err := <-done:
