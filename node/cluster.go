@@ -138,6 +138,11 @@ func (m *clusterMode) start(ctx context.Context, url string, opts []nats.Option)
 	}
 	m.applied.Store(applied)
 	m.last.Store(applied)
+	// This node's server must have the copy's accounts before the relay
+	// grants a login into one: a joining node's accounts.conf has none of
+	// the cluster's yet, and the server refuses a grant into an account it
+	// has not loaded ("account missing").
+	m.syncAccounts(ctx)
 	m.ready.Store(true)
 	m.logger.Info("caught up with the cluster log", "stream", m.c.Stream, "applied", applied)
 	return nil
