@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -411,7 +412,7 @@ func TestClusterEndToEnd(t *testing.T) {
 			addUser(t, 0, u)
 			t.Logf("user add %s on n1 with n2 down: %v", u, time.Since(start).Round(time.Millisecond))
 		}
-		time.Sleep(time.Second) // logins go on a while longer
+		time.Sleep(2 * time.Second) // logins go on a while longer
 		stopLogins()
 		t.Logf("with n2 killed: first write on n1 went through %v after the kill (%d refused before it, no quorum while the log's stream elected a leader); logins through n1 and n3 during the outage: %d, %d needed their one retry, %d failed",
 			firstWrite.Round(time.Millisecond), len(refused), tries, retried, len(failures))
@@ -573,6 +574,38 @@ func TestClusterEndToEnd(t *testing.T) {
 			t.Errorf("%d of 4 'user rm carol' succeeded, want exactly 1", rms)
 		}
 		state := c.waitSame(t)
+		// The replicated audit trail is the log's order: on every node,
+		// each passwd of carol that exited 0 comes before the one rm, and
+		// no other change of carol is there.
+		for i := range 3 {
+			r := c.admin(t, i, "", "audit", "--user", "carol", "--json")
+			r.wantCode(t, exitOK)
+			var rows []struct {
+				ID     int64  `json:"id"`
+				Kind   string `json:"kind"`
+				Action string `json:"action"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+				t.Fatalf("audit --json on n%d: %v\n%s", i+1, err, r.stdout)
+			}
+			slices.SortFunc(rows, func(a, b struct {
+				ID     int64  `json:"id"`
+				Kind   string `json:"kind"`
+				Action string `json:"action"`
+			}) int {
+				return int(a.ID - b.ID)
+			})
+			var order []string
+			for _, row := range rows {
+				if row.Kind == "admin" && (row.Action == "user passwd" || row.Action == "user rm") {
+					order = append(order, strings.TrimPrefix(row.Action, "user "))
+				}
+			}
+			want := append(slices.Repeat([]string{"passwd"}, passwds), "rm")
+			if !slices.Equal(order, want) {
+				t.Errorf("carol's changes in n%d's audit trail: %v, want %v (the passwds that exited 0, then the rm)", i+1, order, want)
+			}
+		}
 		if strings.Contains(state, `"carol"`) {
 			t.Errorf("carol is still there after a 'user rm carol' exited 0")
 		}
