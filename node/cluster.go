@@ -166,7 +166,13 @@ func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.Cluster
 			m.logger.Info("the cluster log was empty: wrote this database into it, as the cluster's first node", "stream", m.c.Stream, "entries", seq)
 			return nil
 		}
-		// Another node's snapshot came first: this copy follows it.
+		// Another node's snapshot came first only if the log now has
+		// entries; any other failure (no answer from JetStream) is tried
+		// again, or this node would follow a log that never gets its
+		// snapshot, and every other node would miss the state it holds.
+		if last, lerr := cl.LastSeq(ctx); lerr != nil || last == 0 {
+			return err
+		}
 		m.logger.Info("another node wrote the cluster log first; catching up", "err", err)
 	}
 	return cl.CatchUp(ctx, m.db)
