@@ -265,6 +265,8 @@ func TestClusterEndToEnd(t *testing.T) {
 
 		disconnected := make(chan time.Time, 1)
 		closed := make(chan struct{})
+		// The client's asynchronous errors (the refused reconnect) are
+		// kept here rather than printed by nats.go.
 		asyncErrs := make(chan error, 16)
 		nc, err := nats.Connect(c.url(0), nats.UserInfo(user, passwords[user]), nats.Timeout(3*time.Second),
 			nats.MaxReconnects(1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0),
