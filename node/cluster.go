@@ -138,6 +138,11 @@ func (m *clusterMode) start(ctx context.Context, url string, opts []nats.Option)
 	}
 	m.applied.Store(applied)
 	m.last.Store(applied)
+	// This node's server must have the copy's accounts before the relay
+	// grants a login into one: a joining node's accounts.conf has none of
+	// the cluster's yet, and the server refuses a grant into an account it
+	// has not loaded ("account missing").
+	m.syncAccounts(ctx)
 	m.ready.Store(true)
 	m.logger.Info("caught up with the cluster log", "stream", m.c.Stream, "applied", applied)
 	return nil
@@ -161,7 +166,13 @@ func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.Cluster
 			m.logger.Info("the cluster log was empty: wrote this database into it, as the cluster's first node", "stream", m.c.Stream, "entries", seq)
 			return nil
 		}
-		// Another node's snapshot came first: this copy follows it.
+		// Another node's snapshot came first only if the log now has
+		// entries; any other failure (no answer from JetStream) is tried
+		// again, or this node would follow a log that never gets its
+		// snapshot, and every other node would miss the state it holds.
+		if last, lerr := cl.LastSeq(ctx); lerr != nil || last == 0 {
+			return err
+		}
 		m.logger.Info("another node wrote the cluster log first; catching up", "err", err)
 	}
 	return cl.CatchUp(ctx, m.db)

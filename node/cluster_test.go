@@ -550,3 +550,37 @@ func allCaughtUp(st node.ClusterStatus) bool {
 	}
 	return st.Last > 0 && st.Applied == st.Last
 }
+
+// TestClusterJoiningNodeHasTheAccountsWhenReady: a node that joins starts
+// with an accounts.conf without the cluster's accounts; by the time its
+// relay answers logins, its server has them, so the first login into an
+// account that came from the log succeeds (it used to be refused by the
+// server, "account missing", until the relay's background loop rewrote
+// accounts.conf, seconds later).
+func TestClusterJoiningNodeHasTheAccountsWhenReady(t *testing.T) {
+	c := newCluster(t, func(l deploy.Layout) {
+		if err := admin(t, l, "account add", func(ctx context.Context, db *store.DB) error {
+			if err := db.AddAccount(ctx, "ORDERS"); err != nil {
+				return err
+			}
+			return db.AddUser(ctx, accounts.User{Name: "olga", Account: "ORDERS", Permissions: appUser}, "pw-olga-1")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	startRelay(t, c.dirs[0], c.urls[0], true)
+	b, err := os.ReadFile(c.dirs[1].Path(deploy.AccountsConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "ORDERS") {
+		t.Fatalf("node 2's accounts.conf has ORDERS before its relay ran:\n%s", b)
+	}
+	r := startRelay(t, c.dirs[1], c.urls[1], true)
+	nc, err := nats.Connect(c.urls[1], nats.UserInfo("olga", "pw-olga-1"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("olga, in ORDERS from the log, through node 2 as soon as its relay is ready: %v\n%s", err, r.log.String())
+	}
+	roundTrip(t, nc, "orders.o")
+	nc.Close()
+}
