@@ -1,12 +1,9 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -157,46 +154,13 @@ func (l Layout) OpenLocal(ctx context.Context) (*store.DB, error) {
 	return db, nil
 }
 
-// SyncAccountsConf rewrites accounts.conf from the accounts of db when
-// what it holds differs, and tells whether it did: what a node runs after
-// applying changes from the cluster log, since an account command on
-// another node rewrote only that node's file.
-func (l Layout) SyncAccountsConf(ctx context.Context, db *store.DB) (changed bool, err error) {
-	list, err := db.AccountList(ctx)
-	if err != nil {
-		return false, err
-	}
-	before, err := os.ReadFile(l.Path(AccountsConf))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("read %s: %w", AccountsConf, err)
-	}
-	after := RenderAccountsConf(list)
-	if bytes.Equal(before, after) {
-		return false, nil
-	}
-	if err := WriteFileAtomic(l.Path(AccountsConf), after, 0o644); err != nil {
-		return false, fmt.Errorf("write %s: %w", AccountsConf, err)
-	}
-	return true, nil
-}
-
 // ReloadServer asks the one server whose ID is id to reload its
 // configuration file, over nc connected as the system account's admin
 // ($SYS.REQ.SERVER.<id>.RELOAD): in a cluster, each node reloads its own
 // server, since a reload disconnects every login the callout authorised.
 func ReloadServer(ctx context.Context, nc *nats.Conn, id string, wait time.Duration) error {
-	rctx, cancel := context.WithTimeout(ctx, wait+5*time.Second) // a reload parses the config
-	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, "$SYS.REQ.SERVER."+id+".RELOAD", nil)
-	if err != nil {
-		return fmt.Errorf("reload server %s: no answer: %w", id, err)
-	}
-	var resp serverAPIResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return fmt.Errorf("reload server %s: answer %q is not a server API response", id, msg.Data)
-	}
-	if resp.Error != nil {
-		return fmt.Errorf("reload server %s: %s", id, resp.Error.Description)
+	if err := reloadOne(ctx, nc, id, wait); err != nil {
+		return fmt.Errorf("reload server %s: %w", id, err)
 	}
 	return nil
 }

@@ -88,25 +88,31 @@ func Reload(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]Reloaded,
 	}
 	out := make([]Reloaded, 0, len(ids))
 	for id, name := range ids {
-		r := Reloaded{Name: name, ID: id}
-		rctx, cancel := context.WithTimeout(ctx, wait+5*time.Second) // a reload parses the config
-		msg, err := nc.RequestWithContext(rctx, "$SYS.REQ.SERVER."+id+".RELOAD", nil)
-		cancel()
-		var resp serverAPIResponse
-		switch {
-		case err != nil:
-			r.Err = fmt.Errorf("no answer to the reload request: %w", err)
-		case json.Unmarshal(msg.Data, &resp) != nil:
-			r.Err = fmt.Errorf("reload answer %q is not a server API response", msg.Data)
-		case resp.Error != nil:
-			r.Err = errors.New(resp.Error.Description)
-		}
-		out = append(out, r)
+		out = append(out, Reloaded{Name: name, ID: id, Err: reloadOne(ctx, nc, id, wait)})
 	}
 	slices.SortFunc(out, func(a, b Reloaded) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
+}
+
+// reloadOne asks the server whose ID is id to reload its configuration
+// file ($SYS.REQ.SERVER.<id>.RELOAD), and returns why it did not.
+func reloadOne(ctx context.Context, nc *nats.Conn, id string, wait time.Duration) error {
+	rctx, cancel := context.WithTimeout(ctx, wait+5*time.Second) // a reload parses the config
+	defer cancel()
+	msg, err := nc.RequestWithContext(rctx, "$SYS.REQ.SERVER."+id+".RELOAD", nil)
+	if err != nil {
+		return fmt.Errorf("no answer to the reload request: %w", err)
+	}
+	var resp serverAPIResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("reload answer %q is not a server API response", msg.Data)
+	}
+	if resp.Error != nil {
+		return errors.New(resp.Error.Description)
+	}
+	return nil
 }
 
 // servers returns the ID and name of every server that answers

@@ -62,8 +62,11 @@ func (l Layout) Restore(ctx context.Context, from string, now time.Time, actor s
 	return r, nil
 }
 
-// WriteAccountsConf rewrites accounts.conf from the accounts of db, and
-// tells whether its content changed.
+// WriteAccountsConf rewrites accounts.conf from the accounts of db when
+// what it holds differs, and tells whether it did: after an account
+// command, a restore, or (on a cluster node) changes applied from the
+// cluster log, since an account command on another node rewrote only that
+// node's file.
 func (l Layout) WriteAccountsConf(ctx context.Context, db *store.DB) (changed bool, err error) {
 	list, err := db.AccountList(ctx)
 	if err != nil {
@@ -75,8 +78,11 @@ func (l Layout) WriteAccountsConf(ctx context.Context, db *store.DB) (changed bo
 		return false, fmt.Errorf("read %s: %w", AccountsConf, err)
 	}
 	after := RenderAccountsConf(list)
+	if bytes.Equal(before, after) {
+		return false, nil
+	}
 	if err := WriteFileAtomic(path, after, 0o644); err != nil {
 		return false, fmt.Errorf("write %s: %w", AccountsConf, err)
 	}
-	return !bytes.Equal(before, after), nil
+	return true, nil
 }

@@ -230,7 +230,7 @@ func (m *clusterMode) run(ctx context.Context) {
 // syncAccounts rewrites accounts.conf when the accounts in the copy differ
 // from it, and has this node's server reload.
 func (m *clusterMode) syncAccounts(ctx context.Context) {
-	changed, err := m.l.SyncAccountsConf(ctx, m.db)
+	changed, err := m.l.WriteAccountsConf(ctx, m.db)
 	if err != nil {
 		m.logger.Error("cannot rewrite accounts.conf after a change from the cluster log", "err", err)
 		return
