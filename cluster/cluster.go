@@ -284,6 +284,16 @@ func (l *Log) Check(ctx context.Context) (uint64, error) {
 	tctx, cancel := l.timeout(ctx)
 	defer cancel()
 	info, err := l.stream.Info(tctx)
+	// No responders is JetStream's API gone for a moment in this server —
+	// while it reloads its config after an account change, say — not a lost
+	// quorum: ask again within the timeout rather than refuse the change.
+	for errors.Is(err, nats.ErrNoResponders) && tctx.Err() == nil {
+		select {
+		case <-tctx.Done():
+		case <-time.After(50 * time.Millisecond):
+			info, err = l.stream.Info(tctx)
+		}
+	}
 	if err == nil && info.Cluster == nil {
 		return info.State.LastSeq, nil // a single server's JetStream
 	}

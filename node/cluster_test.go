@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -49,8 +48,7 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // natsCluster is three nats-servers in this process, each run from the
-// nats.conf of its own authrelay directory (with JetStream in the AUTH
-// account and routes to the others added), so that every login goes
+// nats.conf of its own cluster node's directory, so that every login goes
 // through auth_callout to the relays.
 type natsCluster struct {
 	t       *testing.T
@@ -59,59 +57,46 @@ type natsCluster struct {
 	servers []*server.Server
 }
 
-// newCluster makes three directories in cluster mode that share one
-// secrets.json (what 'init --join' gives), and starts their servers.
+// newCluster makes three cluster nodes' directories as the commands do —
+// the first with 'init --cluster-listen --routes', the others with 'init
+// --join' its secrets.json — and starts their servers from their nats.conf.
 // single, when not nil, runs on the first directory while it is still a
-// single node.
+// single node, which 'cluster enable' then makes the first node.
 func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 	t.Helper()
 	ports := freePorts(t, 6)
 	c := &natsCluster{t: t, servers: make([]*server.Server, 3)}
 	var routes []string
 	for _, p := range ports[3:] {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
-	var secrets []byte
 	for i := range 3 {
 		l := deploy.Layout{Dir: t.TempDir()}
 		listen := fmt.Sprintf("127.0.0.1:%d", ports[i])
-		if err := deploy.Init(t.Context(), l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: listen, BcryptCost: 4}); err != nil {
-			t.Fatalf("init: %v", err)
-		}
-		cheapHashPolicy(t, l)
-		if i == 0 {
-			var err error
-			if secrets, err = os.ReadFile(l.Path(deploy.SecretsFile)); err != nil {
-				t.Fatal(err)
+		o := deploy.InitOptions{Accounts: []string{"APP"}, Listen: listen, BcryptCost: 4,
+			Cluster: deploy.ClusterOptions{Listen: fmt.Sprintf("127.0.0.1:%d", ports[3+i]), Routes: routes}}
+		switch {
+		case i > 0:
+			o.Accounts, o.Cluster.Join = nil, c.dirs[0].Path(deploy.SecretsFile)
+			if err := deploy.Init(t.Context(), l, o); err != nil {
+				t.Fatalf("init --join: %v", err)
 			}
-		} else {
-			if err := os.WriteFile(l.Path(deploy.SecretsFile), secrets, 0o600); err != nil {
-				t.Fatal(err)
+		case single != nil:
+			cl := o.Cluster
+			o.Cluster = deploy.ClusterOptions{}
+			if err := deploy.Init(t.Context(), l, o); err != nil {
+				t.Fatalf("init: %v", err)
 			}
-			emptyDatabase(t, l)
-		}
-		s, err := l.LoadSecrets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf, err := deploy.RenderServerConf(s, listen, l.Path(deploy.ServerConf), 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Replace(string(conf), "  "+deploy.AuthAccount+": {\n", "  "+deploy.AuthAccount+": {\n    jetstream: enabled\n", 1)
-		if text == string(conf) {
-			t.Fatal("nats.conf has no AUTH account block to enable JetStream in")
-		}
-		text += fmt.Sprintf("\nserver_name: n%d\njetstream { store_dir: %q }\ncluster { name: authrelay-test, listen: 127.0.0.1:%d, routes: [%s] }\n",
-			i+1, filepath.Join(l.Dir, "jetstream"), ports[3+i], strings.Join(routes, ", "))
-		if err := os.WriteFile(l.Path(deploy.ServerConf), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 && single != nil {
+			cheapHashPolicy(t, l)
 			single(l)
-		}
-		if err := l.WriteCluster(deploy.Cluster{Name: "authrelay-test", Stream: deploy.DefaultClusterStream, Replicas: 3}); err != nil {
-			t.Fatal(err)
+			if _, err := deploy.EnableCluster(l, cl); err != nil {
+				t.Fatalf("cluster enable: %v", err)
+			}
+		default:
+			if err := deploy.Init(t.Context(), l, o); err != nil {
+				t.Fatalf("init: %v", err)
+			}
+			cheapHashPolicy(t, l) // the first node's, which the log carries to the others
 		}
 		c.dirs = append(c.dirs, l)
 		c.urls = append(c.urls, "nats://"+listen)
@@ -125,25 +110,6 @@ func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 		}
 	})
 	return c
-}
-
-// emptyDatabase replaces l's database by an empty one, as a node that
-// joins a cluster starts with: it takes everything from the log.
-func emptyDatabase(t *testing.T, l deploy.Layout) {
-	t.Helper()
-	path := l.Path(deploy.DatabaseFile)
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-	}
-	db, err := store.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // start starts server i (0-based) from its directory's nats.conf.
