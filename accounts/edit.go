@@ -20,7 +20,8 @@ type PermissionEdit struct {
 	// (--pub, --sub, --deny-pub, --deny-sub).
 	Pub, Sub, DenyPub, DenySub *[]string
 	// AllowResponses true grants a response permission (--allow-responses);
-	// false, or nil, keeps the one there is (ClearResp removes it).
+	// false removes it, as ClearResp does (--allow-responses=false); nil
+	// keeps the one there is.
 	AllowResponses *bool
 	// RespMax and RespTTL set the response permission's MaxMsgs and TTL
 	// (--resp-max, --resp-ttl); they need a response permission, granted
@@ -95,10 +96,14 @@ func (e PermissionEdit) Apply(p *Permissions) error {
 			*l.dst = nil
 		}
 	}
+	denied := e.AllowResponses != nil && !*e.AllowResponses
+	limits := e.RespMax != nil || e.RespTTL != nil
 	switch {
-	case e.ClearResp && e.respGiven():
+	case e.ClearResp && (deref(e.AllowResponses) || limits):
 		return errors.New("--no-responses contradicts --allow-responses, --resp-max and --resp-ttl")
-	case e.ClearResp:
+	case denied && limits:
+		return errors.New("--allow-responses=false contradicts --resp-max and --resp-ttl")
+	case e.ClearResp, denied:
 		out.Resp = nil
 	case e.respGiven():
 		if !deref(e.AllowResponses) && out.Resp == nil {

@@ -64,10 +64,12 @@ func TestPermissionEditApply(t *testing.T) {
 			want: func(p *Permissions) { p.Resp = &ResponsePermission{MaxMsgs: 2, TTL: time.Hour} },
 		},
 		{
-			name: "allow-responses=false keeps the one there is",
+			name: "allow-responses=false removes the one there is",
 			edit: PermissionEdit{AllowResponses: ptr(false)},
-			want: func(*Permissions) {},
+			want: func(p *Permissions) { p.Resp = nil },
 		},
+		{name: "allow-responses=false with resp-max", edit: PermissionEdit{AllowResponses: ptr(false), RespMax: ptr(2)}, wantErr: "--allow-responses=false contradicts"},
+		{name: "no-responses with allow-responses=false agree", edit: PermissionEdit{ClearResp: true, AllowResponses: ptr(false)}, want: func(p *Permissions) { p.Resp = nil }},
 		{name: "an invalid subject is refused", edit: PermissionEdit{Sub: ptr([]string{"a..b"})}, wantErr: "subscribe allow subject"},
 		{name: "a negative ttl is refused", edit: PermissionEdit{RespTTL: ptr(-time.Second)}, wantErr: "ttl must not be negative"},
 	}
@@ -107,7 +109,7 @@ func TestPermissionEditResponsesFromNone(t *testing.T) {
 		{name: "with its limits", edit: PermissionEdit{AllowResponses: ptr(true), RespMax: ptr(3), RespTTL: ptr(time.Second)}, want: &ResponsePermission{MaxMsgs: 3, TTL: time.Second}},
 		{name: "resp-max needs one", edit: PermissionEdit{RespMax: ptr(3)}, wantErr: "--resp-max and --resp-ttl need --allow-responses"},
 		{name: "resp-ttl needs one", edit: PermissionEdit{RespTTL: ptr(time.Second)}, wantErr: "--resp-max and --resp-ttl need --allow-responses"},
-		{name: "allow-responses=false grants none", edit: PermissionEdit{AllowResponses: ptr(false)}, wantErr: "need --allow-responses"},
+		{name: "allow-responses=false grants none", edit: PermissionEdit{AllowResponses: ptr(false)}, want: nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -381,3 +381,34 @@ func TestUserAddNotesNothingGranted(t *testing.T) {
 		t.Errorf("user set clearing both directions: stderr %q, want the note", r.stderr)
 	}
 }
+
+// TestUserSetAllowResponsesFalseRemovesIt: --allow-responses=false takes
+// the response permission away, as --no-responses does, rather than keeping
+// the one the user has.
+func TestUserSetAllowResponsesFalseRemovesIt(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "init", "--dir", dir)
+	mustRun(t, "pw-3-abcdef\n", "user", "add", "svc", "--dir", dir, "--password-stdin", "--sub", "svc.req", "--allow-responses", "--resp-max", "3")
+	resp := func() any {
+		var u struct {
+			Resp any `json:"resp"`
+		}
+		if err := json.Unmarshal([]byte(mustRun(t, "", "user", "show", "svc", "--dir", dir, "--json").stdout), &u); err != nil {
+			t.Fatal(err)
+		}
+		return u.Resp
+	}
+	if resp() == nil {
+		t.Fatal("user add --allow-responses stored no response permission")
+	}
+	if r := run(t, "", "user", "set", "svc", "--dir", dir, "--allow-responses=false", "--resp-ttl", "1s"); r.code != 2 || !strings.Contains(r.stderr, "--allow-responses=false contradicts") {
+		t.Errorf("--allow-responses=false with --resp-ttl: exit %d, stderr %q; want 2 and the contradiction", r.code, r.stderr)
+	}
+	if resp() == nil {
+		t.Fatal("a refused user set removed the response permission")
+	}
+	mustRun(t, "", "user", "set", "svc", "--dir", dir, "--allow-responses=false")
+	if got := resp(); got != nil {
+		t.Errorf("after user set --allow-responses=false: resp %v, want none", got)
+	}
+}
