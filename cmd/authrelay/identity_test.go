@@ -217,6 +217,7 @@ func TestUserSet(t *testing.T) {
 			{[]string{"--conn-type", "CARRIER_PIGEON"}, 2, "STANDARD"},
 			{[]string{"--max-subs", "10"}, 2, "account set"},
 			{[]string{"--max-payload", "10"}, 2, "account"},
+			{[]string{"--max-subs", "-1"}, 2, "account set"}, // any value given is refused, whatever the default
 			{[]string{"--pub", "a..b"}, 2, "empty token"},
 			{[]string{"--sub", "x.{{nmae}}"}, 2, "template"},
 			{[]string{"--expires", "soon"}, 2, "never"},

@@ -24,8 +24,8 @@ func (c *constraintFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.roles, "role", "role the user holds (repeatable); see 'authrelay role list'")
 	fs.Var(&c.src, "src", "network the user may connect from, as CIDR or address (repeatable; default any), checked by the relay against the client's address")
 	fs.Var(&c.connTypes, "conn-type", "connection type the user may use: STANDARD, WEBSOCKET, MQTT or LEAFNODE (repeatable; default any)")
-	fs.Int64Var(&c.maxSubs, "max-subs", -1, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-subs N'")
-	fs.Int64Var(&c.maxPayload, "max-payload", -1, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-payload N'")
+	fs.Int64Var(&c.maxSubs, "max-subs", 0, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-subs N'")
+	fs.Int64Var(&c.maxPayload, "max-payload", 0, "NOT SUPPORTED per user: nats-server 2.15 ignores per-user limits for auth callout users; use 'authrelay account set ACCOUNT --max-payload N'")
 }
 
 func (c *constraintFlags) registerClear(fs *flag.FlagSet) {
@@ -37,7 +37,7 @@ func (c *constraintFlags) registerClear(fs *flag.FlagSet) {
 // edit refuses per-user limits and returns the checked change the flags
 // give (set holds the names of the flags given).
 func (c *constraintFlags) edit(set map[string]bool) (accounts.ConstraintEdit, error) {
-	if c.maxSubs >= 0 || c.maxPayload >= 0 {
+	if set["max-subs"] || set["max-payload"] {
 		return accounts.ConstraintEdit{}, usagef("--max-subs and --max-payload cannot be set per user: nats-server ignores the limits in an auth callout user JWT (authrelay's tests measure this), so they would have no effect. Set them on the account instead, e.g. 'authrelay account set APP --max-subs 100', which the server enforces for every connection in it")
 	}
 	e, err := accounts.ConstraintEdit{
