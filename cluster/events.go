@@ -343,6 +343,7 @@ func (e *Events) run(ctx context.Context) {
 			if time.Since(e.lastLog) >= 10*time.Second {
 				e.lastLog = time.Now()
 				logger.Warn("node events not sent: held and tried again; logins go on", "waiting", e.Stats().Waiting, "lost_total", e.lost.Load(), "err", err)
+				e.reportLost(logger)
 			}
 			select {
 			case <-ctx.Done():
@@ -351,10 +352,15 @@ func (e *Events) run(ctx context.Context) {
 			wait = min(wait*2, maxSendRetry)
 		}
 		e.inFlight.Store(0)
-		if l := e.lost.Load(); l > e.loggedLost {
-			logger.Error("node events lost: the buffer was full while JetStream could not take them", "events", l-e.loggedLost, "lost_total", l)
-			e.loggedLost = l
-		}
+		e.reportLost(logger)
+	}
+}
+
+// reportLost logs the events lost since it last did. Called from run.
+func (e *Events) reportLost(logger *slog.Logger) {
+	if l := e.lost.Load(); l > e.loggedLost {
+		logger.Error("node events lost: the buffer was full while JetStream could not take them; the other nodes miss them", "events", l-e.loggedLost, "lost_total", l)
+		e.loggedLost = l
 	}
 }
 
