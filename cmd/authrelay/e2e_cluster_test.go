@@ -245,6 +245,36 @@ func TestClusterEndToEnd(t *testing.T) {
 			"--user", "alice0", "--password", passwords["alice0"], "pub", "x", "hi")
 		r.wantCode(t, 0)
 		r.wantOutput(t, `Published 2 bytes to "x"`)
+
+		// One audit trail: alice0's login rows, whichever relay wrote
+		// them, are on every node (audit --json, the same client ids).
+		logins := func(i int) string {
+			r := c.admin(t, i, "", "audit", "--user", "alice0", "--kind", "login", "--json")
+			r.wantCode(t, exitOK)
+			var rows []struct {
+				ClientID uint64 `json:"client_id"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+				t.Fatalf("audit --json on n%d: %v\n%s", i+1, err, r.stdout)
+			}
+			var ids []string
+			for _, row := range rows {
+				ids = append(ids, fmt.Sprint(row.ClientID))
+			}
+			slices.Sort(ids)
+			return strings.Join(ids, ",")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a, b, c3 := logins(0), logins(1), logins(2)
+			if a != "" && a == b && b == c3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alice0's login rows differ between the nodes after 5 s: n1 %s, n2 %s, n3 %s", a, b, c3)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 
 	t.Run("disabled on node 2, connection through node 1 closes within 1s", func(t *testing.T) {
