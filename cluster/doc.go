@@ -150,8 +150,11 @@
 // to three times as many verified. A node
 // that joins, or returns after longer than a stream keeps, misses the
 // older events (an escalation older than a day, an address known for
-// longer). The streams trust whoever can publish on their subjects, as the
-// log does.
+// longer). A relay that starts answers logins once its copy of the log
+// has caught up, without waiting for the events it missed while stopped
+// (a node back after a day would replay a day of them): it applies them
+// right after, while it answers. The streams trust whoever can publish on
+// their subjects, as the log does.
 //
 // # Limits of this step
 //

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 // Node events. In cluster mode the lockout state and the login rows of the
@@ -208,6 +210,9 @@ func (l *Lockouts) ApplyRemote(ctx context.Context, stream string, last uint64, 
 	now := l.db.now()
 	err := applyEvents(ctx, l.db, stream, last, evs, func(r RemoteLockout) uint64 { return r.Seq }, func(tx *sql.Tx, r RemoteLockout) error {
 		e := r.Event
+		if e.User != "" && accounts.ValidateName(e.User) != nil || len(e.Addr) > maxAddrLen {
+			return nil // no key a relay counts under: skipped, not stuck at
+		}
 		at := e.Time
 		if at.IsZero() || at.After(now) {
 			at = now
