@@ -31,7 +31,7 @@ const (
 	LockoutEventsBytes = 1 << 30
 )
 
-// LockoutEvents returns the lockout events stream of cluster c on cl's
+// LockoutEvents returns the lockout events stream of cl's cluster, on its
 // connection.
 func (cl *ClusterLog) LockoutEvents(logger *slog.Logger) (*cluster.Events, error) {
 	return cluster.NewEvents(cl.Conn, cluster.EventsConfig{
@@ -45,7 +45,7 @@ func (cl *ClusterLog) LockoutEvents(logger *slog.Logger) (*cluster.Events, error
 	})
 }
 
-// AuditEvents returns the login audit stream of cluster c on cl's
+// AuditEvents returns the login audit stream of cl's cluster, on its
 // connection, which keeps a row for retention (0: forever), as the audit
 // trail of each node does.
 func (cl *ClusterLog) AuditEvents(retention time.Duration, logger *slog.Logger) (*cluster.Events, error) {

@@ -50,8 +50,10 @@ const knownRefresh = time.Hour
 // an address (LockoutAddr) and a username from everywhere (LockoutUser),
 // the last not from the addresses where the user logged in successfully
 // within the policy's KnownFor. It implements the relay's Guard, so lockouts
-// are shared by every relay on the same database and survive a restart. Get
-// one with DB.Lockouts. A lockout refuses logins only: it never enters the
+// are shared by every relay on the same database and survive a restart; in
+// cluster mode by every relay of the cluster too, each sending what its
+// logins changed (OnEvent) and applying the others' with the same rules
+// (ApplyRemote). Get one with DB.Lockouts. A lockout refuses logins only: it never enters the
 // revocation feed, so it closes no live connection.
 //
 // Failures are counted in a fixed window that starts at the first failure:
