@@ -369,6 +369,53 @@ func TestClusterEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("locked out through nodes 1 and 2, refused on node 3, unlocked on node 3", func(t *testing.T) {
+		const user = "alice5"
+		login := func(i int, password string) error {
+			nc, err := nats.Connect(c.url(i), nats.UserInfo(user, password), nats.Timeout(3*time.Second),
+				nats.NoReconnect(), nats.IgnoreDiscoveredServers(), from("127.0.9.9"))
+			if err == nil {
+				nc.Close()
+			}
+			return err
+		}
+		for k := range 5 { // the threshold of one name from one address
+			if err := login(k%2, "wrong-password"); !errors.Is(err, nats.ErrAuthorization) {
+				t.Fatalf("wrong password %d through n%d: %v, want Authorization Violation", k+1, k%2+1, err)
+			}
+		}
+		ev, err := nats.Connect(c.url(2), nats.UserInfo(c.sec.RelayUser, c.sec.RelayPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ev.Close()
+		events, err := ev.SubscribeSync("$SYS.ACCOUNT.CLIENT.AUTH.ERR")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // a lock applies on every relay within 1 s
+		if err := login(2, passwords[user]); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("the right password through n3 after the lock: %v, want Authorization Violation", err)
+		}
+		m, err := events.NextMsg(3 * time.Second)
+		if err != nil || !strings.Contains(string(m.Data), `locked_out"`) {
+			t.Fatalf("refused through n3: event %v, %v; want reason locked_out", m, err)
+		}
+		r := c.admin(t, 2, "", "user", "unlock", user)
+		r.wantCode(t, exitOK)
+		r.wantOutput(t, "unlocked user "+user)
+		deadline := time.Now().Add(time.Second)
+		for login(0, passwords[user]) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s unlocked on n3 cannot log in through n1 after 1 s", user)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
 	t.Run("node 2 killed under steady logins", func(t *testing.T) {
 		var (
 			stop     = make(chan struct{})
