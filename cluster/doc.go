@@ -34,9 +34,9 @@
 //     tables the triggers derive (the change feed user_changes, the user
 //     versions, the generation), because every copy's own triggers fill
 //     them when it applies a change, which is what makes each relay close a
-//     changed user's connections and drop its cached logins; and, this
-//     round, lockouts, known addresses, login audit rows and the write
-//     probe.
+//     changed user's connections and drop its cached logins; the write
+//     probe; and what logins change (lockouts, known addresses, login
+//     audit rows), which travel as node events, below.
 //   - Begin (store): Admin first asks the log for its last entry
 //     (Log.Check, one stream info request) and catches up to it, so that a
 //     command on any node sees every change the log held when it began,
@@ -89,6 +89,73 @@
 // last has arrived. A batch holds at most 1,000 parts (nats-server's
 // default), about 500 MiB of rows.
 //
+// # Node events: lockouts and the login audit trail
+//
+// What a login changes (a failed-login count, a lock, a known address, a
+// login row of the audit trail) must reach every node, but must never make
+// a login wait on JetStream, nor stop when JetStream has lost quorum. So it
+// is not in the log, whose appends wait for the leader, in order, with the
+// copy's write lock held: each node sends it as node events (Events), on
+// two JetStream streams of their own in the AUTH account beside the log
+// (deploy names them: the log's stream with _LOCKOUTS and _AUDIT, the
+// log's replicas), ordered only by the stream leader that stores them.
+//
+//   - Send (Events.Publish): the relay's guard and audit writer hand each
+//     event to a bounded buffer and go on; a goroutine sends the buffer in
+//     messages of up to 512 events, each with a message id so that a retry
+//     after a lost ack is dropped by JetStream, and tries a message again,
+//     pausing up to two seconds, while JetStream cannot take it. An event
+//     that finds the buffer full (65,536 events) is dropped, counted
+//     (EventStats.Lost, authrelay_cluster_events_lost_total) and logged,
+//     and /readyz says so for 30 seconds: none is lost silently.
+//   - Apply (Events.Follow): each node reads each stream in order, from
+//     the position it keeps in its database (the table event_positions),
+//     and applies messages in one transaction with the new position, so
+//     that a message is applied once however often it is delivered, a
+//     restarted node resumes after the last it applied, and a node that
+//     joins reads what the stream holds. A node skips its own events (its
+//     copy has them already), except unlocks.
+//   - Lockouts replicate the inputs of the state machine, not its state
+//     (store.Lockouts.ApplyRemote): a failed login (the username and
+//     address keys it counted under, and whether it counts against the
+//     username), a success that cleared a pair's failures or made an
+//     address known, a lock, and an admin's unlock. Every node applies the
+//     others' failures with the same rules and its own policy, at the time
+//     they happened (never later than its own now), so a failure is
+//     counted once on every node whichever relay saw it: guesses spread
+//     over three nodes lock as if made on one, and a lock set on one node
+//     refuses on all within milliseconds. A lock event is merged as the
+//     failures held in memory are written back (the later end, the larger
+//     count of locks, capped at the node's longest lockout), so nodes that
+//     saw the events in another order end with the same lock. An unlock
+//     ('user unlock') is sent with Events.Send, which waits for JetStream's
+//     ack, before the admin change commits: without quorum it fails at
+//     once, like every admin write, and nothing is unlocked anywhere. The
+//     stream keeps 25 hours (the day for which a lockout's escalation is
+//     remembered, store.DB.Maintain), and at most 1 GiB.
+//   - Login audit rows: each batch the audit writer wrote
+//     (store.AuditOptions.OnWrite) is sent, a row an event; the other nodes
+//     insert the rows marked with their node (the NATS server name, the
+//     audit column node), so that 'audit' and 'audit --follow' show every
+//     node's logins on any node. Admin and kick rows come through the log
+//     and are never sent. The stream keeps the audit retention; each node
+//     prunes its own trail as before.
+//
+// While JetStream has no quorum, each relay counts the failures it
+// answers by itself, as a single node does, and sends them once JetStream
+// is back: until then a guesser gets at most a threshold per relay. The
+// bound Reserve puts on concurrent verifications of one key holds per
+// relay, as for relays sharing one database: a burst that reaches three
+// relays at the same instant, before any failure of it is counted, has up
+// to three times as many verified. A node
+// that joins, or returns after longer than a stream keeps, misses the
+// older events (an escalation older than a day, an address known for
+// longer). A relay that starts answers logins once its copy of the log
+// has caught up, without waiting for the events it missed while stopped
+// (a node back after a day would replay a day of them): it applies them
+// right after, while it answers. The streams trust whoever can publish on
+// their subjects, as the log does.
+//
 // # Limits of this step
 //
 // While Append waits on JetStream the change holds the copy's write lock,
@@ -96,8 +163,7 @@
 // normally, up to Config.Timeout if the quorum goes during the append. An
 // entry that a copy cannot apply (from a newer authrelay) stops that copy
 // at it, loudly, rather than let it skip a change: Follow logs and tries
-// again, and Log.Behind shows it. Lockouts, known addresses and login audit
-// rows are per node. The hash policy a node hashes new passwords with is
+// again, and Log.Behind shows it. The hash policy a node hashes new passwords with is
 // the one it read when it opened the database. A migration that changes
 // replicated rows (as 0007 did) runs on each node by itself, and must give
 // the same rows everywhere. The log trusts whoever can

@@ -78,6 +78,10 @@ func (l Layout) OpenStore(ctx context.Context, o StoreOptions) (*store.DB, error
 	if err == nil {
 		cl.Attach(db)
 		db.CloseWith(cl.Conn.Close)
+		if err = cl.sendUnlocks(db); err != nil {
+			db.Close()
+			return nil, err
+		}
 		if err = cl.CatchUp(ctx, db); err == nil {
 			return db, nil
 		}

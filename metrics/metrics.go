@@ -333,3 +333,27 @@ func (m *Metrics) WatchCluster(position func() (applied, last uint64)) {
 		}),
 	)
 }
+
+// WatchEvents exports, in cluster mode, what this node sent on one of its
+// node events streams (kind "lockouts" or "audit", the label stream):
+// authrelay_cluster_events_sent_total (events JetStream stored),
+// authrelay_cluster_events_waiting (held while JetStream cannot take them)
+// and authrelay_cluster_events_lost_total (never sent: the buffer was
+// full; the other nodes miss them). stats returns the three.
+func (m *Metrics) WatchEvents(kind string, stats func() (sent, lost uint64, waiting int)) {
+	labels := prometheus.Labels{"stream": kind}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authrelay_cluster_events_sent_total", ConstLabels: labels,
+			Help: "Node events (lockout inputs, login audit rows) this node sent to the others, stored by JetStream.",
+		}, func() float64 { s, _, _ := stats(); return float64(s) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authrelay_cluster_events_lost_total", ConstLabels: labels,
+			Help: "Node events never sent to the other nodes: the buffer was full while JetStream could not take them.",
+		}, func() float64 { _, l, _ := stats(); return float64(l) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authrelay_cluster_events_waiting", ConstLabels: labels,
+			Help: "Node events held to be sent while JetStream cannot take them.",
+		}, func() float64 { _, _, w := stats(); return float64(w) }),
+	)
+}

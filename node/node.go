@@ -178,8 +178,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	audit := db.NewAuditWriter(store.AuditOptions{Logger: logger})
 	guard := db.Lockouts(cfg.Lockout)
+	auditOpts := store.AuditOptions{Logger: logger}
+	var events *nodeEvents // cluster mode: lockouts and login rows reach every node
+	if cm != nil {
+		events = newNodeEvents(db, guard, logger.With("component", "cluster"))
+		auditOpts.OnWrite = events.publishAudit
+	}
+	audit := db.NewAuditWriter(auditOpts)
 
 	rc := relay.Config{
 		URL:         cfg.URL,
@@ -256,8 +262,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	met := metrics.New()
 	met.WatchStore(db, audit, guard)
+	var eventsCheck metrics.Check
 	if cm != nil {
 		met.WatchCluster(cm.position)
+		eventsCheck = events.watch(met)
 		cm.reload = func(ctx context.Context) error {
 			if ns != nil {
 				return ns.Reload()
@@ -285,6 +293,7 @@ func Run(ctx context.Context, cfg Config) error {
 		checks := metrics.ReadyChecks(r, db, audit, guard)
 		if cm != nil {
 			checks = append([]metrics.Check{{Name: "cluster log", Check: cm.readyCheck}}, checks...)
+			checks = append(checks, eventsCheck)
 		}
 		stopHTTP, err := metrics.Serve(cfg.HTTPAddr, metrics.Mux(met, checks), logger.With("component", "http"))
 		if err != nil {
@@ -309,6 +318,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 		// The follower stops before the database closes.
 		defer func() { cancel(); <-ran }()
+		stopEvents, err := events.start(ctx, cm.log.Load(), cfg.AuditRetention)
+		if err != nil {
+			audit.Close(context.Background())
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer stopEvents() // after the audit writer's last rows, before the follower
 	}
 	done := make(chan error, 1)
 	go func() {

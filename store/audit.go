@@ -83,6 +83,10 @@ type AuditOptions struct {
 	// nothing is written, so it should be quick. Events dropped by Record
 	// after Close are only counted in Dropped.
 	OnDrop func(n int)
+	// OnWrite, when set, is given the login rows of each batch once they
+	// are written (in cluster mode, to send them to the other nodes). The
+	// writer calls it from its own goroutine: it must not block.
+	OnWrite func(rows []AuditRecord)
 	// AggregateEvery is the interval over which cheap denials (events
 	// with Malformed set that were denied) and allowed logins are
 	// aggregated: the first of each key in an interval is written at once
@@ -134,6 +138,7 @@ type AuditWriter struct {
 	aggKeys    int
 	allowKeys  int
 	onDrop     func(n int)
+	onWrite    func(rows []AuditRecord)
 	retry      []time.Duration
 	logEvery   time.Duration
 	log        *slog.Logger
@@ -222,6 +227,7 @@ func (db *DB) NewAuditWriter(opts AuditOptions) *AuditWriter {
 		aggKeys:    opts.AggregateKeys,
 		allowKeys:  opts.AllowedKeys,
 		onDrop:     opts.OnDrop,
+		onWrite:    opts.OnWrite,
 		retry:      opts.retry,
 		logEvery:   opts.logEvery,
 		log:        opts.Logger.With("component", "audit"),
@@ -387,6 +393,7 @@ func (w *AuditWriter) run(ctx context.Context) {
 				w.failed(err, q.len())
 				return false
 			}
+			w.written(batch)
 			q.remove(len(batch))
 			if failures > 0 {
 				failures = 0
@@ -458,6 +465,24 @@ func (w *AuditWriter) closeOut(ctx context.Context, q *backlogQueue, flush func(
 		}
 		tries++
 	}
+}
+
+// written passes the rows just written to OnWrite.
+func (w *AuditWriter) written(rows []loginRow) {
+	if w.onWrite == nil {
+		return
+	}
+	recs := make([]AuditRecord, len(rows))
+	for i, r := range rows {
+		result := AuditDenied
+		if r.Allowed {
+			result = AuditAllowed
+		}
+		recs[i] = AuditRecord{Time: r.Time.UTC(), User: r.User, Account: r.Account, Host: r.Host, ServerID: r.ServerID,
+			ClientID: r.ClientID, ConnType: r.ConnType, Result: result, Reason: r.Reason,
+			LatencyNS: int64(r.Latency), Count: max(r.count, 1)}
+	}
+	w.onWrite(recs)
 }
 
 // failed notes a failed write, and logs it at the first failure and then
@@ -773,6 +798,9 @@ type AuditEntry struct {
 	// Count is how many identical decisions the row stands for: more than
 	// 1 only for aggregated cheap denials (AuditOptions.AggregateEvery).
 	Count int64
+	// Node is the cluster node a login row came from, when another node
+	// sent it (cluster mode); empty for the rows this node wrote.
+	Node string
 }
 
 // AuditFilter selects audit entries; its zero value selects all of them.
@@ -842,7 +870,7 @@ func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 	}
 
 	const cols = `id, time, kind, user, account, client_host, server_id, client_id, conn_type,
-		result, reason, latency_ns, actor, action, detail, count`
+		result, reason, latency_ns, actor, action, detail, count, node`
 	q := `SELECT ` + cols + ` FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -872,7 +900,7 @@ func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
 		var e AuditEntry
 		var at, cid, latency int64
 		if err := rows.Scan(&e.ID, &at, &e.Kind, &e.User, &e.Account, &e.Host, &e.ServerID, &cid, &e.ConnType,
-			&e.Result, &e.Reason, &latency, &e.Actor, &e.Action, &e.Detail, &e.Count); err != nil {
+			&e.Result, &e.Reason, &latency, &e.Actor, &e.Action, &e.Detail, &e.Count, &e.Node); err != nil {
 			return nil, fmt.Errorf("read audit: %w", err)
 		}
 		e.Time = time.Unix(0, at).UTC()

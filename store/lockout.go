@@ -50,8 +50,10 @@ const knownRefresh = time.Hour
 // an address (LockoutAddr) and a username from everywhere (LockoutUser),
 // the last not from the addresses where the user logged in successfully
 // within the policy's KnownFor. It implements the relay's Guard, so lockouts
-// are shared by every relay on the same database and survive a restart. Get
-// one with DB.Lockouts. A lockout refuses logins only: it never enters the
+// are shared by every relay on the same database and survive a restart; in
+// cluster mode by every relay of the cluster too, each sending what its
+// logins changed (OnEvent) and applying the others' with the same rules
+// (ApplyRemote). Get one with DB.Lockouts. A lockout refuses logins only: it never enters the
 // revocation feed, so it closes no live connection.
 //
 // Failures are counted in a fixed window that starts at the first failure:
@@ -105,6 +107,9 @@ type Lockouts struct {
 
 	mu       sync.Mutex
 	inflight map[lockKey]int // reserved verifications per key
+
+	// send, in cluster mode, sends this node's lockout events (OnEvent).
+	send func(LockoutEvent)
 
 	// The failures the database could not record, guarded by mu.
 	mem            map[lockKey]*memKey
@@ -436,7 +441,17 @@ func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time,
 	if k.none() {
 		return nil
 	}
-	if err := l.record(ctx, k, now); err != nil {
+	locked, changed, err := l.record(ctx, k, now)
+	if err != nil || changed {
+		// Sent whether or not this node's database could record it: the
+		// other nodes count it with their own.
+		l.publish(LockoutEvent{Kind: LockoutEventFail, Time: now, User: k.name, Addr: k.addr, CountsForUser: k.user})
+	}
+	for _, r := range locked {
+		l.publish(LockoutEvent{Kind: LockoutEventLock, Time: now, Key: r.Kind, User: r.User, Addr: r.Addr,
+			LockedUntil: r.LockedUntil, Locks: r.Locks, LockFailures: r.LockFailures, LockWindowS: int64(r.LockWindow / time.Second)})
+	}
+	if err != nil {
 		// Held in memory instead, from the stored state if it can be
 		// read (a full disk still reads).
 		st, rerr := l.read(ctx, k, now)
@@ -456,16 +471,23 @@ func (l *Lockouts) Failed(ctx context.Context, name, addr string, now time.Time,
 	return nil
 }
 
-// record writes a failure of k's counted keys in one transaction.
-func (l *Lockouts) record(ctx context.Context, k keySet, now time.Time) error {
+// record writes a failure of k's counted keys in one transaction, and
+// returns the keys it locked and whether it changed any (a locked key does
+// not count failures).
+func (l *Lockouts) record(ctx context.Context, k keySet, now time.Time) (locked []lockoutRow, changed bool, err error) {
 	tx, err := l.db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record failed login: %w", err)
+		return nil, false, fmt.Errorf("record failed login: %w", err)
 	}
 	defer tx.Rollback()
 	for _, c := range l.counted(k) {
-		if err := l.fail(ctx, tx, c.key, c.threshold, now); err != nil {
-			return err
+		r, counted, err := l.fail(ctx, tx, c.key, c.threshold, now)
+		if err != nil {
+			return nil, false, err
+		}
+		changed = changed || counted
+		if counted && r.Failures == 0 {
+			locked = append(locked, r)
 		}
 	}
 	// Rows never locked whose window has passed mean no more than a
@@ -476,22 +498,27 @@ func (l *Lockouts) record(ctx context.Context, k keySet, now time.Time) error {
 			ORDER BY window_start LIMIT ?)`,
 		formatTime(now.Add(-l.p.Window)), sweepBatch)
 	if err != nil {
-		return fmt.Errorf("record failed login: sweep: %w", err)
+		return nil, false, fmt.Errorf("record failed login: sweep: %w", err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, false, err
+	}
+	return locked, changed, nil
 }
 
-// fail counts one failure of the key, locking it at threshold.
-func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, key lockKey, threshold int, now time.Time) error {
+// fail counts one failure of the key, locking it at threshold, and returns
+// the key's row and whether the failure counted (not while locked); a row
+// the failure locked has no failures left.
+func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, key lockKey, threshold int, now time.Time) (lockoutRow, bool, error) {
 	r, found, err := readLockout(ctx, tx, key)
 	if err != nil {
-		return fmt.Errorf("record failed login: %w", err)
+		return r, false, fmt.Errorf("record failed login: %w", err)
 	}
 	if !found {
 		r = lockoutRow{Lockout: Lockout{Kind: key.kind, User: key.user, Addr: key.addr}}
 	}
 	if r.LockedUntil.After(now) {
-		return nil // not counted while locked
+		return r, false, nil // not counted while locked
 	}
 	if !found || now.Sub(r.windowStart) > l.p.Window {
 		r.Failures, r.windowStart = 0, now
@@ -518,9 +545,9 @@ func (l *Lockouts) fail(ctx context.Context, tx *sql.Tx, key lockKey, threshold 
 		key.kind, key.user, key.addr, r.Failures, formatTime(r.windowStart), until, r.Locks,
 		r.LockFailures, int64(r.LockWindow/time.Second), formatTime(now))
 	if err != nil {
-		return fmt.Errorf("record failed login: %w", err)
+		return r, false, fmt.Errorf("record failed login: %w", err)
 	}
-	return nil
+	return r, true, nil
 }
 
 // Succeeded records a successful login of name from addr at now: it clears
@@ -582,23 +609,17 @@ func (l *Lockouts) Succeeded(ctx context.Context, name, addr string, now time.Ti
 		}
 	}
 	if record {
-		// Only for a user that exists (the login may race a removal), and
-		// only the most recent maxKnownAddrs per user are kept.
-		_, err := tx.ExecContext(ctx, `
-			INSERT INTO known_addrs (user, addr, last_success)
-			SELECT name, ?2, ?3 FROM users WHERE name = ?1
-			ON CONFLICT (user, addr) DO UPDATE SET last_success = excluded.last_success`, k.name, k.addr, at)
-		if err != nil {
-			return fmt.Errorf("record successful login: known address: %w", err)
-		}
-		_, err = tx.ExecContext(ctx, `
-			DELETE FROM known_addrs WHERE user = ?1 AND addr NOT IN (
-				SELECT addr FROM known_addrs WHERE user = ?1 ORDER BY last_success DESC LIMIT ?2)`, k.name, maxKnownAddrs)
-		if err != nil {
-			return fmt.Errorf("record successful login: known address: %w", err)
+		if err := recordKnown(ctx, tx, k.name, k.addr, at); err != nil {
+			return fmt.Errorf("record successful login: %w", err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record successful login: %w", err)
+	}
+	// Only what changed is sent: a login that changes nothing costs the
+	// cluster nothing.
+	l.publish(LockoutEvent{Kind: LockoutEventSuccess, Time: now, User: k.name, Addr: k.addr})
+	return nil
 }
 
 // clearablePair selects the pair (?1 user, ?2 addr) whose failures
@@ -718,7 +739,44 @@ func addrKeys(addr string) []string {
 // was counted under, or a prefix as 'user lockouts' shows it. It reports
 // whether any of them was locked; a key with no record is no error. Called
 // within Admin, it is part of the admin change's transaction.
+//
+// In cluster mode it also sends the unlock to every node as a lockout
+// event (SendUnlocks) and waits until JetStream has it, before the change
+// commits: without an answer it fails, changing nothing here, and says why.
 func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
+	if name == "" && addr == "" {
+		return false, fmt.Errorf("unlock: give a username, an address or both")
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("unlock: %w", err)
+	}
+	defer tx.Rollback()
+	locked, err := db.unlock(ctx, tx.Tx, name, addr, db.now())
+	if err != nil {
+		return false, err
+	}
+	if db.clustered() {
+		if db.sendUnlock == nil {
+			return false, errors.New("unlock: this node cannot send the unlock to the other nodes of the cluster: run it where the store is attached to the cluster (authrelay user unlock)")
+		}
+		e := LockoutEvent{Kind: LockoutEventUnlock, Time: db.now(), User: name, Addr: addr}
+		if err := db.sendUnlock(ctx, e); err != nil {
+			return false, fmt.Errorf("unlock: %w", err)
+		}
+	}
+	return locked, tx.Commit()
+}
+
+// SendUnlocks has db, in cluster mode, send each Unlock to every node with
+// send, which returns once the cluster holds it (cluster.Events.Send). Call
+// it right after Replicate.
+func (db *DB) SendUnlocks(send func(ctx context.Context, e LockoutEvent) error) {
+	db.sendUnlock = send
+}
+
+// unlock is Unlock's change in tx, for the keys locked at now.
+func (db *DB) unlock(ctx context.Context, tx *sql.Tx, name, addr string, now time.Time) (bool, error) {
 	var (
 		where string
 		args  []any
@@ -746,21 +804,16 @@ func (db *DB) Unlock(ctx context.Context, name, addr string) (bool, error) {
 	default:
 		return false, fmt.Errorf("unlock: give a username, an address or both")
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("unlock %s: %w", what, err)
-	}
-	defer tx.Rollback()
 	var locked bool
-	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lockouts WHERE locked_until > ? AND `+where+`)`,
-		append([]any{formatTime(db.now())}, args...)...).Scan(&locked)
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lockouts WHERE locked_until > ? AND `+where+`)`,
+		append([]any{formatTime(now)}, args...)...).Scan(&locked)
 	if err != nil {
 		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM lockouts WHERE `+where, args...); err != nil {
 		return false, fmt.Errorf("unlock %s: %w", what, err)
 	}
-	return locked, tx.Commit()
+	return locked, nil
 }
 
 // ActiveLockouts returns the keys locked at now, the soonest to end first.

@@ -118,15 +118,18 @@ var tables = []tableSpec{
 	// mark names a row of this node's change feed: Apply sets it to the
 	// row its own users trigger wrote (see applyGraces).
 	{name: "password_graces", replicated: true, key: []string{"user"}, rewritten: []string{"mark"}},
-	// Admin rows are replicated as appends; login rows stay local.
-	{name: "audit", replicated: true, when: "NEW.kind = 'admin'"},
+	// Admin rows are replicated as appends; login rows travel as node
+	// events (the cluster package), marked with their node, which the log
+	// never carries (an admin row's is always '').
+	{name: "audit", replicated: true, when: "NEW.kind = 'admin'", local: []string{"node"}},
 
 	{name: "generation", why: "derived: the triggers of 0005 bump it on every node"},
 	{name: "user_changes", why: "derived: the triggers of 0006 write it on every node, which is what closes connections there"},
 	{name: "user_versions", why: "derived: the triggers of 0010"},
 	{name: "user_version_seq", why: "derived: the triggers of 0010"},
-	{name: "lockouts", why: "local this round: each node counts the failures it sees"},
-	{name: "known_addrs", why: "local this round, with lockouts"},
+	{name: "lockouts", why: "each node applies every node's failed logins, successes, locks and unlocks, sent as node events outside the log (Lockouts.ApplyRemote)"},
+	{name: "known_addrs", why: "with lockouts: a node event"},
+	{name: "event_positions", why: "this node's position in each events stream"},
 	{name: "write_probe", why: "this node's readiness probe"},
 	{name: "cluster_log", why: "this node's position in the log"},
 	{name: "sqlite_sequence", why: "SQLite's AUTOINCREMENT counters; ids are local"},

@@ -106,6 +106,9 @@ type DB struct {
 	sql *sql.DB
 	// repl is set in cluster mode (Replicate).
 	repl *replication
+	// sendUnlock sends an unlock to every node, in cluster mode
+	// (SendUnlocks).
+	sendUnlock func(ctx context.Context, e LockoutEvent) error
 	// closers run after the database is closed (CloseWith).
 	closers []func()
 	// parts holds the parts of a multi-part log entry until its last

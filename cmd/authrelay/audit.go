@@ -20,7 +20,8 @@ Usage: authrelay audit [--user NAME] [--since TIME] [--result allowed|denied]
 Prints the audit trail, oldest first: every login decision (time, user,
 account, client address, server, client id, connection type, result, reason
 code, decision time) and every admin change (what changed, the OS user who
-ran the command). It never holds a password or hash. 'serve' keeps rows for
+ran the command). In a cluster every node holds every node's rows; a login
+another node saw says which (CLIENT "node:NAME", JSON "node"). It never holds a password or hash. 'serve' keeps rows for
 --audit-retention (default 30 days).
 
 Cheap denials (no credentials, a name that is not a valid username, a
@@ -141,6 +142,8 @@ type auditView struct {
 	// Count is how many identical decisions the row stands for: more
 	// than 1 for cheap denials counted over an interval.
 	Count int64 `json:"count"`
+	// Node is the cluster node a login row came from, when another sent it.
+	Node string `json:"node,omitempty"`
 }
 
 func auditViews(rows []store.AuditEntry) []auditView {
@@ -150,7 +153,7 @@ func auditViews(rows []store.AuditEntry) []auditView {
 			ID: r.ID, Time: r.Time.UTC().Format(time.RFC3339Nano), Kind: r.Kind, User: r.User, Account: r.Account,
 			Host: r.Host, ServerID: r.ServerID, ClientID: r.ClientID, ConnType: r.ConnType, Result: r.Result,
 			Reason: r.Reason, LatencyMS: float64(r.Latency) / float64(time.Millisecond), Actor: r.Actor,
-			Action: r.Action, Detail: r.Detail, Count: max(r.Count, 1),
+			Action: r.Action, Detail: r.Detail, Count: max(r.Count, 1), Node: r.Node,
 		})
 	}
 	return out
@@ -173,6 +176,9 @@ func writeAuditTable(w io.Writer, rows []store.AuditEntry, header bool) error {
 			latency = r.Latency.Round(10 * time.Microsecond).String()
 			if r.Host == "" && r.Count > 1 {
 				client = "(many)" // the overflow of an aggregation interval
+			}
+			if r.Node != "" {
+				client += " node:" + textField(r.Node) // another cluster node's login
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), textField(r.Kind),

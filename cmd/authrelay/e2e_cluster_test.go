@@ -245,6 +245,36 @@ func TestClusterEndToEnd(t *testing.T) {
 			"--user", "alice0", "--password", passwords["alice0"], "pub", "x", "hi")
 		r.wantCode(t, 0)
 		r.wantOutput(t, `Published 2 bytes to "x"`)
+
+		// One audit trail: alice0's login rows, whichever relay wrote
+		// them, are on every node (audit --json, the same client ids).
+		logins := func(i int) string {
+			r := c.admin(t, i, "", "audit", "--user", "alice0", "--kind", "login", "--json")
+			r.wantCode(t, exitOK)
+			var rows []struct {
+				ClientID uint64 `json:"client_id"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+				t.Fatalf("audit --json on n%d: %v\n%s", i+1, err, r.stdout)
+			}
+			var ids []string
+			for _, row := range rows {
+				ids = append(ids, fmt.Sprint(row.ClientID))
+			}
+			slices.Sort(ids)
+			return strings.Join(ids, ",")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a, b, c3 := logins(0), logins(1), logins(2)
+			if a != "" && a == b && b == c3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alice0's login rows differ between the nodes after 5 s: n1 %s, n2 %s, n3 %s", a, b, c3)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 
 	t.Run("disabled on node 2, connection through node 1 closes within 1s", func(t *testing.T) {
@@ -336,6 +366,53 @@ func TestClusterEndToEnd(t *testing.T) {
 		// And a new login through n3 fails too.
 		if err := c.login(2, user, passwords[user]); !errors.Is(err, nats.ErrAuthorization) {
 			t.Errorf("%s through n3 after the disable: %v, want Authorization Violation", user, err)
+		}
+	})
+
+	t.Run("locked out through nodes 1 and 2, refused on node 3, unlocked on node 3", func(t *testing.T) {
+		const user = "alice5"
+		login := func(i int, password string) error {
+			nc, err := nats.Connect(c.url(i), nats.UserInfo(user, password), nats.Timeout(3*time.Second),
+				nats.NoReconnect(), nats.IgnoreDiscoveredServers(), from("127.0.9.9"))
+			if err == nil {
+				nc.Close()
+			}
+			return err
+		}
+		for k := range 5 { // the threshold of one name from one address
+			if err := login(k%2, "wrong-password"); !errors.Is(err, nats.ErrAuthorization) {
+				t.Fatalf("wrong password %d through n%d: %v, want Authorization Violation", k+1, k%2+1, err)
+			}
+		}
+		ev, err := nats.Connect(c.url(2), nats.UserInfo(c.sec.RelayUser, c.sec.RelayPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ev.Close()
+		events, err := ev.SubscribeSync("$SYS.ACCOUNT.CLIENT.AUTH.ERR")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // a lock applies on every relay within 1 s
+		if err := login(2, passwords[user]); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("the right password through n3 after the lock: %v, want Authorization Violation", err)
+		}
+		m, err := events.NextMsg(3 * time.Second)
+		if err != nil || !strings.Contains(string(m.Data), `locked_out"`) {
+			t.Fatalf("refused through n3: event %v, %v; want reason locked_out", m, err)
+		}
+		r := c.admin(t, 2, "", "user", "unlock", user)
+		r.wantCode(t, exitOK)
+		r.wantOutput(t, "unlocked user "+user)
+		deadline := time.Now().Add(time.Second)
+		for login(0, passwords[user]) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s unlocked on n3 cannot log in through n1 after 1 s", user)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 
