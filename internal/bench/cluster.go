@@ -347,19 +347,26 @@ func (b *bench) measureCluster(ctx context.Context, nodes []*clusterNode, l conn
 
 // Bounds of the warm-up of (e).
 const (
-	warmUpPasses = 50
+	// warmUpQuiet is the passes in a row that must verify no password to
+	// end the warm-up: a pass sends each user to one relay, chosen at
+	// random, so one quiet pass may leave a user that a relay has not
+	// cached; after warmUpQuiet quiet passes few are left, if any.
+	warmUpQuiet  = 3
+	warmUpPasses = 60
 	warmUpMax    = 5 * time.Minute
 )
 
 // WarmUp is the warm-up of (e): passes over the users of the cold phase,
-// each user once a pass, until a pass made no relay verify a password, so
-// that every relay has every user in its credential cache, as the one
-// relay of (d) has after its cold phase.
+// each user once a pass, until warmUpQuiet passes in a row made no relay
+// verify a password, so that every relay has (nearly) every user in its
+// credential cache, as the one relay of (d) has after its cold phase.
 type WarmUp struct {
 	Passes        int     `json:"passes"`
 	Logins        int64   `json:"logins"`
 	Verifications int64   `json:"verifications"`
 	Seconds       float64 `json:"seconds"`
+	// Quiet is the passes in a row without a verification that end it.
+	Quiet int `json:"quiet_passes"`
 	// Done is false when the bounds ended it first.
 	Done bool `json:"done"`
 }
@@ -367,8 +374,9 @@ type WarmUp struct {
 // clusterWarmUp runs the warm-up of (e) through node through.
 func (b *bench) clusterWarmUp(ctx context.Context, nodes []*clusterNode, through *clusterNode, users []string, password string) (*WarmUp, error) {
 	b.progress("(e) warm-up: logging the %d users in again until every relay has them cached", len(users))
-	wu := &WarmUp{}
+	wu := &WarmUp{Quiet: warmUpQuiet}
 	start := time.Now()
+	quiet := 0
 	for wu.Passes < warmUpPasses && time.Since(start) < warmUpMax && ctx.Err() == nil {
 		res, err := b.measureCluster(ctx, nodes, connectLoad{url: through.srv.url(), clients: b.cfg.Clients,
 			duration: warmUpMax, creds: once(users, password)})
@@ -379,7 +387,11 @@ func (b *bench) clusterWarmUp(ctx context.Context, nodes []*clusterNode, through
 		wu.Logins += res.Connects
 		v := *res.Relay.Verifications
 		wu.Verifications += v
-		if v == 0 && res.Failures == 0 {
+		if v != 0 || res.Failures != 0 {
+			quiet = 0
+			continue
+		}
+		if quiet++; quiet == warmUpQuiet {
 			wu.Done = true
 			break
 		}

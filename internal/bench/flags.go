@@ -38,6 +38,21 @@ Measures logins on this machine, side by side, in one run:
                       the cold phase, round-robin), the server restarted;
                       the time until every client is back and authorised,
                       and how many gave up
+  (e) cluster  only with --cluster, after the others: three nodes made
+               with the commands (init of n1 with the users of (d),
+               cluster enable, init --join of n2 and n3), their
+               nats-servers in this process, routed on 127.0.0.1 with
+               JetStream, and an 'authrelay serve' child per server.
+               cold:  as in (d), through n2's server
+               warm:  as in (d), after a warm-up: the server hands a login
+                      to any relay of the queue group, each with its own
+                      cache, so the users log in again until no relay
+                      verifies a password
+               the ratio of each to (d), the single node of the same run;
+               import: 'authrelay import' on n1 of a nats.conf with
+                      --import-users bcrypt users, and the time until every
+                      relay's copy has them and a login of the last one
+                      through its server succeeds
 
 nats-server runs in this process on 127.0.0.1 (a random port), from a
 generated config (for (c) and (d), the nats.conf that 'authrelay init'
@@ -56,17 +71,6 @@ A full run takes a few minutes: each storm client needs one login before
 the restart and one after. --short is a quick check for CI (15 to 20 s):
 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients, an
 import of 500 users in (e); flags given with it still apply.
-
-  (e) cluster  with --cluster, after the others: three nodes made with
-               the commands (init of n1 with the users of (d), cluster
-               enable, init --join of n2 and n3), their nats-servers in
-               this process with routes and JetStream on 127.0.0.1, an
-               'authrelay serve' child per server. Cold logins and warm
-               reconnects through n2, as in (d), and their ratio to (d)'s
-               single node in the same run; then 'authrelay import' of a
-               nats.conf with --import-users bcrypt users on n1, and the
-               time until every relay's copy has them and a login of the
-               last one through its server succeeds.
 
 The report ends with each relay's resident set (VmRSS and its peak) at the
 end of its scenario, with the users in its store: run with --users 100000

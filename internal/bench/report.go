@@ -354,9 +354,9 @@ func (r *Report) writeCluster(w io.Writer, c *ClusterResult) {
 		p("  relays caught up and answering, from their start: %s (n1 writes the database into the log)\n", strings.Join(ready, ", "))
 	}
 	if wu := c.WarmUp; wu != nil {
-		done := "until a pass verified no password"
+		done := fmt.Sprintf("until %d passes in a row verified no password", wu.Quiet)
 		if !wu.Done {
-			done = "ended by its bounds before a pass verified no password"
+			done = fmt.Sprintf("ended by its bounds before %d passes in a row verified no password", wu.Quiet)
 		}
 		p("  warm-up before the warm phase (a login goes to any relay of the queue group, each with its own cache):\n")
 		p("    %d passes over the users, %d logins, %d password verifications, %.1f s, %s\n", wu.Passes, wu.Logins, wu.Verifications, wu.Seconds, done)
