@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,8 @@ const (
 	// The import copies a hash as it is, whatever its cost.
 	importBcryptCost = bcrypt.MinCost
 	// importPoll is how often the import of (e) reads each relay's
-	// position in the log.
+	// position in the log (from its /metrics, which costs the relay a
+	// little CPU each time).
 	importPoll = 5 * time.Millisecond
 	// importTimeout bounds the wait for an import to reach every relay.
 	importTimeout = 2 * time.Minute
@@ -210,8 +212,10 @@ func (b *bench) runCluster(ctx context.Context, names []string, password string)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		var p int
-		fmt.Sscan(port, &p)
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("bench: port of %s: %w", n.listen, err)
+		}
 		if n.srv, err = startBenchServer(filepath.Join(n.dir, serverConf), p); err != nil {
 			return err
 		}
