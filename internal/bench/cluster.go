@@ -101,6 +101,17 @@ type ImportResult struct {
 	Visible []NodeVisible `json:"visible"`
 	// AllVisibleSeconds is the last of the Visible times.
 	AllVisibleSeconds float64 `json:"all_visible_s"`
+	// RelayCPUMs is, per node, the CPU time its relay used from the
+	// command's start until the change was visible on every relay, and
+	// RelayWarnings the WARN and ERROR lines the relays logged meanwhile.
+	RelayCPUMs    []NodeMs `json:"relay_cpu_ms"`
+	RelayWarnings int64    `json:"relay_warnings"`
+}
+
+// NodeMs is a time measured on one node, in milliseconds.
+type NodeMs struct {
+	Node string  `json:"node"`
+	Ms   float64 `json:"ms"`
 }
 
 // NodeVisible is when an import became visible on one node.
@@ -486,6 +497,10 @@ func (b *bench) clusterImport(ctx context.Context, nodes []*clusterNode) (*Impor
 		before[i] = v
 	}
 	b.progress("(e) importing %d users on %s", n, nodes[0].name)
+	samples := make([]benchSample, len(nodes))
+	for i, nd := range nodes {
+		samples[i] = b.sample(nd.relay)
+	}
 	pctx, cancel := context.WithTimeout(ctx, importTimeout)
 	defer cancel()
 	t0 := time.Now()
@@ -526,6 +541,11 @@ func (b *bench) clusterImport(ctx context.Context, nodes []*clusterNode) (*Impor
 	res.Visible = visible
 	for _, v := range visible {
 		res.AllVisibleSeconds = max(res.AllVisibleSeconds, v.LoginSeconds)
+	}
+	for i, nd := range nodes {
+		after := b.sample(nd.relay)
+		res.RelayCPUMs = append(res.RelayCPUMs, NodeMs{Node: nd.name, Ms: ms(after.relayCPU - samples[i].relayCPU)})
+		res.RelayWarnings += after.relayLog.warnings - samples[i].relayLog.warnings
 	}
 	return res, nil
 }

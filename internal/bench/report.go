@@ -375,6 +375,13 @@ func (r *Report) writeCluster(w io.Writer, c *ClusterResult) {
 			p("    %s: %.2f s / %.2f s\n", v.Node, v.AppliedSeconds, v.LoginSeconds)
 		}
 		p("    visible on every relay %.2f s after the command began\n", im.AllVisibleSeconds)
+		if len(im.RelayCPUMs) > 0 {
+			var cpu []string
+			for _, n := range im.RelayCPUMs {
+				cpu = append(cpu, fmt.Sprintf("%s %s ms", n.Node, fmtMs(n.Ms)))
+			}
+			p("    relay CPU meanwhile: %s; %d warnings in their logs\n", strings.Join(cpu, ", "), im.RelayWarnings)
+		}
 	}
 }
 
