@@ -94,6 +94,9 @@ type ImportResult struct {
 	// CommandSeconds is the import command's run, from its start to its
 	// exit: its change is in the log and in the first node's copy then.
 	CommandSeconds float64 `json:"command_s"`
+	// CommandCPUSeconds is the CPU time (user and system) the command
+	// used: on a loaded machine, a steadier figure than its run.
+	CommandCPUSeconds float64 `json:"command_cpu_s"`
 	// Visible is, per node, the time from the command's start until the
 	// node's relay had applied the change (its position in the log, from
 	// its /metrics, read every importPoll) and a login of the last user
@@ -512,8 +515,8 @@ func (b *bench) clusterImport(ctx context.Context, nodes []*clusterNode) (*Impor
 			visible[i], errs[i] = awaitImported(pctx, nd, before[i], t0, last, b.password)
 		})
 	}
-	out, err := b.authrelayOutput(ctx, "import", file, "--dir", nodes[0].dir, "--account", Account, "--json")
-	res.CommandSeconds = time.Since(t0).Seconds()
+	out, cpu, err := b.authrelayOutput(ctx, "import", file, "--dir", nodes[0].dir, "--account", Account, "--json")
+	res.CommandSeconds, res.CommandCPUSeconds = time.Since(t0).Seconds(), cpu.Seconds()
 	if err != nil {
 		cancel()
 		wg.Wait()
@@ -580,8 +583,9 @@ func awaitImported(ctx context.Context, nd *clusterNode, before float64, t0 time
 }
 
 // authrelayOutput runs the authrelay executable with args to completion and
-// returns its standard output, or an error with its output if it fails.
-func (b *bench) authrelayOutput(ctx context.Context, args ...string) ([]byte, error) {
+// returns its standard output and the CPU time it used, or an error with
+// its output if it fails.
+func (b *bench) authrelayOutput(ctx context.Context, args ...string) ([]byte, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, b.cfg.Authrelay, args...)
 	cmd.Env = append(os.Environ(), ChildEnv+"=1")
 	var stdout bytes.Buffer
@@ -589,7 +593,7 @@ func (b *bench) authrelayOutput(ctx context.Context, args ...string) ([]byte, er
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("bench: authrelay %s: %w:\n%s", args[0], err, stderr.tail())
+		return nil, 0, fmt.Errorf("bench: authrelay %s: %w:\n%s", args[0], err, stderr.tail())
 	}
-	return stdout.Bytes(), nil
+	return stdout.Bytes(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }

@@ -370,7 +370,7 @@ func (r *Report) writeCluster(w io.Writer, c *ClusterResult) {
 	}
 	if im := c.Import; im != nil {
 		p("  import of %d users on n1 ('authrelay import' of a nats.conf with bcrypt users, one admin change):\n", im.Users)
-		p("    the command ran %.2f s; from its start, the relay's copy had them / a login of the last succeeded:\n", im.CommandSeconds)
+		p("    the command ran %.2f s (%.2f s of CPU); from its start, the relay's copy had them / a login of the last succeeded:\n", im.CommandSeconds, im.CommandCPUSeconds)
 		for _, v := range im.Visible {
 			p("    %s: %.2f s / %.2f s\n", v.Node, v.AppliedSeconds, v.LoginSeconds)
 		}
