@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -236,11 +237,16 @@ type bench struct {
 	// password is every bench user's.
 	password string
 	rep      *Report
+	// progressMu serialises the calls of Config.Progress: the relays of
+	// (e) start side by side.
+	progressMu sync.Mutex
 }
 
 // progress reports what the run is doing.
 func (b *bench) progress(format string, args ...any) {
 	if b.cfg.Progress != nil {
+		b.progressMu.Lock()
+		defer b.progressMu.Unlock()
 		b.cfg.Progress(fmt.Sprintf(format, args...))
 	}
 }

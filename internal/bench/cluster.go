@@ -236,17 +236,21 @@ func (b *bench) runCluster(ctx context.Context, names []string, password string)
 	}
 	// The first relay writes the database into the empty log; the others
 	// then catch up from it.
-	if err := b.startClusterRelay(ctx, first, res); err != nil {
+	ready := make([]float64, clusterNodes)
+	if ready[0], err = b.startClusterRelay(ctx, first); err != nil {
 		return err
 	}
 	errs := make([]error, clusterNodes)
 	var wg sync.WaitGroup
 	for i, n := range nodes[1:] {
-		wg.Go(func() { errs[i+1] = b.startClusterRelay(ctx, n, res) })
+		wg.Go(func() { ready[i+1], errs[i+1] = b.startClusterRelay(ctx, n) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for i, n := range nodes {
+		res.Ready = append(res.Ready, NodeTime{Node: n.name, Seconds: ready[i]})
 	}
 
 	through := nodes[clusterThrough-1]
@@ -419,17 +423,18 @@ func (b *bench) clusterWarmUp(ctx context.Context, nodes []*clusterNode, through
 }
 
 // startClusterRelay starts n's relay and waits until it has caught up with
-// the log and answers a login through n's server.
-func (b *bench) startClusterRelay(ctx context.Context, n *clusterNode, res *ClusterResult) error {
+// the log and answers a login through n's server, and returns how long
+// that took, in seconds.
+func (b *bench) startClusterRelay(ctx context.Context, n *clusterNode) (float64, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	n.metrics = addr
 	args := append([]string{"serve", "--dir", n.dir, "--nats", n.srv.url(), "--http", addr}, b.cfg.ServeArgs...)
 	start := time.Now()
 	if n.relay, err = b.startRelay(ctx, b.cfg.Authrelay, "authrelay serve "+n.name, nil, args...); err != nil {
-		return err
+		return 0, err
 	}
 	b.progress("(e) waiting for %s's relay to catch up with the cluster log", n.name)
 	// A login through n's server may be answered by another node's relay:
@@ -438,22 +443,21 @@ func (b *bench) startClusterRelay(ctx context.Context, n *clusterNode, res *Clus
 	for !n.relay.log.counts().caughtUp {
 		select {
 		case <-n.relay.exited:
-			return fmt.Errorf("bench: %s exited before it caught up with the cluster log (%v):\n%s", n.relay.name, n.relay.err, n.relay.log.tail())
+			return 0, fmt.Errorf("bench: %s exited before it caught up with the cluster log (%v):\n%s", n.relay.name, n.relay.err, n.relay.log.tail())
 		default:
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("bench: %w", ctx.Err())
+			return 0, fmt.Errorf("bench: %w", ctx.Err())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: %s did not catch up with the cluster log within %v:\n%s", n.relay.name, clusterReady, n.relay.log.tail())
+			return 0, fmt.Errorf("bench: %s did not catch up with the cluster log within %v:\n%s", n.relay.name, clusterReady, n.relay.log.tail())
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
 	if err := n.relay.awaitReady(ctx, n.srv.url(), probeUser, b.password); err != nil {
-		return err
+		return 0, err
 	}
-	res.Ready = append(res.Ready, NodeTime{Node: n.name, Seconds: time.Since(start).Seconds()})
-	return nil
+	return time.Since(start).Seconds(), nil
 }
 
 // importUserName is the name of user i of the import file of (e).
