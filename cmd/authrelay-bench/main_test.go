@@ -243,6 +243,7 @@ func TestBenchClusterShort(t *testing.T) {
 		"connects/s of (e) relative to the single node of (d), same run: cold ",
 		"import of 500 users on n1",
 		"visible on every relay ",
+		"    the relays settled (each under 100ms of CPU a second",
 		"(d) single node        102 users in its store",
 		"(e) cluster n1         602 users in its store",
 		"(e) cluster n3         602 users in its store",

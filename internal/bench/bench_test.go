@@ -208,7 +208,8 @@ func TestReportCluster(t *testing.T) {
 			Ready:  []NodeTime{{"n1", 5}, {"n2", 1}, {"n3", 1.2}},
 			WarmUp: &WarmUp{Passes: 8, Logins: 200, Verifications: 50, Seconds: 2.4, Quiet: 3, Done: true},
 			Import: &ImportResult{Users: 10000, CommandSeconds: 11, CommandCPUSeconds: 4.5, AllVisibleSeconds: 13.5,
-				Visible: []NodeVisible{{"n1", 11, 11.1}, {"n2", 13.1, 13.2}, {"n3", 13.4, 13.5}}}},
+				Visible:        []NodeVisible{{"n1", 11, 11.1}, {"n2", 13.1, 13.2}, {"n3", 13.4, 13.5}},
+				SettledSeconds: 30.5, Settled: true, SettleCPUMs: []NodeMs{{"n1", 9000}, {"n2", 9500}, {"n3", 9100}}}},
 		Memory: []RelayMemory{{Relay: "(d) single node", Users: 2002, Logins: 1100, RSSMiB: 40, PeakRSSMiB: 130},
 			{Relay: "(e) cluster n2", Users: 12002, Logins: -1, RSSMiB: 55.5, PeakRSSMiB: 170}},
 	}
@@ -225,6 +226,7 @@ func TestReportCluster(t *testing.T) {
 		"    the command ran 11.00 s (4.50 s of CPU); ",
 		"    n3: 13.40 s / 13.50 s\n",
 		"    visible on every relay 13.50 s after the command began\n",
+		"    each changed user) 30.50 s after the command began; their CPU until then: n1 9000 ms, n2 9500 ms, n3 9100 ms\n",
 		"  (d) single node       2002 users in its store, 1100 logins granted: RSS 40.0 MiB, peak 130.0 MiB\n",
 		"  (e) cluster n2       12002 users in its store: RSS 55.5 MiB, peak 170.0 MiB\n",
 	} {

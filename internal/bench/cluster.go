@@ -46,6 +46,13 @@ const (
 	importPoll = 5 * time.Millisecond
 	// importTimeout bounds the wait for an import to reach every relay.
 	importTimeout = 2 * time.Minute
+	// After an import is visible the relays still work through it: each
+	// asks every server for the connections of each changed user, to close
+	// them. The import has settled once every relay used less than
+	// settleIdle of CPU in a settleWindow; the wait is at most settleMax.
+	settleWindow = time.Second
+	settleIdle   = 100 * time.Millisecond
+	settleMax    = 3 * time.Minute
 )
 
 // clusterNode is one node of (e): its directory, its nats-server in this
@@ -109,6 +116,18 @@ type ImportResult struct {
 	// RelayWarnings the WARN and ERROR lines the relays logged meanwhile.
 	RelayCPUMs    []NodeMs `json:"relay_cpu_ms"`
 	RelayWarnings int64    `json:"relay_warnings"`
+	// SettledSeconds is the time from the command's start until every
+	// relay used less than settleIdle of CPU in a settleWindow (the start
+	// of that window), and SettleCPUMs each relay's CPU time from the
+	// command's start until then; Settled is false when settleMax ended
+	// the wait first.
+	// Pending is, per node, its relay's authrelay_revocations_pending (the
+	// users whose connections it has still to look for) once the import was
+	// visible on every relay.
+	Pending        []NodeMs `json:"revocations_pending"`
+	SettledSeconds float64  `json:"settled_s"`
+	SettleCPUMs    []NodeMs `json:"settle_cpu_ms"`
+	Settled        bool     `json:"settled"`
 }
 
 // NodeMs is a time measured on one node, in milliseconds.
@@ -553,6 +572,39 @@ func (b *bench) clusterImport(ctx context.Context, nodes []*clusterNode) (*Impor
 		after := b.sample(nd.relay)
 		res.RelayCPUMs = append(res.RelayCPUMs, NodeMs{Node: nd.name, Ms: ms(after.relayCPU - samples[i].relayCPU)})
 		res.RelayWarnings += after.relayLog.warnings - samples[i].relayLog.warnings
+	}
+	for _, nd := range nodes {
+		v, err := readMetric(ctx, nd.metrics, "authrelay_revocations_pending")
+		if err != nil {
+			return nil, err
+		}
+		res.Pending = append(res.Pending, NodeMs{Node: nd.name, Ms: v})
+	}
+	b.progress("(e) waiting for the relays to settle after the import")
+	prev := make([]benchSample, len(nodes))
+	for i, nd := range nodes {
+		prev[i] = b.sample(nd.relay)
+	}
+	for deadline := time.Now().Add(settleMax); time.Now().Before(deadline) && ctx.Err() == nil; {
+		start := time.Since(t0)
+		sleepCtx(ctx, settleWindow)
+		quiet := true
+		for i, nd := range nodes {
+			s := b.sample(nd.relay)
+			quiet = quiet && s.relayOK && s.relayCPU-prev[i].relayCPU < settleIdle
+			prev[i] = s
+		}
+		if quiet {
+			res.Settled, res.SettledSeconds = true, start.Seconds()
+			break
+		}
+	}
+	if !res.Settled {
+		res.SettledSeconds = time.Since(t0).Seconds()
+	}
+	for i, nd := range nodes {
+		// The last window is idle, or the wait ended: count it.
+		res.SettleCPUMs = append(res.SettleCPUMs, NodeMs{Node: nd.name, Ms: ms(prev[i].relayCPU - samples[i].relayCPU)})
 	}
 	return res, nil
 }

@@ -382,6 +382,25 @@ func (r *Report) writeCluster(w io.Writer, c *ClusterResult) {
 			}
 			p("    relay CPU meanwhile: %s; %d warnings in their logs\n", strings.Join(cpu, ", "), im.RelayWarnings)
 		}
+		if len(im.Pending) > 0 {
+			var pend []string
+			for _, n := range im.Pending {
+				pend = append(pend, fmt.Sprintf("%s %.0f", n.Node, n.Ms))
+			}
+			p("    revocations pending then (users whose connections a relay has still to look for): %s\n", strings.Join(pend, ", "))
+		}
+		if len(im.SettleCPUMs) > 0 {
+			var cpu []string
+			for _, n := range im.SettleCPUMs {
+				cpu = append(cpu, fmt.Sprintf("%s %s ms", n.Node, fmtMs(n.Ms)))
+			}
+			state := "settled"
+			if !im.Settled {
+				state = "had not settled"
+			}
+			p("    the relays %s (each under %v of CPU a second: they ask every server for the connections of\n", state, settleIdle)
+			p("    each changed user) %.2f s after the command began; their CPU until then: %s\n", im.SettledSeconds, strings.Join(cpu, ", "))
+		}
 	}
 }
 
