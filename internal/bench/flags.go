@@ -52,7 +52,9 @@ Measures logins on this machine, side by side, in one run:
                import: 'authrelay import' on n1 of a nats.conf with
                       --import-users bcrypt users, and the time until every
                       relay's copy has them and a login of the last one
-                      through its server succeeds
+                      through its server succeeds, then until the relays
+                      are idle again (they look for the connections of
+                      every changed user)
 
 nats-server runs in this process on 127.0.0.1 (a random port), from a
 generated config (for (c) and (d), the nats.conf that 'authrelay init'
