@@ -46,8 +46,8 @@ Measures logins on this machine, side by side, in one run:
                cold:  as in (d), through n2's server
                warm:  as in (d), after a warm-up: the server hands a login
                       to any relay of the queue group, each with its own
-                      cache, so the users log in again until no relay
-                      verifies a password
+                      cache, so the users log in again until three
+                      passes over them in a row verify no password
                the ratio of each to (d), the single node of the same run;
                import: 'authrelay import' on n1 of a nats.conf with
                       --import-users bcrypt users, and the time until every
