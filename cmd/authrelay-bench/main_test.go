@@ -257,7 +257,11 @@ func TestBenchClusterShort(t *testing.T) {
 	verified := regexp.MustCompile(`\(e\) cluster (cold|warm) [^:]*: (?:[^;]*; )?(\d+) password verifications \(n1 \d+, n2 \d+, n3 \d+\)`)
 	v := map[string]int{}
 	for _, m := range verified.FindAllStringSubmatch(r.stdout, -1) {
-		v[m[1]], _ = strconv.Atoi(m[2])
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			t.Fatalf("verifications %q: %v", m[2], err)
+		}
+		v[m[1]] = n
 	}
 	if cold, warm := v["cold"], v["warm"]; cold == 0 || warm*4 > cold {
 		t.Errorf("password verifications: cold phase %d, warm phase %d; want some, then at most a quarter of them", cold, warm)
