@@ -130,7 +130,7 @@ func alone(t *testing.T, name string) string {
 // benchRow matches a scenario row of the text report: the scenario (padded
 // with at least two spaces), then connects, failed, connects/s, p50, p99 and
 // max latency.
-var benchRow = regexp.MustCompile(`(?m)^\(([a-d])\) (.+?)\s{2,}(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s`)
+var benchRow = regexp.MustCompile(`(?m)^\(([a-e])\) (.+?)\s{2,}(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s`)
 
 // TestBenchShort is CI's short bench run: every scenario, (c) with
 // authrelay-bench as its own grant relay and authrelay found beside it.
@@ -198,6 +198,73 @@ func TestBenchShort(t *testing.T) {
 	}
 	if n := len(benchRow.FindAllString(r.stdout, -1)); n != len(want) {
 		t.Errorf("%d scenario rows, want %d", n, len(want))
+	}
+}
+
+// TestBenchClusterShort is CI's short run of (e): a cluster of three nodes
+// made with the commands, its logins through one node beside the single
+// node of (d), an import on the first node seen by every relay, and each
+// relay's resident set.
+func TestBenchClusterShort(t *testing.T) {
+	start := time.Now()
+	r := runBin(t, filepath.Join(binDir, "authrelay-bench"), "--short", "--cluster", "--scenarios", "shipped", "--storm-clients", "0", "--admin-writes", "0")
+	t.Logf("authrelay-bench --short --cluster took %v\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
+	if r.code != exitOK {
+		t.Fatalf("authrelay-bench --short --cluster: exit %d\n%s", r.code, r.stderr)
+	}
+	rows := map[string][]string{}
+	for _, m := range benchRow.FindAllStringSubmatch(r.stdout, -1) {
+		rows["("+m[1]+") "+m[2]] = m
+	}
+	for _, name := range []string{
+		"(d) authrelay cold logins",
+		"(d) authrelay warm reconnects",
+		"(e) cluster cold logins, through n2",
+		"(e) cluster warm reconnects, through n2",
+	} {
+		m, ok := rows[name]
+		if !ok {
+			t.Errorf("no row for %s", name)
+			continue
+		}
+		connects, err1 := strconv.Atoi(m[3])
+		failed, err2 := strconv.Atoi(m[4])
+		if err := errors.Join(err1, err2); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if connects <= 0 || failed != 0 {
+			t.Errorf("%s: %d connects, %d failed; want some, none failed", name, connects, failed)
+		}
+	}
+	for _, s := range []string{
+		"(e) cluster: 3 nats-servers in this process",
+		"relays caught up and answering, from their start: n1 ",
+		"until 3 passes in a row verified no password",
+		"connects/s of (e) relative to the single node of (d), same run: cold ",
+		"import of 500 users on n1",
+		"visible on every relay ",
+		"    the relays settled (each under 100ms of CPU a second",
+		"(d) single node        102 users in its store",
+		"(e) cluster n1         602 users in its store",
+		"(e) cluster n3         602 users in its store",
+	} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("report lacks %q", s)
+		}
+	}
+	// After the warm-up the relays answer the warm phase from their
+	// caches: far fewer verifications than the cold phase's logins.
+	verified := regexp.MustCompile(`\(e\) cluster (cold|warm) [^:]*: (?:[^;]*; )?(\d+) password verifications \(n1 \d+, n2 \d+, n3 \d+\)`)
+	v := map[string]int{}
+	for _, m := range verified.FindAllStringSubmatch(r.stdout, -1) {
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			t.Fatalf("verifications %q: %v", m[2], err)
+		}
+		v[m[1]] = n
+	}
+	if cold, warm := v["cold"], v["warm"]; cold == 0 || warm*4 > cold {
+		t.Errorf("password verifications: cold phase %d, warm phase %d; want some, then at most a quarter of them", cold, warm)
 	}
 }
 

@@ -37,6 +37,13 @@ func freeLoopbackAddr() (string, error) {
 // verifications reads authrelay_verifications_total from the relay child's
 // /metrics at addr.
 func verifications(ctx context.Context, addr string) (int64, error) {
+	v, err := readMetric(ctx, addr, "authrelay_verifications_total")
+	return int64(v), err
+}
+
+// readMetric reads the metric name (one without labels) from the relay
+// child's /metrics at addr.
+func readMetric(ctx context.Context, addr, name string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -54,18 +61,18 @@ func verifications(ctx context.Context, addr string) (int64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "authrelay_verifications_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return 0, fmt.Errorf("bench: read relay metrics: authrelay_verifications_total %q: %w", v, err)
+				return 0, fmt.Errorf("bench: read relay metrics: %s %q: %w", name, v, err)
 			}
-			return int64(f), nil
+			return f, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, fmt.Errorf("bench: read relay metrics: %w", err)
 	}
-	return 0, fmt.Errorf("bench: read relay metrics: no authrelay_verifications_total")
+	return 0, fmt.Errorf("bench: read relay metrics: no %s", name)
 }
 
 // measureVerified runs measure and records the password verifications the

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -121,6 +122,12 @@ type Config struct {
 	ServeArgs []string
 	// JSON records in the resolved command line that the report is JSON.
 	JSON bool
+	// Cluster runs scenario (e), a cluster of three nodes, after the
+	// others.
+	Cluster bool
+	// ImportUsers is the users (e) imports on its first node, to time
+	// until every relay has them; 0 skips the import.
+	ImportUsers int
 
 	// Program is the command that runs the bench, such as
 	// ["authrelay", "bench"], and Args its arguments as given: the report
@@ -180,6 +187,9 @@ func (c Config) resolved() string {
 	for _, a := range c.ServeArgs {
 		parts = append(parts, "--serve-arg="+a)
 	}
+	if c.Cluster {
+		parts = append(parts, "--cluster", "--import-users", fmt.Sprint(c.ImportUsers))
+	}
 	if c.JSON {
 		parts = append(parts, "--json")
 	}
@@ -224,12 +234,19 @@ type bench struct {
 	// token authorises the grant relay child to run on the bench's
 	// directory; see package grantrelay.
 	token string
-	rep   *Report
+	// password is every bench user's.
+	password string
+	rep      *Report
+	// progressMu serialises the calls of Config.Progress: the relays of
+	// (e) start side by side.
+	progressMu sync.Mutex
 }
 
 // progress reports what the run is doing.
 func (b *bench) progress(format string, args ...any) {
 	if b.cfg.Progress != nil {
+		b.progressMu.Lock()
+		defer b.progressMu.Unlock()
 		b.cfg.Progress(fmt.Sprintf(format, args...))
 	}
 }
@@ -238,11 +255,11 @@ func (b *bench) progress(format string, args ...any) {
 // temporary directory that it removes at the end, and uses only 127.0.0.1.
 // An interrupted run (ctx done) returns an error that says so.
 func Run(ctx context.Context, c Config) (*Report, error) {
-	if c.Clients < 1 || c.Users < 1 || c.Duration <= 0 || c.StormClients < 0 || c.StormTimeout <= 0 || c.AdminWrites < 0 || len(c.Scenarios) == 0 {
-		return nil, fmt.Errorf("bench: invalid config: %d clients, %d users, duration %v, %d storm clients, storm timeout %v, %d admin writes/s, scenarios %q (see Flags)",
-			c.Clients, c.Users, c.Duration, c.StormClients, c.StormTimeout, c.AdminWrites, c.Scenarios)
+	if c.Clients < 1 || c.Users < 1 || c.Duration <= 0 || c.StormClients < 0 || c.StormTimeout <= 0 || c.AdminWrites < 0 || c.ImportUsers < 0 || len(c.Scenarios) == 0 {
+		return nil, fmt.Errorf("bench: invalid config: %d clients, %d users, duration %v, %d storm clients, storm timeout %v, %d admin writes/s, %d import users, scenarios %q (see Flags)",
+			c.Clients, c.Users, c.Duration, c.StormClients, c.StormTimeout, c.AdminWrites, c.ImportUsers, c.Scenarios)
 	}
-	if (c.Has(ScenarioShipped) || c.Has(ScenarioGrant) && c.GrantRelay != "" && c.Init == nil) && c.Authrelay == "" {
+	if (c.Has(ScenarioShipped) || c.Cluster || c.Has(ScenarioGrant) && c.GrantRelay != "" && c.Init == nil) && c.Authrelay == "" {
 		return nil, fmt.Errorf("bench: no authrelay executable to run (c) and (d) with")
 	}
 	need := uint64(2*(c.Clients+c.StormClients) + 256)
@@ -274,6 +291,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		},
 	}
 	password := "bench-" + randomHex()
+	b.password = password
 	names := make([]string, c.Users)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench%05d", i)
@@ -297,6 +315,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		{grant || c.Has(ScenarioShipped), func() error { return b.initRelayDir(ctx, dir) }},
 		{grant, func() error { return b.runGrant(ctx, dir, names, password) }},
 		{c.Has(ScenarioShipped), func() error { return b.runShipped(ctx, dir, names, password) }},
+		{c.Cluster, func() error { return b.runCluster(ctx, names, password) }},
 	}
 	for _, s := range steps {
 		if !s.run {
@@ -493,6 +512,16 @@ func (b *bench) runShipped(ctx context.Context, dir string, names []string, pass
 		}
 		b.rep.Storm = st
 	}
+	var logins int64
+	for _, s := range b.rep.Scenarios {
+		if s.ID == "d" {
+			logins += s.Connects
+		}
+	}
+	if st := b.rep.Storm; st != nil {
+		logins += int64(st.Connected + st.Back)
+	}
+	b.recordMemory("(d) single node", child, len(names)+2, logins)
 	return child.stop()
 }
 
@@ -511,11 +540,19 @@ func (b *bench) addUsers(ctx context.Context, dir string, names []string, passwo
 	if err != nil {
 		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}
-	b.progress("(d) adding %d users (argon2id %d KiB, t=%d)", len(names), db.Params.Memory, db.Params.Time)
-	for _, n := range append([]string{probeUser, adminUser}, names...) {
-		if err := db.AddUserWithHash(ctx, User(n), hash); err != nil {
-			return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
+	b.progress("adding %d users to %s (argon2id %d KiB, t=%d)", len(names), filepath.Base(dir), db.Params.Memory, db.Params.Time)
+	// One admin change, one transaction: a transaction per user would
+	// cost a commit each, minutes for 100,000 users.
+	err = db.Admin(ctx, "authrelay-bench", "bench users", func(ctx context.Context) (string, error) {
+		for _, n := range append([]string{probeUser, adminUser}, names...) {
+			if err := db.AddUserWithHash(ctx, User(n), hash); err != nil {
+				return "", err
+			}
 		}
+		return fmt.Sprintf("%d users", len(names)+2), nil
+	})
+	if err != nil {
+		return store.Argon2Params{}, fmt.Errorf("bench: %w", err)
 	}
 	if err := db.Close(); err != nil {
 		return store.Argon2Params{}, fmt.Errorf("bench: close store: %w", err)

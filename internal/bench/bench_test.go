@@ -64,8 +64,17 @@ func TestFlagsShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Clients != 16 || c.Users != 2000 || c.Duration != 10*time.Second || c.StormClients != 5000 || c.AdminWrites != 1 {
+	if c.Clients != 16 || c.Users != 2000 || c.Duration != 10*time.Second || c.StormClients != 5000 || c.AdminWrites != 1 || c.Cluster || c.ImportUsers != 10000 {
 		t.Errorf("defaults: %+v", c)
+	}
+	// --cluster is spelled out with its import; --short imports 500.
+	c, err = parseFlags(t, "--short", "--cluster", "--scenarios", "shipped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Program = []string{"authrelay-bench"}
+	if got, want := c.resolved(), "authrelay-bench --clients 4 --users 100 --duration 1.5s --storm-clients 10 --storm-timeout 30s --admin-writes 1 --scenarios shipped --cluster --import-users 500"; got != want {
+		t.Errorf("resolved:\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -80,6 +89,7 @@ func TestFlagsUsage(t *testing.T) {
 		{"--storm-timeout", "0s"},
 		{"--admin-writes", "-1"},
 		{"--admin-writes", "1001"},
+		{"--import-users", "-1"},
 	} {
 		var ue *UsageError
 		if _, err := parseFlags(t, args...); !errors.As(err, &ue) {
@@ -178,5 +188,61 @@ func TestFindProgram(t *testing.T) {
 	}
 	if got := FindProgram("authrelay-bench", "", "."+string(os.PathListSeparator)+onPath); got != onPathExe {
 		t.Errorf("PATH .:%s: %q, want %q", onPath, got, onPathExe)
+	}
+}
+
+// The cluster's section of the text report: its ratios to the single node
+// of the same run, the warm-up, the import and each relay's memory.
+func TestReportCluster(t *testing.T) {
+	verified := int64(0)
+	rep := &Report{
+		Command: "authrelay-bench --cluster", Resolved: "authrelay-bench --cluster",
+		Scenarios: []Scenario{
+			{ID: "d", Name: ScenarioShipped + "-cold", Title: "authrelay cold logins", Connects: 100, ConnectsPerSec: 40},
+			{ID: "d", Name: ScenarioShipped + "-warm", Title: "authrelay warm reconnects", Connects: 1000, ConnectsPerSec: 800},
+			{ID: "e", Name: ScenarioCluster + "-cold", Title: "cluster cold logins, through n2", Connects: 90, ConnectsPerSec: 36},
+			{ID: "e", Name: ScenarioCluster + "-warm", Title: "cluster warm reconnects, through n2", Connects: 1000, ConnectsPerSec: 760,
+				Relay: &RelayStats{Verifications: &verified}},
+		},
+		Cluster: &ClusterResult{Nodes: 3, Through: "n2", SetupSeconds: 1.5,
+			Ready:  []NodeTime{{"n1", 5}, {"n2", 1}, {"n3", 1.2}},
+			WarmUp: &WarmUp{Passes: 8, Logins: 200, Verifications: 50, Seconds: 2.4, Quiet: 3, Done: true},
+			Import: &ImportResult{Users: 10000, CommandSeconds: 11, CommandCPUSeconds: 4.5, AllVisibleSeconds: 13.5,
+				Visible:        []NodeVisible{{"n1", 11, 11.1}, {"n2", 13.1, 13.2}, {"n3", 13.4, 13.5}},
+				SettledSeconds: 30.5, Settled: true, SettleCPUMs: []NodeMs{{"n1", 9000}, {"n2", 9500}, {"n3", 9100}}}},
+		Memory: []RelayMemory{{Relay: "(d) single node", Users: 2002, Logins: 1100, RSSMiB: 40, PeakRSSMiB: 130},
+			{Relay: "(e) cluster n2", Users: 12002, Logins: -1, RSSMiB: 55.5, PeakRSSMiB: 170}},
+	}
+	rep.computeRatios()
+	if got := rep.Cluster.Ratios; len(got) != 2 || got[0].Ratio != 0.9 || got[1].Ratio != 0.95 {
+		t.Errorf("cluster ratios %+v, want cold 0.9 and warm 0.95", got)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	for _, want := range []string{
+		"connects/s of (e) relative to the single node of (d), same run: cold 0.9×, warm 0.95× (target: at least 0.9×)\n",
+		"    8 passes over the users, 200 logins, 50 password verifications, 2.4 s, until 3 passes in a row verified no password\n",
+		"  import of 10000 users on n1",
+		"    the command ran 11.00 s (4.50 s of CPU); ",
+		"    n3: 13.40 s / 13.50 s\n",
+		"    visible on every relay 13.50 s after the command began\n",
+		"    each changed user) 30.50 s after the command began; their CPU until then: n1 9000 ms, n2 9500 ms, n3 9100 ms\n",
+		"  (d) single node       2002 users in its store, 1100 logins granted: RSS 40.0 MiB, peak 130.0 MiB\n",
+		"  (e) cluster n2       12002 users in its store: RSS 55.5 MiB, peak 170.0 MiB\n",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Cluster == nil || back.Cluster.Import == nil || back.Cluster.Import.Visible[2] != rep.Cluster.Import.Visible[2] || len(back.Memory) != 2 {
+		t.Errorf("JSON cluster %+v, memory %+v", back.Cluster, back.Memory)
 	}
 }

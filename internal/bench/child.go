@@ -199,6 +199,9 @@ type childLogCounts struct {
 	// reconnected is when the relay last logged that it reconnected to
 	// the server.
 	reconnected time.Time
+	// caughtUp is set once a cluster relay has said that it caught up
+	// with the cluster log.
+	caughtUp bool
 }
 
 // childLogTotal matches a running total in a relay log line.
@@ -247,6 +250,9 @@ func (l *childLog) line(s string) {
 	}
 	if strings.Contains(s, "abandoned") {
 		l.c.abandoned++
+	}
+	if strings.Contains(s, "caught up with the cluster log") {
+		l.c.caughtUp = true
 	}
 	if strings.Contains(s, "reconnected to nats") {
 		l.c.reconnected = time.Now()

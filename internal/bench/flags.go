@@ -38,6 +38,23 @@ Measures logins on this machine, side by side, in one run:
                       the cold phase, round-robin), the server restarted;
                       the time until every client is back and authorised,
                       and how many gave up
+  (e) cluster  only with --cluster, after the others: three nodes made
+               with the commands (init of n1 with the users of (d),
+               cluster enable, init --join of n2 and n3), their
+               nats-servers in this process, routed on 127.0.0.1 with
+               JetStream, and an 'authrelay serve' child per server.
+               cold:  as in (d), through n2's server
+               warm:  as in (d), after a warm-up: the server hands a login
+                      to any relay of the queue group, each with its own
+                      cache, so the users log in again until three
+                      passes over them in a row verify no password
+               the ratio of each to (d), the single node of the same run;
+               import: 'authrelay import' on n1 of a nats.conf with
+                      --import-users bcrypt users, and the time until every
+                      relay's copy has them and a login of the last one
+                      through its server succeeds, then until the relays
+                      are idle again (they look for the connections of
+                      every changed user)
 
 nats-server runs in this process on 127.0.0.1 (a random port), from a
 generated config (for (c) and (d), the nats.conf that 'authrelay init'
@@ -54,8 +71,12 @@ Only 127.0.0.1 is used; the temporary directory is removed at the end.
 
 A full run takes a few minutes: each storm client needs one login before
 the restart and one after. --short is a quick check for CI (15 to 20 s):
-4 clients, 100 users, 1.5s per scenario, a storm of 10 clients; flags
-given with it still apply.
+4 clients, 100 users, 1.5s per scenario, a storm of 10 clients, an
+import of 500 users in (e); flags given with it still apply.
+
+The report ends with each relay's resident set (VmRSS and its peak) at the
+end of its scenario, with the users in its store: run with --users 100000
+for the memory of a relay with 100,000 users.
 `
 
 // UsageError is a mistake in the bench's command line.
@@ -88,6 +109,8 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.c.AdminWrites, "admin-writes", 1, "admin changes a second to an unrelated user during the warm phase with writes of (d) (0 = no such phase)")
 	fs.StringVar(&f.scenarios, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
 	fs.BoolVar(&f.c.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&f.c.Cluster, "cluster", false, "also run (e): a three-node cluster, its logins through one node beside (d)'s single node")
+	fs.IntVar(&f.c.ImportUsers, "import-users", 10000, "users (e) imports on its first node, timed until every relay can log one in (0 = no import)")
 	fs.BoolVar(&f.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
 	fs.Var(&f.serveArgs, "serve-arg", "extra argument for 'authrelay serve' in (d), such as --serve-arg=--workers=8 (repeatable)")
 	return f
@@ -111,6 +134,7 @@ func (f *Flags) Config() (Config, error) {
 			{"duration", func() { c.Duration = 1500 * time.Millisecond }},
 			{"storm-clients", func() { c.StormClients = 10 }},
 			{"storm-timeout", func() { c.StormTimeout = 30 * time.Second }},
+			{"import-users", func() { c.ImportUsers = 500 }},
 		}
 		for _, s := range short {
 			if !set[s.name] {
@@ -135,6 +159,8 @@ func (f *Flags) Config() (Config, error) {
 		return Config{}, usagef("--storm-timeout %v: give a positive duration, such as 3m", c.StormTimeout)
 	case c.AdminWrites < 0 || c.AdminWrites > 1000:
 		return Config{}, usagef("--admin-writes %d: give 0 to 1000 a second (0 skips the phase)", c.AdminWrites)
+	case c.ImportUsers < 0 || c.ImportUsers > 1000000:
+		return Config{}, usagef("--import-users %d: give 0 to 1000000 (0 skips the import)", c.ImportUsers)
 	}
 	return c, nil
 }

@@ -14,6 +14,8 @@ func procCPU(int) (time.Duration, error) { return 0, errNoProc }
 
 func procPeakRSS(int) (int64, error) { return 0, errNoProc }
 
+func procRSS(int) (int64, error) { return 0, errNoProc }
+
 func selfCPU() time.Duration { return 0 }
 
 func raiseOpenFiles(uint64) error { return nil }

@@ -21,6 +21,11 @@ type Report struct {
 	Scenarios []Scenario   `json:"scenarios"`
 	Storm     *StormResult `json:"storm,omitempty"`
 	Ratios    []Ratio      `json:"ratios,omitempty"`
+	// Cluster is what scenario (e) measured besides its connect loops.
+	Cluster *ClusterResult `json:"cluster,omitempty"`
+	// Memory is each relay child's resident set at the end of its
+	// scenario, with the users in its store.
+	Memory []RelayMemory `json:"memory,omitempty"`
 	// Skipped are the scenarios asked for that did not run, and why.
 	Skipped []Skipped `json:"skipped,omitempty"`
 	Notes   []string  `json:"notes,omitempty"`
@@ -160,8 +165,17 @@ func (r *Report) Find(name string) *Scenario {
 	return nil
 }
 
-// computeRatios fills in the ratios of the phases of (d) to (a), (b), (c).
+// computeRatios fills in the ratios of the phases of (d) to (a), (b), (c),
+// and of those of (e) to (d).
 func (r *Report) computeRatios() {
+	if c := r.Cluster; c != nil {
+		for _, phase := range []string{"-cold", "-warm"} {
+			e, d := r.Find(ScenarioCluster+phase), r.Find(ScenarioShipped+phase)
+			if e != nil && d != nil && d.ConnectsPerSec > 0 {
+				c.Ratios = append(c.Ratios, Ratio{Scenario: e.Name, Baseline: d.Name, Ratio: e.ConnectsPerSec / d.ConnectsPerSec})
+			}
+		}
+	}
 	for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
 		ds := r.Find(d)
 		if ds == nil {
@@ -277,6 +291,10 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 
+	if c := r.Cluster; c != nil {
+		r.writeCluster(w, c)
+	}
+
 	if len(r.Ratios) > 0 {
 		var bases []string
 		for _, x := range r.Ratios {
@@ -307,8 +325,82 @@ func (r *Report) WriteText(w io.Writer) {
 			p("\n")
 		}
 	}
+	if len(r.Memory) > 0 {
+		p("\nrelay resident set at the end of its scenario (VmRSS, and VmHWM the peak, of the child):\n")
+		for _, m := range r.Memory {
+			logins := ""
+			if m.Logins >= 0 {
+				logins = fmt.Sprintf(", %d logins granted", m.Logins)
+			}
+			p("  %-18s %7d users in its store%s: RSS %.1f MiB, peak %.1f MiB\n", m.Relay, m.Users, logins, m.RSSMiB, m.PeakRSSMiB)
+		}
+	}
 	for _, n := range r.Notes {
 		p("note: %s\n", n)
+	}
+}
+
+// writeCluster writes what (e) measured besides its rows in the table.
+func (r *Report) writeCluster(w io.Writer, c *ClusterResult) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("\n(e) cluster: %d nats-servers in this process, routed on 127.0.0.1, JetStream with the log's %d replicas;\n", c.Nodes, c.Nodes)
+	p("  an 'authrelay serve' child per server; the logins of (e) go through %s's server\n", c.Through)
+	p("  set up in %.1f s: init n1, its users, cluster enable, init --join of the others (the commands)\n", c.SetupSeconds)
+	var ready []string
+	for _, n := range c.Ready {
+		ready = append(ready, fmt.Sprintf("%s %.2f s", n.Node, n.Seconds))
+	}
+	if len(ready) > 0 {
+		p("  relays caught up and answering, from their start: %s (n1 writes the database into the log)\n", strings.Join(ready, ", "))
+	}
+	if wu := c.WarmUp; wu != nil {
+		done := fmt.Sprintf("until %d passes in a row verified no password", wu.Quiet)
+		if !wu.Done {
+			done = fmt.Sprintf("ended by its bounds before %d passes in a row verified no password", wu.Quiet)
+		}
+		p("  warm-up before the warm phase (a login goes to any relay of the queue group, each with its own cache):\n")
+		p("    %d passes over the users, %d logins, %d password verifications, %.1f s, %s\n", wu.Passes, wu.Logins, wu.Verifications, wu.Seconds, done)
+	}
+	if len(c.Ratios) > 0 {
+		var parts []string
+		for _, x := range c.Ratios {
+			parts = append(parts, fmt.Sprintf("%s %s", strings.TrimPrefix(x.Scenario, ScenarioCluster+"-"), fmtRatio(x.Ratio)))
+		}
+		p("  connects/s of (e) relative to the single node of (d), same run: %s (target: at least 0.9×)\n", strings.Join(parts, ", "))
+	}
+	if im := c.Import; im != nil {
+		p("  import of %d users on n1 ('authrelay import' of a nats.conf with bcrypt users, one admin change):\n", im.Users)
+		p("    the command ran %.2f s (%.2f s of CPU); from its start, the relay's copy had them / a login of the last succeeded:\n", im.CommandSeconds, im.CommandCPUSeconds)
+		for _, v := range im.Visible {
+			p("    %s: %.2f s / %.2f s\n", v.Node, v.AppliedSeconds, v.LoginSeconds)
+		}
+		p("    visible on every relay %.2f s after the command began\n", im.AllVisibleSeconds)
+		if len(im.RelayCPUMs) > 0 {
+			var cpu []string
+			for _, n := range im.RelayCPUMs {
+				cpu = append(cpu, fmt.Sprintf("%s %s ms", n.Node, fmtMs(n.Ms)))
+			}
+			p("    relay CPU meanwhile: %s; %d warnings in their logs\n", strings.Join(cpu, ", "), im.RelayWarnings)
+		}
+		if len(im.Pending) > 0 {
+			var pend []string
+			for _, n := range im.Pending {
+				pend = append(pend, fmt.Sprintf("%s %.0f", n.Node, n.Ms))
+			}
+			p("    revocations pending then (users whose connections a relay has still to look for): %s\n", strings.Join(pend, ", "))
+		}
+		if len(im.SettleCPUMs) > 0 {
+			var cpu []string
+			for _, n := range im.SettleCPUMs {
+				cpu = append(cpu, fmt.Sprintf("%s %s ms", n.Node, fmtMs(n.Ms)))
+			}
+			state := "settled"
+			if !im.Settled {
+				state = "had not settled"
+			}
+			p("    the relays %s (each under %v of CPU a second: they ask every server for the connections of\n", state, settleIdle)
+			p("    each changed user) %.2f s after the command began; their CPU until then: %s\n", im.SettledSeconds, strings.Join(cpu, ", "))
+		}
 	}
 }
 
