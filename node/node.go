@@ -239,13 +239,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(deploy.SecretsFile))
 		}
 		rc.Revoke = &relay.RevokeConfig{
-			AdminUser:     id.AdminUser,
-			AdminLogin:    id.AdminLogin,
-			Changes:       db,
-			History:       db,
-			Poll:          cfg.RevokePoll,
-			Replay:        revokeReplay(cfg.RevokeReplay, cfg.SessionTTL),
-			OnKick:        kickAuditor(db, logger.With("component", "revoke")),
+			AdminUser:  id.AdminUser,
+			AdminLogin: id.AdminLogin,
+			Changes:    db,
+			History:    db,
+			Poll:       cfg.RevokePoll,
+			Replay:     revokeReplay(cfg.RevokeReplay, cfg.SessionTTL),
+			OnKick:     kickAuditor(db, logger.With("component", "revoke")),
 		}
 	}
 	met := metrics.New()
