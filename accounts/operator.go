@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -38,9 +41,19 @@ type OperatorAccount struct {
 // key, the Issuer's own, with issuer_account naming the callout account.
 // It is safe for concurrent use.
 type OperatorMode struct {
-	callout  string // the callout account's public key
-	accounts map[string]operatorAccount
-	byPub    map[string]*signer // signing keys by account public key
+	callout string // the callout account's public key
+	set     atomic.Pointer[operatorSet]
+
+	// reload, when set, reads the accounts again (SetReload).
+	reload     func() ([]OperatorAccount, error)
+	mu         sync.Mutex // held while reloading
+	lastReload time.Time
+}
+
+// operatorSet is the accounts an OperatorMode places users in.
+type operatorSet struct {
+	byName map[string]operatorAccount
+	byPub  map[string]*signer // signing keys by account public key
 }
 
 // operatorAccount is an OperatorAccount ready to sign with.
@@ -50,6 +63,9 @@ type operatorAccount struct {
 	scoped bool
 }
 
+// reloadEvery bounds how often an OperatorMode reads its accounts again.
+const reloadEvery = time.Second
+
 // NewOperatorMode returns the placement for the callout account whose
 // public key is callout, placing users in accts. It refuses a key that is
 // not an account key, a signing seed that is not an account seed, and a
@@ -58,9 +74,27 @@ func NewOperatorMode(callout string, accts []OperatorAccount) (*OperatorMode, er
 	if !nkeys.IsValidPublicAccountKey(callout) {
 		return nil, fmt.Errorf("operator mode: callout account %q is not a public account key (A…)", Clip(callout, 80))
 	}
-	m := &OperatorMode{callout: callout, accounts: make(map[string]operatorAccount, len(accts)), byPub: make(map[string]*signer, len(accts))}
+	set, err := newOperatorSet(callout, accts)
+	if err != nil {
+		return nil, err
+	}
+	m := &OperatorMode{callout: callout}
+	m.set.Store(set)
+	return m, nil
+}
+
+// SetReload has m read its accounts again with load when asked to place a
+// user in an account it does not know, at most once a second: an account
+// added while the relay runs ('authrelay account add') is placed in
+// without a restart. Call it before m is used. A failed reload keeps the
+// accounts m had.
+func (m *OperatorMode) SetReload(load func() ([]OperatorAccount, error)) { m.reload = load }
+
+// newOperatorSet checks accts and prepares their keys.
+func newOperatorSet(callout string, accts []OperatorAccount) (*operatorSet, error) {
+	set := &operatorSet{byName: make(map[string]operatorAccount, len(accts)), byPub: make(map[string]*signer, len(accts))}
 	for _, a := range accts {
-		if _, dup := m.accounts[a.Name]; dup {
+		if _, dup := set.byName[a.Name]; dup {
 			return nil, fmt.Errorf("operator mode: account %q given twice", a.Name)
 		}
 		if !nkeys.IsValidPublicAccountKey(a.PublicKey) {
@@ -81,23 +115,47 @@ func NewOperatorMode(callout string, accts []OperatorAccount) (*OperatorMode, er
 		if err != nil {
 			return nil, fmt.Errorf("operator mode: account %q: signing seed: %w", a.Name, err)
 		}
-		if _, dup := m.byPub[a.PublicKey]; dup {
+		if _, dup := set.byPub[a.PublicKey]; dup {
 			return nil, fmt.Errorf("operator mode: account %q: public key %s given twice", a.Name, a.PublicKey)
 		}
-		m.accounts[a.Name] = operatorAccount{pub: a.PublicKey, kp: s, scoped: a.Scoped}
-		m.byPub[a.PublicKey] = s
+		set.byName[a.Name] = operatorAccount{pub: a.PublicKey, kp: s, scoped: a.Scoped}
+		set.byPub[a.PublicKey] = s
 	}
-	return m, nil
+	return set, nil
 }
 
 // Accounts returns the names of the accounts m places users in, sorted.
 func (m *OperatorMode) Accounts() []string {
-	out := make([]string, 0, len(m.accounts))
-	for n := range m.accounts {
+	set := m.set.Load()
+	out := make([]string, 0, len(set.byName))
+	for n := range set.byName {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// lookup returns the account named name, reading the accounts again
+// first (see SetReload) when m does not know it.
+func (m *OperatorMode) lookup(name string) (operatorAccount, bool) {
+	if a, ok := m.set.Load().byName[name]; ok || m.reload == nil {
+		return a, ok
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.set.Load().byName[name]; ok {
+		return a, ok // another login reloaded meanwhile
+	}
+	if time.Since(m.lastReload) >= reloadEvery {
+		m.lastReload = time.Now()
+		if accts, err := m.reload(); err == nil {
+			if set, err := newOperatorSet(m.callout, accts); err == nil {
+				m.set.Store(set)
+			}
+		}
+	}
+	a, ok := m.set.Load().byName[name]
+	return a, ok
 }
 
 // Place sets uc's issuer_account to the account's public key. In an
@@ -105,7 +163,7 @@ func (m *OperatorMode) Accounts() []string {
 // limit, as the server requires: the scope's template applies. It fails
 // with ErrAccountNotAllowed for an account m does not place users in.
 func (m *OperatorMode) Place(uc *jwt.UserClaims, account string) error {
-	a, ok := m.accounts[account]
+	a, ok := m.lookup(account)
 	if !ok {
 		return fmt.Errorf("place user in account %q: %w: the callout account's allowed_accounts does not list it, or authrelay holds none of its signing keys", Clip(account, 80), ErrAccountNotAllowed)
 	}
@@ -120,7 +178,7 @@ func (m *OperatorMode) Place(uc *jwt.UserClaims, account string) error {
 // signUser signs uc, placed by Place, with the signing key of the account
 // its issuer_account names.
 func (m *OperatorMode) signUser(uc *jwt.UserClaims) (string, error) {
-	if kp, ok := m.byPub[uc.IssuerAccount]; ok {
+	if kp, ok := m.set.Load().byPub[uc.IssuerAccount]; ok {
 		return uc.Encode(kp)
 	}
 	return "", fmt.Errorf("no signing key for account %q: %w", Clip(uc.IssuerAccount, 80), ErrAccountNotAllowed)

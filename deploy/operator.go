@@ -246,11 +246,36 @@ func (l Layout) Identity() (Identity, error) {
 	return id, nil
 }
 
-// operatorPlacement builds the placement of an operator directory: the
+// operatorPlacement builds the placement of an operator directory (see
+// operatorAccounts), which reads the directory again when asked for an
+// account it does not know: one added while the relay runs.
+func (l Layout) operatorPlacement(oi OperatorInfo, ok *OperatorKeys) (*accounts.OperatorMode, error) {
+	accts, err := l.operatorAccounts(oi, ok)
+	if err != nil {
+		return nil, err
+	}
+	m, err := accounts.NewOperatorMode(oi.AuthAccount, accts)
+	if err != nil {
+		return nil, err
+	}
+	m.SetReload(func() ([]accounts.OperatorAccount, error) {
+		s, err := l.LoadSecrets()
+		if err != nil {
+			return nil, err
+		}
+		if s.Operator == nil {
+			return nil, fmt.Errorf("%s has no operator seeds", SecretsFile)
+		}
+		return l.operatorAccounts(oi, s.Operator)
+	})
+	return m, nil
+}
+
+// operatorAccounts are the accounts users can be placed in: the
 // application accounts whose seeds secrets.json holds and that the AUTH
 // account's JWT allows (all of them when it allows "*"), each with its
 // signing key, marked scoped when the account JWT scopes that key.
-func (l Layout) operatorPlacement(oi OperatorInfo, ok *OperatorKeys) (*accounts.OperatorMode, error) {
+func (l Layout) operatorAccounts(oi OperatorInfo, ok *OperatorKeys) ([]accounts.OperatorAccount, error) {
 	auth, err := l.AccountJWT(oi, oi.AuthAccount)
 	if err != nil {
 		return nil, fmt.Errorf("load the AUTH account: %w", err)
@@ -280,7 +305,7 @@ func (l Layout) operatorPlacement(oi OperatorInfo, ok *OperatorKeys) (*accounts.
 		}
 		accts = append(accts, accounts.OperatorAccount{Name: name, PublicKey: pub, SigningSeed: seeds.SigningSeed, Scoped: scope != nil})
 	}
-	return accounts.NewOperatorMode(oi.AuthAccount, accts)
+	return accts, nil
 }
 
 // userLogin is a connection option that logs in as the user of seed in

@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +62,15 @@ func newModeEnv(t *testing.T, mode deploy.Mode, accts []string, edit func(deploy
 		accts = []string{"APP"}
 	}
 	l := deploy.Layout{Dir: t.TempDir()}
-	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: "127.0.0.1:4222", BcryptCost: 4, Operator: mode == deploy.ModeOperator}); err != nil {
+	// A port free a moment ago, in nats.conf itself, so that a reload of
+	// the file keeps it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: listen, BcryptCost: 4, Operator: mode == deploy.ModeOperator}); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	if got, err := l.Mode(); err != nil || got != mode {
@@ -72,7 +83,7 @@ func newModeEnv(t *testing.T, mode deploy.Mode, accts []string, edit func(deploy
 	if err != nil {
 		t.Fatalf("process %s: %v", deploy.ServerConf, err)
 	}
-	opts.Port, opts.NoLog, opts.NoSigs = -1, true, true
+	opts.NoLog, opts.NoSigs = true, true
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -601,4 +612,116 @@ func TestOperatorResponseIssuerMustBeKnownSigner(t *testing.T) {
 		nc, _ := e.mustConnect("alice", alicePW)
 		requirePubSub(t, nc, "app.orders")
 	})
+}
+
+// TestAccountAddDisconnects adds an account while 200 clients logged in
+// through the relay are connected, the way 'authrelay account add' does it
+// (the database, WriteAccountsConf, ReloadAt), and counts the clients the
+// server disconnects. In operator mode the account JWT is pushed to the
+// resolver: nobody is disconnected, a user of the new account logs in at
+// once, and a limit set on it afterwards ('account set') applies live. In
+// config mode the same steps reload the server's config, which
+// disconnects every client (they reconnect): the reload storm operator
+// mode avoids.
+func TestAccountAddDisconnects(t *testing.T) {
+	const clients = 200
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx := context.Background()
+			e := newModeEnv(t, mode, nil, nil)
+			e.addUser(alice, alicePW)
+			e.startRelay(func(c *relay.Config) { c.CacheTTL = time.Minute })
+
+			var disconnects atomic.Int64
+			conns := make([]*nats.Conn, 0, clients)
+			for i := 0; i < clients; i++ {
+				nc, _, err := e.connect("alice", alicePW, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+					nats.DisconnectErrHandler(func(*nats.Conn, error) { disconnects.Add(1) }))
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				conns = append(conns, nc)
+			}
+			t.Cleanup(func() {
+				// All at once: a client in the middle of reconnecting
+				// takes a while to close.
+				var wg sync.WaitGroup
+				for _, nc := range conns {
+					wg.Go(nc.Close)
+				}
+				wg.Wait()
+			})
+
+			changed := func(what string, change func() error) {
+				t.Helper()
+				if err := change(); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if _, err := e.l.WriteAccountsConf(ctx, e.db); err != nil {
+					t.Fatalf("%s: write accounts: %v", what, err)
+				}
+				res, err := e.l.ReloadAt(ctx, e.srv.ClientURL(), 5*time.Second)
+				if err != nil {
+					t.Fatalf("%s: apply: %v", what, err)
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						t.Fatalf("%s: server %s: %v", what, r.Label(), r.Err)
+					}
+				}
+			}
+			changed("account add ORDERS", func() error { return e.db.AddAccount(ctx, "ORDERS") })
+			time.Sleep(time.Second) // a disconnect storm, if any, has begun
+			got := disconnects.Load()
+			t.Logf("%s mode: %d of %d connected clients disconnected by an account add", mode, got, clients)
+			if mode == deploy.ModeConfig {
+				if got == 0 {
+					t.Errorf("config mode: the reload disconnected no client; this test documents that it disconnects them all (relay/limits_test.go)")
+				}
+				return
+			}
+			if got != 0 {
+				t.Errorf("account add disconnected %d of %d clients in operator mode, want none", got, clients)
+			}
+
+			// The new account takes logins at once: the relay learns it
+			// from the directory on the first placement there.
+			e.addUser(accounts.User{Name: "bob", Account: "ORDERS", Permissions: alice.Permissions}, "bob-pw-5d5d-long")
+			bob, _, err := e.connect("bob", "bob-pw-5d5d-long")
+			if err != nil {
+				t.Fatalf("bob in the new account ORDERS cannot log in: %v", err)
+			}
+			if got, want := e.accountOf(bob), e.accountID("ORDERS"); got != want {
+				t.Errorf("bob is in account %q, want ORDERS (%q)", got, want)
+			}
+			requirePubSub(t, bob, "app.x")
+
+			// A limit set on the account applies live too: bob holds
+			// ORDERS' only connection.
+			changed("account set ORDERS --max-connections 1", func() error {
+				return e.db.UpdateAccount(ctx, accounts.Account{Name: "ORDERS", Limits: accounts.AccountLimits{MaxConnections: 1}})
+			})
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				nc, _, err := e.connect("bob", "bob-pw-5d5d-long")
+				if errors.Is(err, nats.ErrMaxAccountConnectionsExceeded) {
+					break // refused by the account's limit: it is live
+				}
+				if err != nil {
+					t.Fatalf("second connection to ORDERS: %v, want %v", err, nats.ErrMaxAccountConnectionsExceeded)
+				}
+				nc.Close()
+				if time.Now().After(deadline) {
+					t.Fatal("a second connection to ORDERS is still accepted 10s after --max-connections 1 was pushed")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !bob.IsConnected() {
+				t.Error("the pushed limit disconnected bob, the account's one connection")
+			}
+			if got := disconnects.Load(); got != 0 {
+				t.Errorf("account set disconnected %d of the %d clients of APP", got, clients)
+			}
+		})
+	}
 }

@@ -72,6 +72,11 @@ func (l Layout) WriteAccountsConf(ctx context.Context, db *store.DB) (changed bo
 	if err != nil {
 		return false, err
 	}
+	if mode, err := l.Mode(); err != nil {
+		return false, err
+	} else if mode == ModeOperator {
+		return l.writeOperatorAccounts(list)
+	}
 	path := l.Path(AccountsConf)
 	before, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
