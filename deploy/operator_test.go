@@ -725,3 +725,38 @@ func TestAccountAddDisconnects(t *testing.T) {
 		})
 	}
 }
+
+// TestModesRevocation: disabling a user closes its live connection in
+// both modes: the relay kicks it as the system admin of the directory (in
+// operator mode a user JWT of SYS that authrelay signs), and the next
+// connect is refused.
+func TestModesRevocation(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnv(t, mode, nil, nil)
+			e.addUser(alice, alicePW)
+			if e.id.AdminLogin == nil {
+				t.Fatal("the directory has no admin login")
+			}
+			e.startRelay(func(c *relay.Config) {
+				c.Revoke = &relay.RevokeConfig{AdminUser: e.id.AdminUser, AdminLogin: e.id.AdminLogin, Changes: e.db, Poll: 100 * time.Millisecond}
+			})
+			closed := make(chan struct{})
+			nc, _, err := e.connect("alice", alicePW, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			requirePubSub(t, nc, "app.orders")
+			if err := e.db.UpdateUser(context.Background(), "alice", func(u *accounts.User) error { u.Disabled = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("alice's connection is still open 10s after she was disabled")
+			}
+			e.requireDenied(e.authErrors(), relay.ReasonUserDisabled, "alice", alicePW)
+		})
+	}
+}
