@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/store"
 )
 
 // Accounts in operator mode.
@@ -32,16 +33,33 @@ import (
 // disconnected. A server that is not running reads the files when it
 // starts.
 
+// operatorLock is the file writeOperatorAccounts locks.
+const operatorLock = ".operator.lock"
+
 // claimsUpdateSubject is where the system account pushes account JWTs to
 // a full resolver.
 const claimsUpdateSubject = "$SYS.REQ.CLAIMS.UPDATE"
 
 // writeOperatorAccounts is WriteAccountsConf for an operator directory:
-// list, the database's accounts, becomes the account JWTs. An account new
+// the database's accounts become the account JWTs. An account new
 // to the directory gets fresh seeds, saved in secrets.json before any JWT
 // names them; an account gone from list loses its seeds, its JWT file and
 // its place in allowed_accounts. It reports whether any file changed.
-func (l Layout) writeOperatorAccounts(list []accounts.Account) (bool, error) {
+func (l Layout) writeOperatorAccounts(ctx context.Context, db *store.DB) (bool, error) {
+	// One writer at a time, reading the accounts under the lock: two
+	// account commands at once would each save secrets.json with only
+	// their own new seeds, or drop the other's account, and an account
+	// whose seeds are lost gets new keys, a new identity, at the next
+	// change.
+	unlock, err := l.lockDir(operatorLock)
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", operatorLock, err)
+	}
+	defer unlock()
+	list, err := db.AccountList(ctx)
+	if err != nil {
+		return false, err
+	}
 	s, err := l.LoadSecrets()
 	if err != nil {
 		return false, err

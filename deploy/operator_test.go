@@ -760,3 +760,81 @@ func TestModesRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorAccountsConcurrent: account commands running at once each
+// keep the others' accounts: every account ends with its seeds in
+// secrets.json, its JWT in the resolver and its place in AUTH's
+// allowed_accounts.
+func TestOperatorAccountsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	l := deploy.Layout{Dir: t.TempDir()}
+	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: []string{"APP"}, Listen: "127.0.0.1:4222", BcryptCost: 4, Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Each command has its own database handle, as separate
+			// processes do.
+			db, err := l.OpenDatabase(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			if err := db.AddAccount(ctx, fmt.Sprintf("ACC%d", i)); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := l.WriteAccountsConf(ctx, db); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s, err := l.LoadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oi, err := l.Operator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := l.AccountJWT(oi, oi.AuthAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("ACC%d", i)
+		seeds, ok := s.Operator.Accounts[name]
+		if !ok {
+			t.Errorf("%s has no seeds in secrets.json", name)
+			continue
+		}
+		p := pub(t, seeds.Seed)
+		ac, err := l.AccountJWT(oi, p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if ac.Name != name || !ac.SigningKeys.Contains(pub(t, seeds.SigningSeed)) {
+			t.Errorf("%s: JWT named %q, signing keys %v", name, ac.Name, ac.SigningKeys.Keys())
+		}
+		if !auth.Authorization.AllowedAccounts.Contains(p) {
+			t.Errorf("%s is not in AUTH's allowed_accounts", name)
+		}
+	}
+	id, err := l.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id.Accounts) != n+1 {
+		t.Errorf("placeable accounts %v, want APP and the %d added", id.Accounts, n)
+	}
+}

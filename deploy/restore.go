@@ -68,14 +68,14 @@ func (l Layout) Restore(ctx context.Context, from string, now time.Time, actor s
 // cluster log, since an account command on another node rewrote only that
 // node's file.
 func (l Layout) WriteAccountsConf(ctx context.Context, db *store.DB) (changed bool, err error) {
-	list, err := db.AccountList(ctx)
-	if err != nil {
-		return false, err
-	}
 	if mode, err := l.Mode(); err != nil {
 		return false, err
 	} else if mode == ModeOperator {
-		return l.writeOperatorAccounts(list)
+		return l.writeOperatorAccounts(ctx, db)
+	}
+	list, err := db.AccountList(ctx)
+	if err != nil {
+		return false, err
 	}
 	path := l.Path(AccountsConf)
 	before, err := os.ReadFile(path)
