@@ -44,6 +44,9 @@ type OperatorMode struct {
 	callout string // the callout account's public key
 	set     atomic.Pointer[operatorSet]
 
+	// anyAccount, when set, places every account with one throwaway key
+	// (NewSizingIssuer).
+	anyAccount *operatorAccount
 	// reload, when set, reads the accounts again (SetReload).
 	reload     func() ([]OperatorAccount, error)
 	mu         sync.Mutex // held while reloading
@@ -138,7 +141,10 @@ func (m *OperatorMode) Accounts() []string {
 // lookup returns the account named name, reading the accounts again
 // first (see SetReload) when m does not know it.
 func (m *OperatorMode) lookup(name string) (operatorAccount, bool) {
-	if a, ok := m.set.Load().byName[name]; ok || m.reload == nil {
+	if a, ok := m.set.Load().byName[name]; ok || m.anyAccount != nil || m.reload == nil {
+		if !ok && m.anyAccount != nil {
+			return *m.anyAccount, true
+		}
 		return a, ok
 	}
 	m.mu.Lock()
@@ -181,6 +187,9 @@ func (m *OperatorMode) signUser(uc *jwt.UserClaims) (string, error) {
 	if kp, ok := m.set.Load().byPub[uc.IssuerAccount]; ok {
 		return uc.Encode(kp)
 	}
+	if a := m.anyAccount; a != nil && a.pub == uc.IssuerAccount {
+		return uc.Encode(a.kp)
+	}
 	return "", fmt.Errorf("no signing key for account %q: %w", Clip(uc.IssuerAccount, 80), ErrAccountNotAllowed)
 }
 
@@ -198,4 +207,37 @@ type userSigner interface {
 // of that account).
 type responseAccount interface {
 	calloutAccount() string
+}
+
+// NewSizingIssuer returns an Issuer with throwaway keys whose login
+// responses have the size the relay's have in config mode, or in operator
+// mode when operator is set: there every user JWT names an account in
+// issuer_account and every response the callout account. It places any
+// account. It is for ResponseSize only: no server trusts its keys.
+func NewSizingIssuer(operator bool) (*Issuer, error) {
+	keys, err := GenerateKeys()
+	if err != nil {
+		return nil, fmt.Errorf("sizing issuer: %w", err)
+	}
+	if !operator {
+		return NewIssuer(keys.IssuerSeed, nil)
+	}
+	fresh := func() (*signer, error) {
+		kp, err := nkeys.CreateAccount()
+		if err != nil {
+			return nil, err
+		}
+		return newSigner(kp)
+	}
+	callout, err := fresh()
+	if err != nil {
+		return nil, fmt.Errorf("sizing issuer: %w", err)
+	}
+	acct, err := fresh()
+	if err != nil {
+		return nil, fmt.Errorf("sizing issuer: %w", err)
+	}
+	m := &OperatorMode{callout: callout.pub, anyAccount: &operatorAccount{pub: acct.pub, kp: acct}}
+	m.set.Store(&operatorSet{byName: map[string]operatorAccount{}, byPub: map[string]*signer{}})
+	return NewIssuer(keys.IssuerSeed, m)
 }

@@ -196,3 +196,34 @@ func TestNewOperatorModeRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestSizingIssuerOperator: the sizing issuer of operator mode makes
+// responses as large as a real operator placement's, larger than config
+// mode's by the issuer_account fields.
+func TestSizingIssuerOperator(t *testing.T) {
+	now := time.Now()
+	f := newOperatorFixture(t, false)
+	real, err := f.issuer.ResponseSize(appGrant, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizing, err := NewSizingIssuer(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sizing.ResponseSize(appGrant, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := NewSizingIssuer(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ResponseSize(appGrant, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != real || got <= cfg {
+		t.Errorf("operator sizing %d bytes, real operator response %d, config mode %d: want sizing = real > config", got, real, cfg)
+	}
+}
