@@ -298,3 +298,41 @@ func pushAccountJWT(ctx context.Context, nc *nats.Conn, j string, wait time.Dura
 	}
 	return nil
 }
+
+// ServersLacking is the package's ServersLacking in the directory's mode.
+// In operator mode a server loads an account from its resolver on first
+// use, so the one it is connected to is asked for the account by its
+// public key ($SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP, its resolver's copy):
+// it lacks the account when its resolver has no JWT for it, or when
+// authrelay holds no keys for it.
+func (l Layout) ServersLacking(ctx context.Context, nc *nats.Conn, account string, wait time.Duration) (lacking []string, servers int, err error) {
+	mode, err := l.Mode()
+	if err != nil {
+		return nil, 0, err
+	}
+	if mode != ModeOperator {
+		return ServersLacking(ctx, nc, account, wait)
+	}
+	s, err := l.LoadSecrets()
+	if err != nil {
+		return nil, 0, err
+	}
+	if s.Operator == nil {
+		return nil, 0, fmt.Errorf("%s is in operator mode but %s has no operator seeds", l.Dir, SecretsFile)
+	}
+	id := nc.ConnectedServerId()
+	seeds, held := s.Operator.Accounts[account]
+	if !held {
+		return []string{id}, 1, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	m, err := nc.RequestWithContext(ctx, fmt.Sprintf("$SYS.REQ.ACCOUNT.%s.CLAIMS.LOOKUP", mustPub(seeds.Seed)), nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ask the server's resolver for account %s: %w", account, err)
+	}
+	if _, err := jwt.DecodeAccountClaims(string(m.Data)); err != nil {
+		return []string{id}, 1, nil // the resolver has no JWT for it
+	}
+	return nil, 1, nil
+}

@@ -838,3 +838,30 @@ func TestOperatorAccountsConcurrent(t *testing.T) {
 		t.Errorf("placeable accounts %v, want APP and the %d added", id.Accounts, n)
 	}
 }
+
+// TestServersLackingModes: 'user explain' asks whether the servers have
+// an account; in operator mode it asks the resolver by public key, so an
+// account of the directory is there (loaded or not) and one authrelay
+// holds no keys for is not.
+func TestServersLackingModes(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnv(t, mode, nil, nil)
+			nc, err := e.l.ConnectAdmin(e.srv.ClientURL(), "test", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			for _, c := range []struct {
+				account string
+				lacking int
+			}{{"APP", 0}, {"NOPE", 1}} {
+				lacking, servers, err := e.l.ServersLacking(context.Background(), nc, c.account, 5*time.Second)
+				if err != nil || servers != 1 || len(lacking) != c.lacking {
+					t.Errorf("%s: lacking %v of %d servers, %v; want %d lacking of 1", c.account, lacking, servers, err, c.lacking)
+				}
+			}
+		})
+	}
+}
