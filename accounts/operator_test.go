@@ -11,7 +11,7 @@ import (
 )
 
 // newAccountSeed returns a fresh account seed and its public key.
-func newAccountSeed(t *testing.T) (seed, pub string) {
+func newAccountSeed(t testing.TB) (seed, pub string) {
 	t.Helper()
 	kp, err := nkeys.CreateAccount()
 	if err != nil {
@@ -37,7 +37,7 @@ type operatorFixture struct {
 	placement          *OperatorMode
 }
 
-func newOperatorFixture(t *testing.T, scoped bool) operatorFixture {
+func newOperatorFixture(t testing.TB, scoped bool) operatorFixture {
 	t.Helper()
 	var f operatorFixture
 	_, f.authPub = newAccountSeed(t)
@@ -225,5 +225,45 @@ func TestSizingIssuerOperator(t *testing.T) {
 	}
 	if got != real || got <= cfg {
 		t.Errorf("operator sizing %d bytes, real operator response %d, config mode %d: want sizing = real > config", got, real, cfg)
+	}
+}
+
+// BenchmarkIssueModes is the issuing part of a granted login, user claims,
+// user JWT and signed response, in config mode and in operator mode (the
+// account's signing key for the JWT, issuer_account in both tokens).
+func BenchmarkIssueModes(b *testing.B) {
+	config, err := NewSizingIssuer(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := newOperatorFixture(b, false)
+	ukp, err := nkeys.CreateUser()
+	if err != nil {
+		b.Fatal(err)
+	}
+	user, err := ukp.PublicKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range []struct {
+		name string
+		iss  *Issuer
+	}{{"config", config}, {"operator", f.issuer}} {
+		b.Run(m.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				uc, err := m.iss.UserClaims(appGrant, user, time.Now(), time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tok, err := m.iss.IssueUserJWT(uc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := m.iss.Respond("NSERVER", user, tok, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
