@@ -11,9 +11,11 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -57,6 +59,25 @@ var cheapHash = store.Argon2Params{Memory: 8192, Time: 1, Threads: 1, SaltLen: 1
 // server from its nats.conf on a free port and opens its database.
 func newModeEnv(t *testing.T, mode deploy.Mode, accts []string, edit func(deploy.Layout)) *modeEnv {
 	t.Helper()
+	return newModeEnvInit(t, mode, deploy.InitOptions{Accounts: accts}, edit)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// newModeEnvInit is newModeEnv with more of init's options (o.Accounts,
+// o.MQTTListen); the listen address, mode and bcrypt cost are its own.
+func newModeEnvInit(t *testing.T, mode deploy.Mode, o deploy.InitOptions, edit func(deploy.Layout)) *modeEnv {
+	t.Helper()
+	accts := o.Accounts
 	ctx := context.Background()
 	if accts == nil {
 		accts = []string{"APP"}
@@ -64,13 +85,8 @@ func newModeEnv(t *testing.T, mode deploy.Mode, accts []string, edit func(deploy
 	l := deploy.Layout{Dir: t.TempDir()}
 	// A port free a moment ago, in nats.conf itself, so that a reload of
 	// the file keeps it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: listen, BcryptCost: 4, Operator: mode == deploy.ModeOperator}); err != nil {
+	o.Accounts, o.Listen, o.BcryptCost, o.Operator = accts, freeAddr(t), 4, mode == deploy.ModeOperator
+	if err := deploy.Init(ctx, l, o); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	if got, err := l.Mode(); err != nil || got != mode {
@@ -864,4 +880,86 @@ func TestServersLackingModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestModesMQTT: an MQTT client with only a username and password logs in
+// through the relay in both modes; in operator mode the server hands it
+// the default_sentinel (…OperatorModeMQTTOpaquePasswordUsesDefaultSentinel).
+// A wrong password is refused with the relay's reason.
+func TestModesMQTT(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			mqtt := freeAddr(t)
+			e := newModeEnvInit(t, mode, deploy.InitOptions{MQTTListen: mqtt}, func(l deploy.Layout) {
+				// MQTT needs JetStream in the user's account.
+				ctx := context.Background()
+				db, err := l.OpenDatabase(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if err := db.UpdateAccount(ctx, accounts.Account{Name: "APP", JetStream: true}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.WriteAccountsConf(ctx, db); err != nil {
+					t.Fatal(err)
+				}
+			})
+			e.addUser(alice, alicePW)
+			e.startRelay(nil)
+			reasons := e.authErrors()
+			if code := mqttConnect(t, mqtt, "alice", alicePW); code != 0 {
+				t.Fatalf("mqtt login as alice: CONNACK return code %d, want 0 (accepted)", code)
+			}
+			if code := mqttConnect(t, mqtt, "alice", "wrong-pw-0b1e-long"); code != 5 {
+				t.Errorf("mqtt login with a wrong password: CONNACK return code %d, want 5 (not authorized)", code)
+			}
+			select {
+			case got := <-reasons:
+				if !strings.Contains(got, relay.ReasonBadCredentials) {
+					t.Errorf("auth error reason %q, want %s", got, relay.ReasonBadCredentials)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("no auth error event for the wrong MQTT password")
+			}
+		})
+	}
+}
+
+// mqttConnect sends an MQTT 3.1.1 CONNECT with user and password to addr
+// and returns the CONNACK's return code.
+func mqttConnect(t *testing.T, addr, user, password string) byte {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("mqtt dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	str := func(b []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...) }
+	var body []byte
+	body = str(body, "MQTT")
+	body = append(body, 4, 0x80|0x40|0x02) // 3.1.1; username, password, clean session
+	body = binary.BigEndian.AppendUint16(body, 30)
+	body = str(body, "mqtt-"+user)
+	body = str(body, user)
+	body = str(body, password)
+	pkt := append([]byte{0x10, byte(len(body))}, body...) // under 128 bytes: one length byte
+	if len(body) >= 128 {
+		t.Fatal("mqtt connect packet too long for this test client")
+	}
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(pkt); err != nil {
+		t.Fatalf("mqtt write: %v", err)
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ack); err != nil {
+		t.Fatalf("mqtt connect as %s: no CONNACK: %v", user, err)
+	}
+	if ack[0] != 0x20 || ack[1] != 2 {
+		t.Fatalf("mqtt connect as %s: got % x, want a CONNACK", user, ack)
+	}
+	return ack[3]
 }
