@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,9 +35,12 @@ import (
 // operatorLock is the file writeOperatorAccounts locks.
 const operatorLock = ".operator.lock"
 
-// claimsUpdateSubject is where the system account pushes account JWTs to
-// a full resolver.
-const claimsUpdateSubject = "$SYS.REQ.CLAIMS.UPDATE"
+// claimsUpdateSubject and claimsDeleteSubject are where the system
+// account pushes account JWTs to a full resolver, and has it delete them.
+const (
+	claimsUpdateSubject = "$SYS.REQ.CLAIMS.UPDATE"
+	claimsDeleteSubject = "$SYS.REQ.CLAIMS.DELETE"
+)
 
 // writeOperatorAccounts is WriteAccountsConf for an operator directory:
 // the database's accounts become the account JWTs. An account new
@@ -92,10 +94,11 @@ func (l Layout) writeOperatorAccounts(ctx context.Context, db *store.DB) (bool, 
 		ok.Accounts[a.Name] = seeds
 		secretsChanged = true
 	}
-	var gone []string
-	for name, seeds := range ok.Accounts {
+	for name := range ok.Accounts {
 		if !want[name] {
-			gone = append(gone, mustPub(seeds.Seed))
+			// Its JWT file stays until a push has the server delete it
+			// (pushOperatorAccounts): removed behind the server's back,
+			// the server would keep running it.
 			delete(ok.Accounts, name)
 			secretsChanged = true
 		}
@@ -159,12 +162,6 @@ func (l Layout) writeOperatorAccounts(ctx context.Context, db *store.DB) (bool, 
 	if err := write(auth); err != nil {
 		return false, err
 	}
-	for _, pub := range gone {
-		if err := os.Remove(l.resolverPath(oi, pub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return changed, fmt.Errorf("remove account jwt: %w", err)
-		}
-		changed = true
-	}
 	return changed, nil
 }
 
@@ -198,6 +195,9 @@ func (l Layout) pushOperatorAccounts(ctx context.Context, url string, wait time.
 	if err != nil {
 		return nil, err
 	}
+	if s.Operator == nil {
+		return nil, fmt.Errorf("%s is in operator mode but %s has no operator seeds", l.Dir, SecretsFile)
+	}
 	osk, err := nkeys.FromSeed([]byte(s.Operator.OperatorSigning))
 	if err != nil {
 		return nil, fmt.Errorf("operator signing seed: %w", err)
@@ -216,9 +216,18 @@ func (l Layout) pushOperatorAccounts(ctx context.Context, url string, wait time.
 		return nil, err
 	}
 	res := Reloaded{ID: nc.ConnectedServerId(), Name: nc.ConnectedServerName(), Pushed: true}
+	ours := map[string]bool{oi.SystemAccount: true, oi.AuthAccount: true}
+	for _, seeds := range s.Operator.Accounts {
+		ours[mustPub(seeds.Seed)] = true
+	}
 	var errs []error
+	var gone []string
 	for _, f := range files {
 		pub := strings.TrimSuffix(filepath.Base(f), ".jwt")
+		if !ours[pub] {
+			gone = append(gone, pub) // an account removed since
+			continue
+		}
 		ac, err := l.AccountJWT(oi, pub)
 		if err != nil {
 			errs = append(errs, err)
@@ -241,8 +250,40 @@ func (l Layout) pushOperatorAccounts(ctx context.Context, url string, wait time.
 			errs = append(errs, fmt.Errorf("push account %s: %w", ac.Name, err))
 		}
 	}
+	if len(gone) > 0 {
+		if err := deleteAccountJWTs(ctx, nc, s.Operator, gone, wait); err != nil {
+			errs = append(errs, fmt.Errorf("delete removed accounts %v: %w", gone, err))
+		}
+	}
 	res.Err = errors.Join(errs...)
 	return []Reloaded{res}, nil
+}
+
+// deleteAccountJWTs has the server delete the accounts pubs from its
+// resolver ($SYS.REQ.CLAIMS.DELETE, a request the operator's signing key
+// signs; the resolver's allow_delete keeps the files, renamed).
+func deleteAccountJWTs(ctx context.Context, nc *nats.Conn, ok *OperatorKeys, pubs []string, wait time.Duration) error {
+	kp, err := nkeys.FromSeed([]byte(ok.OperatorSigning))
+	if err != nil {
+		return fmt.Errorf("operator signing seed: %w", err)
+	}
+	sub, err := kp.PublicKey()
+	if err != nil {
+		return err
+	}
+	gc := jwt.NewGenericClaims(sub)
+	gc.Data["accounts"] = pubs
+	j, err := gc.Encode(kp)
+	if err != nil {
+		return fmt.Errorf("sign delete request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	m, err := nc.RequestWithContext(ctx, claimsDeleteSubject, []byte(j))
+	if err != nil {
+		return err
+	}
+	return serverRefusal(m.Data)
 }
 
 // liveAccountJWT asks the server nc is connected to for the JWT it runs
@@ -280,6 +321,11 @@ func pushAccountJWT(ctx context.Context, nc *nats.Conn, j string, wait time.Dura
 	if err != nil {
 		return err
 	}
+	return serverRefusal(m.Data)
+}
+
+// serverRefusal returns the error of a resolver's answer, if any.
+func serverRefusal(data []byte) error {
 	var r struct {
 		Data *struct {
 			Code    int    `json:"code"`
@@ -290,7 +336,7 @@ func pushAccountJWT(ctx context.Context, nc *nats.Conn, j string, wait time.Dura
 			Description string `json:"description"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(m.Data, &r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return fmt.Errorf("server answer: %w", err)
 	}
 	if r.Error != nil {

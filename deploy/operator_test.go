@@ -738,6 +738,37 @@ func TestAccountAddDisconnects(t *testing.T) {
 			if got := disconnects.Load(); got != 0 {
 				t.Errorf("account set disconnected %d of the %d clients of APP", got, clients)
 			}
+
+			// account rm: the server deletes the account from its
+			// resolver, AUTH no longer allows it, APP's clients stay.
+			bob.Close()
+			if err := e.db.RemoveUser(ctx, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			ordersPub := e.accountID("ORDERS")
+			changed("account rm ORDERS", func() error { return e.db.RemoveAccount(ctx, "ORDERS") })
+			admin, err := e.l.ConnectAdmin(e.srv.ClientURL(), "test", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close()
+			m, err := admin.Request("$SYS.REQ.ACCOUNT."+ordersPub+".CLAIMS.LOOKUP", nil, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Data) != 0 {
+				t.Errorf("the server's resolver still has the removed account ORDERS: %.60s…", m.Data)
+			}
+			oi, err := e.l.Operator()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if auth, err := e.l.AccountJWT(oi, oi.AuthAccount); err != nil || auth.Authorization.AllowedAccounts.Contains(ordersPub) {
+				t.Errorf("AUTH still allows the removed account ORDERS (err %v)", err)
+			}
+			if got := disconnects.Load(); got != 0 {
+				t.Errorf("account rm disconnected %d of the %d clients of APP", got, clients)
+			}
 		})
 	}
 }
