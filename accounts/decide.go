@@ -29,6 +29,12 @@ const (
 	// reserved accounts (the callout or system account): the user data is
 	// wrong, not the client.
 	ReasonAccountReserved = "account_reserved"
+	// ReasonAccountNotAllowed means, in operator mode, that the user's
+	// account is not one the relay may place users in: the callout
+	// account's JWT does not list it in allowed_accounts, or authrelay
+	// holds none of its signing keys (accounts.ErrAccountNotAllowed). The
+	// user data or the deployment is wrong, not the client.
+	ReasonAccountNotAllowed = "account_not_allowed"
 	// ReasonInternalError means no grant could be made: the user has no
 	// account, holds a role that does not exist, its login response would
 	// be too large for the server, or the relay or its store failed.

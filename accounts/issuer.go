@@ -42,11 +42,14 @@ func GenerateKeys() (Keys, error) {
 	return Keys{IssuerSeed: string(aseed), XKeySeed: string(xseed)}, nil
 }
 
-// Placement decides how a user JWT names the account a user lands in. It is
-// the one place that knows the difference between config mode and operator
-// mode.
+// Placement decides how a user JWT names the account a user lands in and
+// which key signs it. It is the one place that knows the difference between
+// config mode (ConfigMode) and operator mode (OperatorMode); the directory
+// decides which applies (deploy.Layout.Identity).
 type Placement interface {
-	// Place sets the fields of uc that put the user into account.
+	// Place sets the fields of uc that put the user into account. It runs
+	// last, once uc holds the grant, so that it may also clear what the
+	// account's key must not carry (a scoped signing key).
 	Place(uc *jwt.UserClaims, account string) error
 }
 
@@ -67,6 +70,9 @@ type Issuer struct {
 	kp        *signer // the issuer key, held expanded for signing
 	pub       string
 	placement Placement
+	// account is the issuer_account of responses: the callout account,
+	// when the issuer key is one of its signing keys (operator mode).
+	account string
 }
 
 // NewIssuer returns an Issuer for an account seed (SA…). With a nil
@@ -90,7 +96,11 @@ func NewIssuer(seed string, placement Placement) (*Issuer, error) {
 	if placement == nil {
 		placement = ConfigMode{}
 	}
-	return &Issuer{kp: s, pub: pub, placement: placement}, nil
+	i := &Issuer{kp: s, pub: pub, placement: placement}
+	if ra, ok := placement.(responseAccount); ok && ra.calloutAccount() != pub {
+		i.account = ra.calloutAccount()
+	}
+	return i, nil
 }
 
 // PublicKey returns the issuer's public account key (A…).
@@ -106,9 +116,6 @@ func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Du
 	uc := jwt.NewUserClaims(userNkey)
 	uc.Name = g.Name
 	uc.IssuedAt = now.Unix()
-	if err := i.placement.Place(uc, g.Account); err != nil {
-		return nil, err
-	}
 	p := g.Permissions
 	uc.Pub = jwtPermission(p.Pub)
 	uc.Sub = jwtPermission(p.Sub)
@@ -131,6 +138,9 @@ func (i *Issuer) UserClaims(g Grant, userNkey string, now time.Time, ttl time.Du
 			secs = now.Unix() + 1
 		}
 		uc.Expires = secs
+	}
+	if err := i.placement.Place(uc, g.Account); err != nil {
+		return nil, err
 	}
 	return uc, nil
 }
@@ -158,9 +168,16 @@ func jwtPermission(r Rule) jwt.Permission {
 	return p
 }
 
-// IssueUserJWT signs uc with the issuer key.
+// IssueUserJWT signs uc with the issuer key, or in operator mode with the
+// signing key of the account uc was placed in.
 func (i *Issuer) IssueUserJWT(uc *jwt.UserClaims) (string, error) {
-	s, err := uc.Encode(i.kp)
+	var s string
+	var err error
+	if us, ok := i.placement.(userSigner); ok {
+		s, err = us.signUser(uc)
+	} else {
+		s, err = uc.Encode(i.kp)
+	}
 	if err != nil {
 		return "", fmt.Errorf("sign user jwt: %w", err)
 	}
@@ -173,6 +190,7 @@ func (i *Issuer) IssueUserJWT(uc *jwt.UserClaims) (string, error) {
 func (i *Issuer) Respond(serverID, userNkey, userJWT, reason string) (string, error) {
 	rc := jwt.NewAuthorizationResponseClaims(userNkey)
 	rc.Audience = serverID
+	rc.IssuerAccount = i.account
 	if reason != "" {
 		rc.Error = reason
 	} else {

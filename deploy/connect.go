@@ -16,15 +16,18 @@ import (
 // NATSTarget.Resolve). An error names the URL with any password in it
 // replaced, and the user, never the admin's password.
 func (l Layout) ConnectAdmin(url, name string, timeout time.Duration, opts ...nats.Option) (*nats.Conn, error) {
-	s, err := l.LoadSecrets()
+	id, err := l.Identity()
 	if err != nil {
 		return nil, err
 	}
-	all := append([]nats.Option{nats.UserInfo(s.AdminUser, s.AdminPassword), nats.Name(name),
+	if id.AdminLogin == nil {
+		return nil, fmt.Errorf("connect to %s: %s has no admin login (admin_user and admin_password, or the operator's admin_user_seed)", accounts.RedactURL(url), l.Path(SecretsFile))
+	}
+	all := append([]nats.Option{id.AdminLogin, nats.Name(name),
 		nats.Timeout(timeout), nats.NoReconnect()}, opts...)
 	nc, err := nats.Connect(url, all...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %s: %w", accounts.RedactURL(url), s.AdminUser, err)
+		return nil, fmt.Errorf("connect to %s as %s: %w", accounts.RedactURL(url), id.AdminUser, err)
 	}
 	return nc, nil
 }

@@ -8,6 +8,14 @@
 // settings (ApplySettings) and restoring a backup into the directory
 // (Restore).
 //
+// A directory is in config mode or operator mode (decentralized JWT,
+// 'init --operator'), decided once by the directory (Mode: operator.json);
+// what differs between them is answered here from that decision: the
+// relay's keys, placement and logins (Identity), the server config Init
+// writes, the reserved accounts, the server check (CheckServer), and how
+// account changes reach the server (WriteAccountsConf, ReloadAt). See the
+// comment at the top of operator.go.
+//
 // It never prints and never exits: errors say what is wrong and what to do.
 // Errors about an argument rather than the directory, and about serve's
 // settings, match ErrInvalid.

@@ -40,6 +40,12 @@ type InitOptions struct {
 	// ClusterConf); a node that joins (Cluster.Join) gets no Accounts: its
 	// state comes from the cluster log.
 	Cluster ClusterOptions
+	// Operator makes an operator-mode directory (decentralized JWT; see
+	// the Operator mode comment in operator.go): operator.json, the
+	// account JWTs in DIR/jwt and a nats.conf with the operator, its
+	// resolver and a default sentinel, instead of accounts.conf and an
+	// auth_callout block.
+	Operator bool
 }
 
 // Init creates the directory's files: the database with o.Accounts,
@@ -54,6 +60,9 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	cluster, err := planCluster(o.Cluster)
 	if err != nil {
 		return err
+	}
+	if cluster != nil && o.Operator {
+		return invalidf("--operator with a cluster: operator mode runs on a single node for now; leave out --cluster-listen, --routes and --join")
 	}
 	if cluster != nil && cluster.joined != nil && len(o.Accounts) > 0 {
 		return invalidf("--account with --join: a joining node starts with no state of its own and takes its accounts from the cluster; add accounts on any node with 'authrelay account add'")
@@ -88,7 +97,7 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile, ClusterFile, ClusterConf} {
+	for _, name := range []string{SecretsFile, ServerConf, AccountsConf, DatabaseFile, ClusterFile, ClusterConf, OperatorFile, ResolverDir} {
 		if _, err := os.Stat(l.Path(name)); err == nil {
 			return fmt.Errorf("%s already holds %s: init never overwrites an existing directory's keys or users; use another --dir, or remove the directory to start over", l.Dir, name)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -117,7 +126,16 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	case cluster != nil:
 		s = newRouteCredentials(s)
 	}
-	conf, err := renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS, js)
+	var conf []byte
+	var opFiles map[string][]byte
+	if o.Operator {
+		if s, err = newOperatorSecrets(s, o.Accounts); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		conf, opFiles, err = operatorFiles(l, s, appAccounts(o.Accounts), o.Listen, o.TLS, js)
+	} else {
+		conf, err = renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS, js)
+	}
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
@@ -152,21 +170,32 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data []byte
 		perm os.FileMode
-	}{
-		{SecretsFile, b, 0o600},
-		{AccountsConf, RenderAccountsConf(appAccounts(o.Accounts)), 0o644},
-		{ServerConf, conf, 0o644},
 	}
+	files := []file{{SecretsFile, b, 0o600}}
+	if o.Operator {
+		dir := l.Path(ResolverDir)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		// Init made it (Mkdir refuses one that exists): all of it goes.
+		defer func() {
+			if err != nil {
+				os.RemoveAll(dir)
+			}
+		}()
+		for _, name := range sortedKeys(opFiles) {
+			files = append(files, file{name, opFiles[name], 0o644})
+		}
+	} else {
+		files = append(files, file{AccountsConf, RenderAccountsConf(appAccounts(o.Accounts)), 0o644})
+	}
+	files = append(files, file{ServerConf, conf, 0o644})
 	if cluster != nil {
-		files = append(files, []struct {
-			name string
-			data []byte
-			perm os.FileMode
-		}{{ClusterConf, clusterConf, 0o600}, {ClusterFile, clusterJSON, 0o644}}...)
+		files = append(files, file{ClusterConf, clusterConf, 0o600}, file{ClusterFile, clusterJSON, 0o644})
 	}
 	for _, f := range files {
 		p := l.Path(f.name)

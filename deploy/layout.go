@@ -86,6 +86,10 @@ type Secrets struct {
 	// node (see ClusterConf); empty on a single node.
 	RouteUser     string `json:"route_user,omitempty"`
 	RoutePassword string `json:"route_password,omitempty"`
+	// Operator holds the seeds of an operator-mode directory (see
+	// OperatorKeys); nil in config mode. The relay and the admin then log
+	// in with user JWTs, so RelayPassword and AdminPassword are empty.
+	Operator *OperatorKeys `json:"operator,omitempty"`
 }
 
 // NewSecrets generates fresh keys and passwords for the fixed users
@@ -153,7 +157,7 @@ func readSecretsFile(path string) (Secrets, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Secrets{}, fmt.Errorf("read secrets: %s is not valid JSON: %v", path, err)
 	}
-	if s.IssuerSeed == "" || s.XKeySeed == "" || s.RelayPassword == "" {
+	if s.IssuerSeed == "" || s.XKeySeed == "" || (s.RelayPassword == "" && s.Operator == nil) {
 		return Secrets{}, fmt.Errorf("read secrets: %s lacks issuer_seed, xkey_seed or relay_password", path)
 	}
 	if s.RelayUser == "" {

@@ -127,10 +127,27 @@ func (l Layout) SaveAdminContext(path string) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(map[string]string{
+	ctx := map[string]string{
 		"description": "authrelay system admin of " + l.Dir,
 		"url":         url, "user": s.AdminUser, "password": s.AdminPassword,
-	}, "", "  ")
+	}
+	if s.Operator != nil {
+		// Operator mode: the admin logs in with a user JWT, from a
+		// credentials file beside secrets.json, as secret as it.
+		creds, err := l.adminCreds(s)
+		if err != nil {
+			return err
+		}
+		p, err := filepath.Abs(l.Path(AdminCreds))
+		if err != nil {
+			return fmt.Errorf("save nats context: %w", err)
+		}
+		if err := WriteFileAtomic(p, creds, 0o600); err != nil {
+			return fmt.Errorf("save nats context: write %s: %w", AdminCreds, err)
+		}
+		ctx = map[string]string{"description": ctx["description"], "url": url, "creds": p}
+	}
+	b, err := json.MarshalIndent(ctx, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,18 @@ type Reloaded struct {
 	// Err is why the server did not reload (its configuration is wrong,
 	// say), or nil when it did.
 	Err error
+	// Pushed reports that the server's accounts were pushed to it
+	// (operator mode) rather than its config reloaded.
+	Pushed bool
+}
+
+// Done says what was done to the server: "reloaded", or in operator mode
+// "pushed the accounts to".
+func (r Reloaded) Done() string {
+	if r.Pushed {
+		return "pushed the accounts to"
+	}
+	return "reloaded"
 }
 
 // serverAPIResponse is the envelope of nats-server's $SYS.REQ.SERVER
@@ -188,6 +200,12 @@ func (r Reloaded) Label() string {
 // (ConnectAdmin, with opts) and reloads every server it reaches (Reload),
 // waiting up to wait for each.
 func (l Layout) ReloadAt(ctx context.Context, url string, wait time.Duration, opts ...nats.Option) ([]Reloaded, error) {
+	if mode, err := l.Mode(); err != nil {
+		return nil, err
+	} else if mode == ModeOperator {
+		// Accounts are pushed, not reloaded (see operator_accounts.go).
+		return l.pushOperatorAccounts(ctx, url, wait, opts...)
+	}
 	nc, err := l.ConnectAdmin(url, "authrelay reload", wait, opts...)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,13 @@ func (l Layout) ReservedAccounts() ([]string, error) {
 	if !l.Initialised() {
 		return nil, NotInitialised(l.Dir)
 	}
+	if mode, err := l.Mode(); err != nil {
+		return nil, err
+	} else if mode == ModeOperator {
+		// nats.conf names accounts by public key: the names are the ones
+		// 'init --operator' gave them.
+		return []string{AuthAccount, SystemAccount}, nil
+	}
 	path := l.Path(ServerConf)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {

@@ -68,6 +68,11 @@ func (l Layout) Restore(ctx context.Context, from string, now time.Time, actor s
 // cluster log, since an account command on another node rewrote only that
 // node's file.
 func (l Layout) WriteAccountsConf(ctx context.Context, db *store.DB) (changed bool, err error) {
+	if mode, err := l.Mode(); err != nil {
+		return false, err
+	} else if mode == ModeOperator {
+		return l.writeOperatorAccounts(ctx, db)
+	}
 	list, err := db.AccountList(ctx)
 	if err != nil {
 		return false, err

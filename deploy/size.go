@@ -28,11 +28,12 @@ func NewGrantSizer(l Layout, now func() time.Time) (*GrantSizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := accounts.GenerateKeys()
+	mode, err := l.Mode()
 	if err != nil {
-		return nil, fmt.Errorf("size login responses: %w", err)
+		return nil, err
 	}
-	issuer, err := accounts.NewIssuer(keys.IssuerSeed, nil)
+	// Operator mode's responses name the accounts by key: a little larger.
+	issuer, err := accounts.NewSizingIssuer(mode == ModeOperator)
 	if err != nil {
 		return nil, fmt.Errorf("size login responses: %w", err)
 	}

@@ -37,6 +37,10 @@ func (d *checker) checkConfig() {
 	}
 	d.opts = &o
 	d.ok("server config", "%s parses", path)
+	if l := (deploy.Layout{Dir: d.cfg.Dir}); len(o.TrustedOperators) > 0 {
+		d.checkOperator(l, &o)
+		return
+	}
 
 	problems := deploy.CheckCallout(o.AuthCallout, d.issuerPub, d.xkeyPub)
 	if p, ok := calloutProblem(problems, "auth_callout"); ok {
@@ -310,4 +314,34 @@ func (d *checker) checkAuthTimeout(o *server.Options) {
 		return
 	}
 	d.ok(check, "authorization.timeout is %v, above the relay's default decision timeout of %v", t, d.cfg.DecisionTimeout)
+}
+
+// checkOperator checks a server config in operator mode (trusted
+// operators): that it trusts the directory's operator and that the AUTH
+// account's JWT delegates logins to this relay (deploy.Layout.CheckServer,
+// which serve runs too), and which accounts users can be placed in.
+func (d *checker) checkOperator(l deploy.Layout, o *server.Options) {
+	const check = "operator"
+	if mode, err := l.Mode(); err != nil || mode != deploy.ModeOperator {
+		d.fail(check, "%s trusts an operator but %s was not made with 'authrelay init --operator' (no %s): authrelay cannot sign for its accounts", d.cfg.ConfigPath, d.cfg.Dir, deploy.OperatorFile)
+		return
+	}
+	id, err := l.Identity()
+	if err != nil {
+		d.fail(check, "%v", err)
+		return
+	}
+	failed := false
+	for _, p := range l.CheckServer(o, id) {
+		if p.Fatal {
+			failed = true
+			d.fail(p.Field, "%s", p.Message)
+		} else {
+			d.warn(p.Field, "%s", p.Message)
+		}
+	}
+	if !failed {
+		d.ok(check, "the server trusts the directory's operator; the AUTH account's JWT delegates logins to the relay's user; users can be placed in %v", id.Accounts)
+	}
+	d.checkAuthTimeout(o)
 }

@@ -239,7 +239,7 @@ func (d *checker) checkSecrets() {
 	for _, f := range []struct{ name, v string }{
 		{"issuer_seed", s.IssuerSeed}, {"xkey_seed", s.XKeySeed}, {"relay_password", s.RelayPassword},
 	} {
-		if f.v == "" {
+		if f.v == "" && (f.name != "relay_password" || s.Operator == nil) { // operator mode: the relay logs in with a JWT
 			missing = append(missing, f.name)
 		}
 	}
@@ -261,7 +261,7 @@ func (d *checker) checkSecrets() {
 		return
 	}
 	d.secrets, d.issuerPub, d.xkeyPub = &s, issuer.PublicKey(), xkey.PublicKey()
-	if s.AdminUser == "" || s.AdminPassword == "" {
+	if s.AdminUser == "" || (s.AdminPassword == "" && (s.Operator == nil || s.Operator.AdminUser == "")) {
 		d.warn(check, "%s has no admin_user or admin_password: the system account checks are skipped", path)
 	}
 	if !bad {

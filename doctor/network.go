@@ -107,9 +107,33 @@ type accountz struct {
 }
 
 func (d *checker) connect(url, user, password string, timeout time.Duration) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.UserInfo(user, password), nats.Timeout(timeout),
+	return d.connectWith(url, nats.UserInfo(user, password), timeout)
+}
+
+// connectWith connects with the login option login.
+func (d *checker) connectWith(url string, login nats.Option, timeout time.Duration) (*nats.Conn, error) {
+	opts := append([]nats.Option{login, nats.Timeout(timeout),
 		nats.NoReconnect(), nats.Name("authrelay doctor")}, d.cfg.NATSOptions...)
 	return nats.Connect(url, opts...)
+}
+
+// logins returns the relay's and the admin's logins as the directory's
+// mode has them (deploy.Layout.Identity), or, when it cannot tell, the
+// user and password logins of secrets.json; admin is nil when there is
+// none.
+func (d *checker) logins() (relay, admin nats.Option, operator *deploy.OperatorInfo) {
+	s := d.secrets
+	l := deploy.Layout{Dir: d.cfg.Dir}
+	if id, err := l.Identity(); err == nil && id.Mode == deploy.ModeOperator {
+		if oi, err := l.Operator(); err == nil {
+			return id.RelayLogin, id.AdminLogin, &oi
+		}
+	}
+	relay = nats.UserInfo(s.RelayUser, s.RelayPassword)
+	if s.AdminUser != "" && s.AdminPassword != "" {
+		admin = nats.UserInfo(s.AdminUser, s.AdminPassword)
+	}
+	return relay, admin, nil
 }
 
 func (d *checker) checkNetwork(ctx context.Context) {
@@ -154,7 +178,8 @@ func (d *checker) checkNetwork(ctx context.Context) {
 func (d *checker) checkRelayLogin(ctx context.Context, url string) {
 	const check = "relay login"
 	s := d.secrets
-	nc, err := d.connect(url, s.RelayUser, s.RelayPassword, d.cfg.DialTimeout)
+	login, _, op := d.logins()
+	nc, err := d.connectWith(url, login, d.cfg.DialTimeout)
 	if errors.Is(err, nats.ErrAuthorization) {
 		d.fail(check, "the server refused the relay's user %q with relay_password from secrets.json: the server runs a config whose callout account user does not match this directory (another --dir, or nats.conf edited); 'authrelay serve' cannot connect", s.RelayUser)
 		return
@@ -173,6 +198,9 @@ func (d *checker) checkRelayLogin(ctx context.Context, url string) {
 	if d.opts != nil && d.opts.AuthCallout != nil {
 		want = d.opts.AuthCallout.Account
 	}
+	if op != nil {
+		want = op.AuthAccount // operator mode: accounts go by public key
+	}
 	if r.Data.Account != want {
 		d.fail(check, "the relay's user %q logs in to account %s, not the callout account %s: the relay would not receive login requests", s.RelayUser, r.Data.Account, want)
 		return
@@ -186,10 +214,11 @@ func (d *checker) checkRelayLogin(ctx context.Context, url string) {
 func (d *checker) checkAdmin(ctx context.Context, url string) time.Duration {
 	const check = "admin login"
 	s := d.secrets
-	if s.AdminUser == "" || s.AdminPassword == "" {
+	_, login, _ := d.logins()
+	if login == nil {
 		return 0
 	}
-	nc, err := d.connect(url, s.AdminUser, s.AdminPassword, d.cfg.DialTimeout)
+	nc, err := d.connectWith(url, login, d.cfg.DialTimeout)
 	if errors.Is(err, nats.ErrAuthorization) {
 		d.fail(check, "the server refused the admin user %q with admin_password from secrets.json: the system account's static user does not match this directory, or allowed_accounts sends the admin to the relay; the admin login is what works while the relay is down", s.AdminUser)
 		return 0
@@ -266,6 +295,12 @@ func (d *checker) checkAdmin(ctx context.Context, url string) time.Duration {
 
 func (d *checker) checkServerAccounts(ctx context.Context, nc *nats.Conn, id string) {
 	const check = "server accounts"
+	if _, _, op := d.logins(); op != nil {
+		// The server loads an account's JWT from its resolver on first use:
+		// its list holds only those in use.
+		d.ok(check, "operator mode: the server takes accounts from its resolver (%s), where 'authrelay account' pushes them", deploy.ResolverDir)
+		return
+	}
 	r, err := request[accountz](ctx, nc, "$SYS.REQ.SERVER."+id+".ACCOUNTZ", d.cfg.RequestTimeout)
 	if err != nil {
 		d.warn(check, "could not list the server's accounts: %v", err)

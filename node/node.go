@@ -123,18 +123,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		logger.Info("initialised directory", "dir", l.Dir)
 	}
-	secrets, err := l.LoadSecrets()
-	if err != nil {
-		return err
-	}
-	issuer, err := accounts.NewIssuer(secrets.IssuerSeed, nil)
+	// The directory's mode (config or operator) decides the keys and
+	// logins; see deploy.Layout.Identity.
+	id, err := l.Identity()
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	xkey, err := accounts.NewXKey(secrets.XKeySeed)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
+	issuer, xkey := id.Issuer, id.XKey
 	// Hold the serve lock for as long as the node runs, taken before the
 	// database is opened, so that 'authrelay restore' cannot replace the
 	// file in between.
@@ -190,8 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rc := relay.Config{
 		URL:         cfg.URL,
 		NATSOptions: cfg.NATSOptions,
-		User:        secrets.RelayUser,
-		Password:    secrets.RelayPassword,
+		Login:       id.RelayLogin,
 		Issuer:      issuer,
 		XKey:        xkey,
 		Users:       db,
@@ -218,7 +212,7 @@ func Run(ctx context.Context, cfg Config) error {
 		var opts *server.Options
 		ns, opts, err = deploy.StartEmbedded(l, deploy.EmbeddedOptions{
 			Listen: cfg.Listen,
-			Check:  func(o *server.Options) error { return checkCallout(o, issuer, xkey) },
+			Check:  func(o *server.Options) error { return checkCallout(l, o, id) },
 			Logger: logger.With("component", "nats-server"),
 		})
 		if err != nil {
@@ -237,7 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if timeout := time.Duration(opts.AuthTimeout * float64(time.Second)); cfg.MaxClockSkew < timeout {
 			logger.Warn("--max-clock-skew is below the server's authorization timeout: a clock skew the server tolerates would fail logins", "max_clock_skew", cfg.MaxClockSkew, "server_timeout", timeout)
 		}
-		if opts.AuthCallout.XKey == "" {
+		if l.XKeyOff(opts, id) {
 			// The operator removed the xkey from nats.conf: requests arrive
 			// unsealed, so the relay must accept them, but say so loudly.
 			rc.XKey = nil
@@ -246,18 +240,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	if cfg.Revoke {
-		if secrets.AdminUser == "" || secrets.AdminPassword == "" {
+		if id.AdminLogin == nil {
 			audit.Close(context.Background())
 			return fmt.Errorf("serve: --revoke needs admin_user and admin_password in %s, the system account's login that kicks connections; or give --revoke=false", l.Path(deploy.SecretsFile))
 		}
 		rc.Revoke = &relay.RevokeConfig{
-			AdminUser:     secrets.AdminUser,
-			AdminPassword: secrets.AdminPassword,
-			Changes:       db,
-			History:       db,
-			Poll:          cfg.RevokePoll,
-			Replay:        revokeReplay(cfg.RevokeReplay, cfg.SessionTTL),
-			OnKick:        kickAuditor(db, logger.With("component", "revoke")),
+			AdminUser:  id.AdminUser,
+			AdminLogin: id.AdminLogin,
+			Changes:    db,
+			History:    db,
+			Poll:       cfg.RevokePoll,
+			Replay:     revokeReplay(cfg.RevokeReplay, cfg.SessionTTL),
+			OnKick:     kickAuditor(db, logger.With("component", "revoke")),
 		}
 	}
 	met := metrics.New()
@@ -433,8 +427,8 @@ func defaultListenOr(listen string) string {
 
 // checkCallout verifies that the server config delegates logins to this
 // relay: same issuer, same xkey (or none), the dedicated callout account.
-func checkCallout(opts *server.Options, issuer *accounts.Issuer, xkey *accounts.XKey) error {
-	for _, p := range deploy.CheckCallout(opts.AuthCallout, issuer.PublicKey(), xkey.PublicKey()) {
+func checkCallout(l deploy.Layout, opts *server.Options, id deploy.Identity) error {
+	for _, p := range l.CheckServer(opts, id) {
 		if p.Fatal {
 			return errors.New(p.Message)
 		}

@@ -20,6 +20,7 @@ const (
 	ReasonUserExpired        = accounts.ReasonUserExpired
 	ReasonNoCredentials      = accounts.ReasonNoCredentials
 	ReasonAccountReserved    = accounts.ReasonAccountReserved
+	ReasonAccountNotAllowed  = accounts.ReasonAccountNotAllowed
 	ReasonInternalError      = accounts.ReasonInternalError
 	ReasonTemplateUnsafe     = accounts.ReasonTemplateUnsafe
 	ReasonSourceNotAllowed   = accounts.ReasonSourceNotAllowed
@@ -468,6 +469,10 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 	}
 
 	uc, err := r.cfg.Issuer.UserClaims(verdict.Grant, rc.UserNkey, now, r.cfg.SessionTTL)
+	if errors.Is(err, accounts.ErrAccountNotAllowed) {
+		// Operator mode: the server would reject the JWT; say why.
+		return decision{user: u, reason: ReasonAccountNotAllowed, err: err}, true
+	}
 	if err != nil {
 		return decision{user: u, reason: ReasonInternalError, err: err}, true
 	}

@@ -144,6 +144,10 @@ type Config struct {
 	// nats.InProcessServer for an embedded server. Run's own closed
 	// handler always wins.
 	NATSOptions []nats.Option
+	// Login, when set, is the relay's own login in place of User and
+	// Password: in operator mode, its user JWT and nkey (a user the
+	// callout account's auth_users lists). The revoker never uses it.
+	Login nats.Option
 	// Issuer signs user JWTs and responses. Required.
 	Issuer *accounts.Issuer
 	// XKey, when set, opens sealed requests and seals responses; unsealed
@@ -419,7 +423,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.log.Warn("nats error", "err", err)
 		}),
 	}
-	if r.cfg.User != "" || r.cfg.Password != "" {
+	switch {
+	case r.cfg.Login != nil:
+		opts = append(opts, r.cfg.Login)
+	case r.cfg.User != "" || r.cfg.Password != "":
 		opts = append(opts, nats.UserInfo(r.cfg.User, r.cfg.Password))
 	}
 	opts = append(opts, r.cfg.NATSOptions...)

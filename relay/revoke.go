@@ -188,6 +188,10 @@ type RevokeConfig struct {
 	// AdminUser and AdminPassword log in to the system account, which may
 	// query connections, follow $SYS.ACCOUNT.*.DISCONNECT and send kicks.
 	AdminUser, AdminPassword string
+	// AdminLogin, when set, is the system account login in place of
+	// AdminUser and AdminPassword: in operator mode, a user JWT and nkey of
+	// the system account. AdminUser still names it in errors.
+	AdminLogin nats.Option
 	// Changes is the feed of user changes. Required.
 	Changes ChangeFeed
 	// Poll is how often the feed is read; 0 means DefaultRevokePoll.
@@ -416,7 +420,11 @@ func (v *revoker) start(ctx context.Context, url string, natsOpts []nats.Option)
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			v.log.Warn("admin connection error", "err", err)
 		}),
-		nats.UserInfo(v.cfg.AdminUser, v.cfg.AdminPassword),
+	}
+	if v.cfg.AdminLogin != nil {
+		opts = append(opts, v.cfg.AdminLogin)
+	} else {
+		opts = append(opts, nats.UserInfo(v.cfg.AdminUser, v.cfg.AdminPassword))
 	}
 	opts = append(opts, natsOpts...)
 	nc, err := nats.Connect(url, opts...)

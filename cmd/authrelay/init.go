@@ -9,7 +9,7 @@ import (
 )
 
 const initUsage = `
-Usage: authrelay init [--dir DIR] [--account NAME]... [--listen HOST:PORT]
+Usage: authrelay init [--dir DIR] [--operator] [--account NAME]... [--listen HOST:PORT]
                       [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
                       [--server-name NAME] [--mqtt-listen HOST:PORT]
                       [--cluster-listen HOST:PORT --routes URL,URL,... [--join FILE]
@@ -30,6 +30,11 @@ client port, such as web-1-4222: every server of a cluster needs its own) and
 enables JetStream with its store in DIR/jetstream, for the accounts given
 --jetstream ('authrelay account add|set'). --mqtt-listen adds an mqtt block:
 MQTT clients log in through the relay and need an account with JetStream.
+
+--operator makes an operator (decentralized JWT) deployment instead: an
+operator, the system account, the callout account AUTH and the application
+accounts as JWTs in DIR/jwt (seeds in secrets.json), and a nats.conf whose
+default_sentinel sends username/password logins through the relay.
 
 --nats-context NAME also saves a nats CLI context for the system account's
 admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
@@ -62,6 +67,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	fs.StringVar(&cl.Join, "join", "", "the first node's secrets.json: join its cluster with its keys")
 	serverName := fs.String("server-name", "", "nats.conf's server_name (default HOSTNAME-PORT)")
 	mqttListen := fs.String("mqtt-listen", "", "MQTT listen address (HOST:PORT) for an mqtt block in nats.conf")
+	operator := fs.Bool("operator", false, "operator (decentralized JWT) mode: account JWTs and a resolver instead of accounts in nats.conf")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -81,14 +87,14 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl}); err != nil {
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl, Operator: *operator}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)
 	fmt.Fprintf(m.Stdout, "  %-14s users (SQLite)\n", deploy.DatabaseFile)
 	fmt.Fprintf(m.Stdout, "  %-14s seeds and passwords (mode 0600: keep it secret)\n", deploy.SecretsFile)
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
-	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", deploy.AccountsConf, []string(accts))
+	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", l.AccountsFile(), []string(accts))
 	if c, ok, err := l.Cluster(); err != nil {
 		return err
 	} else if ok {

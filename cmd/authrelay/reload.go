@@ -42,7 +42,7 @@ func (m *Main) reload(ctx context.Context, w io.Writer, l deploy.Layout, f reloa
 	}
 	res, url, err := m.reloadServers(ctx, l, f.nats)
 	if err != nil {
-		fmt.Fprintf(m.Stderr, "authrelay: warning: %s is written, but no server was reloaded: %v; the server reads it when it starts, or run 'authrelay reload --dir %s' once it runs\n", deploy.AccountsConf, err, l.Dir)
+		fmt.Fprintf(m.Stderr, "authrelay: warning: %s is written, but no server was reloaded: %v; the server reads it when it starts, or run 'authrelay reload --dir %s' once it runs\n", l.AccountsFile(), err, l.Dir)
 		return nil
 	}
 	return m.reportReload(w, res, url)
@@ -69,7 +69,7 @@ func (m *Main) reportReload(w io.Writer, res []deploy.Reloaded, url string) erro
 			fmt.Fprintf(m.Stderr, "authrelay: nats-server %s did not reload: %s\n", r.Label(), accounts.ClientText(r.Err.Error()))
 			continue
 		}
-		fmt.Fprintf(w, "reloaded nats-server %s through %s\n", r.Label(), accounts.RedactURL(url))
+		fmt.Fprintf(w, "%s nats-server %s through %s\n", r.Done(), r.Label(), accounts.RedactURL(url))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d servers kept their old configuration; fix it (authrelay doctor --offline) and run 'authrelay reload'", errReloadFailed, failed, len(res))

@@ -55,7 +55,7 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 		return fmt.Sprintf("not reachable (%v): whether it has loaded account %s is not known", err, acct), nil
 	}
 	defer nc.Close()
-	lacking, servers, err := deploy.ServersLacking(ctx, nc, acct, time.Second)
+	lacking, servers, err := l.ServersLacking(ctx, nc, acct, time.Second)
 	if err != nil {
 		return err.Error(), nil
 	}
