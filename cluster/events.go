@@ -467,7 +467,11 @@ func (e *Events) follow(ctx context.Context, from func(context.Context) (uint64,
 	if err != nil {
 		return err
 	}
-	defer func() { it.Stop() }()
+	defer func() {
+		if it != nil { // nil after a failed restart below
+			it.Stop()
+		}
+	}()
 	var evs []Event
 	msgs := 0
 	var held uint64 // the last message of evs
