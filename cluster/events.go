@@ -270,6 +270,7 @@ func (e *Events) Close(ctx context.Context) error {
 		}
 		return nil
 	}
+	before := e.lost.Load()
 	select {
 	case <-e.done:
 	case <-ctx.Done():
@@ -277,6 +278,9 @@ func (e *Events) Close(ctx context.Context) error {
 		<-e.done
 	}
 	e.cancel()
+	if n := e.lost.Load() - before; n > 0 {
+		return fmt.Errorf("close events stream %s: %d events never sent: %w", e.cfg.Stream, n, ctx.Err())
+	}
 	return nil
 }
 
@@ -467,7 +471,11 @@ func (e *Events) follow(ctx context.Context, from func(context.Context) (uint64,
 	if err != nil {
 		return err
 	}
-	defer func() { it.Stop() }()
+	defer func() {
+		if it != nil { // nil after a failed restart below
+			it.Stop()
+		}
+	}()
 	var evs []Event
 	msgs := 0
 	var held uint64 // the last message of evs
