@@ -550,3 +550,42 @@ func TestClusterJoiningNodeHasTheAccountsWhenReady(t *testing.T) {
 	roundTrip(t, nc, "orders.o")
 	nc.Close()
 }
+
+// TestClusterJoiningNodeWaitsForTheFirstNode: a node made with 'init
+// --join' whose relay starts before the first node's has written its
+// database into the (empty) cluster log does not report ready, on /readyz
+// or in its log, nor answer a login: its empty copy only looks caught up
+// with the empty log. Once the first node's relay has written the log, the
+// joining relay is ready, and the first node's user logs in through it at
+// the first try.
+func TestClusterJoiningNodeWaitsForTheFirstNode(t *testing.T) {
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	r2 := startRelay(t, c.dirs[1], c.urls[1], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
+	select {
+	case <-r2.ready:
+		t.Fatal("the joining relay reported ready before the first node wrote the cluster log")
+	case <-time.After(3 * time.Second):
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "cluster log") {
+		t.Errorf("/readyz of the joining relay before the first node's snapshot: %d %q, want 503 naming the cluster log", code, body)
+	}
+	if log := r2.log.String(); !strings.Contains(log, "waiting for the cluster's first node") || strings.Contains(log, "caught up with the cluster log") {
+		t.Errorf("the joining relay's log does not say it waits for the first node, or says it caught up:\n%s", log)
+	}
+	startRelay(t, c.dirs[0], c.urls[0], true)
+	select {
+	case <-r2.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the joining relay not ready 15 s after the first node's relay\n%s", r2.log.String())
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusOK {
+		t.Errorf("/readyz once caught up: %d %q, want 200", code, body)
+	}
+	nc, err := nats.Connect(c.urls[1], nats.UserInfo("dora", "pw-dora-1"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("dora, from the first node's snapshot, through node 2 as soon as its relay is ready: %v", err)
+	}
+	roundTrip(t, nc, "orders.d")
+	nc.Close()
+}
