@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -191,11 +192,20 @@ func (l *Log) notePeers(info *jetstream.StreamInfo) {
 // name. A server whose routes are down does not: the answers are the
 // servers this one reaches now, known as soon as a route closes, where
 // JetStream's own view (its raft heartbeats) takes seconds to change.
+//
+// Once the stream's servers are known by name (notePeers), the probe asks
+// each by name (exact_match), one answer per request: after a config
+// reload (which authrelay has the server make on every account change)
+// nats-server 2.15 passes only the first answer to a request through this
+// import, so that a request to every server would find one.
 const probeSubject = "$SYS.REQ.ACCOUNT.PING.STATZ"
 
-// probeWait bounds how long the probe waits for the servers' answers; it
-// stops as soon as a majority has answered.
-const probeWait = 500 * time.Millisecond
+// probeWait bounds how long the probe waits for each server's answer.
+const probeWait = 250 * time.Millisecond
+
+// probeTries is how many times the probe asks a server that has not
+// answered: an answer may be lost; a route that is down is down each time.
+const probeTries = 2
 
 // electionPoll is how often a change waiting for the stream's leader asks
 // again.
@@ -203,7 +213,7 @@ const electionPoll = 200 * time.Millisecond
 
 // reach is what the probe found.
 type reach struct {
-	// known is whether any server answered: without an answer (server
+	// known is whether some server answered: without an answer (server
 	// events disabled) the probe tells nothing.
 	known bool
 	// servers are the stream's servers that answered (any JetStream
@@ -215,27 +225,81 @@ type reach struct {
 
 func (r reach) majority() bool { return !r.known || len(r.servers) >= r.need }
 
-// probe asks which servers this one reaches now (probeSubject), and counts
-// those that hold the stream.
+// probe finds which of the stream's servers this one reaches now
+// (probeSubject): each by name once their names are known, else by one
+// request to all (which finds fewer than there are after a config reload:
+// see probeSubject).
 func (l *Log) probe(ctx context.Context) reach {
 	r := reach{need: l.cfg.Replicas/2 + 1}
-	var peers []string
-	if p := l.peers.Load(); p != nil {
-		peers = *p
+	p := l.peers.Load()
+	if p == nil {
+		r.servers, r.known = l.ask(ctx, "", r.need)
+		return r
 	}
+	// Each server asked at once; done as soon as a majority answered.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan []string, len(*p))
+	var wg sync.WaitGroup
+	for _, name := range *p {
+		wg.Go(func() {
+			for range probeTries {
+				if got, ok := l.ask(pctx, name, 1); ok {
+					answers <- got
+					return
+				}
+				if pctx.Err() != nil {
+					break
+				}
+			}
+			answers <- nil
+		})
+	}
+	for range *p {
+		got := <-answers
+		if got != nil {
+			r.known = true
+			r.servers = append(r.servers, got...)
+		}
+		if len(r.servers) >= r.need {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	slices.Sort(r.servers)
+	if !r.known {
+		// None answered, this node's server included: maybe no server
+		// events here; the probe tells nothing, unless it answers a
+		// request to all.
+		r.servers, r.known = l.ask(ctx, "", r.need)
+		r.servers = slices.DeleteFunc(r.servers, func(n string) bool { return !slices.Contains(*p, n) })
+	}
+	return r
+}
+
+// ask sends one probe, to the server called name or, with name empty, to
+// all, and returns the JetStream servers that answered within probeWait
+// (stopping at want), and whether any server answered.
+func (l *Log) ask(ctx context.Context, name string, want int) (servers []string, answered bool) {
 	nc := l.js.Conn()
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
-		return r
+		return nil, false
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(probeSubject, inbox, []byte(`{"include_unused":true}`)); err != nil {
-		return r
+	body := []byte(`{"include_unused":true}`)
+	if name != "" {
+		if body, err = json.Marshal(map[string]any{"server_name": name, "exact_match": true, "include_unused": true}); err != nil {
+			return nil, false
+		}
 	}
-	seen := map[string]bool{}
+	if err := nc.PublishRequest(probeSubject, inbox, body); err != nil {
+		return nil, false
+	}
 	deadline := time.Now().Add(probeWait)
-	for len(r.servers) < r.need {
+	for len(servers) < want {
 		left := time.Until(deadline)
 		if left <= 0 {
 			break
@@ -252,16 +316,15 @@ func (l *Log) probe(ctx context.Context) reach {
 				JetStream bool   `json:"jetstream"`
 			} `json:"server"`
 		}
-		if json.Unmarshal(msg.Data, &a) != nil || a.Server.Name == "" || seen[a.Server.Name] {
+		if json.Unmarshal(msg.Data, &a) != nil || a.Server.Name == "" || slices.Contains(servers, a.Server.Name) {
 			continue
 		}
-		seen[a.Server.Name] = true
-		r.known = true
-		if peers != nil && slices.Contains(peers, a.Server.Name) || peers == nil && a.Server.JetStream {
-			r.servers = append(r.servers, a.Server.Name)
+		answered = true
+		if a.Server.JetStream && (name == "" || a.Server.Name == name) {
+			servers = append(servers, a.Server.Name)
 		}
 	}
-	return r
+	return servers, answered
 }
 
 // withElection runs op, a request that needs the stream's leader, and runs
@@ -270,19 +333,31 @@ func (l *Log) probe(ctx context.Context) reach {
 // replicas) and a majority of the stream's servers is reachable (probe):
 // the stream is electing a leader, which takes nats-server seconds after
 // its leader's server went. It gives up after Config.ElectionWait. With
-// fewer than a majority reachable, it fails at once, before op: no leader
-// can be elected.
+// fewer than a majority reachable, it fails at once: no leader can be
+// elected. Once the stream's servers are known, the probe comes first, so
+// that a leader that lost its peers but has not noticed yet (its view of
+// them is seconds old) takes no change; before, op comes first, and the
+// probe only when it fails.
 func (l *Log) withElection(ctx context.Context, op func(ctx context.Context) error) error {
 	logger := l.cfg.Logger.With("component", "cluster", "stream", l.cfg.Stream)
 	deadline := time.Now().Add(l.cfg.ElectionWait)
 	var waiting time.Time
+	minority := func(r reach) error {
+		return fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(r.servers, ", "))
+	}
 	for {
-		r := l.probe(ctx)
+		var r reach
 		var err error
-		if !r.majority() {
-			err = fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(r.servers, ", "))
-		} else {
-			err = op(ctx)
+		if l.peers.Load() != nil {
+			if r = l.probe(ctx); !r.majority() {
+				err = minority(r)
+			} else {
+				err = op(ctx)
+			}
+		} else if err = op(ctx); errors.Is(err, ErrNoQuorum) {
+			if r = l.probe(ctx); !r.majority() {
+				err = fmt.Errorf("%w; %w", err, minority(r))
+			}
 		}
 		switch {
 		case err == nil:
@@ -544,6 +619,7 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
 	}
+	l.notePeers(info)
 	return info.State.LastSeq, nil
 }
 

@@ -1079,3 +1079,123 @@ func moveLeader(t *testing.T, n node, to int) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// policyB is a hash policy within the floor, other than the one the users
+// were added at.
+var policyB = store.Argon2Params{Memory: 7 << 10, Time: 5, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// (f) 'hash set' on node 1 reaches the other nodes without a restart: a
+// user added on node 2 afterwards is hashed at the new policy (node 1,
+// which set it, finds the hash current). A login on node 2 whose hash is
+// at the old policy queues a rehash that RehashLoop stores as an admin
+// change, replicated: node 3 holds the new hash, as a rehash (the user's
+// version and the change feed do not move, so no relay drops the user's
+// cached logins or closes their connections). A rehash whose user's
+// password changed meanwhile changes nothing: passwd wins.
+func TestHashPolicyAndRehashAcrossNodes(t *testing.T) {
+	ctx := t.Context()
+	_, nodes := newNodes(t)
+	n1, n2, n3 := nodes[0].db, nodes[1].db, nodes[2].db
+	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
+	for _, name := range []string{"alice", "carol"} {
+		mustAdmin(t, n1, "user add", func(ctx context.Context) error {
+			return n1.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, "pw-"+name+"-12345")
+		})
+	}
+	mustAdmin(t, n1, "hash set", func(ctx context.Context) error { return n1.SetHashPolicy(ctx, policyB) })
+	converged(t, nodes)
+
+	t.Run("a new user on node 2 is hashed at node 1's new policy", func(t *testing.T) {
+		mustAdmin(t, n2, "user add", func(ctx context.Context) error {
+			return n2.AddUser(ctx, accounts.User{Name: "bob", Account: "APP"}, "pw-bob-12345")
+		})
+		converged(t, nodes)
+		if _, current, err := n1.HashInfo(ctx, "bob"); err != nil || !current {
+			t.Errorf("bob, added on node 2 after 'hash set' on node 1: hash at node 1's policy %v (%v), want true", current, err)
+		}
+	})
+
+	t.Run("a login's rehash is replicated", func(t *testing.T) {
+		var mu sync.Mutex
+		outcomes := map[string]error{}
+		n2.OnRehash = func(name string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes[name] = err
+		}
+		stop := rehashLoop(t, n2)
+
+		v3, err := n3.UserVersion(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed3, err := n3.LastUserChange(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, current, err := n3.HashInfo(ctx, "alice"); err != nil || current {
+			t.Fatalf("alice before her login: current %v (%v), want an old hash", current, err)
+		}
+		if _, err := n2.Authenticate(ctx, "alice", "pw-alice-12345"); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		n2.Rehash(ctx, "alice", "pw-alice-12345") // what the relay does after the answer
+		t.Logf("the rehash at login returned after %v", time.Since(began))
+		waitFor(t, 5*time.Second, "alice's rehash on node 3", func() bool {
+			_, current, err := n3.HashInfo(ctx, "alice")
+			return err == nil && current
+		})
+		mu.Lock()
+		if err, ok := outcomes["alice"]; !ok || err != nil {
+			t.Errorf("OnRehash for alice: %v (called %v), want nil", err, ok)
+		}
+		mu.Unlock()
+		if _, err := n3.Authenticate(ctx, "alice", "pw-alice-12345"); err != nil {
+			t.Errorf("alice on node 3 after the rehash: %v", err)
+		}
+		if v, err := n3.UserVersion(ctx, "alice"); err != nil || v != v3 {
+			t.Errorf("alice's version on node 3 moved with the rehash: %d, was %d (%v)", v, v3, err)
+		}
+		if f, err := n3.LastUserChange(ctx); err != nil || f != feed3 {
+			t.Errorf("node 3's change feed moved with the rehash: %d, was %d (%v)", f, feed3, err)
+		}
+		converged(t, nodes)
+		rows, err := n3.Audit(ctx, store.AuditFilter{Kind: store.AuditAdmin, User: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(rows, func(r store.AuditEntry) bool { return r.Action == store.RehashAction }) {
+			t.Errorf("no %q row for alice in node 3's audit trail", store.RehashAction)
+		}
+
+		// carol's rehash is queued, then her password changes on node 1
+		// before it is stored: the rehash must not bring back the old one.
+		stop()
+		n2.Rehash(ctx, "carol", "pw-carol-12345")
+		mustAdmin(t, n1, "user passwd", func(ctx context.Context) error { return n1.SetPassword(ctx, "carol", "pw-carol-67890") })
+		converged(t, nodes)
+		rehashLoop(t, n2)
+		time.Sleep(time.Second)
+		converged(t, nodes)
+		for i, n := range nodes {
+			if _, err := n.db.Authenticate(ctx, "carol", "pw-carol-67890"); err != nil {
+				t.Errorf("carol's new password on node %d: %v", i+1, err)
+			}
+			if _, err := n.db.Authenticate(ctx, "carol", "pw-carol-12345"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+				t.Errorf("carol's old password on node %d: %v, want refused", i+1, err)
+			}
+		}
+	})
+}
+
+// rehashLoop runs db.RehashLoop until the test ends or stop is called.
+func rehashLoop(t *testing.T, db *store.DB) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); db.RehashLoop(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}

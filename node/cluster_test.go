@@ -589,3 +589,69 @@ func TestClusterJoiningNodeWaitsForTheFirstNode(t *testing.T) {
 	roundTrip(t, nc, "orders.d")
 	nc.Close()
 }
+
+// TestClusterHashPolicyAndRehash: 'hash set' on node 1 reaches node 2's
+// running relay without a restart (it logs the new policy), and a user
+// added on node 2 afterwards is hashed at it; a login through node 2 of a
+// user whose hash is at the old policy is rehashed by node 2's relay
+// through the cluster log: node 3's copy holds the new hash.
+func TestClusterHashPolicyAndRehash(t *testing.T) {
+	c := newCluster(t, nil)
+	var relays []*running
+	for i := range 3 {
+		relays = append(relays, startRelay(t, c.dirs[i], c.urls[i], true))
+	}
+	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
+	policy := store.Argon2Params{Memory: 8 << 10, Time: 5, Threads: 1, SaltLen: 16, KeyLen: 32}
+	if err := admin(t, c.dirs[0], "hash set", func(ctx context.Context, db *store.DB) error {
+		return db.SetHashPolicy(ctx, policy)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(relays[1].log.String(), `the hash policy changed on another node: new passwords are hashed at it, and users rehashed at their next login" policy="argon2id m=8192 KiB (8 MiB), t=5`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 2's relay did not log the new policy within 5 s:\n%s", relays[1].log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// current reports whether the user's hash in l's copy is at l's
+	// policy, once the copy has the user.
+	current := func(l deploy.Layout, name string) bool {
+		t.Helper()
+		db, err := l.OpenLocal(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, ok, err := db.HashInfo(t.Context(), name)
+			if err == nil {
+				return ok
+			}
+			if !errors.Is(err, store.ErrNotFound) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	addUserAdmin(t, c.dirs[1], "bob", "pw-bob-1")
+	if !current(c.dirs[0], "bob") {
+		t.Error("bob, added on node 2 after 'hash set' on node 1, is not hashed at the new policy")
+	}
+	if current(c.dirs[2], "alice") {
+		t.Fatal("alice's hash is at the new policy before she logged in")
+	}
+	nc, _ := eventually(t, 2*time.Second, c.urls[1], "alice", "pw-alice-1")
+	nc.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for !current(c.dirs[2], "alice") {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's hash on node 3 not at the new policy 5 s after her login through node 2\n%s", relays[1].log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nc, _ = eventually(t, 2*time.Second, c.urls[2], "alice", "pw-alice-1")
+	nc.Close()
+}

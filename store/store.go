@@ -92,6 +92,12 @@ type DB struct {
 	// a password at Params, with a nil error if the new hash is stored.
 	// The login succeeds either way. It must not block.
 	OnRehash func(name string, err error)
+	// OnPolicy, if set, is called in cluster mode when an entry of the
+	// cluster log changed the hash policy (another node's 'hash set'),
+	// with the policy new passwords are now hashed at, or with the error
+	// that kept the previous one (a stored policy outside the ceiling).
+	// It must not block.
+	OnPolicy func(p Argon2Params, err error)
 	// ReservedAccounts, when set, returns the accounts this store never
 	// creates and never places a user in: the callout and system accounts
 	// of the server the relay serves (a user there could read every login
@@ -106,6 +112,13 @@ type DB struct {
 	sql *sql.DB
 	// repl is set in cluster mode (Replicate).
 	repl *replication
+	// policy is the hash policy as the cluster log last brought it (an
+	// entry with a settings row, applied or skipped), nil before: it
+	// replaces Params from then on (see params).
+	policy atomic.Pointer[Argon2Params]
+	// rehashes are the rehashes at login waiting to be made as admin
+	// changes, in cluster mode (see RehashLoop).
+	rehashes rehashQueue
 	// closers run after the database is closed (CloseWith).
 	closers []func()
 	// parts holds the parts of a multi-part log entry until its last

@@ -31,7 +31,7 @@ func (db *DB) AddUser(ctx context.Context, u accounts.User, password string) err
 	}
 	// Hash before the transaction: the write lock is not held for the
 	// tens of milliseconds argon2id takes.
-	hash, err := HashPassword(password, db.Params)
+	hash, err := HashPassword(password, db.params())
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
@@ -216,7 +216,7 @@ func (db *DB) SetPasswordGrace(ctx context.Context, name, password string, grace
 	if err := ValidatePassword(password); err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
-	hash, err := HashPassword(password, db.Params)
+	hash, err := HashPassword(password, db.params())
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
@@ -511,7 +511,7 @@ func (db *DB) Rehash(ctx context.Context, name, password string) {
 		}
 		return
 	}
-	if !NeedsRehash(hash, db.Params) {
+	if !NeedsRehash(hash, db.params()) {
 		return
 	}
 	if ok, err := VerifyPassword(hash, password); err != nil || !ok {
@@ -555,12 +555,12 @@ func (db *DB) verifyDummy(password string) error {
 func (db *DB) dummy() (string, error) {
 	db.dummyMu.Lock()
 	defer db.dummyMu.Unlock()
-	if db.dummyHash == "" || db.dummyParams != db.Params {
-		hash, err := HashPassword(rand.Text(), db.Params)
+	if p := db.params(); db.dummyHash == "" || db.dummyParams != p {
+		hash, err := HashPassword(rand.Text(), p)
 		if err != nil {
 			return "", fmt.Errorf("dummy password hash: %w", err)
 		}
-		db.dummyHash, db.dummyParams = hash, db.Params
+		db.dummyHash, db.dummyParams = hash, p
 	}
 	return db.dummyHash, nil
 }
