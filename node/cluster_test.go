@@ -655,3 +655,25 @@ func TestClusterHashPolicyAndRehash(t *testing.T) {
 	nc, _ = eventually(t, 2*time.Second, c.urls[2], "alice", "pw-alice-1")
 	nc.Close()
 }
+
+// TestClusterChangeBeforeTheFirstRelay: an admin change on the first node
+// before its relay has ever run (the log still empty) writes the node's
+// database into the log first, as the relay would: a joining node then has
+// the account the change's user stands on, and both users log in through
+// it. (The change used to be the log's first entry alone: the joining
+// node, without the account, could not apply it.)
+func TestClusterChangeBeforeTheFirstRelay(t *testing.T) {
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
+	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
+	startRelay(t, c.dirs[0], c.urls[0], true)
+	r2 := startRelay(t, c.dirs[1], c.urls[1], false)
+	select {
+	case <-r2.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the joining relay not ready after 15 s\n%s", r2.log.String())
+	}
+	for _, u := range []struct{ name, password string }{{"dora", "pw-dora-1"}, {"alice", "pw-alice-1"}} {
+		nc, _ := eventually(t, 2*time.Second, c.urls[1], u.name, u.password)
+		nc.Close()
+	}
+}
