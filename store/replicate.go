@@ -155,8 +155,8 @@ type replication struct {
 // makes the change again, so that fn may run more than once: it must do
 // nothing but call db's methods. Outside Admin, the write methods of
 // replicated state fail with ErrClusterWrite, AuditAdmin goes through Admin,
-// and a login no longer rehashes a password. Call it right after Open,
-// before the handle is shared.
+// and a login's rehash is queued for RehashLoop to store as an admin
+// change. Call it right after Open, before the handle is shared.
 func (db *DB) Replicate(log Replicator, catchUp func(ctx context.Context) error) {
 	db.repl = &replication{log: log, catchUp: catchUp}
 }

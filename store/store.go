@@ -87,6 +87,8 @@ type DB struct {
 	// Open loads them from the database's hash policy (see HashPolicy);
 	// SetHashPolicy changes both. Setting Params directly affects this
 	// handle only, and stops it rehashing unless they equal the policy.
+	// In cluster mode, once the cluster log brings a hash policy (or an
+	// admin change finds one stored), that policy replaces Params.
 	Params Argon2Params
 	// OnRehash, if set, is called after Rehash has tried to rehash
 	// a password at Params, with a nil error if the new hash is stored.

@@ -499,7 +499,9 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 // changed meanwhile. It does this once per user, waits at most 50 ms for
 // another writer, and never fails anything: a rehash not done is tried again
 // at the next login, and each outcome goes to db.OnRehash. It runs one
-// read-only statement when there is nothing to do.
+// read-only statement when there is nothing to do. In cluster mode it
+// never writes: it queues the new hash for RehashLoop, which stores it
+// through the cluster log.
 func (db *DB) Rehash(ctx context.Context, name, password string) {
 	if accounts.ValidateName(name) != nil || password == "" || len(password) > MaxPasswordLen {
 		return
