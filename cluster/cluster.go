@@ -346,6 +346,9 @@ func (l *Log) withElection(ctx context.Context, op func(ctx context.Context) err
 		return fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(r.servers, ", "))
 	}
 	for {
+		if l.peers.Load() == nil {
+			l.learnPeers(ctx)
+		}
 		var r reach
 		var err error
 		if l.peers.Load() != nil {
@@ -379,6 +382,62 @@ func (l *Log) withElection(ctx context.Context, op func(ctx context.Context) err
 		if err := sleep(ctx, electionPoll); err != nil {
 			return err
 		}
+	}
+}
+
+// peersSubject is where the relays answer with the names of the servers
+// that hold the stream (AnswerPeers): a new process (an admin command)
+// whose first stream info goes unanswered learns them there, without
+// JetStream, so that it can probe each by name.
+func (l *Log) peersSubject() string { return "authrelay.cluster." + l.cfg.Stream + ".peers" }
+
+// Bounds of an answer on peersSubject: it comes from the AUTH account,
+// where only relays have users, but is read as untrusted.
+const (
+	maxPeers        = 16
+	maxPeerNameSize = 256
+)
+
+// AnswerPeers answers requests on peersSubject with the names of the
+// servers that hold the stream, as this Log last saw them (nothing before
+// it has), until the returned stop is called. A relay runs it for the
+// commands of its node.
+func (l *Log) AnswerPeers() (stop func(), err error) {
+	sub, err := l.js.Conn().Subscribe(l.peersSubject(), func(m *nats.Msg) {
+		p := l.peers.Load()
+		if p == nil || m.Reply == "" {
+			return
+		}
+		if b, err := json.Marshal(*p); err == nil {
+			m.Respond(b)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("answer for the cluster log's servers: %w", err)
+	}
+	return func() { sub.Unsubscribe() }, nil
+}
+
+// learnPeers asks the relays (AnswerPeers) for the names of the stream's
+// servers, and keeps a well-formed answer.
+func (l *Log) learnPeers(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, probeWait)
+	defer cancel()
+	m, err := l.js.Conn().RequestWithContext(rctx, l.peersSubject(), nil)
+	if err != nil {
+		return
+	}
+	var peers []string
+	if json.Unmarshal(m.Data, &peers) != nil || len(peers) == 0 || len(peers) > maxPeers {
+		return
+	}
+	for _, p := range peers {
+		if p == "" || len(p) > maxPeerNameSize {
+			return
+		}
+	}
+	if l.peers.Load() == nil {
+		l.peers.Store(&peers)
 	}
 }
 

@@ -293,10 +293,16 @@ func (c *natsCluster) openLog(i int) *Log {
 	}
 }
 
-// follow attaches db to l and runs Follow until the test ends.
+// follow attaches db to l, runs Follow and answers for the stream's
+// servers (AnswerPeers) as a relay does, until the test ends.
 func follow(t *testing.T, l *Log, db *store.DB) {
 	t.Helper()
 	l.Attach(db)
+	stop, err := l.AnswerPeers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Follow(ctx, db) }()
@@ -1198,4 +1204,60 @@ func rehashLoop(t *testing.T, db *store.DB) (stop func()) {
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// (g) A new process (an admin command) that opens the log while its
+// stream elects a new leader, on a server that reloaded its config (which
+// answers a ping to all servers with one), learns the stream's servers
+// from the relays and waits for the election, as a relay would, rather
+// than fail for want of a quorum; with two of three gone it still fails at
+// once.
+func TestANewProcessWaitsThroughTheElection(t *testing.T) {
+	ctx := t.Context()
+	c, nodes := newNodes(t)
+	n0 := nodes[0].db
+	mustAdmin(t, n0, "account add", func(ctx context.Context) error { return n0.AddAccount(ctx, "APP") })
+	converged(t, nodes)
+	leader := streamLeader(t, nodes[0])
+	w := (leader + 1) % 3
+	if err := c.servers[w].Reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.kill(leader)
+	began := time.Now()
+	l, err := Open(ctx, c.connect(w), Config{})
+	if err != nil {
+		t.Fatalf("open the log %v after the leader's server went: %v", time.Since(began), err)
+	}
+	db := openStore(t)
+	l.Attach(db)
+	if err := l.CatchUp(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	err = adminUser(ctx, db, "user add", "nina", func(ctx context.Context) error {
+		return db.AddUser(ctx, accounts.User{Name: "nina", Account: "APP"}, "pw-nina-12345")
+	})
+	if err != nil {
+		t.Fatalf("user add by a new process %v after the leader's server went: %v", time.Since(began), err)
+	}
+	t.Logf("a new process opened the log and made a change %v after the leader's server went", time.Since(began).Round(time.Millisecond))
+
+	c.kill((leader + 2) % 3)
+	began = time.Now()
+	l, err = Open(ctx, c.connect(w), Config{})
+	if err == nil {
+		db := openStore(t)
+		l.Attach(db)
+		err = adminUser(ctx, db, "user add", "olaf", func(ctx context.Context) error {
+			return db.AddUser(ctx, accounts.User{Name: "olaf", Account: "APP"}, "pw-olaf-12345")
+		})
+	}
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("a new process with two of three servers gone: %v, want ErrNoQuorum", err)
+	}
+	if took := time.Since(began); took > DefaultTimeout+time.Second {
+		t.Errorf("a new process with two of three servers gone failed after %v", took)
+	}
+	t.Logf("with two of three gone a new process failed after %v: %v", time.Since(began).Round(time.Millisecond), err)
 }

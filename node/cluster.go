@@ -213,6 +213,12 @@ func (m *clusterMode) run(ctx context.Context) {
 		cl.Follow(ctx, m.db) // returns ctx's error only
 	}()
 	defer func() { <-followed }()
+	// This node's commands learn the stream's servers from the relay.
+	if stop, err := cl.AnswerPeers(); err != nil {
+		m.logger.Warn("commands on this node cannot learn the cluster log's servers from this relay", "err", err)
+	} else {
+		defer stop()
+	}
 	kv := positionsBucket(ctx, cl, m.logger)
 	tick := time.NewTicker(clusterWait / 4)
 	defer tick.Stop()
