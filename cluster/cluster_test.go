@@ -765,10 +765,24 @@ func TestBootstrapAnExistingDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Enough users that the snapshot takes several entries (one atomic
+	// batch).
+	hash, err := store.HashPassword("pw-bulk", testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if err := first.AddUserWithHash(ctx, accounts.User{Name: fmt.Sprintf("bulk%04d", i), Account: "APP", Roles: []string{}}, hash); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l1 := c.openLog(0)
 	last, err := l1.Bootstrap(ctx, first)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if last < 2 {
+		t.Fatalf("the snapshot took %d entries, want several", last)
 	}
 	if _, err := l1.Bootstrap(ctx, openStore(t)); err == nil || !strings.Contains(err.Error(), "holds") {
 		t.Errorf("a second Bootstrap: %v, want a refusal of the non-empty log", err)
@@ -788,6 +802,9 @@ func TestBootstrapAnExistingDatabase(t *testing.T) {
 		if _, err := fresh.Authenticate(ctx, name, "pw-"+name+"-x"); err != nil {
 			t.Errorf("%s on the fresh node: %v", name, err)
 		}
+	}
+	if _, err := fresh.Authenticate(ctx, "bulk2999", "pw-bulk"); err != nil {
+		t.Errorf("bulk2999, in the snapshot's last entry, on the fresh node: %v", err)
 	}
 	// The fresh node writes, and the first node sees it.
 	mustAdmin(t, fresh, "user rm", func(ctx context.Context) error { return fresh.RemoveUser(ctx, "user07") })

@@ -53,11 +53,12 @@
 //     calls an election 4 to 9 s after its last heartbeat), or none that
 //     answers, means an election is under way, and Check waits for it,
 //     asking again every 200 ms, up to Config.ElectionWait (15 s): writes
-//     go on through the loss of one server of three. Before the servers'
-//     names are known (a new process whose first stream info goes
-//     unanswered) the ping goes to all servers at once, which nats-server
-//     answers with one server only after a config reload: such a command
-//     fails as without a quorum rather than wait.
+//     go on through the loss of one server of three. The servers' names
+//     come from the stream's info, or, for a new process (an admin
+//     command) whose first stream info goes unanswered, from the relays
+//     (Log.AnswerPeers); with neither, the ping goes to all servers at
+//     once, which nats-server answers with one server only after a config
+//     reload: such a command fails as without a quorum rather than wait.
 //   - Open reads the stream's info and updates the stream only if its
 //     settings differ, waiting for an election the same way; a node that
 //     joins is caught up only once the log holds the first node's
@@ -124,11 +125,12 @@
 // rows are per node. A write in flight when the stream's leader dies gets
 // no answer: it fails after Config.Timeout as not confirmed (the new leader
 // may hold it), rather than be sent again, which the leader could store
-// twice. A command that starts while the stream is silent, on a server
-// that has reloaded its config, cannot tell an election from a lost quorum
-// and fails (see Begin). A snapshot of several entries is appended one
-// entry at a time: a node that joins at that moment may be ready with part
-// of it, and has the rest within moments. An empty copy's admin change on
+// twice. A command that starts while the stream is silent, with no relay
+// to name its servers, on a server that has reloaded its config, cannot
+// tell an election from a lost quorum and fails (see Begin). A snapshot
+// goes in as one atomic batch up to 1,000 entries (about 500 MiB), entry
+// by entry beyond: a node that joins then may be ready with part of it,
+// and has the rest within moments. An empty copy's admin change on
 // an empty log becomes its first entry: on a node that joins before the
 // first node's relay has run, that change makes the first node's snapshot
 // fail. A migration that changes

@@ -867,14 +867,20 @@ func (b *partBuffer) take(first, last uint64, c change) ([]rowValue, error) {
 	return append(rows, c.Rows...), nil
 }
 
+// maxSnapshotBatch is the most entries of a snapshot that Bootstrap appends
+// as one atomic batch (nats-server's default limit on a batch); a larger
+// snapshot goes in entry by entry.
+const maxSnapshotBatch = 1000
+
 // Bootstrap appends a snapshot of every replicated row of db to log, which
-// must be empty, in entries of at most MaxEntrySize bytes, and records the
-// last as applied: db becomes the first node of a cluster with nothing lost
+// must be empty, in entries of at most MaxEntrySize bytes (all of them in
+// one atomic batch, up to maxSnapshotBatch), and records the last as
+// applied: db becomes the first node of a cluster with nothing lost
 // (each user keeps its password hash), and a node that applies the log
 // from the start gets the same rows. It holds the write lock throughout,
 // so that no change slips between the snapshot and the position. It fails
-// if db has applied entries already. An error after the first entry leaves
-// a partial snapshot in the log: the error says so.
+// if db has applied entries already. Past maxSnapshotBatch entries, an error
+// after the first leaves a partial snapshot in the log: the error says so.
 func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err error) {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -909,11 +915,22 @@ func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err e
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap cluster log: %w", err)
 	}
-	for _, rows := range chunks {
-		b, err := json.Marshal(change{V: changeVersion, Rows: rows})
-		if err != nil {
+	entries := make([][]byte, len(chunks))
+	for i, rows := range chunks {
+		if entries[i], err = json.Marshal(change{V: changeVersion, Rows: rows}); err != nil {
 			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
 		}
+	}
+	if len(entries) > 1 && len(entries) <= maxSnapshotBatch {
+		// One atomic batch: the log holds the whole snapshot or none of
+		// it, so that a node that joins meanwhile never takes part of it
+		// for the cluster's state. Each entry stays a change of its own.
+		if last, err = log.Append(ctx, 0, entries...); err != nil {
+			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
+		}
+		entries = nil
+	}
+	for _, b := range entries {
 		seq, err := log.Append(ctx, last, b)
 		if err != nil {
 			if last > 0 {
