@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -343,7 +344,11 @@ func (l *Log) withElection(ctx context.Context, op func(ctx context.Context) err
 	deadline := time.Now().Add(l.cfg.ElectionWait)
 	var waiting time.Time
 	minority := func(r reach) error {
-		return fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(r.servers, ", "))
+		names := make([]string, len(r.servers))
+		for i, n := range r.servers {
+			names[i] = accounts.ClientText(n) // a server's own name, or a relay's word for it
+		}
+		return fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(names, ", "))
 	}
 	for {
 		if l.peers.Load() == nil {

@@ -151,7 +151,7 @@ func PolicyFloor(p Argon2Params) error {
 }
 
 // SetHashPolicy stores p as the hash policy, after ValidatePolicy, and makes
-// it db.Params. Passwords set from now on are hashed at p; each existing
+// it db.Params (in cluster mode, HashParams). Passwords set from now on are hashed at p; each existing
 // password is rehashed at p at its user's next successful login by a process
 // that has opened the database since (see Rehash). Like an assignment
 // to db.Params, it must not run concurrently with db's other methods.
@@ -178,12 +178,19 @@ func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
-	db.Params = p
-	if db.policy.Load() != nil {
+	if db.clustered() || db.policy.Load() != nil {
+		// The relay's Follow reads the policy concurrently (params).
 		db.policy.Store(&p)
+	} else {
+		db.Params = p
 	}
 	return nil
 }
+
+// HashParams returns the parameters new password hashes are made at now:
+// db.Params, or in cluster mode the hash policy as the cluster log last
+// brought it (see Params). Hash a password for this store with these.
+func (db *DB) HashParams() Argon2Params { return db.params() }
 
 // params returns the parameters new password hashes are made at: the hash
 // policy as the cluster log last brought it, once an entry did (another
