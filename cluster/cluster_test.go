@@ -1117,10 +1117,10 @@ var policyB = store.Argon2Params{Memory: 7 << 10, Time: 5, Threads: 1, SaltLen: 
 // password changed meanwhile changes nothing: passwd wins.
 func TestHashPolicyAndRehashAcrossNodes(t *testing.T) {
 	ctx := t.Context()
-	_, nodes := newNodes(t)
+	c, nodes := newNodes(t)
 	n1, n2, n3 := nodes[0].db, nodes[1].db, nodes[2].db
 	mustAdmin(t, n1, "account add", func(ctx context.Context) error { return n1.AddAccount(ctx, "APP") })
-	for _, name := range []string{"alice", "carol"} {
+	for _, name := range []string{"alice", "carol", "dave"} {
 		mustAdmin(t, n1, "user add", func(ctx context.Context) error {
 			return n1.AddUser(ctx, accounts.User{Name: name, Account: "APP"}, "pw-"+name+"-12345")
 		})
@@ -1169,9 +1169,15 @@ func TestHashPolicyAndRehashAcrossNodes(t *testing.T) {
 			_, current, err := n3.HashInfo(ctx, "alice")
 			return err == nil && current
 		})
+		waitFor(t, 5*time.Second, "OnRehash for alice", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			_, ok := outcomes["alice"]
+			return ok
+		})
 		mu.Lock()
-		if err, ok := outcomes["alice"]; !ok || err != nil {
-			t.Errorf("OnRehash for alice: %v (called %v), want nil", err, ok)
+		if err := outcomes["alice"]; err != nil {
+			t.Errorf("OnRehash for alice: %v, want nil", err)
 		}
 		mu.Unlock()
 		if _, err := n3.Authenticate(ctx, "alice", "pw-alice-12345"); err != nil {
@@ -1208,6 +1214,46 @@ func TestHashPolicyAndRehashAcrossNodes(t *testing.T) {
 			if _, err := n.db.Authenticate(ctx, "carol", "pw-carol-12345"); !errors.Is(err, accounts.ErrInvalidCredentials) {
 				t.Errorf("carol's old password on node %d: %v, want refused", i+1, err)
 			}
+		}
+	})
+
+	t.Run("a login's rehash never waits on the log", func(t *testing.T) {
+		type outcome struct {
+			err error
+			at  time.Time
+		}
+		failed := make(chan outcome, 1)
+		n1.OnRehash = func(name string, err error) {
+			if name == "dave" {
+				failed <- outcome{err, time.Now()}
+			}
+		}
+		rehashLoop(t, n1)
+		c.kill(1)
+		c.kill(2)
+		if _, err := n1.Authenticate(ctx, "dave", "pw-dave-12345"); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		n1.Rehash(ctx, "dave", "pw-dave-12345")
+		returned := time.Now()
+		select {
+		case o := <-failed:
+			if !errors.Is(o.err, ErrNoQuorum) {
+				t.Errorf("dave's rehash without quorum: %v, want ErrNoQuorum", o.err)
+			}
+			if !returned.Before(o.at) {
+				t.Errorf("the rehash at login returned after %v, once its change had failed (after %v): it waited for the log", returned.Sub(began), o.at.Sub(began))
+			}
+			t.Logf("with no quorum, the rehash at login returned after %v; its change failed after %v", returned.Sub(began), o.at.Sub(began))
+		case <-time.After(5 * time.Second):
+			t.Fatal("dave's rehash not reported within 5 s")
+		}
+		if _, current, err := n1.HashInfo(ctx, "dave"); err != nil || current {
+			t.Errorf("dave's hash after a rehash without quorum: current %v (%v), want the old one kept", current, err)
+		}
+		if _, err := n1.Authenticate(ctx, "dave", "pw-dave-12345"); err != nil {
+			t.Errorf("dave logs in on the survivor after the refused rehash: %v", err)
 		}
 	})
 }

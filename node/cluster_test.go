@@ -409,8 +409,10 @@ func TestClusterWithoutQuorum(t *testing.T) {
 		if !strings.Contains(err.Error(), "the change is not made") {
 			t.Errorf("error %q does not say the change is not made", err)
 		}
-		if took := time.Since(began); took > 2*deploy.ClusterTimeout+time.Second {
-			t.Errorf("the refused write took %v", took)
+		// The command learns the stream's servers from the survivor's
+		// relay and asks each: it fails within a second.
+		if took := time.Since(began); took > time.Second {
+			t.Errorf("the refused write took %v, want a second at most", took)
 		}
 		after, err := db.StateDigest(t.Context())
 		if err != nil {
