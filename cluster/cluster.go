@@ -803,17 +803,28 @@ func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func
 	}
 }
 
-// messages returns an iterator over the log's entries from seq on.
+// messages returns an iterator over the log's entries from seq on. The
+// consumer it reads through is made by JetStream's meta leader: while the
+// meta group elects a new one (its server died), with a majority of the
+// stream's servers reachable, it waits as Check does.
 func (l *Log) messages(ctx context.Context, seq uint64) (jetstream.MessagesContext, error) {
-	tctx, cancel := l.timeout(ctx)
-	defer cancel()
-	cons, err := l.js.OrderedConsumer(tctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.cfg.Subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    seq,
+	var cons jetstream.Consumer
+	err := l.withElection(ctx, func(ctx context.Context) error {
+		tctx, cancel := l.timeout(ctx)
+		defer cancel()
+		var err error
+		cons, err = l.js.OrderedConsumer(tctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{l.cfg.Subject},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    seq,
+		})
+		if err != nil {
+			return jsError(tctx, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
+		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
