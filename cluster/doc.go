@@ -60,7 +60,9 @@
 //     once, which nats-server answers with one server only after a config
 //     reload: such a command fails as without a quorum rather than wait.
 //   - Open reads the stream's info and updates the stream only if its
-//     settings differ, waiting for an election the same way; a node that
+//     settings differ, and reading the log makes a consumer (which
+//     JetStream's meta leader does): both wait for an election the same
+//     way; a node that
 //     joins is caught up only once the log holds the first node's
 //     snapshot (node), and an admin change on the first node before its
 //     relay ever ran writes the snapshot first (store).
