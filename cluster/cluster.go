@@ -7,9 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/store"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +26,11 @@ const (
 	DefaultSubject  = "authrelay.state"
 	DefaultReplicas = 3
 	DefaultTimeout  = 2 * time.Second
+	// DefaultElectionWait covers nats-server's election after the loss
+	// of a stream's leader: its followers call one 4 to 9 s after the
+	// leader's last heartbeat (sent every second), and the vote takes
+	// moments.
+	DefaultElectionWait = 15 * time.Second
 )
 
 // ErrNoQuorum means JetStream did not answer for the cluster log: no stream
@@ -40,6 +50,11 @@ type Config struct {
 	// Timeout bounds every request to JetStream (DefaultTimeout): a write
 	// that gets no answer within it fails with ErrNoQuorum.
 	Timeout time.Duration
+	// ElectionWait bounds how long a change (Check) and Open wait for
+	// the log's stream to elect a leader while a majority of the servers
+	// that hold it is reachable (DefaultElectionWait); with fewer
+	// reachable they fail at once.
+	ElectionWait time.Duration
 	// RetryWait is how long Follow waits after an error before it starts
 	// again (one second by default).
 	RetryWait time.Duration
@@ -60,6 +75,9 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.ElectionWait <= 0 {
+		c.ElectionWait = DefaultElectionWait
+	}
 	if c.RetryWait <= 0 {
 		c.RetryWait = time.Second
 	}
@@ -75,6 +93,10 @@ type Log struct {
 	cfg    Config
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// peers are the names of the servers that hold the stream, as its
+	// last stream info named them (nil before one): what the
+	// reachability probe counts.
+	peers atomic.Pointer[[]string]
 }
 
 var (
@@ -84,7 +106,10 @@ var (
 
 // Open creates the stream of the cluster log, or updates it to cfg, on the
 // JetStream of nc's account (authrelay's AUTH account, so that the
-// password hashes in it are readable only there).
+// password hashes in it are readable only there). A stream that already
+// has cfg's settings is only read (one stream info, answered by its
+// leader), not updated. While the stream elects a leader, and a majority
+// of its servers is reachable, Open waits for it, up to cfg.ElectionWait.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
@@ -94,9 +119,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cluster log: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "authrelay's cluster log: the ordered committed changes of its identity store",
 		Subjects:    []string{cfg.Subject},
@@ -109,11 +132,327 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		DenyPurge:  true,
 		// A change larger than one message goes in as an atomic batch.
 		AllowAtomicPublish: true,
+	}
+	l := &Log{cfg: cfg, js: js}
+	err = l.withElection(ctx, func(ctx context.Context) error {
+		tctx, cancel := l.timeout(ctx)
+		defer cancel()
+		stream, err := js.Stream(tctx, cfg.Stream)
+		if err == nil && sameConfig(stream.CachedInfo().Config, want) {
+			l.stream = stream
+			l.notePeers(stream.CachedInfo())
+			return nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return jsError(tctx, err)
+		}
+		if stream, err = js.CreateOrUpdateStream(tctx, want); err != nil {
+			return jsError(tctx, err)
+		}
+		l.stream = stream
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open cluster log %s: %w", cfg.Stream, jsError(ctx, err))
+		return nil, fmt.Errorf("open cluster log %s: %w", cfg.Stream, err)
 	}
-	return &Log{cfg: cfg, js: js, stream: stream}, nil
+	return l, nil
+}
+
+// sameConfig reports whether the stream's config has every setting of want
+// that Open sets.
+func sameConfig(got, want jetstream.StreamConfig) bool {
+	return slices.Equal(got.Subjects, want.Subjects) && got.Description == want.Description &&
+		got.Storage == want.Storage && got.Replicas == want.Replicas && got.Retention == want.Retention &&
+		got.DenyDelete == want.DenyDelete && got.DenyPurge == want.DenyPurge &&
+		got.AllowAtomicPublish == want.AllowAtomicPublish
+}
+
+// notePeers keeps the names of the servers that hold the stream, from its
+// info, for the reachability probe.
+func (l *Log) notePeers(info *jetstream.StreamInfo) {
+	if info == nil || info.Cluster == nil {
+		return
+	}
+	var peers []string
+	if info.Cluster.Leader != "" {
+		peers = append(peers, info.Cluster.Leader)
+	}
+	for _, r := range info.Cluster.Replicas {
+		if r.Name != "" && !slices.Contains(peers, r.Name) {
+			peers = append(peers, r.Name)
+		}
+	}
+	if len(peers) > 0 {
+		l.peers.Store(&peers)
+	}
+}
+
+// probeSubject is the account-scoped server ping that nats-server imports
+// into every account: each server the request reaches answers (with
+// include_unused, even one without a connection in the account), with its
+// name. A server whose routes are down does not: the answers are the
+// servers this one reaches now, known as soon as a route closes, where
+// JetStream's own view (its raft heartbeats) takes seconds to change.
+//
+// Once the stream's servers are known by name (notePeers), the probe asks
+// each by name (exact_match), one answer per request: after a config
+// reload (which authrelay has the server make on every account change)
+// nats-server 2.15 passes only the first answer to a request through this
+// import, so that a request to every server would find one.
+const probeSubject = "$SYS.REQ.ACCOUNT.PING.STATZ"
+
+// probeWait bounds how long the probe waits for each server's answer.
+const probeWait = 250 * time.Millisecond
+
+// probeTries is how many times the probe asks a server that has not
+// answered: an answer may be lost; a route that is down is down each time.
+const probeTries = 2
+
+// electionPoll is how often a change waiting for the stream's leader asks
+// again.
+const electionPoll = 200 * time.Millisecond
+
+// reach is what the probe found.
+type reach struct {
+	// known is whether some server answered: without an answer (server
+	// events disabled) the probe tells nothing.
+	known bool
+	// servers are the stream's servers that answered (any JetStream
+	// server while the stream's servers are not known yet), need how many
+	// make a majority of its replicas.
+	servers []string
+	need    int
+}
+
+func (r reach) majority() bool { return !r.known || len(r.servers) >= r.need }
+
+// probe finds which of the stream's servers this one reaches now
+// (probeSubject): each by name once their names are known, else by one
+// request to all (which finds fewer than there are after a config reload:
+// see probeSubject).
+func (l *Log) probe(ctx context.Context) reach {
+	r := reach{need: l.cfg.Replicas/2 + 1}
+	p := l.peers.Load()
+	if p == nil {
+		r.servers, r.known = l.ask(ctx, "", r.need)
+		return r
+	}
+	// Each server asked at once; done as soon as a majority answered.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan []string, len(*p))
+	var wg sync.WaitGroup
+	for _, name := range *p {
+		wg.Go(func() {
+			for range probeTries {
+				if got, ok := l.ask(pctx, name, 1); ok {
+					answers <- got
+					return
+				}
+				if pctx.Err() != nil {
+					break
+				}
+			}
+			answers <- nil
+		})
+	}
+	for range *p {
+		got := <-answers
+		if got != nil {
+			r.known = true
+			r.servers = append(r.servers, got...)
+		}
+		if len(r.servers) >= r.need {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	slices.Sort(r.servers)
+	if !r.known {
+		// None answered, this node's server included: maybe no server
+		// events here; the probe tells nothing, unless it answers a
+		// request to all.
+		r.servers, r.known = l.ask(ctx, "", r.need)
+		r.servers = slices.DeleteFunc(r.servers, func(n string) bool { return !slices.Contains(*p, n) })
+	}
+	return r
+}
+
+// ask sends one probe, to the server called name or, with name empty, to
+// all, and returns the JetStream servers that answered within probeWait
+// (stopping at want), and whether any server answered.
+func (l *Log) ask(ctx context.Context, name string, want int) (servers []string, answered bool) {
+	nc := l.js.Conn()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, false
+	}
+	defer sub.Unsubscribe()
+	body := []byte(`{"include_unused":true}`)
+	if name != "" {
+		if body, err = json.Marshal(map[string]any{"server_name": name, "exact_match": true, "include_unused": true}); err != nil {
+			return nil, false
+		}
+	}
+	if err := nc.PublishRequest(probeSubject, inbox, body); err != nil {
+		return nil, false
+	}
+	deadline := time.Now().Add(probeWait)
+	for len(servers) < want {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		mctx, cancel := context.WithTimeout(ctx, left)
+		msg, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		var a struct {
+			Server struct {
+				Name      string `json:"name"`
+				JetStream bool   `json:"jetstream"`
+			} `json:"server"`
+		}
+		if json.Unmarshal(msg.Data, &a) != nil || a.Server.Name == "" || slices.Contains(servers, a.Server.Name) {
+			continue
+		}
+		answered = true
+		if a.Server.JetStream && (name == "" || a.Server.Name == name) {
+			servers = append(servers, a.Server.Name)
+		}
+	}
+	return servers, answered
+}
+
+// withElection runs op, a request that needs the stream's leader, and runs
+// it again every electionPoll while it fails for want of one (an error
+// wrapping ErrNoQuorum: no answer, no leader, a leader hearing from too few
+// replicas) and a majority of the stream's servers is reachable (probe):
+// the stream is electing a leader, which takes nats-server seconds after
+// its leader's server went. It gives up after Config.ElectionWait. With
+// fewer than a majority reachable, it fails at once: no leader can be
+// elected. Once the stream's servers are known, the probe comes first, so
+// that a leader that lost its peers but has not noticed yet (its view of
+// them is seconds old) takes no change; before, op comes first, and the
+// probe only when it fails.
+func (l *Log) withElection(ctx context.Context, op func(ctx context.Context) error) error {
+	logger := l.cfg.Logger.With("component", "cluster", "stream", l.cfg.Stream)
+	deadline := time.Now().Add(l.cfg.ElectionWait)
+	var waiting time.Time
+	minority := func(r reach) error {
+		names := make([]string, len(r.servers))
+		for i, n := range r.servers {
+			names[i] = accounts.ClientText(n) // a server's own name, or a relay's word for it
+		}
+		return fmt.Errorf("%w (%d of the %d servers that hold the stream answer: %s)", ErrNoQuorum, len(r.servers), l.cfg.Replicas, strings.Join(names, ", "))
+	}
+	for {
+		if l.peers.Load() == nil {
+			l.learnPeers(ctx)
+		}
+		var r reach
+		var err error
+		if l.peers.Load() != nil {
+			if r = l.probe(ctx); !r.majority() {
+				err = minority(r)
+			} else {
+				err = op(ctx)
+			}
+		} else if err = op(ctx); errors.Is(err, ErrNoQuorum) {
+			if r = l.probe(ctx); !r.majority() {
+				err = fmt.Errorf("%w; %w", err, minority(r))
+			}
+		}
+		switch {
+		case err == nil:
+			if !waiting.IsZero() {
+				logger.Info("the cluster log's stream has a leader again", "waited", time.Since(waiting).Round(time.Millisecond))
+			}
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !errors.Is(err, ErrNoQuorum) || !r.known || !r.majority():
+			return err
+		case time.Now().After(deadline):
+			return fmt.Errorf("%w; no leader within %v, although %d of the %d servers that hold the stream answer", err, l.cfg.ElectionWait, len(r.servers), l.cfg.Replicas)
+		}
+		if waiting.IsZero() {
+			waiting = time.Now()
+			logger.Warn("the cluster log's stream has no leader, but a majority of its servers answers: waiting for its election", "err", err, "up_to", l.cfg.ElectionWait)
+		}
+		if err := sleep(ctx, electionPoll); err != nil {
+			return err
+		}
+	}
+}
+
+// peersSubject is where the relays answer with the names of the servers
+// that hold the stream (AnswerPeers): a new process (an admin command)
+// whose first stream info goes unanswered learns them there, without
+// JetStream, so that it can probe each by name.
+func (l *Log) peersSubject() string { return "authrelay.cluster." + l.cfg.Stream + ".peers" }
+
+// Bounds of an answer on peersSubject: it comes from the AUTH account,
+// where only relays have users, but is read as untrusted.
+const (
+	maxPeers        = 16
+	maxPeerNameSize = 256
+)
+
+// AnswerPeers answers requests on peersSubject with the names of the
+// servers that hold the stream, as this Log last saw them (nothing before
+// it has), until the returned stop is called. A relay runs it for the
+// commands of its node.
+func (l *Log) AnswerPeers() (stop func(), err error) {
+	sub, err := l.js.Conn().Subscribe(l.peersSubject(), func(m *nats.Msg) {
+		p := l.peers.Load()
+		if p == nil || m.Reply == "" {
+			return
+		}
+		if b, err := json.Marshal(*p); err == nil {
+			m.Respond(b)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("answer for the cluster log's servers: %w", err)
+	}
+	return func() { sub.Unsubscribe() }, nil
+}
+
+// learnPeers asks the relays (AnswerPeers) for the names of the stream's
+// servers, and keeps a well-formed answer.
+func (l *Log) learnPeers(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, probeWait)
+	defer cancel()
+	m, err := l.js.Conn().RequestWithContext(rctx, l.peersSubject(), nil)
+	if err != nil {
+		return
+	}
+	var peers []string
+	if json.Unmarshal(m.Data, &peers) != nil || len(peers) == 0 || len(peers) > maxPeers {
+		return
+	}
+	for _, p := range peers {
+		if p == "" || len(p) > maxPeerNameSize {
+			return
+		}
+	}
+	if l.peers.Load() == nil {
+		l.peers.Store(&peers)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // Attach puts db in cluster mode on l (store.DB.Replicate): its admin
@@ -274,30 +613,38 @@ const peerSilence = 3 * time.Second
 
 // Check returns the number of the log's last entry, or an error wrapping
 // ErrNoQuorum, which says that the change is not made, when the log cannot
-// take a change now: no stream leader answers, or it hears from fewer than
-// a majority of the stream's replicas (itself included). store.DB.Admin
-// asks before each change (store.LogChecker): without it, a leader that has
-// lost its quorum but not yet noticed (JetStream waits ten seconds) would
-// hold the change, uncommitted, until Append gives up, and perhaps commit
-// it later.
+// take a change now. store.DB.Admin asks before each change
+// (store.LogChecker).
+//
+//   - Fewer than a majority of the stream's servers reachable from this
+//     one (the probe: the servers that answer a ping through their routes,
+//     which close as soon as a server dies): no leader can be elected; it
+//     fails at once, within probeWait.
+//   - The stream's leader answers and hears from a majority of its
+//     replicas (itself included): the change can go in.
+//   - Otherwise, with a majority reachable, the stream is electing a new
+//     leader (its leader's server went; no answer, or its members answer
+//     with no leader): Check waits for the election, up to
+//     Config.ElectionWait, so that a write goes on through the loss of one
+//     server rather than fail for the seconds the election takes.
+//
+// Without the first rule a leader that has lost its quorum but not yet
+// noticed (JetStream waits seconds) would hold the change, uncommitted,
+// until Append gives up, and perhaps commit it later.
 func (l *Log) Check(ctx context.Context) (uint64, error) {
-	tctx, cancel := l.timeout(ctx)
-	defer cancel()
-	info, err := l.stream.Info(tctx)
-	// No responders is JetStream's API gone for a moment in this server —
-	// while it reloads its config after an account change, say — not a lost
-	// quorum: ask again within the timeout rather than refuse the change.
-	for errors.Is(err, nats.ErrNoResponders) && tctx.Err() == nil {
-		select {
-		case <-tctx.Done():
-		case <-time.After(50 * time.Millisecond):
-			info, err = l.stream.Info(tctx)
+	var last uint64
+	err := l.withElection(ctx, func(ctx context.Context) error {
+		tctx, cancel := l.timeout(ctx)
+		defer cancel()
+		info, err := l.stream.Info(tctx)
+		if err != nil {
+			return jsError(tctx, err)
 		}
-	}
-	if err == nil && info.Cluster == nil {
-		return info.State.LastSeq, nil // a single server's JetStream
-	}
-	if err == nil {
+		l.notePeers(info)
+		if info.Cluster == nil {
+			last = info.State.LastSeq // a single server's JetStream
+			return nil
+		}
 		healthy, total := 0, len(info.Cluster.Replicas)
 		if info.Cluster.Leader != "" {
 			healthy++
@@ -309,16 +656,23 @@ func (l *Log) Check(ctx context.Context) (uint64, error) {
 			}
 		}
 		total = max(total, info.Config.Replicas)
-		if healthy > total/2 {
-			return info.State.LastSeq, nil
+		switch {
+		case info.Cluster.Leader == "":
+			return fmt.Errorf("%w (the stream has no leader: its servers are electing one)", ErrNoQuorum)
+		case healthy <= total/2:
+			return fmt.Errorf("%w (the stream's leader %q hears from %d of its %d replicas)", ErrNoQuorum, info.Cluster.Leader, healthy, total)
 		}
-		err = fmt.Errorf("%w (the stream's leader %q hears from %d of its %d replicas)", ErrNoQuorum, info.Cluster.Leader, healthy, total)
+		last = info.State.LastSeq
+		return nil
+	})
+	if err == nil {
+		return last, nil
 	}
 	if ctx.Err() != nil {
 		return 0, fmt.Errorf("check the cluster log: %w", ctx.Err())
 	}
 	return 0, fmt.Errorf("cluster log %s: %w: the change is not made; bring back a majority of the NATS servers that hold the stream (%d of %d), check with 'nats server report jetstream', and run the command again",
-		l.cfg.Stream, jsError(tctx, err), l.cfg.Replicas/2+1, l.cfg.Replicas)
+		l.cfg.Stream, err, l.cfg.Replicas/2+1, l.cfg.Replicas)
 }
 
 // LastSeq returns the number of the log's last entry, 0 if it is empty.
@@ -329,6 +683,7 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
 	}
+	l.notePeers(info)
 	return info.State.LastSeq, nil
 }
 
@@ -448,17 +803,28 @@ func (l *Log) applyFrom(ctx context.Context, db *store.DB, seq uint64, done func
 	}
 }
 
-// messages returns an iterator over the log's entries from seq on.
+// messages returns an iterator over the log's entries from seq on. The
+// consumer it reads through is made by JetStream's meta leader: while the
+// meta group elects a new one (its server died), with a majority of the
+// stream's servers reachable, it waits as Check does.
 func (l *Log) messages(ctx context.Context, seq uint64) (jetstream.MessagesContext, error) {
-	tctx, cancel := l.timeout(ctx)
-	defer cancel()
-	cons, err := l.js.OrderedConsumer(tctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.cfg.Subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    seq,
+	var cons jetstream.Consumer
+	err := l.withElection(ctx, func(ctx context.Context) error {
+		tctx, cancel := l.timeout(ctx)
+		defer cancel()
+		var err error
+		cons, err = l.js.OrderedConsumer(tctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{l.cfg.Subject},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    seq,
+		})
+		if err != nil {
+			return jsError(tctx, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, jsError(tctx, err))
+		return nil, fmt.Errorf("read cluster log %s: %w", l.cfg.Stream, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {

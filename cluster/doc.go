@@ -40,10 +40,32 @@
 //   - Begin (store): Admin first asks the log for its last entry
 //     (Log.Check, one stream info request) and catches up to it, so that a
 //     command on any node sees every change the log held when it began,
-//     and fails for a stale reason on no node. The same answer says whether
-//     the stream's leader hears from a majority of its replicas: if not,
-//     Admin fails at once with ErrNoQuorum, the change certainly not made,
-//     and without taking the database's write lock.
+//     and fails for a stale reason on no node. Check also decides whether
+//     the log can take a change now, without taking the database's write
+//     lock. It asks each of the stream's servers, by name, whether this
+//     node's server reaches it (an account-scoped server ping, answered
+//     through the routes, which close as soon as a server dies, where
+//     JetStream's raft view of it lags by seconds): with fewer than a
+//     majority reachable, Admin fails at once (within half a second) with
+//     ErrNoQuorum, the change certainly not made. With a majority
+//     reachable, a stream leader that hears from a majority of its
+//     replicas takes the change; no leader (its server died: nats-server
+//     calls an election 4 to 9 s after its last heartbeat), or none that
+//     answers, means an election is under way, and Check waits for it,
+//     asking again every 200 ms, up to Config.ElectionWait (15 s): writes
+//     go on through the loss of one server of three. The servers' names
+//     come from the stream's info, or, for a new process (an admin
+//     command) whose first stream info goes unanswered, from the relays
+//     (Log.AnswerPeers); with neither, the ping goes to all servers at
+//     once, which nats-server answers with one server only after a config
+//     reload: such a command fails as without a quorum rather than wait.
+//   - Open reads the stream's info and updates the stream only if its
+//     settings differ, and reading the log makes a consumer (which
+//     JetStream's meta leader does): both wait for an election the same
+//     way; a node that
+//     joins is caught up only once the log holds the first node's
+//     snapshot (node), and an admin change on the first node before its
+//     relay ever ran writes the snapshot first (store).
 //   - Commit (store): before Admin commits, it reads the touched rows in
 //     its transaction, encodes them as one entry, and appends it with
 //     JetStream's expected-last-sequence check set to the copy's position
@@ -77,8 +99,13 @@
 // Writes to replicated tables outside Admin fail in cluster mode
 // (store.ErrClusterWrite) rather than change one copy alone. Two kinds of
 // write stay local because every node makes the same one: ending a password
-// grace at its time, and pruning. The rehash of a password at login is not
-// made in cluster mode yet: it would make a login wait on JetStream.
+// grace at its time, and pruning. The rehash of a password at login is an
+// admin change, made off the login's path: the relay queues the new hash
+// (bounded, one per user) and store.DB.RehashLoop stores it, conditional on
+// the stored hash and policy being those the login used, as a change
+// marked as a rehash, which every node applies as one (no change feed row:
+// connections and cached logins stay). The hash policy follows the log:
+// applying a settings row, and beginning an admin change, reread it.
 //
 // # Large changes
 //
@@ -163,8 +190,18 @@
 // normally, up to Config.Timeout if the quorum goes during the append. An
 // entry that a copy cannot apply (from a newer authrelay) stops that copy
 // at it, loudly, rather than let it skip a change: Follow logs and tries
-// again, and Log.Behind shows it. The hash policy a node hashes new passwords with is
-// the one it read when it opened the database. A migration that changes
+// again, and Log.Behind shows it. A write in flight when the stream's leader dies gets
+// no answer: it fails after Config.Timeout as not confirmed (the new leader
+// may hold it), rather than be sent again, which the leader could store
+// twice. A command that starts while the stream is silent, with no relay
+// to name its servers, on a server that has reloaded its config, cannot
+// tell an election from a lost quorum and fails (see Begin). A snapshot
+// goes in as one atomic batch up to 1,000 entries (about 500 MiB), entry
+// by entry beyond: a node that joins then may be ready with part of it,
+// and has the rest within moments. An empty copy's admin change on
+// an empty log becomes its first entry: on a node that joins before the
+// first node's relay has run, that change makes the first node's snapshot
+// fail. A migration that changes
 // replicated rows (as 0007 did) runs on each node by itself, and must give
 // the same rows everywhere. The log trusts whoever can
 // publish on its subject: only relays may hold users in the AUTH account.

@@ -54,6 +54,11 @@ var (
 
 var errNotReached = errors.New("this relay has not reached the cluster log yet")
 
+// errNoSnapshot is why a node with an empty copy waits on an empty log:
+// it joins a cluster whose first node has not written its database into
+// the log yet.
+var errNoSnapshot = errors.New("the cluster log is empty, and so is this node's copy: waiting for the cluster's first node to write its database into the log (start its relay: 'authrelay serve --dir' on the node made with 'init --cluster-listen' or 'cluster enable')")
+
 func (m *clusterMode) notReached() error {
 	return fmt.Errorf("cluster log %s: %w: %w: the change is not made; see this relay's log for why", m.c.Stream, cluster.ErrNoQuorum, errNotReached)
 }
@@ -119,7 +124,7 @@ func (m *clusterMode) start(ctx context.Context, url string, opts []nats.Option)
 		}
 	}
 	cl := m.log.Load()
-	for {
+	for waited := false; ; {
 		err := m.bootstrapOrCatchUp(ctx, cl)
 		if err == nil {
 			break
@@ -127,7 +132,15 @@ func (m *clusterMode) start(ctx context.Context, url string, opts []nats.Option)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		m.logger.Warn("cannot catch up with the cluster log; no login is answered until it has; trying again", "err", err, "retry_in", clusterWait)
+		switch {
+		case errors.Is(err, errNoSnapshot) && waited:
+			m.logger.Debug("still waiting for the first node's snapshot", "err", err)
+		case errors.Is(err, errNoSnapshot):
+			waited = true
+			m.logger.Warn("no login is answered until this node's copy holds the cluster's state", "err", err)
+		default:
+			m.logger.Warn("cannot catch up with the cluster log; no login is answered until it has; trying again", "err", err, "retry_in", clusterWait)
+		}
 		if err := sleep(ctx, clusterWait); err != nil {
 			return err
 		}
@@ -148,6 +161,15 @@ func (m *clusterMode) start(ctx context.Context, url string, opts []nats.Option)
 	return nil
 }
 
+// bootstrapOrCatchUp brings the copy to the log's end. What "caught up"
+// means for an empty log depends on the copy: a copy with replicated rows
+// (the first node: init wrote its accounts, or a single node converted)
+// writes them into the log as its snapshot, and is then caught up; an
+// empty copy (a node made with 'init --join') has nothing to give the
+// cluster and is not caught up until it holds the first node's snapshot,
+// so it fails with errNoSnapshot while the log is empty. A joining node
+// never reports ready, nor answers a login, with an empty copy that only
+// looks current because the first node has not started yet.
 func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.ClusterLog) error {
 	last, err := cl.LastSeq(ctx)
 	if err != nil {
@@ -160,7 +182,7 @@ func (m *clusterMode) bootstrapOrCatchUp(ctx context.Context, cl *deploy.Cluster
 	if last == 0 && applied == 0 {
 		seq, err := cl.Bootstrap(ctx, m.db)
 		if err == nil && seq == 0 {
-			return nil // nothing here either: the first node's snapshot follows
+			return errNoSnapshot
 		}
 		if err == nil {
 			m.logger.Info("the cluster log was empty: wrote this database into it, as the cluster's first node", "stream", m.c.Stream, "entries", seq)
@@ -191,6 +213,12 @@ func (m *clusterMode) run(ctx context.Context) {
 		cl.Follow(ctx, m.db) // returns ctx's error only
 	}()
 	defer func() { <-followed }()
+	// This node's commands learn the stream's servers from the relay.
+	if stop, err := cl.AnswerPeers(); err != nil {
+		m.logger.Warn("commands on this node cannot learn the cluster log's servers from this relay", "err", err)
+	} else {
+		defer stop()
+	}
 	kv := positionsBucket(ctx, cl, m.logger)
 	tick := time.NewTicker(clusterWait / 4)
 	defer tick.Stop()

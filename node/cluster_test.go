@@ -409,8 +409,10 @@ func TestClusterWithoutQuorum(t *testing.T) {
 		if !strings.Contains(err.Error(), "the change is not made") {
 			t.Errorf("error %q does not say the change is not made", err)
 		}
-		if took := time.Since(began); took > 2*deploy.ClusterTimeout+time.Second {
-			t.Errorf("the refused write took %v", took)
+		// The command learns the stream's servers from the survivor's
+		// relay and asks each: it fails within a second.
+		if took := time.Since(began); took > time.Second {
+			t.Errorf("the refused write took %v, want a second at most", took)
 		}
 		after, err := db.StateDigest(t.Context())
 		if err != nil {
@@ -549,4 +551,131 @@ func TestClusterJoiningNodeHasTheAccountsWhenReady(t *testing.T) {
 	}
 	roundTrip(t, nc, "orders.o")
 	nc.Close()
+}
+
+// TestClusterJoiningNodeWaitsForTheFirstNode: a node made with 'init
+// --join' whose relay starts before the first node's has written its
+// database into the (empty) cluster log does not report ready, on /readyz
+// or in its log, nor answer a login: its empty copy only looks caught up
+// with the empty log. Once the first node's relay has written the log, the
+// joining relay is ready, and the first node's user logs in through it at
+// the first try.
+func TestClusterJoiningNodeWaitsForTheFirstNode(t *testing.T) {
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	r2 := startRelay(t, c.dirs[1], c.urls[1], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
+	select {
+	case <-r2.ready:
+		t.Fatal("the joining relay reported ready before the first node wrote the cluster log")
+	case <-time.After(3 * time.Second):
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "cluster log") {
+		t.Errorf("/readyz of the joining relay before the first node's snapshot: %d %q, want 503 naming the cluster log", code, body)
+	}
+	if log := r2.log.String(); !strings.Contains(log, "waiting for the cluster's first node") || strings.Contains(log, "caught up with the cluster log") {
+		t.Errorf("the joining relay's log does not say it waits for the first node, or says it caught up:\n%s", log)
+	}
+	startRelay(t, c.dirs[0], c.urls[0], true)
+	select {
+	case <-r2.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the joining relay not ready 15 s after the first node's relay\n%s", r2.log.String())
+	}
+	if code, body := readyz(t, httpAddr); code != http.StatusOK {
+		t.Errorf("/readyz once caught up: %d %q, want 200", code, body)
+	}
+	nc, err := nats.Connect(c.urls[1], nats.UserInfo("dora", "pw-dora-1"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("dora, from the first node's snapshot, through node 2 as soon as its relay is ready: %v", err)
+	}
+	roundTrip(t, nc, "orders.d")
+	nc.Close()
+}
+
+// TestClusterHashPolicyAndRehash: 'hash set' on node 1 reaches node 2's
+// running relay without a restart (it logs the new policy), and a user
+// added on node 2 afterwards is hashed at it; a login through node 2 of a
+// user whose hash is at the old policy is rehashed by node 2's relay
+// through the cluster log: node 3's copy holds the new hash.
+func TestClusterHashPolicyAndRehash(t *testing.T) {
+	c := newCluster(t, nil)
+	var relays []*running
+	for i := range 3 {
+		relays = append(relays, startRelay(t, c.dirs[i], c.urls[i], true))
+	}
+	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
+	policy := store.Argon2Params{Memory: 8 << 10, Time: 5, Threads: 1, SaltLen: 16, KeyLen: 32}
+	if err := admin(t, c.dirs[0], "hash set", func(ctx context.Context, db *store.DB) error {
+		return db.SetHashPolicy(ctx, policy)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(relays[1].log.String(), `the hash policy changed on another node: new passwords are hashed at it, and users rehashed at their next login" policy="argon2id m=8192 KiB (8 MiB), t=5`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 2's relay did not log the new policy within 5 s:\n%s", relays[1].log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// current reports whether the user's hash in l's copy is at l's
+	// policy, once the copy has the user.
+	current := func(l deploy.Layout, name string) bool {
+		t.Helper()
+		db, err := l.OpenLocal(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, ok, err := db.HashInfo(t.Context(), name)
+			if err == nil {
+				return ok
+			}
+			if !errors.Is(err, store.ErrNotFound) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	addUserAdmin(t, c.dirs[1], "bob", "pw-bob-1")
+	if !current(c.dirs[0], "bob") {
+		t.Error("bob, added on node 2 after 'hash set' on node 1, is not hashed at the new policy")
+	}
+	if current(c.dirs[2], "alice") {
+		t.Fatal("alice's hash is at the new policy before she logged in")
+	}
+	nc, _ := eventually(t, 2*time.Second, c.urls[1], "alice", "pw-alice-1")
+	nc.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for !current(c.dirs[2], "alice") {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's hash on node 3 not at the new policy 5 s after her login through node 2\n%s", relays[1].log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nc, _ = eventually(t, 2*time.Second, c.urls[2], "alice", "pw-alice-1")
+	nc.Close()
+}
+
+// TestClusterChangeBeforeTheFirstRelay: an admin change on the first node
+// before its relay has ever run (the log still empty) writes the node's
+// database into the log first, as the relay would: a joining node then has
+// the account the change's user stands on, and both users log in through
+// it. (The change used to be the log's first entry alone: the joining
+// node, without the account, could not apply it.)
+func TestClusterChangeBeforeTheFirstRelay(t *testing.T) {
+	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
+	addUserAdmin(t, c.dirs[0], "alice", "pw-alice-1")
+	startRelay(t, c.dirs[0], c.urls[0], true)
+	r2 := startRelay(t, c.dirs[1], c.urls[1], false)
+	select {
+	case <-r2.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the joining relay not ready after 15 s\n%s", r2.log.String())
+	}
+	for _, u := range []struct{ name, password string }{{"dora", "pw-dora-1"}, {"alice", "pw-alice-1"}} {
+		nc, _ := eventually(t, 2*time.Second, c.urls[1], u.name, u.password)
+		nc.Close()
+	}
 }

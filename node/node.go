@@ -169,6 +169,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"policy", db.Params.String(), "err", err)
 	}
 	db.OnRehash = rehashLogger(logger)
+	db.OnPolicy = policyLogger(logger, hashWorkers)
 	reserved, err := db.ReservedAccounts() // from nats.conf; see deploy.Layout.OpenDatabase
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -305,13 +306,18 @@ func Run(ctx context.Context, cfg Config) error {
 			audit.Close(context.Background())
 			return relayExit(err)
 		}
-		ran := make(chan struct{})
+		ran, rehashed := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(ran)
 			cm.run(ctx)
 		}()
-		// The follower stops before the database closes.
-		defer func() { cancel(); <-ran }()
+		// The rehashes logins queue are stored as admin changes.
+		go func() {
+			defer close(rehashed)
+			db.RehashLoop(ctx)
+		}()
+		// The follower and the rehashes stop before the database closes.
+		defer func() { cancel(); <-ran; <-rehashed }()
 		stopEvents, err := events.start(ctx, cm.log.Load(), cfg.AuditRetention)
 		if err != nil {
 			audit.Close(context.Background())

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/authrelay/authrelay/store"
 )
@@ -24,4 +25,21 @@ func checkServePolicy(p store.Argon2Params, workers int) error {
 			workers, p.Memory, total/1024, maxHashMemoryInFlight/1024, fit)
 	}
 	return nil
+}
+
+// policyLogger is the store's OnPolicy for a node in cluster mode: it logs
+// each hash policy another node set, which this relay hashes new passwords
+// (and rehashes at login) at from then on, and says when that policy would
+// keep this node from starting (checkServePolicy), or was refused.
+func policyLogger(logger *slog.Logger, workers int) func(p store.Argon2Params, err error) {
+	return func(p store.Argon2Params, err error) {
+		if err != nil {
+			logger.Error("the hash policy from the cluster log is refused; this relay keeps hashing at the previous one", "policy", p.String(), "err", err)
+			return
+		}
+		logger.Info("the hash policy changed on another node: new passwords are hashed at it, and users rehashed at their next login", "policy", p.String())
+		if err := checkServePolicy(p, workers); err != nil {
+			logger.Error("this relay could not start at the new hash policy", "err", err)
+		}
+	}
 }

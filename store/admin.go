@@ -17,6 +17,10 @@ type adminKey struct{}
 type adminChange struct {
 	db *DB
 	tx *sql.Tx
+	// rehash marks a change that only rehashes passwords at login
+	// (storeRehash): each node that applies it counts the rehash, so that
+	// its triggers take it for one rather than a credential change.
+	rehash bool
 }
 
 // adminOf returns the admin change ctx belongs to, or nil.
@@ -159,12 +163,24 @@ func (db *DB) Admin(ctx context.Context, actor, action string, fn func(ctx conte
 		if err != nil {
 			return fmt.Errorf("%s: %w", action, err)
 		}
+		if last == 0 && applied == 0 {
+			if err := db.bootstrapFirst(ctx); err != nil {
+				return fmt.Errorf("%s: %w: the change is not made", action, err)
+			}
+			if applied, err = db.AppliedSeq(ctx); err != nil {
+				return fmt.Errorf("%s: %w", action, err)
+			}
+			last = max(last, applied)
+		}
 		if applied < last {
 			if err := db.repl.catchUp(ctx); err != nil {
 				return fmt.Errorf("%s: catch up with the cluster log: %w: the change is not made", action, err)
 			}
 		}
 	}
+	// The copy is shared with this node's other processes: the relay may
+	// have applied another node's 'hash set' since this one opened it.
+	db.reloadPolicy(ctx)
 	for attempt := range adminRetries {
 		err := db.admin(ctx, actor, action, fn)
 		if !errors.Is(err, ErrBehind) {
@@ -216,12 +232,33 @@ func (db *DB) admin(ctx context.Context, actor, action string, fn func(ctx conte
 		return fmt.Errorf("%w: the change is not made", err)
 	}
 	if db.clustered() {
-		if err := db.commitReplicated(ctx, tx, start); err != nil {
+		if err := db.commitReplicated(ctx, tx, start, c.rehash); err != nil {
 			return fmt.Errorf("%s: %w", action, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", action, err)
+	}
+	return nil
+}
+
+// bootstrapFirst writes this copy's replicated rows into the cluster log,
+// which is empty, before an admin change: the first node's copy holds the
+// state init (or the single node it was) gave it, which its relay writes
+// into the log when it starts; a change made before would otherwise be
+// the log's first entry, and reach the other nodes without the rows it
+// stands on (a user without its account). An empty copy writes nothing.
+// Another process of this node (the relay) writing it first is no error.
+func (db *DB) bootstrapFirst(ctx context.Context) error {
+	own, err := hasReplicatedRows(ctx, db.sql)
+	if err != nil || own == "" {
+		return err
+	}
+	if _, err := db.Bootstrap(ctx, db.repl.log); err != nil {
+		if applied, aerr := db.AppliedSeq(ctx); aerr == nil && applied > 0 {
+			return nil
+		}
+		return err
 	}
 	return nil
 }

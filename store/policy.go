@@ -151,7 +151,7 @@ func PolicyFloor(p Argon2Params) error {
 }
 
 // SetHashPolicy stores p as the hash policy, after ValidatePolicy, and makes
-// it db.Params. Passwords set from now on are hashed at p; each existing
+// it db.Params (in cluster mode, HashParams). Passwords set from now on are hashed at p; each existing
 // password is rehashed at p at its user's next successful login by a process
 // that has opened the database since (see Rehash). Like an assignment
 // to db.Params, it must not run concurrently with db's other methods.
@@ -178,8 +178,56 @@ func (db *DB) SetHashPolicy(ctx context.Context, p Argon2Params) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("set hash policy: %w", err)
 	}
-	db.Params = p
+	if db.clustered() || db.policy.Load() != nil {
+		// The relay's Follow reads the policy concurrently (params).
+		db.policy.Store(&p)
+	} else {
+		db.Params = p
+	}
 	return nil
+}
+
+// HashParams returns the parameters new password hashes are made at now:
+// db.Params, or in cluster mode the hash policy as the cluster log last
+// brought it (see Params). Hash a password for this store with these.
+func (db *DB) HashParams() Argon2Params { return db.params() }
+
+// params returns the parameters new password hashes are made at: the hash
+// policy as the cluster log last brought it, once an entry did (another
+// node's 'hash set' reaches this one without a restart), else db.Params.
+func (db *DB) params() Argon2Params {
+	if p := db.policy.Load(); p != nil {
+		return *p
+	}
+	return db.Params
+}
+
+// reloadPolicy reads the hash policy from the database into db.policy,
+// after the cluster log brought a settings row (or before an admin change
+// in cluster mode: another process, the relay, may have applied one to the
+// same file since this one opened it), and reports a change to
+// db.OnPolicy. With no policy stored, Params stay. A stored policy outside the ceiling is not taken: the
+// previous one stays, and OnPolicy gets the error.
+func (db *DB) reloadPolicy(ctx context.Context) {
+	was := db.params()
+	var n int
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM settings WHERE key = ?`, settingArgon2id).Scan(&n); err != nil || n == 0 {
+		return // none stored: Params stay
+	}
+	p, err := db.HashPolicy(ctx)
+	if err == nil {
+		err = PolicyCeiling(p)
+	}
+	if err != nil {
+		if db.OnPolicy != nil {
+			db.OnPolicy(was, fmt.Errorf("hash policy from the cluster log: %w", err))
+		}
+		return
+	}
+	db.policy.Store(&p)
+	if p != was && db.OnPolicy != nil {
+		db.OnPolicy(p, nil)
+	}
 }
 
 // NeedsRehash reports whether a password that verifies against hash should
@@ -214,7 +262,7 @@ func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current
 	if scheme, err = hashScheme(hash); err != nil {
 		return "", false, fmt.Errorf("password hash info of %q: stored %w", name, err)
 	}
-	return scheme, !NeedsRehash(hash, db.Params), nil
+	return scheme, !NeedsRehash(hash, db.params()), nil
 }
 
 // rehash hashes password again at db.Params if hash, the stored hash it has
@@ -222,14 +270,15 @@ func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current
 // It never fails the login: a rehash that could not be done is tried again at
 // the next one.
 func (db *DB) rehash(ctx context.Context, name, hash, password string) {
-	// In cluster mode a rehash is a change to replicated state, which
-	// goes through the cluster log; a login must never wait on JetStream,
-	// so none is made yet (the login succeeds with the old hash, which
-	// stays valid). A later step replicates rehashes off the login path.
-	if db.clustered() {
+	p := db.params()
+	if !NeedsRehash(hash, p) {
 		return
 	}
-	if !NeedsRehash(hash, db.Params) {
+	// In cluster mode a rehash is a change to replicated state, which
+	// goes through the cluster log; a login must never wait on JetStream,
+	// so the new hash is queued for RehashLoop to store as an admin change.
+	if db.clustered() {
+		db.queueRehash(name, hash, password, p)
 		return
 	}
 	done, err := db.rehashPassword(ctx, name, hash, password)
@@ -249,10 +298,11 @@ func (db *DB) rehashPassword(ctx context.Context, name, old, password string) (b
 	if err != nil {
 		return false, fmt.Errorf("rehash password of %q: %w", name, err)
 	}
-	if policy != db.Params {
+	p := db.params()
+	if policy != p {
 		return false, fmt.Errorf("rehash password of %q: %w", name, ErrHashPolicyChanged)
 	}
-	hash, err := HashPassword(password, db.Params)
+	hash, err := HashPassword(password, p)
 	if err != nil {
 		return false, fmt.Errorf("rehash password of %q: %w", name, err)
 	}

@@ -109,10 +109,10 @@ var tables = []tableSpec{
 	{name: "accounts", replicated: true, key: []string{"name"}},
 	{name: "roles", replicated: true, key: []string{"name"}},
 	{name: "settings", replicated: true, key: []string{"key"}},
-	// rehashes counts this node's rehashes at login (0005), which cluster
-	// mode does not make yet; carried, a differing count would hide an
-	// applied change from the users triggers (WHEN NEW.rehashes IS
-	// OLD.rehashes).
+	// rehashes counts this node's rehashes at login (0005): carried, a
+	// differing count would hide an applied change from the users
+	// triggers (WHEN NEW.rehashes IS OLD.rehashes); a change marked as a
+	// rehash (change.Rehash) increments it on the node applying it.
 	{name: "users", replicated: true, key: []string{"name"}, local: []string{"rehashes"}},
 	{name: "user_roles", replicated: true, key: []string{"user", "role"}, replace: true},
 	// mark names a row of this node's change feed: Apply sets it to the
@@ -158,8 +158,8 @@ type replication struct {
 // makes the change again, so that fn may run more than once: it must do
 // nothing but call db's methods. Outside Admin, the write methods of
 // replicated state fail with ErrClusterWrite, AuditAdmin goes through Admin,
-// and a login no longer rehashes a password. Call it right after Open,
-// before the handle is shared.
+// and a login's rehash is queued for RehashLoop to store as an admin
+// change. Call it right after Open, before the handle is shared.
 func (db *DB) Replicate(log Replicator, catchUp func(ctx context.Context) error) {
 	db.repl = &replication{log: log, catchUp: catchUp}
 }
@@ -266,6 +266,12 @@ type change struct {
 	Part  int        `json:"part,omitempty"`
 	Parts int        `json:"parts,omitempty"`
 	Rows  []rowValue `json:"rows"`
+	// Rehash says that the change's users rows only rehash passwords at
+	// login (RehashLoop): a node applying it counts each as a rehash, so
+	// that its triggers let it pass as the writer's did (no change feed
+	// row, no new generation or user version), the credential being the
+	// same. An older node ignores it and takes the row for a change.
+	Rehash bool `json:"rehash,omitempty"`
 }
 
 // chunkRows splits rows into runs whose encoding stays below MaxEntrySize.
@@ -464,7 +470,7 @@ func keyWhere(spec tableSpec) string {
 // encodeChange reads the rows the capture recorded in tx and encodes them
 // as a change, in parts if it is large; it returns nil when the
 // transaction touched no replicated row.
-func encodeChange(ctx context.Context, tx *sql.Tx) ([][]byte, error) {
+func encodeChange(ctx context.Context, tx *sql.Tx, rehash bool) ([][]byte, error) {
 	keys, err := captured(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("read captured changes: %w", err)
@@ -508,7 +514,7 @@ func encodeChange(ctx context.Context, tx *sql.Tx) ([][]byte, error) {
 	}
 	parts := make([][]byte, len(chunks))
 	for i, rows := range chunks {
-		p := change{V: changeVersion, Rows: rows}
+		p := change{V: changeVersion, Rows: rows, Rehash: rehash}
 		if len(chunks) > 1 {
 			p.Part, p.Parts = i+1, len(chunks)
 		}
@@ -523,8 +529,8 @@ func encodeChange(ctx context.Context, tx *sql.Tx) ([][]byte, error) {
 // the entry this copy held when the admin change began (start), and records
 // the new position in tx. It returns an error wrapping ErrBehind if the
 // copy or the log moved on since start.
-func (db *DB) commitReplicated(ctx context.Context, tx *sql.Tx, start uint64) error {
-	parts, err := encodeChange(ctx, tx)
+func (db *DB) commitReplicated(ctx context.Context, tx *sql.Tx, start uint64, rehash bool) error {
+	parts, err := encodeChange(ctx, tx, rehash)
 	if err != nil || parts == nil {
 		return err
 	}
@@ -564,6 +570,15 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	}
 	if c.Parts < 0 || c.Part < 0 || c.Part > c.Parts || c.Parts > 0 && c.Part == 0 || uint64(c.Part) > seq {
 		return fmt.Errorf("apply cluster log entry %d: part %d of %d", seq, c.Part, c.Parts)
+	}
+	if hasTable(c.Rows, "settings") {
+		// The hash policy may have changed (a 'hash set' on any node):
+		// read it once the entry is in the copy, whether this Apply wrote
+		// it or found it there (this node's own change, or another
+		// reader's), so that new passwords are hashed at it from now on,
+		// without a restart. Deferred before the transaction's Rollback,
+		// it runs after it.
+		defer db.reloadPolicy(context.WithoutCancel(ctx))
 	}
 	// One Apply at a time (Follow and CatchUp may both run), so that a
 	// change's parts are taken once; SQLite serialises the writes anyway.
@@ -620,7 +635,7 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 	if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
 		return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
 	}
-	if err := applyRows(ctx, tx, c.Rows); err != nil {
+	if err := applyRows(ctx, tx, c.Rows, c.Rehash); err != nil {
 		return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
 	}
 	if err := setApplied(ctx, tx, seq); err != nil {
@@ -630,6 +645,11 @@ func (db *DB) Apply(ctx context.Context, seq uint64, entry []byte) error {
 		return fmt.Errorf("apply cluster log entry %d: %w", seq, err)
 	}
 	return nil
+}
+
+// hasTable reports whether one of rows is of table.
+func hasTable(rows []rowValue, table string) bool {
+	return slices.ContainsFunc(rows, func(r rowValue) bool { return r.Table == table })
 }
 
 // hasReplicatedRows returns the first replicated table that holds a row,
@@ -656,7 +676,7 @@ func hasReplicatedRows(ctx context.Context, q querier) (string, error) {
 
 // applyRows writes rows: deletes (and the first half of a replace) first,
 // then the present rows.
-func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue) error {
+func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue, rehash bool) error {
 	// A large change repeats a few statements thousands of times.
 	stmts := map[string]*sql.Stmt{}
 	defer func() {
@@ -772,6 +792,9 @@ func applyRows(ctx context.Context, tx *sql.Tx, rows []rowValue) error {
 			for i, k := range spec.key {
 				quotedKey[i] = quoteIdent(k)
 			}
+			if rehash && spec.name == "users" {
+				set = append(set, `"rehashes" = "rehashes" + 1`)
+			}
 			if len(set) == 0 {
 				query += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", strings.Join(quotedKey, ", "))
 			} else {
@@ -847,14 +870,20 @@ func (b *partBuffer) take(first, last uint64, c change) ([]rowValue, error) {
 	return append(rows, c.Rows...), nil
 }
 
+// maxSnapshotBatch is the most entries of a snapshot that Bootstrap appends
+// as one atomic batch (nats-server's default limit on a batch); a larger
+// snapshot goes in entry by entry.
+const maxSnapshotBatch = 1000
+
 // Bootstrap appends a snapshot of every replicated row of db to log, which
-// must be empty, in entries of at most MaxEntrySize bytes, and records the
-// last as applied: db becomes the first node of a cluster with nothing lost
+// must be empty, in entries of at most MaxEntrySize bytes (all of them in
+// one atomic batch, up to maxSnapshotBatch), and records the last as
+// applied: db becomes the first node of a cluster with nothing lost
 // (each user keeps its password hash), and a node that applies the log
 // from the start gets the same rows. It holds the write lock throughout,
 // so that no change slips between the snapshot and the position. It fails
-// if db has applied entries already. An error after the first entry leaves
-// a partial snapshot in the log: the error says so.
+// if db has applied entries already. Past maxSnapshotBatch entries, an error
+// after the first leaves a partial snapshot in the log: the error says so.
 func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err error) {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -889,11 +918,22 @@ func (db *DB) Bootstrap(ctx context.Context, log Replicator) (last uint64, err e
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap cluster log: %w", err)
 	}
-	for _, rows := range chunks {
-		b, err := json.Marshal(change{V: changeVersion, Rows: rows})
-		if err != nil {
+	entries := make([][]byte, len(chunks))
+	for i, rows := range chunks {
+		if entries[i], err = json.Marshal(change{V: changeVersion, Rows: rows}); err != nil {
 			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
 		}
+	}
+	if len(entries) > 1 && len(entries) <= maxSnapshotBatch {
+		// One atomic batch: the log holds the whole snapshot or none of
+		// it, so that a node that joins meanwhile never takes part of it
+		// for the cluster's state. Each entry stays a change of its own.
+		if last, err = log.Append(ctx, 0, entries...); err != nil {
+			return 0, fmt.Errorf("bootstrap cluster log: %w", err)
+		}
+		entries = nil
+	}
+	for _, b := range entries {
 		seq, err := log.Append(ctx, last, b)
 		if err != nil {
 			if last > 0 {

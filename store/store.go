@@ -87,11 +87,19 @@ type DB struct {
 	// Open loads them from the database's hash policy (see HashPolicy);
 	// SetHashPolicy changes both. Setting Params directly affects this
 	// handle only, and stops it rehashing unless they equal the policy.
+	// In cluster mode, once the cluster log brings a hash policy (or an
+	// admin change finds one stored), that policy replaces Params.
 	Params Argon2Params
 	// OnRehash, if set, is called after Rehash has tried to rehash
 	// a password at Params, with a nil error if the new hash is stored.
 	// The login succeeds either way. It must not block.
 	OnRehash func(name string, err error)
+	// OnPolicy, if set, is called in cluster mode when an entry of the
+	// cluster log changed the hash policy (another node's 'hash set'),
+	// with the policy new passwords are now hashed at, or with the error
+	// that kept the previous one (a stored policy outside the ceiling).
+	// It must not block.
+	OnPolicy func(p Argon2Params, err error)
 	// ReservedAccounts, when set, returns the accounts this store never
 	// creates and never places a user in: the callout and system accounts
 	// of the server the relay serves (a user there could read every login
@@ -109,6 +117,13 @@ type DB struct {
 	// sendUnlock sends an unlock to every node, in cluster mode
 	// (SendUnlocks).
 	sendUnlock func(ctx context.Context, e LockoutEvent) error
+	// policy is the hash policy as the cluster log last brought it (an
+	// entry with a settings row, applied or skipped), nil before: it
+	// replaces Params from then on (see params).
+	policy atomic.Pointer[Argon2Params]
+	// rehashes are the rehashes at login waiting to be made as admin
+	// changes, in cluster mode (see RehashLoop).
+	rehashes rehashQueue
 	// closers run after the database is closed (CloseWith).
 	closers []func()
 	// parts holds the parts of a multi-part log entry until its last

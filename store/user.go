@@ -31,7 +31,7 @@ func (db *DB) AddUser(ctx context.Context, u accounts.User, password string) err
 	}
 	// Hash before the transaction: the write lock is not held for the
 	// tens of milliseconds argon2id takes.
-	hash, err := HashPassword(password, db.Params)
+	hash, err := HashPassword(password, db.params())
 	if err != nil {
 		return fmt.Errorf("add user %q: %w", u.Name, err)
 	}
@@ -216,7 +216,7 @@ func (db *DB) SetPasswordGrace(ctx context.Context, name, password string, grace
 	if err := ValidatePassword(password); err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
-	hash, err := HashPassword(password, db.Params)
+	hash, err := HashPassword(password, db.params())
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
@@ -499,7 +499,9 @@ func (db *DB) Authenticate(ctx context.Context, name, password string) (accounts
 // changed meanwhile. It does this once per user, waits at most 50 ms for
 // another writer, and never fails anything: a rehash not done is tried again
 // at the next login, and each outcome goes to db.OnRehash. It runs one
-// read-only statement when there is nothing to do.
+// read-only statement when there is nothing to do. In cluster mode it
+// never writes: it queues the new hash for RehashLoop, which stores it
+// through the cluster log.
 func (db *DB) Rehash(ctx context.Context, name, password string) {
 	if accounts.ValidateName(name) != nil || password == "" || len(password) > MaxPasswordLen {
 		return
@@ -511,7 +513,7 @@ func (db *DB) Rehash(ctx context.Context, name, password string) {
 		}
 		return
 	}
-	if !NeedsRehash(hash, db.Params) {
+	if !NeedsRehash(hash, db.params()) {
 		return
 	}
 	if ok, err := VerifyPassword(hash, password); err != nil || !ok {
@@ -555,12 +557,12 @@ func (db *DB) verifyDummy(password string) error {
 func (db *DB) dummy() (string, error) {
 	db.dummyMu.Lock()
 	defer db.dummyMu.Unlock()
-	if db.dummyHash == "" || db.dummyParams != db.Params {
-		hash, err := HashPassword(rand.Text(), db.Params)
+	if p := db.params(); db.dummyHash == "" || db.dummyParams != p {
+		hash, err := HashPassword(rand.Text(), p)
 		if err != nil {
 			return "", fmt.Errorf("dummy password hash: %w", err)
 		}
-		db.dummyHash, db.dummyParams = hash, db.Params
+		db.dummyHash, db.dummyParams = hash, p
 	}
 	return db.dummyHash, nil
 }

@@ -181,7 +181,7 @@ func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, re
 			return fmt.Errorf("import: %w", err)
 		}
 	}
-	if err := rep.HashPasswords(func(pw string) (string, error) { return store.HashPassword(pw, db.Params) }); err != nil {
+	if err := rep.HashPasswords(func(pw string) (string, error) { return store.HashPassword(pw, db.HashParams()) }); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
 	synced := false
