@@ -679,3 +679,51 @@ func TestClusterChangeBeforeTheFirstRelay(t *testing.T) {
 		nc.Close()
 	}
 }
+
+// TestClusterRelayStaysOnItsServer: when a node's server goes down, its
+// relay does not go on answering logins through another server of the
+// cluster (the queue group spans the routes), where it would answer from a
+// copy whose follower has stopped with its server; the other nodes' relays
+// answer meanwhile.
+func TestClusterRelayStaysOnItsServer(t *testing.T) {
+	c := newCluster(t, nil)
+	for i := range 3 {
+		startRelay(t, c.dirs[i], c.urls[i], true)
+	}
+	relays := func(i int) int {
+		t.Helper()
+		cz, err := c.servers[i].Connz(&server.ConnzOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ci := range cz.Conns {
+			if ci.Name == "authrelay" {
+				n++
+			}
+		}
+		return n
+	}
+	// The control: each server has its own relay's connection.
+	for i := range 3 {
+		if n := relays(i); n != 1 {
+			t.Fatalf("server n%d has %d relay connections, want its own relay's", i+1, n)
+		}
+	}
+	addUserAdmin(t, c.dirs[0], "alice", "alice-pass-1")
+	c.stop(1)
+	// The relay reconnects every 100-200 ms: 3 s is many attempts.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, i := range []int{0, 2} {
+			if n := relays(i); n != 1 {
+				t.Fatalf("with n2's server down, server n%d has %d relay connections: n2's relay went on through it", i+1, n)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, i := range []int{0, 2} {
+		nc, _ := eventually(t, 5*time.Second, c.urls[i], "alice", "alice-pass-1")
+		nc.Close()
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -206,6 +207,14 @@ func Run(ctx context.Context, cfg Config) error {
 		Now:              cfg.Now,
 		MaxClockSkew:     cfg.MaxClockSkew,
 		ServiceVersion:   cfg.ServiceVersion,
+	}
+	if cm != nil {
+		// A cluster node's relay answers its own server's logins only: the
+		// queue group spans the routes, so the other relays answer while
+		// this server is down, and a relay that went on through another
+		// server would answer from a copy whose follower (on this server)
+		// has stopped, granting a user disabled meanwhile.
+		rc.NATSOptions = append(slices.Clone(rc.NATSOptions), nats.IgnoreDiscoveredServers())
 	}
 
 	var ns *server.Server
