@@ -368,12 +368,22 @@ func TestClusterWithoutQuorum(t *testing.T) {
 		roundTrip(t, nc, "orders.o")
 		nc.Close()
 		t.Logf("account added on node 1, user in it logged in through server 2 after %v", took)
-		b, err := os.ReadFile(c.dirs[1].Path(deploy.AccountsConf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), "ORDERS") {
-			t.Errorf("node 2's accounts.conf has no ORDERS (%d bytes):\n%s", len(b), b)
+		// The file, which a restart of server 2 reads, has it too (the
+		// relay's loop writes it at most a quarter second after the apply;
+		// the server may have reloaded from it already or not).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, err := os.ReadFile(c.dirs[1].Path(deploy.AccountsConf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "ORDERS") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node 2's accounts.conf has no ORDERS 5 s after the login (%d bytes):\n%s", len(b), b)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 
