@@ -3,6 +3,7 @@ package natsconf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -415,4 +416,27 @@ func FuzzRenderString(f *testing.F) {
 			t.Errorf("render %q reads back as %q", s, got)
 		}
 	})
+}
+
+// TestBcryptWarningBounded: the warning of an import that keeps thousands
+// of bcrypt hashes counts them all but names only the first, sorted.
+func TestBcryptWarningBounded(t *testing.T) {
+	const hash = "$2a$04$abcdefghijklmnopqrstuuWlDwzSMVbyGLQPsWv5UgTXJUbbHeIbm"
+	if !IsBcrypt(hash) {
+		t.Fatal("the test's hash is not bcrypt-like")
+	}
+	var rep Report
+	for i := range maxBcryptNames + 5 {
+		rep.Users = append(rep.Users, &UserRow{Name: fmt.Sprintf("u%03d", i), Action: ActionAdd, secret: hash})
+	}
+	var b strings.Builder
+	rep.WriteBcryptWarning(&b, false)
+	out := b.String()
+	if !strings.Contains(out, fmt.Sprintf("warning: %d imported user(s) keep their bcrypt hash: u000, ", maxBcryptNames+5)) {
+		t.Errorf("warning does not count every user and start with the first name:\n%s", out)
+	}
+	last := fmt.Sprintf("u%03d", maxBcryptNames-1)
+	if !strings.Contains(out, last+", and 5 more") || strings.Contains(out, fmt.Sprintf("u%03d", maxBcryptNames)) {
+		t.Errorf("warning does not stop after %s with the number of the others:\n%s", last, out)
+	}
 }

@@ -70,11 +70,19 @@ func (rep *Report) WriteBcryptWarning(w io.Writer, dryRun bool) {
 	if dryRun {
 		verb = "would keep"
 	}
+	n := len(names)
+	if n > maxBcryptNames {
+		names = append(names[:maxBcryptNames], fmt.Sprintf("and %d more ('authrelay user show NAME' names a user's hash scheme)", n-maxBcryptNames))
+	}
 	fmt.Fprintf(w, `warning: %d imported user(s) %s their bcrypt hash: %s.
 bcrypt uses only the first 72 bytes of a password, and nats-server accepted a
 longer password by ignoring the rest. authrelay refuses a password over 72
 bytes against a bcrypt hash, so a user whose password is longer cannot log in
 until it is reset: authrelay user passwd NAME --generate-password (shorter
 passwords keep working, and are rehashed to argon2id at the next login).
-`, len(names), verb, strings.Join(names, ", "))
+`, n, verb, strings.Join(names, ", "))
 }
+
+// maxBcryptNames bounds the names WriteBcryptWarning lists: an import of
+// thousands of users would otherwise fill the terminal with them.
+const maxBcryptNames = 20

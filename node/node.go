@@ -169,7 +169,7 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Warn("the stored password hash policy is weaker than OWASP's minimum: a stolen database is cheap to crack; raise it with 'authrelay hash set' (users are rehashed at their next login)",
 			"policy", db.Params.String(), "err", err)
 	}
-	db.OnRehash = rehashLogger(logger)
+	db.OnRehash = rehashLogger(logger, cm != nil)
 	db.OnPolicy = policyLogger(logger, hashWorkers)
 	reserved, err := db.ReservedAccounts() // from nats.conf; see deploy.Layout.OpenDatabase
 	if err != nil {
@@ -366,8 +366,13 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // rehashLogger is the store's OnRehash for a node: it logs each password
-// rehashed to the current policy, and the failures.
-func rehashLogger(logger *slog.Logger) func(name string, err error) {
+// rehashed to the current policy, and the failures. A cluster node follows
+// the policy from the log, so there a changed policy needs no restart.
+func rehashLogger(logger *slog.Logger, clustered bool) func(name string, err error) {
+	policyChangedMsg := "hash policy changed since serve started: restart serve to rehash to it"
+	if clustered {
+		policyChangedMsg = "hash policy changed while this login was rehashed: a later login rehashes at the new one"
+	}
 	var policyChanged atomic.Int64
 	return func(name string, err error) {
 		switch {
@@ -377,7 +382,7 @@ func rehashLogger(logger *slog.Logger) func(name string, err error) {
 			// 'authrelay hash set' ran after this relay started; say so
 			// once in a while, not on every login.
 			if policyChanged.Add(1)%1000 == 1 {
-				logger.Warn("hash policy changed since serve started: restart serve to rehash to it", "user", name)
+				logger.Warn(policyChangedMsg, "user", name)
 			}
 		default:
 			logger.Warn("rehash failed; the next login tries again", "user", name, "err", err)
