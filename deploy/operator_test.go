@@ -808,6 +808,62 @@ func TestModesRevocation(t *testing.T) {
 	}
 }
 
+// TestModesSessionExpiry: when no kick reaches a connection, the session
+// still ends at its JWT's expiry, in both modes: the server closes it with
+// an authorization expired error, and the client's reconnect goes through
+// the relay again (refused once the user is disabled: the README's bound
+// on a revoked user's connection).
+func TestModesSessionExpiry(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnv(t, mode, nil, nil)
+			e.addUser(alice, alicePW)
+			e.startRelay(func(c *relay.Config) { c.SessionTTL = 2 * time.Second }) // no revocation: no kick
+			reconnected := make(chan struct{}, 4)
+			nc, errs, err := e.connect("alice", alicePW, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+				nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			requirePubSub(t, nc, "app.orders")
+			select {
+			case err := <-errs:
+				if !errors.Is(err, nats.ErrAuthExpired) {
+					t.Fatalf("server said %v, want %v", err, nats.ErrAuthExpired)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("session not ended by the server within 10s of a 2s session")
+			}
+			select {
+			case <-reconnected:
+			case <-time.After(10 * time.Second):
+				t.Fatal("did not reconnect after the session expired")
+			}
+			requirePubSub(t, nc, "app.orders")
+			// Disabled, with no kick: the next expiry ends the session and
+			// the relay refuses the reconnect.
+			if err := e.db.UpdateUser(context.Background(), "alice", func(u *accounts.User) error { u.Disabled = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			reasons := e.authErrors()
+			deadline := time.After(10 * time.Second)
+			var seen []string
+			for {
+				select {
+				case r := <-reasons:
+					if strings.Contains(r, relay.ReasonUserDisabled) {
+						return
+					}
+					seen = append(seen, r)
+				case <-deadline:
+					t.Fatalf("the disabled user's reconnect was not refused with %s within 10s of its session's expiry (auth errors: %q)", relay.ReasonUserDisabled, seen)
+				}
+			}
+		})
+	}
+}
+
 // TestOperatorAccountsConcurrent: account commands running at once each
 // keep the others' accounts: every account ends with its seeds in
 // secrets.json, its JWT in the resolver and its place in AUTH's
