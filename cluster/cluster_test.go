@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/store"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -26,25 +27,6 @@ import (
 
 // testParams make argon2id cheap: these tests are about replication.
 var testParams = store.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
 
 // natsCluster is three nats-servers in this process, routed on loopback,
 // with JetStream in the AUTH account. Ports are fixed at the start, so that
@@ -82,7 +64,7 @@ accounts {
 
 func newNATSCluster(t *testing.T) *natsCluster {
 	t.Helper()
-	ports := freePorts(t, 6)
+	ports := loopback.Ports(t, 6)
 	c := &natsCluster{t: t, clients: ports[:3], servers: make([]*server.Server, 3), proxies: make([][]*proxy, 3)}
 	dir := t.TempDir()
 	for i := range 3 {

@@ -1,32 +1,21 @@
 package deploy
 
 import (
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats-server/v2/server"
 )
-
-// freeAddr returns a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // initServed initialises a directory listening at a free loopback
 // address and runs a stock server from its nats.conf, until the test ends.
 func initServed(t *testing.T) (Layout, *server.Server) {
 	t.Helper()
 	l := Layout{Dir: filepath.Join(t.TempDir(), "data")}
-	if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: freeAddr(t), BcryptCost: testCost}); err != nil {
+	if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: loopback.Addr(t), BcryptCost: testCost}); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := server.ProcessConfigFile(l.Path(ServerConf))
@@ -72,7 +61,7 @@ func TestConnectAdmin(t *testing.T) {
 		t.Errorf("connz does not list the connection's name: %s", msg.Data)
 	}
 
-	closed := "nats://someone:url-secret@" + freeAddr(t)
+	closed := "nats://someone:url-secret@" + loopback.Addr(t)
 	_, cerr := l.ConnectAdmin(closed, "authrelay test", time.Second)
 	if cerr == nil || strings.Contains(cerr.Error(), "url-secret") || !strings.Contains(cerr.Error(), "someone:xxxxx@") || !strings.Contains(cerr.Error(), " as admin") {
 		t.Fatalf("ConnectAdmin to a closed port: %v; want the URL with its password replaced, and the user", cerr)

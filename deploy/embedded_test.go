@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -92,7 +93,7 @@ func TestStartEmbedded(t *testing.T) {
 // run a server.
 func TestStartEmbeddedRefuses(t *testing.T) {
 	l := initDir(t)
-	port := freePort(t)
+	port := loopback.Port(t)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	refused := errors.New("auth_callout.issuer is not the relay's")
 
@@ -120,17 +121,6 @@ func TestStartEmbeddedRefuses(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "load "+l.Path(ServerConf)+": ") || ns != nil {
 		t.Errorf("broken nats.conf: %v, %v; want a load error naming the file", ns, err)
 	}
-}
-
-// freePort returns a loopback port nothing listens on just now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TestStartEmbeddedPortInUse: a port another process listens on fails the

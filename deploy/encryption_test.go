@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +26,7 @@ func TestJetStreamEncryptionKeyFromEnvironment(t *testing.T) {
 	t.Setenv("AUTHRELAY_JS_KEY", "b3f1c2d4e5a6978812345678abcdef00b3f1c2d4e5a6978812345678abcdef00")
 	for _, encrypted := range []bool{false, true} {
 		l := Layout{Dir: filepath.Join(t.TempDir(), "data")}
-		if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: freeAddr(t), BcryptCost: testCost}); err != nil {
+		if err := Init(t.Context(), l, InitOptions{Accounts: []string{"APP"}, Listen: loopback.Addr(t), BcryptCost: testCost}); err != nil {
 			t.Fatal(err)
 		}
 		conf, err := os.ReadFile(l.Path(ServerConf))

@@ -32,6 +32,7 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
@@ -62,17 +63,6 @@ func newModeEnv(t *testing.T, mode deploy.Mode, accts []string, edit func(deploy
 	return newModeEnvInit(t, mode, deploy.InitOptions{Accounts: accts}, edit)
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // newModeEnvInit is newModeEnv with more of init's options (o.Accounts,
 // o.MQTTListen); the listen address, mode and bcrypt cost are its own.
 func newModeEnvInit(t *testing.T, mode deploy.Mode, o deploy.InitOptions, edit func(deploy.Layout)) *modeEnv {
@@ -85,7 +75,7 @@ func newModeEnvInit(t *testing.T, mode deploy.Mode, o deploy.InitOptions, edit f
 	l := deploy.Layout{Dir: t.TempDir()}
 	// A port free a moment ago, in nats.conf itself, so that a reload of
 	// the file keeps it.
-	o.Accounts, o.Listen, o.BcryptCost, o.Operator = accts, freeAddr(t), 4, mode == deploy.ModeOperator
+	o.Accounts, o.Listen, o.BcryptCost, o.Operator = accts, loopback.Addr(t), 4, mode == deploy.ModeOperator
 	if err := deploy.Init(ctx, l, o); err != nil {
 		t.Fatalf("init: %v", err)
 	}
@@ -977,7 +967,7 @@ func TestModesMQTT(t *testing.T) {
 	for _, mode := range modes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			mqtt := freeAddr(t)
+			mqtt := loopback.Addr(t)
 			e := newModeEnvInit(t, mode, deploy.InitOptions{MQTTListen: mqtt}, func(l deploy.Layout) {
 				// MQTT needs JetStream in the user's account.
 				ctx := context.Background()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -21,31 +20,11 @@ import (
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/cluster"
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/node"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ports
-}
 
 // natsCluster is three nats-servers in this process, each run from the
 // nats.conf of its own cluster node's directory, so that every login goes
@@ -64,7 +43,7 @@ type natsCluster struct {
 // single node, which 'cluster enable' then makes the first node.
 func newCluster(t *testing.T, single func(l deploy.Layout)) *natsCluster {
 	t.Helper()
-	ports := freePorts(t, 6)
+	ports := loopback.Ports(t, 6)
 	c := &natsCluster{t: t, servers: make([]*server.Server, 3)}
 	var routes []string
 	for _, p := range ports[3:] {
@@ -440,7 +419,7 @@ func TestClusterWithoutQuorum(t *testing.T) {
 	// the log has no quorum, so it must not answer.
 	c.stop(0)
 	c.start(2)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	httpAddr := loopback.Addr(t)
 	r3 := startRelay(t, c.dirs[2], c.urls[2], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
 	select {
 	case <-r3.ready:
@@ -572,7 +551,7 @@ func TestClusterJoiningNodeHasTheAccountsWhenReady(t *testing.T) {
 // the first try.
 func TestClusterJoiningNodeWaitsForTheFirstNode(t *testing.T) {
 	c := newCluster(t, func(l deploy.Layout) { addUserAdmin(t, l, "dora", "pw-dora-1") })
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	httpAddr := loopback.Addr(t)
 	r2 := startRelay(t, c.dirs[1], c.urls[1], false, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
 	select {
 	case <-r2.ready:

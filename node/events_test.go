@@ -16,6 +16,7 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/node"
 	"github.com/authrelay/authrelay/store"
 )
@@ -358,7 +359,7 @@ func metric(t *testing.T, addr, series string) float64 {
 // servers are back: the lock and the login rows, none lost.
 func TestClusterEventsWithoutQuorum(t *testing.T) {
 	c := newCluster(t, nil)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	httpAddr := loopback.Addr(t)
 	startRelay(t, c.dirs[0], c.urls[0], true, func(cfg *node.Config) { cfg.HTTPAddr = httpAddr })
 	var relays []*running
 	for i := 1; i < 3; i++ {

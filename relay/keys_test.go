@@ -4,29 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats.go"
 )
-
-// freeAddr returns a loopback address no one listens on, so that a server
-// can be restarted where the relays reconnect to.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
 
 // runRelay runs one more relay against h's server until the test ends;
 // name tells its log lines apart.
@@ -114,7 +99,7 @@ func (h *harness) loginsUntil(t *testing.T, cond func() bool, what string) int {
 // xkey (the healthy relay, now the foreign one, then leaves).
 func TestForeignXKey(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := loopback.Addr(t)
 	h := newHarnessConf(t, env{"xkey", true}, serverConf{listen: addr})
 	keys, err := accounts.GenerateKeys()
 	if err != nil {
@@ -173,7 +158,7 @@ func TestForeignIssuer(t *testing.T) {
 	for _, e := range envs() {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			addr := freeAddr(t)
+			addr := loopback.Addr(t)
 			h := newHarnessConf(t, e, serverConf{listen: addr})
 			keys, err := accounts.GenerateKeys()
 			if err != nil {

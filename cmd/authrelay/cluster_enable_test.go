@@ -1,14 +1,13 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/loopback"
 )
 
 // TestClusterEnableKeepsUsers: 'cluster enable' makes a single-node
@@ -20,7 +19,7 @@ import (
 // database as it was.
 func TestClusterEnableKeepsUsers(t *testing.T) {
 	root := t.TempDir()
-	addr := func() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t))) }
+	addr := func() string { return loopback.Addr(t) }
 	dirs := []string{filepath.Join(root, "n1"), filepath.Join(root, "n2"), filepath.Join(root, "n3")}
 	routesList := []string{"nats://" + addr(), "nats://" + addr(), "nats://" + addr()}
 	routes := strings.Join(routesList, ",")

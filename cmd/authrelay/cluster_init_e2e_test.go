@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats.go"
 )
 
@@ -42,8 +42,8 @@ func TestClusterInitRealBinaries(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = &clusterNode{
 			dir:           filepath.Join(tmp, "n"+strconv.Itoa(i+1)),
-			listen:        net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t))),
-			clusterListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t))),
+			listen:        loopback.Addr(t),
+			clusterListen: loopback.Addr(t),
 		}
 		if i < 3 {
 			routes = append(routes, "nats://"+nodes[i].clusterListen)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats.go"
 )
 
@@ -158,8 +159,8 @@ func TestClusterEndToEnd(t *testing.T) {
 	for i := range c.nodes {
 		c.nodes[i] = &clusterNode{
 			dir:           filepath.Join(tmp, "n"+strconv.Itoa(i+1)),
-			listen:        net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t))),
-			clusterListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t))),
+			listen:        loopback.Addr(t),
+			clusterListen: loopback.Addr(t),
 		}
 		routes = append(routes, "nats://"+c.nodes[i].clusterListen)
 	}

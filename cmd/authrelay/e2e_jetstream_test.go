@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -28,7 +27,7 @@ func TestEndToEndJetStream(t *testing.T) {
 	}
 	bin := buildE2EBinaries(t)
 	e := newE2E(t, bin)
-	mqttAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t)))
+	mqttAddr := loopback.Addr(t)
 	e.authrelay(t, "", "init", "--dir", e.dir, "--listen", e.addr, "--mqtt-listen", mqttAddr,
 		"--account", "APP", "--account", "OPS").wantCode(t, exitOK)
 	// Set before the server starts: it reads accounts.conf at start.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/relay"
 )
 
@@ -334,7 +334,7 @@ type opsRelay struct {
 // startOpsRelay starts a relay with --http on a free loopback port.
 func (e *e2e) startOpsRelay(t *testing.T, name string) *opsRelay {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t)))
+	addr := loopback.Addr(t)
 	p := e.start(t, name, e.bin.authrelay, "serve", "--dir", e.dir, "--nats", e.url, "--http", addr)
 	return &opsRelay{p: p, http: addr}
 }

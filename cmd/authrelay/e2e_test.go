@@ -13,12 +13,12 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/nats-io/nats.go"
 )
 
@@ -385,7 +385,7 @@ func newE2E(t *testing.T, bin e2eBinaries) *e2e {
 		env = append(env, kv)
 	}
 	env = append(env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e2eFreePort(t)))
+	addr := loopback.Addr(t)
 	dir := filepath.Join(tmp, "data")
 	return &e2e{
 		bin:  bin,
@@ -395,17 +395,6 @@ func newE2E(t *testing.T, bin e2eBinaries) *e2e {
 		url:  "nats://" + addr,
 		env:  env,
 	}
-}
-
-// e2eFreePort returns a loopback TCP port that was free a moment ago.
-func e2eFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // checkInitFiles checks what init wrote: secrets.json private, nats.conf
