@@ -46,6 +46,14 @@ type InitOptions struct {
 	// resolver and a default sentinel, instead of accounts.conf and an
 	// auth_callout block.
 	Operator bool
+	// Nsc, with Operator, is an nsc key export directory: the operator
+	// and its accounts already exist and nsc manages them; init takes
+	// the keys a relay needs from it instead of creating an operator (see
+	// operator_nsc.go), and the application accounts are those it allows.
+	Nsc string
+	// Notes receives what init wants the admin to know (an nsc account it
+	// did not import, and why); nil discards them.
+	Notes func(string)
 }
 
 // Init creates the directory's files: the database with o.Accounts,
@@ -60,6 +68,12 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	cluster, err := planCluster(o.Cluster)
 	if err != nil {
 		return err
+	}
+	if o.Nsc != "" && !o.Operator {
+		return invalidf("--nsc goes with --operator: an nsc export is an operator's keys")
+	}
+	if o.Nsc != "" && len(o.Accounts) > 0 {
+		return invalidf("--account with --nsc: the accounts are nsc's; init imports every account AUTH allows whose signing key is exported")
 	}
 	if cluster != nil && o.Operator {
 		return invalidf("--operator with a cluster: operator mode runs on a single node for now; leave out --cluster-listen, --routes and --join")
@@ -128,12 +142,40 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 	}
 	var conf []byte
 	var opFiles map[string][]byte
-	if o.Operator {
+	switch {
+	case o.Operator && o.Nsc != "":
+		x, err := readNscExport(o.Nsc)
+		if err != nil {
+			return err
+		}
+		p, err := x.plan()
+		if err != nil {
+			return err
+		}
+		s = p.secrets(s)
+		o.Accounts = p.apps
+		if o.Notes != nil {
+			o.Notes(fmt.Sprintf("imported from nsc: operator %s, callout account %s, relay user %s, admin %s, accounts %v", p.opName, p.authName, p.relay, p.admin, p.apps))
+			for _, n := range p.skipped {
+				o.Notes("not imported: " + n)
+			}
+		}
+		conf, opFiles, err = operatorFiles(l, p.set, o.Listen, o.TLS, js)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	case o.Operator:
 		if s, err = newOperatorSecrets(s, o.Accounts); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		conf, opFiles, err = operatorFiles(l, s, appAccounts(o.Accounts), o.Listen, o.TLS, js)
-	} else {
+		set, err := operatorJWTs(s, appAccounts(o.Accounts))
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		if conf, opFiles, err = operatorFiles(l, set, o.Listen, o.TLS, js); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	default:
 		conf, err = renderServerConf(s, o.Listen, l.Path(ServerConf), o.BcryptCost, o.TLS, js)
 	}
 	if err != nil {

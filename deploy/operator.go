@@ -81,7 +81,15 @@ type OperatorInfo struct {
 	// ResolverDir is the resolver's directory, relative to the
 	// authrelay directory.
 	ResolverDir string `json:"resolver_dir"`
+	// ManagedBy is ManagedByNsc when nsc manages the operator and its
+	// accounts (operator_nsc.go); empty when authrelay made and signs
+	// them.
+	ManagedBy string `json:"managed_by,omitempty"`
 }
+
+// NscManaged reports whether nsc, not authrelay, signs the directory's
+// account JWTs. It is the one place that is decided.
+func (oi OperatorInfo) NscManaged() bool { return oi.ManagedBy == ManagedByNsc }
 
 // OperatorKeys are the seeds of an operator-mode directory, kept in
 // secrets.json under "operator". The AUTH account's signing key is the
@@ -97,15 +105,34 @@ type OperatorKeys struct {
 	// account); their JWTs are signed from these seeds when they connect.
 	RelayUser string `json:"relay_user_seed"`
 	AdminUser string `json:"admin_user_seed"`
+	// RelayUserJWT and AdminUserJWT, when set, are the users' JWTs as
+	// issued by nsc, used as they are: a directory managed with nsc holds
+	// no signing key of the system account to issue the admin's own.
+	RelayUserJWT string `json:"relay_user_jwt,omitempty"`
+	AdminUserJWT string `json:"admin_user_jwt,omitempty"`
 	// Accounts are the application accounts' seeds, by name.
 	Accounts map[string]AccountSeeds `json:"accounts"`
 }
 
 // AccountSeeds are an application account's identity seed and the seed
 // of the signing key users are issued with.
+// With nsc (operator_nsc.go) the identity seed is not held: PublicKey
+// names the account instead.
 type AccountSeeds struct {
-	Seed        string `json:"seed"`
+	Seed        string `json:"seed,omitempty"`
+	PublicKey   string `json:"public_key,omitempty"`
 	SigningSeed string `json:"signing_seed"`
+}
+
+// Pub returns the account's public key.
+func (a AccountSeeds) Pub() (string, error) {
+	if a.Seed == "" {
+		if !nkeys.IsValidPublicAccountKey(a.PublicKey) {
+			return "", fmt.Errorf("neither an account seed nor an account public key (%q)", a.PublicKey)
+		}
+		return a.PublicKey, nil
+	}
+	return publicKey(a.Seed)
 }
 
 // Mode returns the directory's mode: ModeOperator when it holds
@@ -235,11 +262,11 @@ func (l Layout) Identity() (Identity, error) {
 		return Identity{}, fmt.Errorf("load keys: %w", err)
 	}
 	id.Accounts = placement.Accounts()
-	if id.RelayLogin, err = userLogin(s.RelayUser, ok.RelayUser, oi.AuthAccount, s.IssuerSeed); err != nil {
+	if id.RelayLogin, err = userLogin(s.RelayUser, ok.RelayUser, ok.RelayUserJWT, oi.AuthAccount, s.IssuerSeed); err != nil {
 		return Identity{}, fmt.Errorf("load keys: relay user: %w", err)
 	}
 	if ok.AdminUser != "" {
-		if id.AdminLogin, err = userLogin(s.AdminUser, ok.AdminUser, oi.SystemAccount, ok.SystemSigning); err != nil {
+		if id.AdminLogin, err = userLogin(s.AdminUser, ok.AdminUser, ok.AdminUserJWT, oi.SystemAccount, ok.SystemSigning); err != nil {
 			return Identity{}, fmt.Errorf("load keys: admin user: %w", err)
 		}
 	}
@@ -284,7 +311,7 @@ func (l Layout) operatorAccounts(oi OperatorInfo, ok *OperatorKeys) ([]accounts.
 	var accts []accounts.OperatorAccount
 	for _, name := range sortedKeys(ok.Accounts) {
 		seeds := ok.Accounts[name]
-		pub, err := publicKey(seeds.Seed)
+		pub, err := seeds.Pub()
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", name, err)
 		}
@@ -309,14 +336,30 @@ func (l Layout) operatorAccounts(oi OperatorInfo, ok *OperatorKeys) ([]accounts.
 }
 
 // userLogin is a connection option that logs in as the user of seed in
-// the account acct, with a user JWT named name signed by the account's
-// signing key signingSeed, made now and without expiry.
-func userLogin(name, seed, acct, signingSeed string) (nats.Option, error) {
-	ujwt, err := userJWT(name, seed, acct, signingSeed)
+// the account acct: with issued, the user JWT nsc issued, when set; else
+// with a user JWT named name signed by the account's signing key
+// signingSeed, made now and without expiry.
+func userLogin(name, seed, issued, acct, signingSeed string) (nats.Option, error) {
+	ujwt, err := userCredsJWT(name, seed, issued, acct, signingSeed)
 	if err != nil {
 		return nil, err
 	}
 	return nats.UserJWTAndSeed(ujwt, seed), nil
+}
+
+// userCredsJWT is the user JWT userLogin logs in with.
+func userCredsJWT(name, seed, issued, acct, signingSeed string) (string, error) {
+	if issued == "" {
+		return userJWT(name, seed, acct, signingSeed)
+	}
+	uc, err := jwt.DecodeUserClaims(issued)
+	if err != nil {
+		return "", fmt.Errorf("the user JWT of %s in %s: %w", name, SecretsFile, err)
+	}
+	if pub, err := publicKey(seed); err != nil || pub != uc.Subject {
+		return "", fmt.Errorf("the user JWT of %s in %s is not the user of its seed: import the keys again", name, SecretsFile)
+	}
+	return issued, nil
 }
 
 // userJWT is the user JWT of the user nkey seed, named name, in the account
@@ -453,9 +496,62 @@ func (l Layout) adminCreds(s Secrets) ([]byte, error) {
 	if s.Operator == nil || s.Operator.AdminUser == "" {
 		return nil, fmt.Errorf("%s has no admin_user_seed", l.Path(SecretsFile))
 	}
-	ujwt, err := userJWT(s.AdminUser, s.Operator.AdminUser, oi.SystemAccount, s.Operator.SystemSigning)
+	ujwt, err := userCredsJWT(s.AdminUser, s.Operator.AdminUser, s.Operator.AdminUserJWT, oi.SystemAccount, s.Operator.SystemSigning)
 	if err != nil {
 		return nil, fmt.Errorf("admin credentials: %w", err)
 	}
 	return jwt.FormatUserConfig(ujwt, []byte(s.Operator.AdminUser))
+}
+
+// PlacementProblems says, for each of the accounts names (the database's),
+// why the relay of an operator directory cannot place users in it: the
+// AUTH account's allowed_accounts does not list it, authrelay holds no
+// signing key for it, or its JWT is missing or does not list that key. An
+// account it can place users in has no entry.
+func (l Layout) PlacementProblems(names []string) (map[string]string, error) {
+	oi, err := l.Operator()
+	if err != nil {
+		return nil, err
+	}
+	s, err := l.LoadSecrets()
+	if err != nil {
+		return nil, err
+	}
+	if s.Operator == nil {
+		return nil, fmt.Errorf("%s is in operator mode but %s has no operator seeds", l.Dir, SecretsFile)
+	}
+	auth, err := l.AccountJWT(oi, oi.AuthAccount)
+	if err != nil {
+		return nil, fmt.Errorf("load the AUTH account: %w", err)
+	}
+	hint := "'authrelay account add' makes its keys"
+	if oi.NscManaged() {
+		hint = "export its keys from nsc and run 'authrelay account add NAME --nsc KEYDIR'"
+	}
+	out := map[string]string{}
+	for _, name := range names {
+		seeds, held := s.Operator.Accounts[name]
+		if !held {
+			out[name] = "authrelay holds no signing key for it: " + hint
+			continue
+		}
+		pub, err := seeds.Pub()
+		if err != nil {
+			out[name] = err.Error()
+			continue
+		}
+		if al := auth.Authorization.AllowedAccounts; !al.Contains(pub) && !al.Contains(jwt.AnyAccount) {
+			out[name] = fmt.Sprintf("the AUTH account's allowed_accounts does not list it (%s), so the server refuses its users", pub)
+			continue
+		}
+		ac, err := l.AccountJWT(oi, pub)
+		if err != nil {
+			out[name] = err.Error()
+			continue
+		}
+		if spub, err := publicKey(seeds.SigningSeed); err != nil || !ac.SigningKeys.Contains(spub) {
+			out[name] = "its account JWT does not list the signing key authrelay holds, so the server would reject its users"
+		}
+	}
+	return out, nil
 }

@@ -74,6 +74,9 @@ func (l Layout) writeOperatorAccounts(ctx context.Context, db *store.DB) (bool, 
 	if ok == nil {
 		return false, fmt.Errorf("%s is in operator mode but %s has no operator seeds", l.Dir, SecretsFile)
 	}
+	if oi.NscManaged() {
+		return false, l.checkNscAccounts(list, s)
+	}
 	want := map[string]bool{}
 	secretsChanged := false
 	for _, a := range list {
@@ -197,6 +200,9 @@ func (l Layout) pushOperatorAccounts(ctx context.Context, url string, wait time.
 	}
 	if s.Operator == nil {
 		return nil, fmt.Errorf("%s is in operator mode but %s has no operator seeds", l.Dir, SecretsFile)
+	}
+	if oi.NscManaged() {
+		return nil, ErrManagedByNsc
 	}
 	osk, err := nkeys.FromSeed([]byte(s.Operator.OperatorSigning))
 	if err != nil {
@@ -373,7 +379,11 @@ func (l Layout) ServersLacking(ctx context.Context, nc *nats.Conn, account strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	m, err := nc.RequestWithContext(ctx, fmt.Sprintf("$SYS.REQ.ACCOUNT.%s.CLAIMS.LOOKUP", mustPub(seeds.Seed)), nil)
+	pub, err := seeds.Pub()
+	if err != nil {
+		return nil, 0, fmt.Errorf("account %s: %w", account, err)
+	}
+	m, err := nc.RequestWithContext(ctx, fmt.Sprintf("$SYS.REQ.ACCOUNT.%s.CLAIMS.LOOKUP", pub), nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("ask the server's resolver for account %s: %w", account, err)
 	}

@@ -33,12 +33,23 @@ import (
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/internal/loopback"
+	"github.com/authrelay/authrelay/internal/nsctest"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
 
 // modes are the server modes every shared test body runs in.
 func modes() []deploy.Mode { return []deploy.Mode{deploy.ModeConfig, deploy.ModeOperator} }
+
+// modeNsc is operator mode with an operator the real nsc made and manages
+// ('init --operator --nsc KEYDIR', operator_nsc.go); newModeEnv sets it up
+// with the README's nsc steps. It runs the shared bodies that need no
+// account change from authrelay (nsc signs the accounts).
+const modeNsc deploy.Mode = "operator-nsc"
+
+// loginModes are modes and modeNsc: the deployments logins, revocation and
+// sessions are the same in.
+func loginModes() []deploy.Mode { return append(modes(), modeNsc) }
 
 // modeEnv is an initialised directory in one mode, its server and
 // database, and once started a relay.
@@ -75,7 +86,12 @@ func newModeEnvInit(t *testing.T, mode deploy.Mode, o deploy.InitOptions, edit f
 	l := deploy.Layout{Dir: t.TempDir()}
 	// A port free a moment ago, in nats.conf itself, so that a reload of
 	// the file keeps it.
-	o.Accounts, o.Listen, o.BcryptCost, o.Operator = accts, loopback.Addr(t), 4, mode == deploy.ModeOperator
+	o.Accounts, o.Listen, o.BcryptCost, o.Operator = accts, loopback.Addr(t), 4, mode != deploy.ModeConfig
+	if mode == modeNsc {
+		n := nsctest.New(t)
+		n.NewOperator(t, accts...)
+		o.Accounts, o.Nsc, mode = nil, n.Export(t), deploy.ModeOperator
+	}
 	if err := deploy.Init(ctx, l, o); err != nil {
 		t.Fatalf("init: %v", err)
 	}
@@ -287,7 +303,11 @@ func (e *modeEnv) accountID(name string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return pub(e.t, s.Operator.Accounts[name].Seed)
+	p, err := s.Operator.Accounts[name].Pub()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
 }
 
 func pub(t *testing.T, seed string) string {
@@ -373,7 +393,7 @@ const alicePW = "alice-pw-7f3a-long"
 // (…ClientAuthErrorOperatorMode); the login requests are sealed to the
 // relay's xkey (…OperatorModeEncryption).
 func TestModesLogin(t *testing.T) {
-	for _, mode := range modes() {
+	for _, mode := range loginModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			e := newModeEnv(t, mode, nil, nil)
@@ -768,7 +788,7 @@ func TestAccountAddDisconnects(t *testing.T) {
 // operator mode a user JWT of SYS that authrelay signs), and the next
 // connect is refused.
 func TestModesRevocation(t *testing.T) {
-	for _, mode := range modes() {
+	for _, mode := range loginModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			e := newModeEnv(t, mode, nil, nil)
@@ -804,7 +824,7 @@ func TestModesRevocation(t *testing.T) {
 // the relay again (refused once the user is disabled: the README's bound
 // on a revoked user's connection).
 func TestModesSessionExpiry(t *testing.T) {
-	for _, mode := range modes() {
+	for _, mode := range loginModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			e := newModeEnv(t, mode, nil, nil)

@@ -343,5 +343,39 @@ func (d *checker) checkOperator(l deploy.Layout, o *server.Options) {
 	if !failed {
 		d.ok(check, "the server trusts the directory's operator; the AUTH account's JWT delegates logins to the relay's user; users can be placed in %v", id.Accounts)
 	}
+	d.checkPlacement(l)
 	d.checkAuthTimeout(o)
+}
+
+// checkPlacement checks, in operator mode, that every account of the
+// database is one the relay can place users in: allowed by the AUTH
+// account, with a signing key authrelay holds that its JWT lists.
+func (d *checker) checkPlacement(l deploy.Layout) {
+	const check = "placed accounts"
+	if d.storeAccounts == nil {
+		return
+	}
+	names := make([]string, 0, len(d.storeAccounts))
+	for n := range d.storeAccounts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	problems, err := l.PlacementProblems(names)
+	if err != nil {
+		d.fail(check, "%v", err)
+		return
+	}
+	for _, n := range names {
+		why, bad := problems[n]
+		switch k := d.storeAccounts[n]; {
+		case !bad:
+		case k > 0:
+			d.fail(check, "account %s (%s): %s; their logins are refused with account_not_allowed", n, accounts.Plural(k, "user"), why)
+		default:
+			d.warn(check, "account %s: %s; users added to it could not log in", n, why)
+		}
+	}
+	if len(problems) == 0 {
+		d.ok(check, "every account of the database (%s) is allowed by the AUTH account and has a signing key authrelay holds", strings.Join(names, ", "))
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -651,6 +652,23 @@ type Lockout struct {
 	LockWindow   time.Duration
 }
 
+// Why says why the lockout was set, as 'user lockouts' shows it.
+func (l Lockout) Why() string {
+	var from string
+	switch l.Kind {
+	case LockoutPair:
+		from = "of this username from this address"
+	case LockoutAddr:
+		from = "from this address over any usernames"
+	default:
+		from = "of this username from all addresses (not applied at its known addresses)"
+	}
+	if l.LockFailures == 0 {
+		return "failed logins " + from
+	}
+	return fmt.Sprintf("%d failed logins within %v %s", l.LockFailures, l.LockWindow, from)
+}
+
 // Key returns the key as one string: the username, the address, or both
 // as "user@addr" for a pair.
 func (l Lockout) Key() string {
@@ -703,6 +721,18 @@ func scanLockout(row scanner) (lockoutRow, error) {
 		return lockoutRow{}, fmt.Errorf("lockout of %s %q: %w", r.Kind, r.Key(), err)
 	}
 	return r, nil
+}
+
+// UnlockAddr checks an address given to 'user unlock --addr': an IP
+// address or a prefix, returned in canonical form.
+func UnlockAddr(s string) (string, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("").String(), nil
+	}
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked().String(), nil
+	}
+	return "", fmt.Errorf("--addr %s: want an IP address such as 192.0.2.7 or a prefix such as 2001:db8::/64", strconv.Quote(s))
 }
 
 // addrKeys returns every key an address given by an admin may be stored

@@ -14,11 +14,12 @@ func (m *Main) runAccountAdd(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("account add", `
 Usage: authrelay account add NAME [--max-connections N] [--max-subs N] [--max-payload BYTES]
                              [--jetstream [--js-max-memory BYTES] [--js-max-storage BYTES]
-                              [--js-max-streams N] [--js-max-consumers N]]
+                              [--js-max-streams N] [--js-max-consumers N]] [--nsc KEYDIR]
 
 Creates an application account, writes it to DIR/accounts.conf and has the
 servers reload it (see 'authrelay account -h'). Users can be placed in it
-at once; they can log in once the server has reloaded.
+at once; they can log in once the server has reloaded. In a directory
+managed with nsc, --nsc takes the account's signing key from an nsc export.
 
 Examples:
 
@@ -31,6 +32,7 @@ Examples:
 	rf.register(fs)
 	var lf limitFlags
 	lf.register(fs)
+	nsc := fs.String("nsc", "", "an nsc key export holding the account's signing key (directories managed with nsc)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -52,6 +54,11 @@ Examples:
 		return err
 	}
 	defer db.Close()
+	if *nsc != "" {
+		if err := l.ImportNscAccount(name, *nsc); err != nil {
+			return err
+		}
+	}
 	err = m.adminAccounts(ctx, l, db, "account add", func(ctx context.Context) (map[string]any, error) {
 		return map[string]any{"account": name, "limits": a.Limits, "jetstream": a.JetStream, "jetstream_limits": a.JetStreamLimits}, db.AddAccountWithLimits(ctx, a)
 	})

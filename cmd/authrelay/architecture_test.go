@@ -31,6 +31,7 @@ var layers = map[string][]string{
 	"cluster":                   {"accounts", "store"},
 	"internal/bench":            {"accounts", "store", "deploy"},
 	"internal/loopback":         {},
+	"internal/nsctest":          {},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
 	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},

@@ -9,7 +9,7 @@ import (
 )
 
 const initUsage = `
-Usage: authrelay init [--dir DIR] [--operator] [--account NAME]... [--listen HOST:PORT]
+Usage: authrelay init [--dir DIR] [--operator [--nsc KEYDIR]] [--account NAME]... [--listen HOST:PORT]
                       [--tls-cert FILE --tls-key FILE] [--nats-context NAME]
                       [--server-name NAME] [--mqtt-listen HOST:PORT]
                       [--cluster-listen HOST:PORT --routes URL,URL,... [--join FILE]
@@ -34,7 +34,9 @@ MQTT clients log in through the relay and need an account with JetStream.
 --operator makes an operator (decentralized JWT) deployment instead: an
 operator, the system account, the callout account AUTH and the application
 accounts as JWTs in DIR/jwt (seeds in secrets.json), and a nats.conf whose
-default_sentinel sends username/password logins through the relay.
+default_sentinel sends username/password logins through the relay. With
+--nsc KEYDIR the operator and its accounts are nsc's: init takes the keys a
+relay needs from an nsc key export (README, "An operator managed with nsc").
 
 --nats-context NAME also saves a nats CLI context for the system account's
 admin (~/.config/nats/context/NAME.json, mode 0600, with the admin's
@@ -68,6 +70,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	serverName := fs.String("server-name", "", "nats.conf's server_name (default HOSTNAME-PORT)")
 	mqttListen := fs.String("mqtt-listen", "", "MQTT listen address (HOST:PORT) for an mqtt block in nats.conf")
 	operator := fs.Bool("operator", false, "operator (decentralized JWT) mode: account JWTs and a resolver instead of accounts in nats.conf")
+	nsc := fs.String("nsc", "", "with --operator: an nsc key export directory of an operator nsc manages")
 	if err := parseNoArgs(fs, args, "init"); err != nil {
 		return err
 	}
@@ -82,19 +85,22 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 			return usagef("--nats-context %q: %s exists; choose another name (nothing written)", *natsContext, ctxPath)
 		}
 	}
-	if len(accts) == 0 && cl.Join == "" {
+	if len(accts) == 0 && cl.Join == "" && *nsc == "" {
 		accts = stringList{"APP"}
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl, Operator: *operator}); err != nil {
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl, Operator: *operator,
+		Nsc: *nsc, Notes: func(n string) { fmt.Fprintf(m.Stdout, "%s\n", n) }}); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "initialised %s\n", *dir)
 	fmt.Fprintf(m.Stdout, "  %-14s users (SQLite)\n", deploy.DatabaseFile)
 	fmt.Fprintf(m.Stdout, "  %-14s seeds and passwords (mode 0600: keep it secret)\n", deploy.SecretsFile)
 	fmt.Fprintf(m.Stdout, "  %-14s server config: nats-server -c %s\n", deploy.ServerConf, l.Path(deploy.ServerConf))
-	fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", l.AccountsFile(), []string(accts))
+	if *nsc == "" {
+		fmt.Fprintf(m.Stdout, "  %-14s application accounts: %v\n", l.AccountsFile(), []string(accts))
+	}
 	if c, ok, err := l.Cluster(); err != nil {
 		return err
 	} else if ok {

@@ -56,6 +56,10 @@ func (m *Main) reloadServers(ctx context.Context, l deploy.Layout, f natsFlags) 
 		return nil, "", err
 	}
 	res, err := l.ReloadAt(ctx, url, reloadWait, tls...)
+	if errors.Is(err, deploy.ErrManagedByNsc) {
+		fmt.Fprintf(m.Stdout, "nothing pushed: %v\n", err)
+		return nil, url, nil
+	}
 	return res, url, err
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -45,8 +43,8 @@ Examples:
 	}
 	key := ""
 	if *addr != "" {
-		if key, err = unlockAddr(*addr); err != nil {
-			return err
+		if key, err = store.UnlockAddr(*addr); err != nil {
+			return &usageError{msg: err.Error()}
 		}
 	}
 	db, err := m.openStore(ctx, *dir)
@@ -88,35 +86,6 @@ Examples:
 		fmt.Fprintf(m.Stdout, "%s was not locked; its failure count is cleared\n", what)
 	}
 	return nil
-}
-
-// unlockAddr checks an address given to 'user unlock --addr': an IP address
-// or a prefix, returned in canonical form.
-func unlockAddr(s string) (string, error) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("").String(), nil
-	}
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked().String(), nil
-	}
-	return "", usagef("--addr %s: want an IP address such as 192.0.2.7 or a prefix such as 2001:db8::/64", strconv.Quote(s))
-}
-
-// lockoutWhy says why a lockout was set, as 'user lockouts' shows it.
-func lockoutWhy(l store.Lockout) string {
-	var from string
-	switch l.Kind {
-	case store.LockoutPair:
-		from = "of this username from this address"
-	case store.LockoutAddr:
-		from = "from this address over any usernames"
-	default:
-		from = "of this username from all addresses (not applied at its known addresses)"
-	}
-	if l.LockFailures == 0 {
-		return "failed logins " + from
-	}
-	return fmt.Sprintf("%d failed logins within %v %s", l.LockFailures, l.LockWindow, from)
 }
 
 func (m *Main) runUserLockouts(ctx context.Context, args []string) error {
@@ -164,7 +133,7 @@ Examples:
 	views := make([]view, 0, len(list))
 	for _, l := range list {
 		v := view{Kind: l.Kind, Key: l.Key(), User: l.User, Addr: l.Addr, Failures: l.LockFailures,
-			Why: lockoutWhy(l), LockedUntil: l.LockedUntil.UTC(), Locks: l.Locks}
+			Why: l.Why(), LockedUntil: l.LockedUntil.UTC(), Locks: l.Locks}
 		if l.LockWindow > 0 {
 			v.Window = l.LockWindow.String()
 		}
