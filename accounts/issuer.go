@@ -106,6 +106,18 @@ func NewIssuer(seed string, placement Placement) (*Issuer, error) {
 // PublicKey returns the issuer's public account key (A…).
 func (i *Issuer) PublicKey() string { return i.pub }
 
+// PendingAccount is the account the servers' connection lists show a
+// client in while the relay decides its login: in operator mode the
+// callout account's public key (the default sentinel, which the server
+// hands the client, is one of its users); "" in config mode, where such a
+// client has no account yet.
+func (i *Issuer) PendingAccount() string {
+	if ra, ok := i.placement.(responseAccount); ok {
+		return ra.calloutAccount()
+	}
+	return ""
+}
+
 // UserClaims builds the claims for grant g to the connection whose
 // per-connection key is userNkey: subject, account placement, name,
 // permissions, allowed connection types and an expiry of now+ttl (no expiry

@@ -818,6 +818,58 @@ func TestModesRevocation(t *testing.T) {
 	}
 }
 
+// TestModesNewUserStaysConnected: a user added while the relay runs, with
+// revocation on, logs in at once and stays connected: the change that
+// added it is swept for older connections, and the login being decided
+// (in operator mode a client the default sentinel put in the callout
+// account) is not one of them. Disabling the user then closes the
+// connection (the positive control: the kick reaches it).
+func TestModesNewUserStaysConnected(t *testing.T) {
+	for _, mode := range loginModes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnv(t, mode, nil, nil)
+			// A hash slow enough that the sweep runs while the login is
+			// being decided.
+			e.db.Params = store.Argon2Params{Memory: 64 * 1024, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32}
+			e.startRelay(func(c *relay.Config) {
+				c.Revoke = &relay.RevokeConfig{AdminUser: e.id.AdminUser, AdminLogin: e.id.AdminLogin, Changes: e.db, Poll: 20 * time.Millisecond}
+			})
+			type conn struct {
+				nc     *nats.Conn
+				closed chan struct{}
+			}
+			var conns []conn
+			for i := range 3 {
+				u := alice
+				u.Name = fmt.Sprintf("new%d", i)
+				e.addUser(u, alicePW)
+				closed := make(chan struct{})
+				nc, _, err := e.connect(u.Name, alicePW, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+				if err != nil {
+					t.Fatalf("%s right after it was added: %v", u.Name, err)
+				}
+				conns = append(conns, conn{nc, closed})
+			}
+			time.Sleep(time.Second)
+			for i, c := range conns {
+				if !c.nc.IsConnected() {
+					t.Fatalf("new%d was disconnected after its login (kicked for the change that added it)", i)
+				}
+				requirePubSub(t, c.nc, "app.orders")
+			}
+			if err := e.db.UpdateUser(context.Background(), "new0", func(u *accounts.User) error { u.Disabled = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-conns[0].closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("new0's connection is still open 10s after it was disabled")
+			}
+		})
+	}
+}
+
 // TestModesSessionExpiry: when no kick reaches a connection, the session
 // still ends at its JWT's expiry, in both modes: the server closes it with
 // an authorization expired error, and the client's reconnect goes through

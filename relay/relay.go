@@ -351,6 +351,7 @@ func New(cfg Config) (*Relay, error) {
 			return nil, fmt.Errorf("new relay: %w", err)
 		}
 		v.reserved = cfg.ReservedAccounts
+		v.pending = cfg.Issuer.PendingAccount()
 		v.observer = cfg.Observer
 		r.revoke = v
 		if r.cache != nil {

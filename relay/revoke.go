@@ -307,7 +307,11 @@ type revoker struct {
 	// reserved are the accounts the relay never grants (Config.
 	// ReservedAccounts): a connection there is the server's own user.
 	reserved []string
-	page     int // connections asked for per page: sweepPage
+	// pending is the account a connection whose login is being decided
+	// is in, besides none (Issuer.PendingAccount): operator mode's
+	// callout account.
+	pending string
+	page    int // connections asked for per page: sweepPage
 	// observer is Config.Observer, told of each kick that closed a
 	// connection; nil when none.
 	observer Observer
@@ -1042,7 +1046,8 @@ var errAgain = errors.New("the user's connections must be listed again")
 // has authorised it (auth_callout.go), which the relay sets to the user's
 // name: the query's user filter finds the grants whatever the CONNECT
 // carried. A connection still being authorised shows the CONNECT's user
-// in the global account: the relay deciding it kicks it itself if the
+// in the global account (in operator mode, in the callout account, the
+// default sentinel's): the relay deciding it kicks it itself if the
 // decision predates the change, and sweep returns errAgain to look once it
 // is decided, in case that relay dies first. A connection whose CONNECT
 // the server has not read when it answers is missed, but its login is
@@ -1087,8 +1092,9 @@ func (v *revoker) sweep(ctx context.Context, user string, change int64, seen tim
 				continue
 			}
 			switch {
-			case c.Account == "":
-				// Its login is being decided. The relay deciding it
+			case c.Account == "" || (v.pending != "" && c.Account == v.pending):
+				// Its login is being decided (in operator mode the
+				// default sentinel has put it in the callout account). The relay deciding it
 				// kicks it if the decision predates the change (its
 				// own grant, or a late one); look again once it is
 				// decided, in case that relay dies first.

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authrelay/authrelay/internal/nsctest"
+)
+
+// TestNscOperatorEndToEnd runs the README's "An operator managed with nsc"
+// steps with the real nsc (pinned in internal/tools/nsc) and the real
+// binaries: an operator nsc made, exported, 'authrelay init --operator
+// --nsc', the stock nats-server running the nats.conf unedited, 'authrelay
+// serve', the nats CLI logging in with a username and password; then an
+// account added with nsc and pushed, registered with 'account add --nsc',
+// taking logins from the running relay; and the changes nsc owns refused
+// with what to do.
+func TestNscOperatorEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs real binaries; skipped with -short")
+	}
+	bin := buildE2EBinaries(t)
+	e := newE2E(t, bin)
+	n := nsctest.New(t)
+
+	// The operator, AUTH with the callout, APP, the relay's user: nsc.
+	n.NewOperator(t, "APP")
+	keys := n.Export(t)
+
+	r := e.authrelay(t, "", "init", "--operator", "--nsc", keys, "--dir", e.dir, "--listen", e.addr)
+	r.wantCode(t, exitOK)
+	r.wantOutput(t, "imported from nsc: operator ACME, callout account AUTH, relay user authrelay, admin sys, accounts [APP]")
+	e.run(t, "", bin.natsServer, "-t", "-c", e.conf).wantCode(t, 0)
+	server := e.start(t, "nats-server", bin.natsServer, "-c", e.conf)
+	e.waitTCP(t, server)
+
+	r = e.authrelay(t, "s3cret-pass\n", "user", "add", "alice", "--dir", e.dir, "--account", "APP",
+		"--password-stdin", "--pub", "orders.>", "--sub", "orders.>", "--sub", "_INBOX.>")
+	r.wantCode(t, exitOK)
+	serve := e.start(t, "authrelay serve", bin.authrelay, "serve", "--dir", e.dir)
+	t.Cleanup(func() {
+		if code := serve.stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("authrelay serve exited with status %d after SIGTERM, want 0", code)
+		}
+	})
+	e.waitFor(t, 20*time.Second, "the relay to answer logins", func() error {
+		serve.mustRun(t)
+		nc, err := e.connect("alice", "s3cret-pass")
+		if err != nil {
+			return err
+		}
+		nc.Close()
+		return nil
+	})
+	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "orders.new", "hi")
+	r.wantCode(t, 0)
+	r.wantOutput(t, `Published 2 bytes to "orders.new"`)
+	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "billing.new", "hi")
+	r.wantFailure(t)
+	r.wantOutput(t, "Permissions Violation")
+	r = e.nats(t, "--user", "alice", "--password", "wrong-pass", "pub", "orders.new", "hi")
+	r.wantFailure(t)
+	r.wantOutput(t, "Authorization Violation")
+
+	r = e.authrelay(t, "", "doctor", "--dir", e.dir)
+	r.wantCode(t, exitOK)
+	r.wantOutput(t, "every account of the database (APP) is allowed by the AUTH account and has a signing key authrelay holds")
+
+	// authrelay signs no account here: an account it does not hold the
+	// keys of is refused, as is a limit (nsc's, in the JWT).
+	r = e.authrelay(t, "", "account", "add", "ORDERS", "--dir", e.dir)
+	r.wantFailure(t)
+	r.wantOutput(t, "managed with nsc")
+	r.wantOutput(t, "account add ORDERS --nsc KEYDIR")
+	r = e.authrelay(t, "", "account", "set", "APP", "--dir", e.dir, "--max-connections", "5")
+	r.wantFailure(t)
+	r.wantOutput(t, "nsc edit account APP")
+
+	// A new account with nsc, pushed to the running server, then
+	// registered: its users log in through the running relay.
+	n.Run(t, "add", "account", "ORDERS")
+	n.Run(t, "edit", "account", "ORDERS", "--sk", "generate")
+	orders := n.Field(t, "sub", "account", "ORDERS")
+	n.Run(t, "edit", "authcallout", "--account", "AUTH", "--allowed-account", orders)
+	n.Run(t, "edit", "operator", "--account-jwt-server-url", "nats://"+e.addr)
+	n.Run(t, "push", "--all")
+	keys2 := n.Export(t, "--account", "ORDERS")
+	r = e.authrelay(t, "", "account", "add", "ORDERS", "--nsc", keys2, "--dir", e.dir)
+	r.wantCode(t, exitOK)
+	r.wantOutput(t, "nothing pushed")
+	r = e.authrelay(t, "bob-secret-pass\n", "user", "add", "bob", "--dir", e.dir, "--account", "ORDERS",
+		"--password-stdin", "--pub", "shop.>")
+	r.wantCode(t, exitOK)
+	r = e.nats(t, "--user", "bob", "--password", "bob-secret-pass", "pub", "shop.new", "hi")
+	r.wantCode(t, 0)
+	r.wantOutput(t, `Published 2 bytes to "shop.new"`)
+
+	// An account AUTH does not allow is refused with what to do.
+	n.Run(t, "add", "account", "HIDDEN")
+	n.Run(t, "edit", "account", "HIDDEN", "--sk", "generate")
+	r = e.authrelay(t, "", "account", "add", "HIDDEN", "--nsc", n.Export(t), "--dir", e.dir)
+	r.wantCode(t, exitUsage)
+	r.wantOutput(t, "allowed_accounts does not list it")
+}
