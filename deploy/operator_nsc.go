@@ -185,7 +185,8 @@ func (x *nscExport) accountUser(pub string, cands []string, what string) (seed, 
 		for _, u := range found {
 			names = append(names, x.users[u].Name)
 		}
-		return "", "", "", invalidf("%s holds several %ss (%s): export only the one authrelay is to use ('nsc export keys --users --account ACCOUNT --user NAME …'), or remove the others' .nk files", x.dir, what, strings.Join(names, ", "))
+		slices.Sort(names)
+		return "", "", "", invalidf("%s holds several %ss (%s): remove the .nk files of those authrelay is not to use from it", x.dir, what, strings.Join(names, ", "))
 	}
 }
 
@@ -242,7 +243,7 @@ func (x *nscExport) plan() (*nscPlan, error) {
 		return nil, invalidf("account %s's authorization has no xkey: login requests, which carry passwords, would travel unsealed; 'nsc edit authcallout --account %s --curve generate', then export again with --curves", auth.Name, auth.Name)
 	}
 	if p.xkey, ok = x.seeds[auth.Authorization.XKey]; !ok {
-		return nil, invalidf("the seed of %s's xkey %s is not exported: export with --curves", auth.Name, auth.Authorization.XKey)
+		return nil, invalidf("the seed of %s's xkey %s is not in %s: export with --curves", auth.Name, auth.Authorization.XKey, x.dir)
 	}
 	sysPub := x.operator.SystemAccount
 	var sysUsers []string
@@ -348,15 +349,20 @@ func (l Layout) NscManaged() bool {
 	return err == nil && oi.NscManaged()
 }
 
-// ImportNscAccount registers the nsc account name for users to be placed
-// in: it takes the account's signing key from the nsc export keydir into
+// ImportNscAccount registers the nsc account a.Name for users to be
+// placed in (a limit on a is refused: the limits are in the JWT nsc
+// signs): it takes the account's signing key from the nsc export keydir into
 // secrets.json, after checking that the account belongs to the
 // directory's operator and that the callout account allows it. The
 // export's JWTs of the account and of AUTH replace the resolver's files
-// when those are missing or older ('nsc push' writes them there too when
+// unless those are newer ('nsc push' writes them there too when
 // the server runs the directory's nats.conf). Call it before the account
 // is added to the database.
-func (l Layout) ImportNscAccount(name, keydir string) error {
+func (l Layout) ImportNscAccount(a accounts.Account, keydir string) error {
+	name := a.Name
+	if a.Limits != (accounts.AccountLimits{}) || a.JetStream {
+		return invalidf("account %s: %v; its limits are in its JWT, which nsc signs: leave out the limit flags, and set them with 'nsc edit account %s --conns N --js-enable 1 …', then 'nsc push'", name, ErrManagedByNsc, name)
+	}
 	unlock, err := l.lockDir(operatorLock)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", operatorLock, err)
@@ -397,8 +403,8 @@ func (l Layout) ImportNscAccount(name, keydir string) error {
 		if !ok {
 			continue
 		}
-		if old, err := l.AccountJWT(oi, pub); err == nil && old.IssuedAt >= x.accts[pub].IssuedAt {
-			continue
+		if old, err := l.AccountJWT(oi, pub); err == nil && old.IssuedAt > x.accts[pub].IssuedAt {
+			continue // the resolver's is newer than the export's
 		}
 		if err := WriteFileAtomic(l.resolverPath(oi, pub), []byte(j), 0o644); err != nil {
 			return fmt.Errorf("write account jwt %s: %w", x.accts[pub].Name, err)

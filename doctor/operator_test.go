@@ -2,12 +2,16 @@ package doctor
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 )
 
@@ -26,6 +30,7 @@ func TestOperatorMode(t *testing.T) {
 		t.Fatalf("doctor --offline fails a fresh operator directory:\n%s", dump(got))
 	}
 	want(t, got, OK, "operator", "users can be placed in [APP]")
+	want(t, got, OK, "placed accounts", "every account of the database (APP) is allowed by the AUTH account")
 	want(t, got, OK, "secrets.json", "relay user")
 
 	url := d.startServer(t)
@@ -43,4 +48,58 @@ func TestOperatorMode(t *testing.T) {
 			t.Errorf("no default_sentinel finding:\n%s", dump(got))
 		}
 	})
+}
+
+// TestOperatorPlacedAccounts: an account of the database the relay cannot
+// place users in (AUTH's allowed_accounts does not list it) fails doctor
+// when it has users, and warns when it has none.
+func TestOperatorPlacedAccounts(t *testing.T) {
+	ctx := context.Background()
+	d := testDir{dir: filepath.Join(t.TempDir(), "data")}
+	l := deploy.Layout{Dir: d.dir}
+	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: []string{"APP", "ORDERS", "EMPTY"}, Listen: "127.0.0.1:4222", BcryptCost: bcrypt.MinCost, Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := l.OpenDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(ctx, accounts.User{Name: "bob", Account: "ORDERS"}, "bob-password-long-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// AUTH's JWT now allows APP only, as an admin's nsc edit would leave it.
+	oi, err := l.Operator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.LoadSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := l.AccountJWT(oi, oi.AuthAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.Operator.Accounts["APP"].Pub()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.Authorization.AllowedAccounts = jwt.StringList{app}
+	osk, err := nkeys.FromSeed([]byte(s.Operator.OperatorSigning))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := auth.Encode(osk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, deploy.ResolverDir, oi.AuthAccount+".jwt"), []byte(j), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := Run(ctx, d.config())
+	want(t, got, Fail, "placed accounts", "account ORDERS (1 user): the AUTH account's allowed_accounts does not list it")
+	want(t, got, Warn, "placed accounts", "account EMPTY: the AUTH account's allowed_accounts does not list it")
 }

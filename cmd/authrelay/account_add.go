@@ -55,7 +55,7 @@ Examples:
 	}
 	defer db.Close()
 	if *nsc != "" {
-		if err := l.ImportNscAccount(name, *nsc); err != nil {
+		if err := l.ImportNscAccount(a, *nsc); err != nil {
 			return err
 		}
 	}
