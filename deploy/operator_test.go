@@ -870,6 +870,84 @@ func TestModesNewUserStaysConnected(t *testing.T) {
 	}
 }
 
+// TestOperatorUserRevocation is nats-server's
+// TestOperatorModeUserRevocation against the relay: an admin's revocation
+// in the application account's JWT (as 'nsc revocations add-user' makes
+// it) of the user key of one relay-authorised connection closes that one
+// with "authentication revoked" and leaves the others; revoking every user
+// ("*") closes the rest.
+func TestOperatorUserRevocation(t *testing.T) {
+	e := newModeEnv(t, deploy.ModeOperator, nil, nil)
+	bob := alice
+	bob.Name = "bob"
+	e.addUser(alice, alicePW)
+	e.addUser(bob, alicePW)
+	e.startRelay(nil)
+	// The user key of each login, from the requests the server sends (a
+	// second subscriber sees them, sealed to the relay's xkey).
+	probe := e.relayConn()
+	requests, err := probe.SubscribeSync(relay.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	revoked := func(user string) (*nats.Conn, chan struct{}) {
+		done := make(chan struct{})
+		var once sync.Once
+		nc, _, err := e.connect(user, alicePW, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrAuthRevoked) {
+				once.Do(func() { close(done) })
+			}
+		}))
+		if err != nil {
+			t.Fatalf("connect %s: %v", user, err)
+		}
+		return nc, done
+	}
+	_, aliceRevoked := revoked("alice")
+	m, err := requests.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("alice's login request: %v", err)
+	}
+	opened, err := e.id.XKey.Open(m.Data, m.Header.Get("Nats-Server-Xkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := jwt.DecodeAuthorizationRequestClaims(string(opened))
+	if err != nil || req.ConnectOptions.Username != "alice" {
+		t.Fatalf("alice's login request: %v, user %q", err, req.ConnectOptions.Username)
+	}
+	ncB, bobRevoked := revoked("bob")
+	app := e.accountID("APP")
+	push := func(edit func(*jwt.AccountClaims)) {
+		t.Helper()
+		resignAccount(t, e.l, app, edit)
+		res, err := e.l.ReloadAt(context.Background(), e.srv.ClientURL(), 5*time.Second)
+		if err != nil || len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("push APP: %v, %+v", err, res)
+		}
+	}
+	push(func(ac *jwt.AccountClaims) { ac.Revoke(req.UserNkey) })
+	select {
+	case <-aliceRevoked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice's connection not revoked within 10s of the account JWT revoking its user key")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !ncB.IsConnected() {
+		t.Fatal("bob's connection closed by a revocation of alice's user key")
+	}
+	requirePubSub(t, ncB, "app.orders")
+	push(func(ac *jwt.AccountClaims) { ac.RevokeAt(jwt.All, time.Now().Add(time.Minute)) })
+	select {
+	case <-bobRevoked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("bob's connection not revoked within 10s of the account JWT revoking every user")
+	}
+}
+
 // TestModesSessionExpiry: when no kick reaches a connection, the session
 // still ends at its JWT's expiry, in both modes: the server closes it with
 // an authorization expired error, and the client's reconnect goes through
