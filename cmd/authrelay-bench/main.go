@@ -28,7 +28,7 @@ import (
 const usage = `
 Usage: authrelay-bench [--short] [--clients N] [--users N] [--duration D]
                        [--storm-clients N] [--admin-writes N] [--scenarios LIST]
-                       [--cluster] [--import-users N] [--authrelay PATH] [--json]
+                       [--cluster] [--operator] [--import-users N] [--authrelay PATH] [--json]
 
 The flags and the report of 'authrelay bench'; authrelay-bench runs (c)
 itself, as its own grant relay, and 'authrelay init' and 'authrelay serve'
@@ -125,7 +125,7 @@ func (p program) run(ctx context.Context, args []string) error {
 	c.Program, c.Args = []string{"authrelay-bench"}, args
 	c.GrantRelay = self
 	c.Progress = func(line string) { fmt.Fprintf(p.stderr, "bench: %s\n", line) }
-	if c.Has(bench.ScenarioGrant) || c.Has(bench.ScenarioShipped) || c.Cluster {
+	if c.Has(bench.ScenarioGrant) || c.Has(bench.ScenarioShipped) || c.Cluster || c.Operator {
 		if c.Authrelay, err = findAuthrelay(*authrelay, self, p.getenv("PATH")); err != nil {
 			return err
 		}

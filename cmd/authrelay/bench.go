@@ -14,7 +14,7 @@ import (
 const benchUsage = `
 Usage: authrelay bench [--short] [--clients N] [--users N] [--duration D]
                        [--storm-clients N] [--admin-writes N] [--scenarios LIST]
-                       [--grant-relay PATH] [--json]
+                       [--operator] [--grant-relay PATH] [--json]
 ` + bench.Description + `
 Examples:
 
@@ -51,8 +51,8 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	}
 	c.Program, c.Args = []string{"authrelay", "bench"}, args
 	c.Authrelay, c.Version, c.BcryptCost = self, version, m.bcryptCost()
-	c.Init = func(ctx context.Context, dir string) error {
-		return deploy.Init(ctx, deploy.Layout{Dir: dir}, deploy.InitOptions{Accounts: []string{bench.Account}, Listen: deploy.DefaultListen, BcryptCost: m.bcryptCost()})
+	c.Init = func(ctx context.Context, dir string, operator bool) error {
+		return deploy.Init(ctx, deploy.Layout{Dir: dir}, deploy.InitOptions{Accounts: []string{bench.Account}, Listen: deploy.DefaultListen, BcryptCost: m.bcryptCost(), Operator: operator})
 	}
 	c.Progress = func(line string) { fmt.Fprintf(m.Stderr, "bench: %s\n", line) }
 	switch {

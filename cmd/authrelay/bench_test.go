@@ -197,6 +197,33 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchOperator: --operator adds (f), (d)'s cold and warm phases in
+// operator mode, beside (d) in the same run, and their ratio to (d).
+func TestBenchOperator(t *testing.T) {
+	buildBenchRelay(t)
+	r := mustRun(t, "", "bench", "--short", "--json", "--scenarios", "shipped", "--storm-clients", "0", "--admin-writes", "0", "--operator")
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, r.stdout)
+	}
+	var names []string
+	for _, s := range rep.Scenarios {
+		names = append(names, s.Name)
+		if s.Connects <= 0 || s.ConnectsPerSec <= 0 || s.Failures != 0 {
+			t.Errorf("%s: %d connects at %v/s, %d failures %v: want connects and no failure", s.Name, s.Connects, s.ConnectsPerSec, s.Failures, s.Errors)
+		}
+	}
+	if got, want := strings.Join(names, ","), "shipped-cold,shipped-warm,operator-cold,operator-warm"; got != want {
+		t.Errorf("scenarios %s, want %s", got, want)
+	}
+	if w := rep.Find(bench.ScenarioOperator + "-warm"); w == nil || w.Relay == nil || w.Relay.Verifications == nil || *w.Relay.Verifications != 0 {
+		t.Errorf("operator warm phase: %+v, want 0 password verifications (the cache)", w)
+	}
+	if len(rep.OperatorRatios) != 2 || rep.OperatorRatios[0].Baseline != "shipped-cold" || rep.OperatorRatios[1].Ratio <= 0 {
+		t.Errorf("operator ratios %+v, want cold and warm relative to (d)", rep.OperatorRatios)
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--scenarios", "noauth,nope"},

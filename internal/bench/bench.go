@@ -128,6 +128,8 @@ type Config struct {
 	// ImportUsers is the users (e) imports on its first node, to time
 	// until every relay has them; 0 skips the import.
 	ImportUsers int
+	// Operator runs scenario (f), (d) in operator mode, after (d).
+	Operator bool
 
 	// Program is the command that runs the bench, such as
 	// ["authrelay", "bench"], and Args its arguments as given: the report
@@ -139,8 +141,9 @@ type Config struct {
 	Authrelay string
 	// Init, when not nil, creates the authrelay directory dir, with the
 	// application account Account, as 'authrelay init --dir DIR --account
-	// APP' does; nil runs that command from Authrelay.
-	Init func(ctx context.Context, dir string) error
+	// APP' does (with --operator when operator is set, for (f)); nil runs
+	// that command from Authrelay.
+	Init func(ctx context.Context, dir string, operator bool) error
 	// Version is the version of that authrelay, for the report.
 	Version string
 	// GrantRelay is the path of an authrelay-bench executable that runs
@@ -259,7 +262,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: invalid config: %d clients, %d users, duration %v, %d storm clients, storm timeout %v, %d admin writes/s, %d import users, scenarios %q (see Flags)",
 			c.Clients, c.Users, c.Duration, c.StormClients, c.StormTimeout, c.AdminWrites, c.ImportUsers, c.Scenarios)
 	}
-	if (c.Has(ScenarioShipped) || c.Cluster || c.Has(ScenarioGrant) && c.GrantRelay != "" && c.Init == nil) && c.Authrelay == "" {
+	if (c.Has(ScenarioShipped) || c.Cluster || c.Operator || c.Has(ScenarioGrant) && c.GrantRelay != "" && c.Init == nil) && c.Authrelay == "" {
 		return nil, fmt.Errorf("bench: no authrelay executable to run (c) and (d) with")
 	}
 	need := uint64(2*(c.Clients+c.StormClients) + 256)
@@ -315,6 +318,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		{grant || c.Has(ScenarioShipped), func() error { return b.initRelayDir(ctx, dir) }},
 		{grant, func() error { return b.runGrant(ctx, dir, names, password) }},
 		{c.Has(ScenarioShipped), func() error { return b.runShipped(ctx, dir, names, password) }},
+		{c.Operator, func() error { return b.runOperator(ctx, names, password) }},
 		{c.Cluster, func() error { return b.runCluster(ctx, names, password) }},
 	}
 	for _, s := range steps {
@@ -403,7 +407,7 @@ func (b *bench) runBcrypt(ctx context.Context, names []string, password string) 
 func (b *bench) initRelayDir(ctx context.Context, dir string) error {
 	b.progress("initialising %s", dir)
 	if b.cfg.Init != nil {
-		if err := b.cfg.Init(ctx, dir); err != nil {
+		if err := b.cfg.Init(ctx, dir, false); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 	} else if err := b.runAuthrelay(ctx, "init", "--dir", dir, "--account", Account); err != nil {

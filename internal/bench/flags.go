@@ -55,6 +55,10 @@ Measures logins on this machine, side by side, in one run:
                       through its server succeeds, then until the relays
                       are idle again (they look for the connections of
                       every changed user)
+  (f) operator only with --operator, after (d): its cold and warm phases
+               against a directory made with 'authrelay init --operator'
+               (account JWTs in a full resolver, the default sentinel);
+               the ratio of each to (d), config mode, in the same run
 
 nats-server runs in this process on 127.0.0.1 (a random port), from a
 generated config (for (c) and (d), the nats.conf that 'authrelay init'
@@ -110,6 +114,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.scenarios, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated subset of noauth,bcrypt,grant,shipped (or a,b,c,d)")
 	fs.BoolVar(&f.c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&f.c.Cluster, "cluster", false, "also run (e): a three-node cluster, its logins through one node beside (d)'s single node")
+	fs.BoolVar(&f.c.Operator, "operator", false, "also run (f): (d)'s cold and warm phases with a directory in operator mode, beside (d)")
 	fs.IntVar(&f.c.ImportUsers, "import-users", 10000, "users (e) imports on its first node, timed until every relay can log one in (0 = no import)")
 	fs.BoolVar(&f.short, "short", false, "quick mode for CI: 4 clients, 100 users, 1.5s per scenario, a storm of 10 clients")
 	fs.Var(&f.serveArgs, "serve-arg", "extra argument for 'authrelay serve' in (d), such as --serve-arg=--workers=8 (repeatable)")

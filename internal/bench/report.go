@@ -23,6 +23,9 @@ type Report struct {
 	Ratios    []Ratio      `json:"ratios,omitempty"`
 	// Cluster is what scenario (e) measured besides its connect loops.
 	Cluster *ClusterResult `json:"cluster,omitempty"`
+	// OperatorRatios are the connects/s of (f)'s phases relative to
+	// (d)'s, in the same run.
+	OperatorRatios []Ratio `json:"operator_ratios,omitempty"`
 	// Memory is each relay child's resident set at the end of its
 	// scenario, with the users in its store.
 	Memory []RelayMemory `json:"memory,omitempty"`
@@ -176,6 +179,12 @@ func (r *Report) computeRatios() {
 			}
 		}
 	}
+	for _, phase := range []string{"-cold", "-warm"} {
+		f, d := r.Find(ScenarioOperator+phase), r.Find(ScenarioShipped+phase)
+		if f != nil && d != nil && d.ConnectsPerSec > 0 {
+			r.OperatorRatios = append(r.OperatorRatios, Ratio{Scenario: f.Name, Baseline: d.Name, Ratio: f.ConnectsPerSec / d.ConnectsPerSec})
+		}
+	}
 	for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
 		ds := r.Find(d)
 		if ds == nil {
@@ -293,6 +302,13 @@ func (r *Report) WriteText(w io.Writer) {
 
 	if c := r.Cluster; c != nil {
 		r.writeCluster(w, c)
+	}
+	if len(r.OperatorRatios) > 0 {
+		var parts []string
+		for _, x := range r.OperatorRatios {
+			parts = append(parts, fmt.Sprintf("%s %s", strings.TrimPrefix(x.Scenario, ScenarioOperator+"-"), fmtRatio(x.Ratio)))
+		}
+		p("\n(f) operator mode: connects/s relative to config mode (d), same run: %s\n", strings.Join(parts, ", "))
 	}
 
 	if len(r.Ratios) > 0 {
