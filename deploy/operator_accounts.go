@@ -107,12 +107,8 @@ func (l Layout) writeOperatorAccounts(ctx context.Context, db *store.DB) (bool, 
 		}
 	}
 	if secretsChanged {
-		b, err := marshalSecrets(s)
-		if err != nil {
+		if err := l.saveSecrets(s); err != nil {
 			return false, err
-		}
-		if err := WriteFileAtomic(l.Path(SecretsFile), b, 0o600); err != nil {
-			return false, fmt.Errorf("write %s: %w", SecretsFile, err)
 		}
 	}
 	osk, err := nkeys.FromSeed([]byte(ok.OperatorSigning))

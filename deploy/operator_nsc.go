@@ -329,14 +329,7 @@ func (l Layout) checkNscAccounts(list []accounts.Account, s Secrets) error {
 	if !gone {
 		return nil
 	}
-	b, err := marshalSecrets(s)
-	if err != nil {
-		return err
-	}
-	if err := WriteFileAtomic(l.Path(SecretsFile), b, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", SecretsFile, err)
-	}
-	return nil
+	return l.saveSecrets(s)
 }
 
 // NscManaged reports whether the directory is in operator mode with an
@@ -428,6 +421,11 @@ func (l Layout) ImportNscAccount(a accounts.Account, keydir string) error {
 		s.Operator.Accounts = map[string]AccountSeeds{}
 	}
 	s.Operator.Accounts[name] = AccountSeeds{PublicKey: ac.Subject, SigningSeed: seed}
+	return l.saveSecrets(s)
+}
+
+// saveSecrets writes s to secrets.json (mode 0600), atomically.
+func (l Layout) saveSecrets(s Secrets) error {
 	b, err := marshalSecrets(s)
 	if err != nil {
 		return err

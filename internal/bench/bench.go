@@ -444,6 +444,83 @@ func (b *bench) runGrant(ctx context.Context, dir string, names []string, passwo
 	return child.stop()
 }
 
+// served is a relay child serving a directory, with its nats-server in
+// this process and the relay's metrics address.
+type served struct {
+	srv         *benchServer
+	child       *relayProc
+	metricsAddr string
+}
+
+// stop stops the relay, then the server.
+func (s *served) stop() error {
+	err := s.child.stop()
+	s.srv.stop()
+	return err
+}
+
+// serve starts a nats-server from dir's nats.conf and 'authrelay serve'
+// on dir in a child (named name in errors), and waits until the relay
+// answers logins.
+func (b *bench) serve(ctx context.Context, dir, name, password string) (*served, error) {
+	srv, err := startBenchServer(filepath.Join(dir, serverConf), 0)
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr, err := freeLoopbackAddr()
+	if err != nil {
+		srv.stop()
+		return nil, err
+	}
+	args := append([]string{"serve", "--dir", dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.ServeArgs...)
+	child, err := b.startRelay(ctx, b.cfg.Authrelay, name, nil, args...)
+	if err != nil {
+		srv.stop()
+		return nil, err
+	}
+	s := &served{srv: srv, child: child, metricsAddr: metricsAddr}
+	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// coldWarm runs the cold phase (each user of names logs in at most once)
+// and the warm one (those that did, again, with the password
+// verifications the relay ran) against s, as scenario id with names
+// prefix+"-cold" and prefix+"-warm" and the titles cold and warm. It
+// returns the users of the warm phase (none: the cold phase granted
+// nobody, and the warm one did not run) and the warm phase's result.
+func (b *bench) coldWarm(ctx context.Context, s *served, id, prefix, cold, warm string, names []string, password string) ([]string, Scenario, error) {
+	b.progress("(%s) %s: %d clients for %v, %d users", id, cold, b.cfg.Clients, b.cfg.Duration, len(names))
+	res := b.measure(ctx, s.child, connectLoad{url: s.srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
+		creds: once(names, password), collect: true})
+	res.ID, res.Name, res.Title = id, prefix+"-cold", cold
+	if res.exhausted {
+		res.Note = fmt.Sprintf("all %d users had logged in after %.1fs: the phase ended early (give more --users)", len(names), res.Seconds)
+	}
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
+	users := res.authorised
+	if len(users) == 0 {
+		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("(%s) no cold login succeeded: the phases after it were skipped", id))
+		return nil, Scenario{}, nil
+	}
+	b.progress("(%s) %s: %d clients for %v, %d users", id, warm, b.cfg.Clients, b.cfg.Duration, len(users))
+	res, err := b.measureVerified(ctx, s.child, s.metricsAddr, connectLoad{url: s.srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
+		creds: cycle(users, password)})
+	if err != nil {
+		return nil, Scenario{}, err
+	}
+	res.ID, res.Name, res.Title = id, prefix+"-warm", warm
+	res.Note = fmt.Sprintf("the %d users of the cold phase, again", len(users))
+	if res.Relay != nil && res.Relay.Verifications != nil {
+		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
+	}
+	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
+	return users, res.Scenario, nil
+}
+
 // runShipped is scenario (d): cold logins, warm reconnects and the storm,
 // against 'authrelay serve' in a child process.
 func (b *bench) runShipped(ctx context.Context, dir string, names []string, password string) error {
@@ -452,56 +529,16 @@ func (b *bench) runShipped(ctx context.Context, dir string, names []string, pass
 		return err
 	}
 	b.rep.Settings.Argon2id = fmt.Sprintf("m=%d KiB, t=%d, p=%d", params.Memory, params.Time, params.Threads)
-	srv, err := startBenchServer(filepath.Join(dir, serverConf), 0)
+	s, err := b.serve(ctx, dir, "authrelay serve", password)
 	if err != nil {
 		return err
 	}
-	defer srv.stop() // the server it is at the time: the storm restarts it
-	metricsAddr, err := freeLoopbackAddr()
-	if err != nil {
+	defer s.stop() // the server it is at the time: the storm restarts it
+	srv, child, metricsAddr := s.srv, s.child, s.metricsAddr
+	warm, warmRes, err := b.coldWarm(ctx, s, "d", ScenarioShipped, "authrelay cold logins", "authrelay warm reconnects", names, password)
+	if err != nil || len(warm) == 0 {
 		return err
 	}
-	args := append([]string{"serve", "--dir", dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.ServeArgs...)
-	child, err := b.startRelay(ctx, b.cfg.Authrelay, "authrelay serve", nil, args...)
-	if err != nil {
-		return err
-	}
-	defer child.stop()
-	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
-		return err
-	}
-
-	// Cold: every user at most once.
-	title := "authrelay cold logins"
-	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(names))
-	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
-		creds: once(names, password), collect: true})
-	res.ID, res.Name, res.Title = "d", ScenarioShipped+"-cold", title
-	if res.exhausted {
-		res.Note = fmt.Sprintf("all %d users had logged in after %.1fs: the phase ended early (give more --users)", len(names), res.Seconds)
-	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
-	warm := res.authorised
-	if len(warm) == 0 {
-		b.rep.Notes = append(b.rep.Notes, "(d) no cold login succeeded: warm reconnects and the storm were skipped")
-		return child.stop()
-	}
-
-	// Warm: the same users again.
-	title = "authrelay warm reconnects"
-	b.progress("(d) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(warm))
-	res, err = b.measureVerified(ctx, child, metricsAddr, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
-		creds: cycle(warm, password)})
-	if err != nil {
-		return err
-	}
-	res.ID, res.Name, res.Title = "d", ScenarioShipped+"-warm", title
-	res.Note = fmt.Sprintf("the %d users of the cold phase, again", len(warm))
-	if res.Relay != nil && res.Relay.Verifications != nil {
-		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
-	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
-	warmRes := res.Scenario
 
 	if b.cfg.AdminWrites > 0 && ctx.Err() == nil {
 		if err := b.runWarmWithWrites(ctx, dir, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
@@ -517,9 +554,9 @@ func (b *bench) runShipped(ctx context.Context, dir string, names []string, pass
 		b.rep.Storm = st
 	}
 	var logins int64
-	for _, s := range b.rep.Scenarios {
-		if s.ID == "d" {
-			logins += s.Connects
+	for _, sc := range b.rep.Scenarios {
+		if sc.ID == "d" {
+			logins += sc.Connects
 		}
 	}
 	if st := b.rep.Storm; st != nil {

@@ -32,52 +32,20 @@ func (b *bench) runOperator(ctx context.Context, names []string, password string
 	if _, err := b.addUsers(ctx, dir, names, password); err != nil {
 		return err
 	}
-	srv, err := startBenchServer(filepath.Join(dir, serverConf), 0)
+	s, err := b.serve(ctx, dir, "authrelay serve (operator mode)", password)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	metricsAddr, err := freeLoopbackAddr()
-	if err != nil {
+	defer s.stop()
+	if _, _, err := b.coldWarm(ctx, s, "f", ScenarioOperator, operatorTitle+", cold", operatorTitle+", warm", names, password); err != nil {
 		return err
 	}
-	args := append([]string{"serve", "--dir", dir, "--nats", srv.url(), "--http", metricsAddr}, b.cfg.ServeArgs...)
-	child, err := b.startRelay(ctx, b.cfg.Authrelay, "authrelay serve (operator mode)", nil, args...)
-	if err != nil {
-		return err
+	var logins int64
+	for _, sc := range b.rep.Scenarios {
+		if sc.ID == "f" {
+			logins += sc.Connects
+		}
 	}
-	defer child.stop()
-	if err := child.awaitReady(ctx, srv.url(), probeUser, password); err != nil {
-		return err
-	}
-
-	title := operatorTitle + ", cold"
-	b.progress("(f) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(names))
-	res := b.measure(ctx, child, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
-		creds: once(names, password), collect: true})
-	res.ID, res.Name, res.Title = "f", ScenarioOperator+"-cold", title
-	if res.exhausted {
-		res.Note = fmt.Sprintf("all %d users had logged in after %.1fs: the phase ended early (give more --users)", len(names), res.Seconds)
-	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
-	warm := res.authorised
-	if len(warm) == 0 {
-		b.rep.Notes = append(b.rep.Notes, "(f) no cold login succeeded: its warm phase was skipped")
-		return child.stop()
-	}
-	title = operatorTitle + ", warm"
-	b.progress("(f) %s: %d clients for %v, %d users", title, b.cfg.Clients, b.cfg.Duration, len(warm))
-	res, err = b.measureVerified(ctx, child, metricsAddr, connectLoad{url: srv.url(), clients: b.cfg.Clients, duration: b.cfg.Duration,
-		creds: cycle(warm, password)})
-	if err != nil {
-		return err
-	}
-	res.ID, res.Name, res.Title = "f", ScenarioOperator+"-warm", title
-	res.Note = fmt.Sprintf("the %d users of the cold phase, again", len(warm))
-	if res.Relay != nil && res.Relay.Verifications != nil {
-		res.Note += fmt.Sprintf("; %d password verifications", *res.Relay.Verifications)
-	}
-	b.rep.Scenarios = append(b.rep.Scenarios, res.Scenario)
-	b.recordMemory("(f) operator mode", child, len(names)+2, res.Connects)
-	return child.stop()
+	b.recordMemory("(f) operator mode", s.child, len(names)+2, logins)
+	return s.stop()
 }
