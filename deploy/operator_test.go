@@ -845,7 +845,9 @@ func TestModesNewUserStaysConnected(t *testing.T) {
 				u.Name = fmt.Sprintf("new%d", i)
 				e.addUser(u, alicePW)
 				closed := make(chan struct{})
-				nc, _, err := e.connect(u.Name, alicePW, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+				// A slow hash on a loaded machine: more than the client's
+				// default 2 s to be connected.
+				nc, _, err := e.connect(u.Name, alicePW, nats.ClosedHandler(func(*nats.Conn) { close(closed) }), nats.Timeout(20*time.Second))
 				if err != nil {
 					t.Fatalf("%s right after it was added: %v", u.Name, err)
 				}
