@@ -115,8 +115,11 @@ type Login struct {
 	CheckClient bool
 	// Now is the time of the login.
 	Now time.Time
-	// Issuer and MaxPayload, when both are set, check the size of the
-	// login response against the server's limit (Issuer.CheckResponseSize).
+	// Issuer, when set, places the user: an account it cannot place users
+	// in (operator mode: not in the callout account's allowed_accounts, or
+	// no signing key held) is ReasonAccountNotAllowed. With MaxPayload set
+	// too, it checks the size of the login response against the server's
+	// limit (Issuer.CheckResponseSize).
 	Issuer     *Issuer
 	MaxPayload int
 }
@@ -143,8 +146,9 @@ type Verdict struct {
 // Decide decides a login whose password matched, as the relay does: the
 // user's own state and account (Admissible), its grant (an unsafe template
 // or an unknown role), the client (source networks and connection types,
-// when l.CheckClient is set) and the size of the login response (when l.Issuer
-// and l.MaxPayload are set), in that order; the first that fails gives the
+// when l.CheckClient is set), the account's placement (when l.Issuer is
+// set) and the size of the login response (when l.Issuer and l.MaxPayload
+// are set), in that order; the first that fails gives the
 // reason. The relay and 'user explain' both decide with it.
 func Decide(l *Login) Verdict {
 	if reason, err := Admissible(l.User, l.Reserved, l.Now); reason != "" {
@@ -171,6 +175,12 @@ func Decide(l *Login) Verdict {
 			return v
 		case err != nil:
 			v.Reason, v.Err = ReasonInternalError, err
+			return v
+		}
+	}
+	if l.Issuer != nil {
+		if err := l.Issuer.Placeable(l.User.Account); err != nil {
+			v.Reason, v.Err = ReasonAccountNotAllowed, err
 			return v
 		}
 	}

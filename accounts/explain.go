@@ -17,7 +17,9 @@ func Explain(l *Login) (Verdict, error) {
 		}
 		v.Resolved = true
 	}
-	if v.GrantErr == nil && v.ResponseBytes == 0 && l.Issuer != nil {
+	// No response is sized for an account the user cannot be placed in:
+	// nothing would be issued there.
+	if v.GrantErr == nil && v.ResponseBytes == 0 && l.Issuer != nil && v.Reason != ReasonAccountNotAllowed {
 		n, err := l.Issuer.ResponseSize(v.Grant, l.Now)
 		if err != nil {
 			return v, err

@@ -106,6 +106,14 @@ func NewIssuer(seed string, placement Placement) (*Issuer, error) {
 // PublicKey returns the issuer's public account key (A…).
 func (i *Issuer) PublicKey() string { return i.pub }
 
+// Placeable returns the error Place would give for a user of account:
+// nil in config mode; in operator mode one wrapping ErrAccountNotAllowed
+// for an account the placement does not place users in.
+func (i *Issuer) Placeable(account string) error {
+	var scratch jwt.UserClaims
+	return i.placement.Place(&scratch, account)
+}
+
 // PendingAccount is the account the servers' connection lists show a
 // client in while the relay decides its login: in operator mode the
 // callout account's public key (the default sentinel, which the server

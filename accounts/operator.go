@@ -51,6 +51,11 @@ type OperatorMode struct {
 	reload     func() ([]OperatorAccount, error)
 	mu         sync.Mutex // held while reloading
 	lastReload time.Time
+	// changed, when set, tells whether the accounts' sources changed
+	// since it was last asked (SetChanged); lastCheck is when it was, in
+	// Unix nanoseconds.
+	changed   func() bool
+	lastCheck atomic.Int64
 }
 
 // operatorSet is the accounts an OperatorMode places users in.
@@ -92,6 +97,34 @@ func NewOperatorMode(callout string, accts []OperatorAccount) (*OperatorMode, er
 // without a restart. Call it before m is used. A failed reload keeps the
 // accounts m had.
 func (m *OperatorMode) SetReload(load func() ([]OperatorAccount, error)) { m.reload = load }
+
+// SetChanged has m ask changed, at most once a second from the logins it
+// places, whether the accounts' sources changed since it last asked, and
+// read them again with the reload of SetReload when they did: an account
+// an admin took out of the callout account's allowed_accounts, or whose
+// signing key is now scoped, is placed accordingly within about a second,
+// without a restart. A login never waits for it: while one login checks,
+// the others place with the accounts m has. Call it before m is used.
+func (m *OperatorMode) SetChanged(changed func() bool) { m.changed = changed }
+
+// refresh is SetChanged's check, run by the login that finds it due.
+func (m *OperatorMode) refresh() {
+	now := time.Now()
+	last := m.lastCheck.Load()
+	if now.UnixNano()-last < int64(reloadEvery) || !m.lastCheck.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	if !m.changed() || !m.mu.TryLock() {
+		return
+	}
+	defer m.mu.Unlock()
+	m.lastReload = now
+	if accts, err := m.reload(); err == nil {
+		if set, err := newOperatorSet(m.callout, accts); err == nil {
+			m.set.Store(set)
+		}
+	}
+}
 
 // newOperatorSet checks accts and prepares their keys.
 func newOperatorSet(callout string, accts []OperatorAccount) (*operatorSet, error) {
@@ -141,6 +174,9 @@ func (m *OperatorMode) Accounts() []string {
 // lookup returns the account named name, reading the accounts again
 // first (see SetReload) when m does not know it.
 func (m *OperatorMode) lookup(name string) (operatorAccount, bool) {
+	if m.changed != nil && m.reload != nil {
+		m.refresh()
+	}
 	if a, ok := m.set.Load().byName[name]; ok || m.anyAccount != nil || m.reload == nil {
 		if !ok && m.anyAccount != nil {
 			return *m.anyAccount, true

@@ -166,6 +166,64 @@ func TestOperatorModeReload(t *testing.T) {
 	}
 }
 
+// TestOperatorModeDecide: Decide and Explain, given the relay's issuer,
+// refuse a user of an account the placement does not place in with
+// ReasonAccountNotAllowed, as the relay does, so 'user explain' says what
+// the relay would; a user of a placed account is allowed.
+func TestOperatorModeDecide(t *testing.T) {
+	f := newOperatorFixture(t, false)
+	now := time.Now()
+	for _, c := range []struct{ account, want string }{{"APP", ""}, {"ORDERS", ReasonAccountNotAllowed}} {
+		l := Login{User: User{Name: "bob", Account: c.account}, Now: now, Issuer: f.issuer}
+		if v := Decide(&l); v.Reason != c.want {
+			t.Errorf("Decide for a user of %s: reason %q (%v), want %q", c.account, v.Reason, v.Err, c.want)
+		}
+		v, err := Explain(&l)
+		if err != nil || v.Reason != c.want {
+			t.Errorf("Explain for a user of %s: reason %q, %v; want %q", c.account, v.Reason, err, c.want)
+		}
+	}
+}
+
+// TestOperatorModeChanged: with SetChanged, a placement reads its accounts
+// again, at most once a second, when the sources say they changed, though
+// every account asked for is known: an account taken away stops being
+// placed in.
+func TestOperatorModeChanged(t *testing.T) {
+	f := newOperatorFixture(t, false)
+	var mu sync.Mutex
+	changed, loads := false, 0
+	f.placement.SetReload(func() ([]OperatorAccount, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		loads++
+		return nil, nil // APP is gone
+	})
+	f.placement.SetChanged(func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return changed
+	})
+	if err := f.issuer.Placeable("APP"); err != nil {
+		t.Fatalf("APP before any change: %v", err)
+	}
+	mu.Lock()
+	changed = true
+	mu.Unlock()
+	f.placement.lastCheck.Store(0) // the next login is due to check
+	for range 5 {
+		f.issuer.Placeable("APP")
+	}
+	if err := f.issuer.Placeable("APP"); !errors.Is(err, ErrAccountNotAllowed) {
+		t.Errorf("APP after its removal: %v, want ErrAccountNotAllowed", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if loads < 1 || loads > 2 {
+		t.Errorf("%d reloads within a second of one change, want 1 (or 2 with the unknown account's own)", loads)
+	}
+}
+
 // TestNewOperatorModeRefuses: keys of the wrong kind and the callout
 // account itself are refused.
 func TestNewOperatorModeRefuses(t *testing.T) {

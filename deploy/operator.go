@@ -39,6 +39,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -295,7 +297,39 @@ func (l Layout) operatorPlacement(oi OperatorInfo, ok *OperatorKeys) (*accounts.
 		}
 		return l.operatorAccounts(oi, s.Operator)
 	})
+	m.SetChanged(l.operatorChanged(oi))
 	return m, nil
+}
+
+// operatorChanged returns a function that reports whether the files the
+// accounts are read from (secrets.json and the resolver's account JWTs,
+// which the server rewrites on every push) changed since it last looked:
+// their names, sizes and modification times.
+func (l Layout) operatorChanged(oi OperatorInfo) func() bool {
+	dir := oi.ResolverDir
+	if !filepath.IsAbs(dir) {
+		dir = l.Path(dir)
+	}
+	fingerprint := func() string {
+		var b strings.Builder
+		paths, _ := filepath.Glob(filepath.Join(dir, "*.jwt"))
+		for _, p := range append(paths, l.Path(SecretsFile)) {
+			if fi, err := os.Stat(p); err == nil {
+				fmt.Fprintf(&b, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+			}
+		}
+		return b.String()
+	}
+	var mu sync.Mutex
+	last := fingerprint()
+	return func() bool {
+		now := fingerprint()
+		mu.Lock()
+		defer mu.Unlock()
+		changed := now != last
+		last = now
+		return changed
+	}
 }
 
 // operatorAccounts are the accounts users can be placed in: the

@@ -525,6 +525,73 @@ func TestOperatorAccountNotAllowed(t *testing.T) {
 	requirePubSub(t, nc, "app.x")
 }
 
+// TestOperatorAccountsFollowed: a running relay follows an admin's change
+// to the accounts' JWTs (as nsc would push it) within about a second: an
+// account taken out of AUTH's allowed_accounts is refused with
+// account_not_allowed, not placed in for the server to reject; put back,
+// its users log in again. No restart, no account command.
+func TestOperatorAccountsFollowed(t *testing.T) {
+	e := newModeEnv(t, deploy.ModeOperator, []string{"APP", "ORDERS"}, nil)
+	bob := accounts.User{Name: "bob", Account: "ORDERS", Permissions: alice.Permissions}
+	e.addUser(bob, "bob-pw-5d5d-long")
+	e.startRelay(nil)
+	nc, _ := e.mustConnect("bob", "bob-pw-5d5d-long")
+	nc.Close()
+	orders := e.accountID("ORDERS")
+	push := func(edit func(*jwt.AccountClaims)) {
+		t.Helper()
+		resignAccount(t, e.l, authPub(t, e.l), edit)
+		res, err := e.l.ReloadAt(context.Background(), e.srv.ClientURL(), 5*time.Second)
+		if err != nil || len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("push AUTH: %v, %+v", err, res)
+		}
+	}
+	push(func(ac *jwt.AccountClaims) { ac.Authorization.AllowedAccounts.Remove(orders) })
+	reasons := e.authErrors()
+	deadline := time.Now().Add(5 * time.Second)
+	var seen []string
+	for {
+		nc, _, err := e.connect("bob", "bob-pw-5d5d-long")
+		if err == nil {
+			nc.Close()
+		} else {
+			select {
+			case r := <-reasons:
+				if strings.Contains(r, relay.ReasonAccountNotAllowed) {
+					goto back
+				}
+				seen = append(seen[max(0, len(seen)-2):], accounts.Clip(r, 200))
+			case <-time.After(5 * time.Second):
+				t.Fatalf("refused (%v) without an auth error event", err)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's login not refused with %s within 5s of ORDERS leaving allowed_accounts (the last other refusals: %q)", relay.ReasonAccountNotAllowed, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+back:
+	push(func(ac *jwt.AccountClaims) { ac.Authorization.AllowedAccounts.Add(orders) })
+	e.waitLogin(t, "bob", "bob-pw-5d5d-long", 5*time.Second)
+}
+
+// waitLogin waits until user logs in with pw.
+func (e *modeEnv) waitLogin(t *testing.T, user, pw string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		nc, _, err := e.connect(user, pw)
+		if err == nil {
+			nc.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s cannot log in within %v: %v", user, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestOperatorScopedSigningKey: in an account whose signing key is scoped,
 // the relay's user JWT carries no permissions of its own and the scope's
 // template applies (…ScopedUser*): the user may use what the template

@@ -457,11 +457,12 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 		},
 		CheckClient: true,
 		Now:         now,
+		Issuer:      r.cfg.Issuer,
 	}
 	verdict := accounts.Decide(&l)
 	switch verdict.Reason {
 	case "":
-	case ReasonInternalError, ReasonAccountReserved:
+	case ReasonInternalError, ReasonAccountReserved, ReasonAccountNotAllowed:
 		// The user data is wrong: the log says what.
 		return decision{user: u, reason: verdict.Reason, err: verdict.Err}, true
 	default:

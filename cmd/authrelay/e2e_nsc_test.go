@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -95,6 +96,24 @@ func TestNscOperatorEndToEnd(t *testing.T) {
 	r = e.nats(t, "--user", "bob", "--password", "bob-secret-pass", "pub", "shop.new", "hi")
 	r.wantCode(t, 0)
 	r.wantOutput(t, `Published 2 bytes to "shop.new"`)
+
+	// The admin takes ORDERS out of AUTH's allowed accounts with nsc: the
+	// running relay follows within a second (bob refused), explain says
+	// why with the relay's reason, and doctor fails on the account.
+	n.Run(t, "edit", "authcallout", "--account", "AUTH", "--rm-allowed-account", orders)
+	n.Run(t, "push", "--all")
+	e.waitFor(t, 10*time.Second, "bob's login to be refused", func() error {
+		if r := e.nats(t, "--user", "bob", "--password", "bob-secret-pass", "pub", "shop.new", "hi"); r.code == 0 {
+			return fmt.Errorf("bob still logs in:\n%s", r)
+		}
+		return nil
+	})
+	r = e.authrelay(t, "", "user", "explain", "bob", "--dir", e.dir, "--offline")
+	r.wantCode(t, exitFailure)
+	r.wantOutput(t, "account_not_allowed")
+	r = e.authrelay(t, "", "doctor", "--dir", e.dir, "--offline")
+	r.wantFailure(t)
+	r.wantOutput(t, "account ORDERS (1 user): the AUTH account's allowed_accounts does not list it")
 
 	// An account AUTH does not allow is refused with what to do.
 	n.Run(t, "add", "account", "HIDDEN")

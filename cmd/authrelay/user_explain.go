@@ -144,9 +144,16 @@ Examples:
 		return err
 	}
 	v.MaxPayload = sizer.Limit
+	// The relay's own placement (in operator mode the accounts AUTH
+	// allows, with the signing keys held), not the sizer's, which places
+	// anywhere.
+	id, err := deploy.Layout{Dir: *dir}.Identity()
+	if err != nil {
+		return err
+	}
 	now := m.Now()
 	login := accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: now,
-		Issuer: sizer.Issuer, MaxPayload: sizer.Limit}
+		Issuer: id.Issuer, MaxPayload: sizer.Limit}
 	if *host != "" || connType != "" {
 		login.Client, login.CheckClient = accounts.Client{Host: *host, ConnType: connType}, true
 	}
