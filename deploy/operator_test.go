@@ -1017,6 +1017,105 @@ func TestOperatorUserRevocation(t *testing.T) {
 	}
 }
 
+// observations records the relay's decisions (relay.Observer).
+type observations struct {
+	mu  sync.Mutex
+	obs []relay.Observation
+}
+
+func (o *observations) Decision(ob relay.Observation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.obs = append(o.obs, ob)
+}
+
+func (o *observations) Kick(relay.Kick) {}
+
+func (o *observations) last() relay.Observation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.obs) == 0 {
+		return relay.Observation{Reason: "none yet"}
+	}
+	return o.obs[len(o.obs)-1]
+}
+
+// TestModesSharedFeatures: what authrelay adds to a login is the same in
+// every server mode: a role's grant with {{name}} expanded, the credential
+// cache answering a reconnect, the lockout of a guessed password (its
+// reason the relay's, the right password then refused too), and the audit
+// trail of the logins.
+func TestModesSharedFeatures(t *testing.T) {
+	for _, mode := range loginModes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newModeEnv(t, mode, nil, nil)
+			role := accounts.Role{Name: "svc", Permissions: accounts.Permissions{
+				Pub: accounts.Rule{Allow: []string{"svc." + accounts.TemplateName + ".>"}},
+				Sub: accounts.Rule{Allow: []string{"svc." + accounts.TemplateName + ".>", "_INBOX.>"}},
+			}}
+			if err := e.db.AddRole(ctx, role); err != nil {
+				t.Fatal(err)
+			}
+			e.addUser(accounts.User{Name: "carol", Account: "APP", Roles: []string{"svc"}}, alicePW)
+			e.addUser(alice, alicePW)
+			audit := e.db.NewAuditWriter(store.AuditOptions{})
+			var obs observations
+			e.startRelay(func(c *relay.Config) {
+				c.Guard = e.db.Lockouts(accounts.DefaultLockoutPolicy)
+				c.Audit = audit
+				c.CacheTTL, c.CacheSize = time.Minute, 100
+				c.Observer = &obs
+			})
+
+			// The role's grant, with carol's name in it.
+			nc, errs := e.mustConnect("carol", alicePW)
+			requirePubSub(t, nc, "svc.carol.x")
+			requireViolation(t, nc, errs, "svc.dave.x", "svc.dave.x")
+			nc.Close()
+			if o := obs.last(); !o.Allowed || o.CacheHit {
+				t.Errorf("carol's first login: %+v, want allowed, from a verified password", o)
+			}
+			// The reconnect is answered from the cache.
+			nc, _ = e.mustConnect("carol", alicePW)
+			requirePubSub(t, nc, "svc.carol.x")
+			nc.Close()
+			if o := obs.last(); !o.Allowed || !o.CacheHit {
+				t.Errorf("carol's reconnect: %+v, want allowed from the cache", o)
+			}
+
+			// Five wrong passwords lock alice at this address; then the
+			// right one is refused as locked out too.
+			reasons := e.authErrors()
+			for range accounts.DefaultLockoutPolicy.Threshold {
+				e.requireDenied(reasons, relay.ReasonBadCredentials, "alice", "wrong-pw-0b1e-long")
+			}
+			e.requireDenied(reasons, relay.ReasonLockedOut, "alice", alicePW)
+
+			if err := audit.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := e.db.Audit(ctx, store.AuditFilter{Kind: store.AuditLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var carolOK, aliceLocked int
+			for _, r := range rows {
+				switch {
+				case r.User == "carol" && r.Result == store.AuditAllowed && r.Account == "APP":
+					carolOK++
+				case r.User == "alice" && r.Result == store.AuditDenied && r.Reason == relay.ReasonLockedOut:
+					aliceLocked++
+				}
+			}
+			if carolOK != 2 || aliceLocked != 1 {
+				t.Errorf("audit trail: %d allowed logins of carol in APP (want 2), %d locked_out of alice (want 1); %d rows", carolOK, aliceLocked, len(rows))
+			}
+		})
+	}
+}
+
 // TestModesSessionExpiry: when no kick reaches a connection, the session
 // still ends at its JWT's expiry, in both modes: the server closes it with
 // an authorization expired error, and the client's reconnect goes through
