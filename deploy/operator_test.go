@@ -885,6 +885,17 @@ func TestModesRevocation(t *testing.T) {
 	}
 }
 
+// slowUsers is the store with a password check that takes delay longer.
+type slowUsers struct {
+	*store.DB
+	delay time.Duration
+}
+
+func (u slowUsers) Authenticate(ctx context.Context, name, password string) (accounts.User, error) {
+	time.Sleep(u.delay)
+	return u.DB.Authenticate(ctx, name, password)
+}
+
 // TestModesNewUserStaysConnected: a user added while the relay runs, with
 // revocation on, logs in at once and stays connected: the change that
 // added it is swept for older connections, and the login being decided
@@ -896,10 +907,10 @@ func TestModesNewUserStaysConnected(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			e := newModeEnv(t, mode, nil, nil)
-			// A hash slow enough that the sweep runs while the login is
-			// being decided.
-			e.db.Params = store.Argon2Params{Memory: 64 * 1024, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32}
 			e.startRelay(func(c *relay.Config) {
+				// A password check slow enough that the sweep runs
+				// while the login is being decided.
+				c.Users = slowUsers{DB: e.db, delay: 300 * time.Millisecond}
 				c.Revoke = &relay.RevokeConfig{AdminUser: e.id.AdminUser, AdminLogin: e.id.AdminLogin, Changes: e.db, Poll: 20 * time.Millisecond}
 			})
 			type conn struct {
@@ -912,8 +923,8 @@ func TestModesNewUserStaysConnected(t *testing.T) {
 				u.Name = fmt.Sprintf("new%d", i)
 				e.addUser(u, alicePW)
 				closed := make(chan struct{})
-				// A slow hash on a loaded machine: more than the client's
-				// default 2 s to be connected.
+				// A slow check on a loaded machine: more than the
+				// client's default 2 s to be connected.
 				nc, _, err := e.connect(u.Name, alicePW, nats.ClosedHandler(func(*nats.Conn) { close(closed) }), nats.Timeout(20*time.Second))
 				if err != nil {
 					t.Fatalf("%s right after it was added: %v", u.Name, err)
