@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,37 +31,7 @@ func TestNscOperatorEndToEnd(t *testing.T) {
 	r := e.authrelay(t, "", "init", "--operator", "--nsc", keys, "--dir", e.dir, "--listen", e.addr)
 	r.wantCode(t, exitOK)
 	r.wantOutput(t, "imported from nsc: operator ACME, callout account AUTH, relay user authrelay, admin sys, accounts [APP]")
-	e.run(t, "", bin.natsServer, "-t", "-c", e.conf).wantCode(t, 0)
-	server := e.start(t, "nats-server", bin.natsServer, "-c", e.conf)
-	e.waitTCP(t, server)
-
-	r = e.authrelay(t, "s3cret-pass\n", "user", "add", "alice", "--dir", e.dir, "--account", "APP",
-		"--password-stdin", "--pub", "orders.>", "--sub", "orders.>", "--sub", "_INBOX.>")
-	r.wantCode(t, exitOK)
-	serve := e.start(t, "authrelay serve", bin.authrelay, "serve", "--dir", e.dir)
-	t.Cleanup(func() {
-		if code := serve.stop(t, syscall.SIGTERM); code != 0 {
-			t.Errorf("authrelay serve exited with status %d after SIGTERM, want 0", code)
-		}
-	})
-	e.waitFor(t, 20*time.Second, "the relay to answer logins", func() error {
-		serve.mustRun(t)
-		nc, err := e.connect("alice", "s3cret-pass")
-		if err != nil {
-			return err
-		}
-		nc.Close()
-		return nil
-	})
-	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "orders.new", "hi")
-	r.wantCode(t, 0)
-	r.wantOutput(t, `Published 2 bytes to "orders.new"`)
-	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "billing.new", "hi")
-	r.wantFailure(t)
-	r.wantOutput(t, "Permissions Violation")
-	r = e.nats(t, "--user", "alice", "--password", "wrong-pass", "pub", "orders.new", "hi")
-	r.wantFailure(t)
-	r.wantOutput(t, "Authorization Violation")
+	e.operatorStory(t, bin)
 
 	r = e.authrelay(t, "", "doctor", "--dir", e.dir)
 	r.wantCode(t, exitOK)

@@ -34,17 +34,30 @@ func TestOperatorEndToEndRealBinaries(t *testing.T) {
 		t.Errorf("secrets.json has mode %#o, want 0600", fi.Mode().Perm())
 	}
 
-	// nats-server -t, then -c: unedited.
+	e.operatorStory(t, bin)
+
+	// nats --context op-admin server list: the system admin, with the
+	// credentials file init saved beside secrets.json.
+	r = e.run(t, "", bin.nats, "--context", "op-admin", "--timeout", "5s", "server", "list")
+	r.wantCode(t, 0)
+	r.wantOutput(t, "Server Overview")
+}
+
+// operatorStory is the README story after init, in either operator
+// variant: the stock nats-server checks (-t) and runs the nats.conf
+// unedited; alice, added before the relay runs, logs in through 'authrelay
+// serve' with the nats CLI and a username and password only; outside her
+// permissions is a Permissions Violation, a wrong password an
+// Authorization Violation. serve runs until the test ends.
+func (e *e2e) operatorStory(t *testing.T, bin e2eBinaries) {
+	t.Helper()
 	e.run(t, "", bin.natsServer, "-t", "-c", e.conf).wantCode(t, 0)
 	server := e.start(t, "nats-server", bin.natsServer, "-c", e.conf)
 	e.waitTCP(t, server)
 
-	// Users added before the relay runs apply on its first login.
-	r = e.authrelay(t, "s3cret-pass\n", "user", "add", "alice", "--dir", e.dir, "--account", "APP",
+	r := e.authrelay(t, "s3cret-pass\n", "user", "add", "alice", "--dir", e.dir, "--account", "APP",
 		"--password-stdin", "--pub", "orders.>", "--sub", "orders.>", "--sub", "_INBOX.>")
 	r.wantCode(t, exitOK)
-
-	// authrelay serve --dir ./data
 	serve := e.start(t, "authrelay serve", bin.authrelay, "serve", "--dir", e.dir)
 	t.Cleanup(func() {
 		if code := serve.stop(t, syscall.SIGTERM); code != 0 {
@@ -60,23 +73,13 @@ func TestOperatorEndToEndRealBinaries(t *testing.T) {
 		nc.Close()
 		return nil
 	})
-
-	// nats --user alice --password s3cret-pass pub orders.new hi
 	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "orders.new", "hi")
 	r.wantCode(t, 0)
 	r.wantOutput(t, `Published 2 bytes to "orders.new"`)
-
-	// Outside alice's permissions, and a wrong password.
 	r = e.nats(t, "--user", "alice", "--password", "s3cret-pass", "pub", "billing.new", "hi")
 	r.wantFailure(t)
 	r.wantOutput(t, "Permissions Violation")
 	r = e.nats(t, "--user", "alice", "--password", "wrong-pass", "pub", "orders.new", "hi")
 	r.wantFailure(t)
 	r.wantOutput(t, "Authorization Violation")
-
-	// nats --context op-admin server list: the system admin, with the
-	// credentials file init saved beside secrets.json.
-	r = e.run(t, "", bin.nats, "--context", "op-admin", "--timeout", "5s", "server", "list")
-	r.wantCode(t, 0)
-	r.wantOutput(t, "Server Overview")
 }
