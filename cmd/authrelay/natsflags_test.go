@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/loopback"
 )
 
 // TestNatsURLOrder: the server URL comes from --nats, else $NATS_URL, else
@@ -126,45 +127,44 @@ func TestInitTLS(t *testing.T) {
 		t.Errorf("a refused init left %s: %v", bad, err)
 	}
 
-	addr, err := freeLoopback()
-	if err != nil {
-		t.Fatal(err)
+	// In both modes: in operator mode the same tls block, and the
+	// account push goes over TLS as the reload does.
+	for _, c := range []struct {
+		mode string
+		args []string
+		done string
+	}{
+		{"config", nil, "reloaded nats-server"},
+		{"operator", []string{"--operator"}, "pushed the accounts to nats-server"},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			mustRun(t, "", append([]string{"init", "--dir", dir, "--listen", loopback.Addr(t), "--tls-cert", certFile, "--tls-key", keyFile}, c.args...)...)
+			opts, err := server.ProcessConfigFile(filepath.Join(dir, deploy.ServerConf))
+			if err != nil {
+				t.Fatalf("nats.conf with TLS: %v", err)
+			}
+			if opts.TLSConfig == nil {
+				t.Fatal("nats.conf has no client TLS")
+			}
+			opts.NoSigs, opts.NoLog = true, true
+			ns, err := server.NewServer(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go ns.Start()
+			if !ns.ReadyForConnections(10 * time.Second) {
+				t.Fatal("server not ready")
+			}
+			defer ns.Shutdown()
+			if r := run(t, "", "reload", "--dir", dir); r.code != exitFailure || !strings.Contains(r.stderr, "x509") {
+				t.Errorf("reload of a TLS server without --tlsca: exit %d, stderr %q", r.code, r.stderr)
+			}
+			if r := mustRun(t, "", "reload", "--dir", dir, "--tlsca", caFile); !strings.Contains(r.stdout, c.done) {
+				t.Errorf("reload --tlsca: %q, want %q", r.stdout, c.done)
+			}
+		})
 	}
-	dir := t.TempDir()
-	mustRun(t, "", "init", "--dir", dir, "--listen", addr, "--tls-cert", certFile, "--tls-key", keyFile)
-	opts, err := server.ProcessConfigFile(filepath.Join(dir, deploy.ServerConf))
-	if err != nil {
-		t.Fatalf("nats.conf with TLS: %v", err)
-	}
-	if opts.TLSConfig == nil {
-		t.Fatal("nats.conf has no client TLS")
-	}
-	opts.NoSigs, opts.NoLog = true, true
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	defer ns.Shutdown()
-	if r := run(t, "", "reload", "--dir", dir); r.code != exitFailure || !strings.Contains(r.stderr, "x509") {
-		t.Errorf("reload of a TLS server without --tlsca: exit %d, stderr %q", r.code, r.stderr)
-	}
-	if r := mustRun(t, "", "reload", "--dir", dir, "--tlsca", caFile); !strings.Contains(r.stdout, "reloaded nats-server") {
-		t.Errorf("reload --tlsca: %q", r.stdout)
-	}
-}
-
-// freeLoopback returns a loopback address no one listens on now.
-func freeLoopback() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // testTLSFiles writes testTLS's CA, certificate and key as PEM files.
@@ -226,10 +226,7 @@ func testTLS(t *testing.T) (string, *tls.Config) {
 func TestServeSaysWhyItCannotConnect(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	addr, err := freeLoopback()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := loopback.Addr(t)
 	url := "nats://someone:url-secret@" + addr
 	var errOut syncBuffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &errOut, Stderr: &errOut,
@@ -260,10 +257,7 @@ func TestURLPasswordsAreNotPrinted(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
 	mustRun(t, "pw-alice-123\n", "user", "add", "alice", "--dir", dir, "--password-stdin", "--sub", "x")
-	addr, err := freeLoopback()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := loopback.Addr(t)
 	url := "nats://someone:url-secret@" + addr
 	for _, args := range [][]string{
 		{"reload", "--dir", dir, "--nats", url},
