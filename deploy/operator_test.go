@@ -34,6 +34,7 @@ import (
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/internal/loopback"
 	"github.com/authrelay/authrelay/internal/nsctest"
+	"github.com/authrelay/authrelay/internal/testtls"
 	"github.com/authrelay/authrelay/relay"
 	"github.com/authrelay/authrelay/store"
 )
@@ -60,6 +61,9 @@ type modeEnv struct {
 	srv  *server.Server
 	db   *store.DB
 	id   deploy.Identity
+	// clientOpts are added to every connection the env makes: the CA of a
+	// TLS server.
+	clientOpts []nats.Option
 }
 
 // cheapHash is the lightest password policy the store takes: the race
@@ -152,6 +156,7 @@ func (e *modeEnv) startRelay(mod func(*relay.Config)) {
 	}
 	cfg := relay.Config{
 		URL:              e.srv.ClientURL(),
+		NATSOptions:      e.clientOpts,
 		Login:            e.id.RelayLogin,
 		Issuer:           e.id.Issuer,
 		XKey:             e.id.XKey,
@@ -204,6 +209,7 @@ func (e *modeEnv) connect(user, pw string, opts ...nats.Option) (*nats.Conn, cha
 	if user != "" || pw != "" {
 		all = append(all, nats.UserInfo(user, pw))
 	}
+	all = append(all, e.clientOpts...)
 	nc, err := nats.Connect(e.srv.ClientURL(), append(all, opts...)...)
 	if err != nil {
 		return nil, nil, err
@@ -224,7 +230,7 @@ func (e *modeEnv) mustConnect(user, pw string) (*nats.Conn, chan error) {
 // relayConn connects as the relay's own user, in the callout account.
 func (e *modeEnv) relayConn() *nats.Conn {
 	e.t.Helper()
-	nc, err := nats.Connect(e.srv.ClientURL(), e.id.RelayLogin, nats.Name("operator-test-probe"))
+	nc, err := nats.Connect(e.srv.ClientURL(), append([]nats.Option{e.id.RelayLogin, nats.Name("operator-test-probe")}, e.clientOpts...)...)
 	if err != nil {
 		e.t.Fatalf("connect as the relay's user: %v", err)
 	}
@@ -1122,6 +1128,37 @@ func TestModesSharedFeatures(t *testing.T) {
 			}
 			if carolOK != 2 || aliceLocked != 1 {
 				t.Errorf("audit trail: %d allowed logins of carol in APP (want 2), %d locked_out of alice (want 1); %d rows", carolOK, aliceLocked, len(rows))
+			}
+		})
+	}
+}
+
+// TestModesTLS: with init's --tls-cert and --tls-key the server takes TLS
+// clients only, in both modes: the relay connects over TLS with the CA,
+// a user logs in over TLS through it, and a wrong password is refused
+// with the relay's reason; without the CA a client cannot connect.
+func TestModesTLS(t *testing.T) {
+	ca, cert, key := testtls.Files(t)
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnvInit(t, mode, deploy.InitOptions{TLS: deploy.TLSFiles{Cert: cert, Key: key}}, nil)
+			e.clientOpts = []nats.Option{nats.RootCAs(ca)}
+			e.addUser(alice, alicePW)
+			e.startRelay(nil)
+			nc, _ := e.mustConnect("alice", alicePW)
+			if !nc.TLSRequired() {
+				t.Error("the server does not require TLS")
+			}
+			if _, err := nc.TLSConnectionState(); err != nil {
+				t.Errorf("alice's connection is not TLS: %v", err)
+			}
+			requirePubSub(t, nc, "app.orders")
+			e.requireDenied(e.authErrors(), relay.ReasonBadCredentials, "alice", "wrong-pw-0b1e-long")
+			plain, err := nats.Connect(e.srv.ClientURL(), nats.UserInfo("alice", alicePW), nats.MaxReconnects(0))
+			if err == nil {
+				plain.Close()
+				t.Error("a client without the CA connected to the TLS server")
 			}
 		})
 	}

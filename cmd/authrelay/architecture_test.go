@@ -32,6 +32,7 @@ var layers = map[string][]string{
 	"internal/bench":            {"accounts", "store", "deploy"},
 	"internal/loopback":         {},
 	"internal/nsctest":          {},
+	"internal/testtls":          {},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
 	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},

@@ -2,15 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +12,7 @@ import (
 
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/internal/loopback"
+	"github.com/authrelay/authrelay/internal/testtls"
 )
 
 // TestNatsURLOrder: the server URL comes from --nats, else $NATS_URL, else
@@ -80,7 +72,7 @@ func TestNatsURLOrder(t *testing.T) {
 func TestReloadOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "", "init", "--dir", dir)
-	caFile, tlsConf := testTLS(t)
+	caFile, tlsConf := testtls.Server(t)
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, deploy.ServerConf))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +107,7 @@ func TestReloadOverTLS(t *testing.T) {
 // --tlsca and names the x509 reason without. Half a pair, or a key that
 // does not match, is refused before anything is written.
 func TestInitTLS(t *testing.T) {
-	caFile, certFile, keyFile := testTLSFiles(t)
+	caFile, certFile, keyFile := testtls.Files(t)
 	if r := run(t, "", "init", "--dir", filepath.Join(t.TempDir(), "d"), "--tls-cert", certFile); r.code != exitUsage || !strings.Contains(r.stderr, "--tls-key") {
 		t.Errorf("init --tls-cert alone: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -165,59 +157,6 @@ func TestInitTLS(t *testing.T) {
 			}
 		})
 	}
-}
-
-// testTLSFiles writes testTLS's CA, certificate and key as PEM files.
-func testTLSFiles(t *testing.T) (ca, cert, key string) {
-	t.Helper()
-	ca, conf := testTLS(t)
-	dir := t.TempDir()
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c := conf.Certificates[0]
-	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return ca, cert, key
-}
-
-// testTLS makes a CA and a certificate for 127.0.0.1 signed by it, and
-// returns the CA file and a server TLS config.
-func testTLS(t *testing.T) (string, *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "authrelay test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 }
 
 // TestServeSaysWhyItCannotConnect: serve pointed at a port nobody listens
