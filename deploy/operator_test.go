@@ -1048,13 +1048,25 @@ func (o *observations) Decision(ob relay.Observation) {
 
 func (o *observations) Kick(relay.Kick) {}
 
-func (o *observations) last() relay.Observation {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.obs) == 0 {
-		return relay.Observation{Reason: "none yet"}
+// nth waits for the n-th decision (from 1) and returns it: the relay
+// tells its observer after it answers, so a client can be connected
+// before its decision is observed.
+func (o *observations) nth(t *testing.T, n int) relay.Observation {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		if len(o.obs) >= n {
+			ob := o.obs[n-1]
+			o.mu.Unlock()
+			return ob
+		}
+		o.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("decision %d not observed within 10s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return o.obs[len(o.obs)-1]
 }
 
 // TestModesSharedFeatures: what authrelay adds to a login is the same in
@@ -1091,14 +1103,14 @@ func TestModesSharedFeatures(t *testing.T) {
 			requirePubSub(t, nc, "svc.carol.x")
 			requireViolation(t, nc, errs, "svc.dave.x", "svc.dave.x")
 			nc.Close()
-			if o := obs.last(); !o.Allowed || o.CacheHit {
+			if o := obs.nth(t, 1); !o.Allowed || o.CacheHit {
 				t.Errorf("carol's first login: %+v, want allowed, from a verified password", o)
 			}
 			// The reconnect is answered from the cache.
 			nc, _ = e.mustConnect("carol", alicePW)
 			requirePubSub(t, nc, "svc.carol.x")
 			nc.Close()
-			if o := obs.last(); !o.Allowed || !o.CacheHit {
+			if o := obs.nth(t, 2); !o.Allowed || !o.CacheHit {
 				t.Errorf("carol's reconnect: %+v, want allowed from the cache", o)
 			}
 
