@@ -56,6 +56,7 @@ type OperatorMode struct {
 	// Unix nanoseconds.
 	changed   func() bool
 	lastCheck atomic.Int64
+	checking  atomic.Bool // a check runs
 }
 
 // operatorSet is the accounts an OperatorMode places users in.
@@ -103,27 +104,37 @@ func (m *OperatorMode) SetReload(load func() ([]OperatorAccount, error)) { m.rel
 // read them again with the reload of SetReload when they did: an account
 // an admin took out of the callout account's allowed_accounts, or whose
 // signing key is now scoped, is placed accordingly within about a second,
-// without a restart. A login never waits for it: while one login checks,
-// the others place with the accounts m has. Call it before m is used.
+// without a restart. A login never waits for it: the check and the reload
+// run in a goroutine of their own, and logins place with the accounts m
+// has meanwhile. Call it before m is used.
 func (m *OperatorMode) SetChanged(changed func() bool) { m.changed = changed }
 
-// refresh is SetChanged's check, run by the login that finds it due.
+// refresh starts SetChanged's check when it is due, at most once a
+// second and one at a time, in a goroutine of its own: the login that
+// finds it due reads no file and places with the accounts m has.
 func (m *OperatorMode) refresh() {
 	now := time.Now()
 	last := m.lastCheck.Load()
 	if now.UnixNano()-last < int64(reloadEvery) || !m.lastCheck.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	if !m.changed() || !m.mu.TryLock() {
-		return
+	if !m.checking.CompareAndSwap(false, true) {
+		return // the last check still runs
 	}
-	defer m.mu.Unlock()
-	m.lastReload = now
-	if accts, err := m.reload(); err == nil {
-		if set, err := newOperatorSet(m.callout, accts); err == nil {
-			m.set.Store(set)
+	go func() {
+		defer m.checking.Store(false)
+		if !m.changed() {
+			return
 		}
-	}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.lastReload = time.Now()
+		if accts, err := m.reload(); err == nil {
+			if set, err := newOperatorSet(m.callout, accts); err == nil {
+				m.set.Store(set)
+			}
+		}
+	}()
 }
 
 // newOperatorSet checks accts and prepares their keys.
