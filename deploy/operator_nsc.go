@@ -332,16 +332,6 @@ func (l Layout) checkNscAccounts(list []accounts.Account, s Secrets) error {
 	return l.saveSecrets(s)
 }
 
-// NscManaged reports whether the directory is in operator mode with an
-// operator and accounts that nsc manages (OperatorInfo.NscManaged).
-func (l Layout) NscManaged() bool {
-	if mode, err := l.Mode(); err != nil || mode != ModeOperator {
-		return false
-	}
-	oi, err := l.Operator()
-	return err == nil && oi.NscManaged()
-}
-
 // ImportNscAccount registers the nsc account a.Name for users to be
 // placed in (a limit on a is refused: the limits are in the JWT nsc
 // signs): it takes the account's signing key from the nsc export keydir into

@@ -111,7 +111,7 @@ func TestNscAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !oi.NscManaged() || !l.NscManaged() {
+	if !oi.NscManaged() {
 		t.Errorf("operator.json managed_by = %q, want nsc", oi.ManagedBy)
 	}
 	s, err := l.LoadSecrets()
