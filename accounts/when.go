@@ -2,13 +2,18 @@ package accounts
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
+// maxExpiryDays bounds an expiry given in days.
+const maxExpiryDays = 100 * 366
+
 // ParseExpiry parses a user's expiry as 'user add|set --expires' give it:
 // "never" or "" (the zero time: no expiry), an RFC 3339 time, a date
-// (YYYY-MM-DD, midnight UTC) or a positive duration from now such as 720h,
-// cut to the second. The result is in UTC.
+// (YYYY-MM-DD, midnight UTC) or a positive duration from now such as 720h
+// or 90d (days), cut to the second. The result is in UTC.
 func ParseExpiry(s string, now time.Time) (time.Time, error) {
 	if s == "" || s == "never" {
 		return time.Time{}, nil
@@ -22,7 +27,10 @@ func ParseExpiry(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(d).UTC().Truncate(time.Second), nil
 	}
-	return time.Time{}, fmt.Errorf("--expires %q: want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h", s)
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil && strings.HasSuffix(s, "d") && n > 0 && n <= maxExpiryDays {
+		return now.AddDate(0, 0, n).UTC().Truncate(time.Second), nil
+	}
+	return time.Time{}, fmt.Errorf("--expires %q: want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 90d or 720h", s)
 }
 
 // ParseSince parses the start of a time range as 'audit --since' gives

@@ -20,9 +20,12 @@ func TestParseExpiry(t *testing.T) {
 		{in: "2027-01-31", want: time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC)},
 		{in: "720h", want: time.Date(2026, 12, 31, 9, 0, 0, 0, time.UTC)},
 		{in: "1s", want: time.Date(2026, 12, 1, 9, 0, 1, 0, time.UTC)},
-		{in: "0s", wantErr: `--expires "0s": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h`},
-		{in: "-1h", wantErr: `--expires "-1h": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h`},
-		{in: "tomorrow", wantErr: `--expires "tomorrow": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 720h`},
+		{in: "90d", want: time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)},
+		{in: "0d", wantErr: `--expires "0d": want never`},
+		{in: "99999999d", wantErr: `--expires "99999999d": want never`},
+		{in: "0s", wantErr: `--expires "0s": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 90d or 720h`},
+		{in: "-1h", wantErr: `--expires "-1h": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 90d or 720h`},
+		{in: "tomorrow", wantErr: `--expires "tomorrow": want never, a time such as 2027-01-31T18:00:00Z, a date such as 2027-01-31, or a duration such as 90d or 720h`},
 		{in: "2027-02-30", wantErr: `--expires "2027-02-30": want never`},
 	}
 	for _, c := range cases {

@@ -154,18 +154,40 @@ func (l Layout) SaveAdminContext(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("save nats context: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("save nats context: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("save nats context: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
+	if err := WriteNewSecret(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save nats context: %w", err)
 	}
 	return nil
+}
+
+// WriteNewSecret writes data to a new file at path, mode 0600; it refuses
+// a path that exists, and leaves nothing behind when the write fails.
+func WriteNewSecret(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// NewNATSContextPath is NATSContextPath for a context to be made: it
+// refuses, wrapping ErrInvalid, a name whose file exists.
+func NewNATSContextPath(name string, getenv func(string) string) (string, error) {
+	p, err := NATSContextPath(name, getenv)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err == nil {
+		return "", invalidf("--nats-context %q: %s exists; choose another name (nothing written)", name, p)
+	}
+	return p, nil
 }

@@ -388,3 +388,27 @@ func (l Layout) ServersLacking(ctx context.Context, nc *nats.Conn, account strin
 	}
 	return nil, 1, nil
 }
+
+// ServerHasAccount asks the servers at url, as the system admin (with
+// name as the connection's name), whether they have all loaded acct: a
+// server that has not refuses the logins into it that the relay grants.
+// It returns what it found in words and yes or no, or nil when it could
+// not tell.
+func (l Layout) ServerHasAccount(ctx context.Context, url, name, acct string, opts ...nats.Option) (string, *bool) {
+	nc, err := l.ConnectAdmin(url, name, time.Second, opts...)
+	if err != nil {
+		return fmt.Sprintf("not reachable (%v): whether it has loaded account %s is not known", err, acct), nil
+	}
+	defer nc.Close()
+	lacking, servers, err := l.ServersLacking(ctx, nc, acct, time.Second)
+	if err != nil {
+		return err.Error(), nil
+	}
+	if len(lacking) > 0 {
+		no := false
+		return fmt.Sprintf("%s of %d servers at %s have not loaded account %s: they refuse the login the relay grants; run 'authrelay reload'",
+			strings.Join(lacking, ", "), servers, accounts.RedactURL(url), acct), &no
+	}
+	yes := true
+	return fmt.Sprintf("all %d servers at %s have loaded account %s", servers, accounts.RedactURL(url), acct), &yes
+}

@@ -52,6 +52,7 @@ func (d *checker) checkConfig() {
 	d.checkIssuer(ac, problems)
 	d.checkXKey(ac, problems)
 	d.checkCalloutAccount(&o, problems)
+	d.checkNonce(&o)
 	d.checkAppAccounts(&o)
 	d.checkAllowedAccounts(&o)
 	d.checkSystemAccount(&o)
@@ -146,7 +147,7 @@ func (d *checker) checkCalloutAccount(o *server.Options, found []deploy.CalloutP
 	users := staticUsers(o)[acct]
 	intruders := 0
 	for _, u := range users {
-		if !slices.Contains(ac.AuthUsers, u) {
+		if !slices.Contains(ac.AuthUsers, u) && !deniedEverything(o, u) {
 			intruders++
 			d.fail("callout account", "user %q in the callout account %s could read other users' passwords (it may subscribe to the login requests); remove it from %s's users: only the relay's user belongs there", u, acct, acct)
 		}
@@ -183,6 +184,37 @@ func (d *checker) checkCalloutAccount(o *server.Options, found []deploy.CalloutP
 	if !problems {
 		d.ok(check, "auth_callout.auth_users is the relay's user %q", relay)
 	}
+}
+
+// deniedEverything reports whether name is an nkey user of o that may
+// neither publish nor subscribe (deny '>' both ways, no allow), such as
+// the nonce key 'authrelay init' writes into the callout account: it reads
+// nothing there.
+func deniedEverything(o *server.Options, name string) bool {
+	for _, u := range o.Nkeys {
+		if u.Nkey != name {
+			continue
+		}
+		p := u.Permissions
+		return p != nil && p.Publish != nil && p.Subscribe != nil &&
+			len(p.Publish.Allow) == 0 && len(p.Subscribe.Allow) == 0 &&
+			slices.Contains(p.Publish.Deny, ">") && slices.Contains(p.Subscribe.Deny, ">")
+	}
+	return false
+}
+
+// checkNonce checks that the server sends clients a nonce, which nkey
+// logins through the relay sign: nats-server sends one only when its
+// config has an nkey user (in config mode; a trusted operator always has
+// nonces).
+func (d *checker) checkNonce(o *server.Options) {
+	const check = "nonce"
+	if len(o.Nkeys) > 0 || o.AlwaysEnableNonce {
+		d.ok(check, "the server sends every client a nonce: nkey logins ('user add --nkey') can sign it")
+		return
+	}
+	d.warn(check, "the server sends no nonce (its config has no nkey user), so nkey logins are refused with %s: add to the users of %s, as 'authrelay init' writes it: { nkey: %q, permissions: { publish: { deny: \">\" }, subscribe: { deny: \">\" } } } (a key nobody holds), then restart the server",
+		accounts.ReasonNonceMissing, o.AuthCallout.Account, deploy.NonceKey)
 }
 
 func quote(names []string) []string {

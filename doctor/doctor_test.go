@@ -199,7 +199,7 @@ func TestOrder(t *testing.T) {
 		checks = append(checks, r.Check)
 	}
 	wantChecks := []string{"directory", "secrets.json", "database", "unrestricted", "server config", "issuer", "xkey",
-		"callout account", "auth_users", "app accounts", "allowed_accounts", "system account", "auth timeout", "jetstream"}
+		"callout account", "auth_users", "nonce", "app accounts", "allowed_accounts", "system account", "auth timeout", "jetstream"}
 	if strings.Join(checks, ",") != strings.Join(wantChecks, ",") {
 		t.Errorf("checks ran in the order\n%v, want\n%v", checks, wantChecks)
 	}
@@ -288,6 +288,24 @@ func TestConfigProblems(t *testing.T) {
 			return strings.Replace(s, `{ user: "authrelay",`, `{ user: "eve", password: "eve-pass" }, { user: "authrelay",`, 1)
 		}),
 		fails: true, status: Fail, check: "callout account", want: `user "eve" in the callout account AUTH could read other users' passwords`,
+	}, {
+		name: "nkey user in the callout account that may subscribe",
+		change: conf(func(s string) string {
+			return strings.Replace(s, `permissions: { publish: { deny: ">" }, subscribe: { deny: ">" } }`, `permissions: { publish: { deny: ">" } }`, 1)
+		}),
+		fails: true, status: Fail, check: "callout account", want: `user "` + deploy.NonceKey + `" in the callout account AUTH could read other users' passwords`,
+	}, {
+		name: "no nkey user: no nonce",
+		change: conf(func(s string) string {
+			var kept []string
+			for _, line := range strings.Split(s, "\n") {
+				if !strings.Contains(line, deploy.NonceKey) {
+					kept = append(kept, line)
+				}
+			}
+			return strings.Join(kept, "\n")
+		}),
+		status: Warn, check: "nonce", want: "nkey logins are refused with nonce_missing",
 	}, {
 		name:   "relay user not in auth_users",
 		change: conf(func(s string) string { return replaceLine(s, "auth_users:", `    auth_users: [ "someone" ]`) }),

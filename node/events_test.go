@@ -270,7 +270,17 @@ func TestClusterLoginAuditAcrossNodes(t *testing.T) {
 			t.Errorf("node 3's row of %s says node %q, not another node's server (%v)", u, r.Node, names)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // the other nodes' copies too, and no row twice
+	// The other nodes' copies too: a follower whose first try met the
+	// streams still electing their leaders tries again a second later.
+	deadline := time.Now().Add(5 * time.Second)
+	for i := range 3 {
+		for _, u := range users {
+			for len(auditRows(t, c.dirs[i], u)) == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // and no row twice
 	for _, u := range users {
 		writers := 0
 		for i := range 3 {

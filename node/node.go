@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -191,6 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Issuer:      issuer,
 		XKey:        xkey,
 		Users:       db,
+		Credentials: db,
 		Guard:       guard,
 		Audit:       audit,
 		// Never place a user in the callout or system account of the
@@ -464,4 +467,57 @@ func revokeReplay(replay, sessionTTL time.Duration) time.Duration {
 		return min(replay, sessionTTL)
 	}
 	return replay
+}
+
+// NewLogger returns the logger serve writes to w: level is debug, info,
+// warn or error (set into lv, so that a reload can change it), format text
+// or json.
+func NewLogger(w io.Writer, level, format string, lv *slog.LevelVar) (*slog.Logger, error) {
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// Check says what is wrong with c's settings as serve's flags give them
+// (every one set: Run takes a zero for a default, serve never gives one),
+// with the flag to give instead.
+func (c Config) Check() error {
+	if err := c.Lockout.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Revoke && c.RevokePoll <= 0:
+		return fmt.Errorf("--revoke-poll %v: give a positive duration such as 200ms (--revoke=false turns revocation off)", c.RevokePoll)
+	case c.RevokeReplay < 0:
+		return fmt.Errorf("--revoke-replay %v: give zero or a positive duration such as 10m", c.RevokeReplay)
+	case c.AuditRetention < 0:
+		return fmt.Errorf("--audit-retention %v: must not be negative (0 keeps rows forever)", c.AuditRetention)
+	case c.SessionTTL < 0:
+		return fmt.Errorf("--session-ttl %v: must not be negative (0 means no expiry)", c.SessionTTL)
+	case c.DecisionTimeout <= 0:
+		return fmt.Errorf("--decision-timeout %v: give a positive duration below the server's authorization timeout, such as 1.5s", c.DecisionTimeout)
+	case c.Workers < 0:
+		return fmt.Errorf("--workers %d: must not be negative", c.Workers)
+	case c.HashWorkers < 0:
+		return fmt.Errorf("--hash-workers %d: must not be negative", c.HashWorkers)
+	case c.CacheTTL < 0:
+		return fmt.Errorf("--cache-ttl %v: must not be negative (0 turns the cache off)", c.CacheTTL)
+	case c.MaxClockSkew < time.Second:
+		return fmt.Errorf("--max-clock-skew %v: give at least 1s, and at least the server's authorization timeout, such as 5s", c.MaxClockSkew)
+	case c.CacheSize < 1:
+		return fmt.Errorf("--cache-size %d: give at least 1 (--cache-ttl 0 turns the cache off)", c.CacheSize)
+	case c.Listen != "" && !c.Embedded:
+		return errors.New("--listen applies only with --embedded; to change a separate server's address edit its nats.conf")
+	case c.Listen != "":
+		return deploy.ValidateListen(c.Listen, true)
+	}
+	return nil
 }

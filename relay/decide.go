@@ -59,6 +59,9 @@ type decision struct {
 	store   bool          // err came from Users or Guard
 	cache   string        // cacheHit, cacheMiss, or "" when not looked up
 	rehash  bool          // a grant from a verification: Users.Rehash after the answer
+	// kind is the credential of a login without a password, "" for one
+	// with a password or none.
+	kind accounts.CredentialKind
 }
 
 // request is one decoded auth request on its way through the relay.
@@ -269,10 +272,16 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 // current version. Otherwise it reports slow, with what it found in req.
 func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow bool) {
 	rc := req.rc
-	name, password := rc.ConnectOptions.Username, rc.ConnectOptions.Password
-	if name == "" || password == "" {
+	cred, ok := accounts.Presented(rc.ConnectOptions, rc.ClientInformation.Nonce, rc.TLS)
+	switch {
+	case !ok:
 		return decision{reason: ReasonNoCredentials}, false
+	case cred.Kind != accounts.CredPassword:
+		d := r.decideCredential(ctx, req, cred)
+		d.kind = cred.Kind
+		return d, false
 	}
+	name, password := cred.Name, cred.Password
 	if r.cache == nil {
 		return decision{}, true
 	}
@@ -345,7 +354,7 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 					r.log.Error("dummy password verification", "err", err)
 				}
 			}
-			r.failed(ctx, rc, accounts.FailedLocked)
+			r.failed(ctx, name, host, accounts.FailedLocked)
 			return decision{reason: ReasonLockedOut, cache: req.cache}
 		}
 		defer g.Release(name, host)
@@ -362,7 +371,7 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		// updated, not a guess. Refused alike, never counted.
 		return decision{reason: ReasonBadCredentials, cache: req.cache}
 	case errors.Is(err, accounts.ErrInvalidCredentials):
-		r.failed(ctx, rc, accounts.FailedPassword)
+		r.failed(ctx, name, host, accounts.FailedPassword)
 		return decision{reason: ReasonBadCredentials, cache: req.cache}
 	case err != nil:
 		return decision{reason: ReasonInternalError, err: err, store: true, cache: req.cache}
@@ -402,24 +411,25 @@ func (r *Relay) decideSlow(ctx context.Context, req *request) decision {
 		if err := r.cfg.Users.VerifyDummy(ctx, password); err != nil {
 			r.log.Error("dummy password verification", "err", err)
 		}
-		r.failed(ctx, rc, accounts.FailedRefused)
+		r.failed(ctx, name, host, accounts.FailedRefused)
 	}
 	d.cache = req.cache
 	return d
 }
 
-// failed records a refused login with the guard, if there is one. It is
+// failed records a refused login of name ("" when the credential is not a
+// password: only the address counts) from host with the guard, if there is one. It is
 // recorded even when the decision's deadline has passed meanwhile (the
 // answer is then abandoned): the password was tried all the same, and a
 // failure not recorded would let a burst past the lockout.
-func (r *Relay) failed(ctx context.Context, rc *jwt.AuthorizationRequestClaims, f accounts.Failure) {
+func (r *Relay) failed(ctx context.Context, name, host string, f accounts.Failure) {
 	g := r.cfg.Guard
 	if g == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if err := g.Failed(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now(), f); err != nil {
+	if err := g.Failed(ctx, name, host, r.cfg.Now(), f); err != nil {
 		// At most a line a second: a guessing attack on a full disk must
 		// not fill the log's disk too.
 		if n := r.failErrs.Add(1); r.failWarn.allow() {
@@ -482,7 +492,7 @@ func (r *Relay) conclude(ctx context.Context, rc *jwt.AuthorizationRequestClaims
 		return decision{user: u, reason: ReasonInternalError, err: err}, true
 	}
 	if g := r.cfg.Guard; g != nil {
-		if err := g.Succeeded(ctx, rc.ConnectOptions.Username, rc.ClientInformation.Host, r.cfg.Now()); err != nil {
+		if err := g.Succeeded(ctx, u.Name, rc.ClientInformation.Host, r.cfg.Now()); err != nil {
 			r.log.Error("record successful login", "err", err)
 		}
 	}
@@ -546,9 +556,14 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 			CacheHit: d.cache == cacheHit, StoreError: d.store})
 	}
 	if a := r.cfg.Audit; a != nil {
+		user := rc.ConnectOptions.Username
+		if d.kind != "" {
+			// The user the credential named, if any.
+			user = d.user.Name
+		}
 		a.Record(accounts.LoginEvent{
 			Time:     req.received,
-			User:     clip(rc.ConnectOptions.Username),
+			User:     clip(user),
 			Account:  d.user.Account,
 			Host:     clip(rc.ClientInformation.Host),
 			ServerID: rc.Server.ID,
@@ -589,6 +604,12 @@ func (r *Relay) finish(ctx context.Context, req *request, d decision) bool {
 	}
 	if d.cache != "" {
 		attrs = append(attrs, slog.String("cache", d.cache))
+	}
+	if d.kind != "" {
+		attrs = append(attrs, slog.String("credential", string(d.kind)))
+		if d.user.Name != "" {
+			attrs = append(attrs, slog.String("as", d.user.Name))
+		}
 	}
 	r.logRequest(ctx, level, "auth decision", req, attrs...)
 	return asDecided

@@ -78,6 +78,20 @@ type Users interface {
 	RolesNamed(ctx context.Context, names []string) ([]accounts.Role, error)
 }
 
+// CredentialReader finds the user a credential other than a password
+// names, once the relay has verified what the client sent (the signature
+// of the nonce, the shape of the token, the server's verification of the
+// certificate): store.DB.CredentialUser.
+type CredentialReader interface {
+	// CredentialUser returns the user with the credential of kind and
+	// value (accounts.Credential.Lookup) and the user's version
+	// (ChangeCounter.UserVersion), or an error for which
+	// errors.Is(err, accounts.ErrInvalidCredentials) holds when none has
+	// it or it has expired. An expiring credential caps the user's
+	// Expires. It must not write.
+	CredentialUser(ctx context.Context, kind accounts.CredentialKind, value string) (accounts.User, int64, error)
+}
+
 // PositionReader reads a user's version (ChangeCounter) and the change
 // feed's end (ChangeFeed.LastUserChange) in one query, for a store that
 // keeps both (Config.Positions); the relay then reads both with one query
@@ -155,6 +169,10 @@ type Config struct {
 	XKey *accounts.XKey
 	// Users authenticates clients. Required.
 	Users Users
+	// Credentials, when set, finds the users of the credentials beside
+	// passwords (nkeys, API tokens, TLS client certificates); without it
+	// those logins are refused with ReasonNoCredentials.
+	Credentials CredentialReader
 	// Guard, when set, locks out usernames and addresses after repeated
 	// failed logins.
 	Guard Guard

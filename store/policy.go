@@ -450,3 +450,49 @@ func absDuration(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// PolicyEdit is what 'hash set' changes: each field that is not nil
+// replaces the policy's.
+type PolicyEdit struct {
+	Memory, Time, Threads *uint
+	MinPasswordLen        *int
+}
+
+// ErrBadPolicy wraps the refusals of PolicyEdit.Check: the values asked
+// for, not the database, are wrong.
+var ErrBadPolicy = errors.New("bad hash policy")
+
+// CheckFlags refuses, wrapping ErrBadPolicy, an edit of nothing and values
+// out of range for their fields, before any policy is read.
+func (e PolicyEdit) CheckFlags() error {
+	switch {
+	case e.Memory == nil && e.Time == nil && e.Threads == nil && e.MinPasswordLen == nil:
+		return fmt.Errorf("%w: give at least one of --memory, --time, --threads, --min-password-length", ErrBadPolicy)
+	case e.MinPasswordLen != nil && (*e.MinPasswordLen < 1 || *e.MinPasswordLen > MaxMinPasswordLen):
+		return fmt.Errorf("%w: --min-password-length %d: want 1 to %d characters (NIST SP 800-63B asks for at least %d)", ErrBadPolicy, *e.MinPasswordLen, MaxMinPasswordLen, DefaultMinPasswordLen)
+	case e.Threads != nil && *e.Threads > 255, e.Memory != nil && *e.Memory > 1<<32-1, e.Time != nil && *e.Time > 1<<32-1:
+		return fmt.Errorf("%w: value out of range", ErrBadPolicy)
+	}
+	return nil
+}
+
+// Apply returns the hash policy p becomes with e, which CheckFlags has
+// passed, and whether e changes the hash (not only the shortest
+// password); a hash policy ValidatePolicy refuses is refused, wrapping
+// ErrBadPolicy.
+func (e PolicyEdit) Apply(p Argon2Params) (Argon2Params, bool, error) {
+	if e.Memory != nil {
+		p.Memory = uint32(*e.Memory)
+	}
+	if e.Time != nil {
+		p.Time = uint32(*e.Time)
+	}
+	if e.Threads != nil {
+		p.Threads = uint8(*e.Threads)
+	}
+	hash := e.Memory != nil || e.Time != nil || e.Threads != nil
+	if err := ValidatePolicy(p); hash && err != nil {
+		return p, false, fmt.Errorf("%w: set hash policy: %w", ErrBadPolicy, err)
+	}
+	return p, hash, nil
+}

@@ -115,6 +115,7 @@ var tables = []tableSpec{
 	// rehash (change.Rehash) increments it on the node applying it.
 	{name: "users", replicated: true, key: []string{"name"}, local: []string{"rehashes"}},
 	{name: "user_roles", replicated: true, key: []string{"user", "role"}, replace: true},
+	{name: "credentials", replicated: true, key: []string{"kind", "value"}},
 	// mark names a row of this node's change feed: Apply sets it to the
 	// row its own users trigger wrote (see applyGraces).
 	{name: "password_graces", replicated: true, key: []string{"user"}, rewritten: []string{"mark"}},

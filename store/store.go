@@ -334,6 +334,7 @@ type stmts struct {
 	positions  *sql.Stmt // Positions
 	// userVersion and userPositions serve UserVersion and UserPositions.
 	userVersion, userPositions *sql.Stmt
+	credUser                   *sql.Stmt // CredentialUser
 }
 
 // prepare prepares every statement of s on db.
@@ -351,6 +352,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.positions, positionsQuery},
 		{&s.userVersion, userVersionQuery},
 		{&s.userPositions, userPositionsQuery},
+		{&s.credUser, credentialUserQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -363,7 +365,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions, s.credUser} {
 		if st != nil {
 			st.Close()
 		}

@@ -60,8 +60,16 @@ func addUserOp(name string) string {
 	return fmt.Sprintf("add user %q", name)
 }
 
-// addUser stores u, which prepareUser has returned.
+// addUser stores u, which prepareUser has returned, with its password's
+// hash.
 func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
+	return db.addUserTx(ctx, u, hash, true, nil)
+}
+
+// addUserTx stores u, which prepareUser has returned, with hash (of its
+// password, or of a random secret when passwordSet is false) and creds, in
+// one transaction.
+func (db *DB) addUserTx(ctx context.Context, u accounts.User, hash string, passwordSet bool, creds []accounts.StoredCredential) error {
 	if err := db.checkReserved(fmt.Sprintf("add user %q", u.Name), u.Account); err != nil {
 		return err
 	}
@@ -76,9 +84,9 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	}
 	defer tx.Rollback()
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO users (name, account, password_hash, permissions, disabled, expires, src, conn_types, created, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Name, u.Account, hash, cols.perms, u.Disabled, expiresValue(u.Expires), cols.src, cols.connTypes, now, now)
+		INSERT INTO users (name, account, password_hash, permissions, disabled, expires, src, conn_types, created, updated, password_set)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, u.Account, hash, cols.perms, u.Disabled, expiresValue(u.Expires), cols.src, cols.connTypes, now, now, passwordSet)
 	switch {
 	case isDuplicate(err):
 		return fmt.Errorf("add user: user %q %w", u.Name, ErrExists)
@@ -89,6 +97,11 @@ func (db *DB) addUser(ctx context.Context, u accounts.User, hash string) error {
 	}
 	if err := setRoles(ctx, tx.Tx, "add user", u.Name, u.Roles); err != nil {
 		return err
+	}
+	for _, c := range creds {
+		if err := insertCredential(ctx, tx.Tx, c, db.now()); err != nil {
+			return fmt.Errorf("add user %q: %w", u.Name, err)
+		}
 	}
 	return tx.Commit()
 }
@@ -138,6 +151,7 @@ func (db *DB) Users(ctx context.Context) ([]accounts.User, error) {
 // that error, wrapped. It returns ErrNotFound if there is no such user,
 // ErrUnknownAccount if the new account has not been added and ErrUnknownRole
 // if a new role has not been added.
+// An fn that changes nothing writes nothing (the user keeps its version).
 func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.User) error) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
@@ -167,6 +181,12 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(*accounts.Use
 	cols, err := marshalUser(u)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", name, err)
+	}
+	if was, err := marshalUser(old); err == nil && was == cols && u.Account == old.Account && u.Disabled == old.Disabled &&
+		u.Expires.Equal(old.Expires) && slices.Equal(u.Roles, old.Roles) {
+		// Nothing changes: no write, so no new version and no change
+		// that would close the user's connections.
+		return tx.Commit()
 	}
 	_, err = tx.ExecContext(ctx, `
 		UPDATE users SET account = ?, permissions = ?, disabled = ?, expires = ?, src = ?, conn_types = ?, updated = ?
@@ -234,7 +254,7 @@ func (db *DB) SetPasswordGrace(ctx context.Context, name, password string, grace
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}
 	now := db.now()
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated = ? WHERE name = ?`,
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, password_set = 1, updated = ? WHERE name = ?`,
 		hash, formatTime(now), name); err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
 	}

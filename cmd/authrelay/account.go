@@ -106,10 +106,4 @@ func accountError(err error, name string) error {
 	return err
 }
 
-// syncAccountsConf rewrites accounts.conf from the database.
-func syncAccountsConf(ctx context.Context, l deploy.Layout, db *store.DB) error {
-	_, err := l.WriteAccountsConf(ctx, db)
-	return err
-}
-
 func limitsText(l accounts.AccountLimits) string { return l.String() }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -35,52 +33,14 @@ func (m *Main) actor() string {
 // given and returns the row's detail, what changed (names and the flags
 // given, never a password or hash). If the row cannot be written, the change
 // is not made.
-func (m *Main) admin(ctx context.Context, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
-	return db.Admin(ctx, m.actor(), action, func(ctx context.Context) (string, error) {
-		detail, err := change(ctx)
-		if err != nil {
-			return "", err
-		}
-		b, err := json.Marshal(detail)
-		if err != nil {
-			return "", fmt.Errorf("audit %s: %w", action, err)
-		}
-		return string(b), nil
-	})
+func (m *Main) admin(ctx context.Context, db *store.DB, action string, change deploy.Change) error {
+	return deploy.Admin(ctx, db, m.actor(), action, change)
 }
 
 // adminAccounts is admin for a change to the accounts, which also rewrites
-// accounts.conf from the database as the change leaves it, before the
-// transaction commits: if the file cannot be written nothing changes, and
-// if the commit fails the file is rewritten from the database again.
-func (m *Main) adminAccounts(ctx context.Context, l deploy.Layout, db *store.DB, action string, change func(ctx context.Context) (map[string]any, error)) error {
-	// A hand edit of accounts.conf is refused before anything changes,
-	// not erased by the rewrite.
-	before, err := db.AccountList(ctx)
-	if err != nil {
-		return err
-	}
-	if err := l.CheckAccountsConf(before); err != nil {
-		return err
-	}
-	synced := false
-	err = m.admin(ctx, db, action, func(ctx context.Context) (map[string]any, error) {
-		detail, err := change(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := syncAccountsConf(ctx, l, db); err != nil {
-			return nil, err
-		}
-		synced = true
-		return detail, nil
-	})
-	if err != nil && synced {
-		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", deploy.AccountsConf, rerr))
-		}
-	}
-	return err
+// accounts.conf (deploy.Layout.AdminAccounts).
+func (m *Main) adminAccounts(ctx context.Context, l deploy.Layout, db *store.DB, action string, change deploy.Change) error {
+	return l.AdminAccounts(ctx, db, m.actor(), action, change)
 }
 
 // changedFlags lists the flags given on the command line, minus --dir, for

@@ -23,7 +23,7 @@ var layers = map[string][]string{
 	"accounts":                  {},
 	"store":                     {"accounts"},
 	"relay":                     {"accounts"},
-	"deploy":                    {"accounts", "store", "cluster"},
+	"deploy":                    {"accounts", "store", "cluster", "natsconf"},
 	"natsconf":                  {"accounts", "store"},
 	"doctor":                    {"accounts", "store", "deploy"},
 	"metrics":                   {"accounts", "store", "relay"},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/authrelay/authrelay/store"
@@ -110,14 +111,10 @@ Example:
 		return err
 	}
 	set := setFlags(fs)
-	if !set["memory"] && !set["time"] && !set["threads"] && !set["min-password-length"] {
-		return usagef("hash set: give at least one of --memory, --time, --threads, --min-password-length")
-	}
-	if set["min-password-length"] && (*minLen < 1 || *minLen > store.MaxMinPasswordLen) {
-		return usagef("hash set: --min-password-length %d: want 1 to %d characters (NIST SP 800-63B asks for at least %d)", *minLen, store.MaxMinPasswordLen, store.DefaultMinPasswordLen)
-	}
-	if *threads > 255 || *memory > 1<<32-1 || *tcost > 1<<32-1 {
-		return usagef("hash set: value out of range")
+	e := store.PolicyEdit{Memory: ifSet(set, "memory", *memory), Time: ifSet(set, "time", *tcost),
+		Threads: ifSet(set, "threads", *threads), MinPasswordLen: ifSet(set, "min-password-length", *minLen)}
+	if err := e.CheckFlags(); err != nil {
+		return policyError(err)
 	}
 	db, err := m.openStore(ctx, *dir)
 	if err != nil {
@@ -128,22 +125,13 @@ Example:
 	if err != nil {
 		return err
 	}
-	if set["memory"] {
-		p.Memory = uint32(*memory)
-	}
-	if set["time"] {
-		p.Time = uint32(*tcost)
-	}
-	if set["threads"] {
-		p.Threads = uint8(*threads)
-	}
-	hashChange := set["memory"] || set["time"] || set["threads"]
-	if err := store.ValidatePolicy(p); hashChange && err != nil {
-		return &usageError{msg: "set hash policy: " + err.Error()}
+	p, hashChange, err := e.Apply(p)
+	if err != nil {
+		return policyError(err)
 	}
 	if err := m.admin(ctx, db, "hash set", func(ctx context.Context) (map[string]any, error) {
 		detail := map[string]any{}
-		if set["min-password-length"] {
+		if e.MinPasswordLen != nil {
 			detail["min_password_length"] = *minLen
 			if err := db.SetMinPasswordLen(ctx, *minLen); err != nil {
 				return nil, err
@@ -199,4 +187,9 @@ Example:
 	fmt.Fprintf(m.Stdout, "suggested: %s — one hash took %v here (target %v)\n", p, took.Round(100*time.Microsecond), *target)
 	fmt.Fprintf(m.Stdout, "apply: authrelay hash set --memory %d --time %d --threads %d\n", p.Memory, p.Time, p.Threads)
 	return nil
+}
+
+// policyError is a refused hash policy edit, as a usage error.
+func policyError(err error) error {
+	return &usageError{msg: "hash set: " + strings.TrimPrefix(err.Error(), store.ErrBadPolicy.Error()+": ")}
 }

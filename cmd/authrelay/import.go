@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/natsconf"
-	"github.com/authrelay/authrelay/store"
 )
 
 const importUsage = `
@@ -93,7 +91,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	snap, err := importSnapshot(ctx, l, db, m)
+	snap, err := l.ImportSnapshot(ctx, db, m.Now)
 	if err != nil {
 		return err
 	}
@@ -104,7 +102,7 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	rep.Summary.DryRun = *dryRun
 	var applyErr error
 	if !*dryRun {
-		if err := applyImport(ctx, m, l, db, rep, pos[0], &applyErr); err != nil {
+		if applyErr, err = l.Import(ctx, db, m.actor(), rep, pos[0]); err != nil {
 			return err
 		}
 	}
@@ -130,24 +128,6 @@ func (m *Main) runImport(ctx context.Context, args []string) error {
 	return applyErr
 }
 
-// importSnapshot is what import's plan needs to know of DIR.
-func importSnapshot(ctx context.Context, l deploy.Layout, db *store.DB, m *Main) (natsconf.Snapshot, error) {
-	s, err := natsconf.Load(ctx, db)
-	if err != nil {
-		return s, fmt.Errorf("import: %w", err)
-	}
-	s.CalloutAccount, s.SystemAccount, s.StaticUsers = deploy.AuthAccount, deploy.SystemAccount, []string{deploy.RelayUser, deploy.AdminUser}
-	if s.Reserved, err = db.ReservedAccounts(); err != nil {
-		return s, err
-	}
-	sizer, err := deploy.NewGrantSizer(l, m.Now)
-	if err != nil {
-		return s, err
-	}
-	s.Size = func(u accounts.User) error { _, err := sizer.Check(u, nil); return err }
-	return s, nil
-}
-
 // importAccountError words Plan's refusal to choose an account for the
 // command line.
 func importAccountError(err error) error {
@@ -161,43 +141,4 @@ func importAccountError(err error) error {
 		return usagef("import: FILE's authorization block has users, and the directory has no application account besides FILE's own: give --account, or create one with 'authrelay account add'")
 	}
 	return usagef("import: FILE's authorization block has users: give --account, one of %s", strings.Join(ae.Candidates, ", "))
-}
-
-// applyImport applies an import plan and writes the import's audit row in
-// one transaction. Plain-text passwords are hashed first, so that the
-// transaction does not hold the write lock for a hash per user. If the
-// accounts cannot be created, nothing is imported; a user that fails stops
-// the import (applyErr, with the rows saying which): the users added
-// before it are kept with the row that counts them.
-func applyImport(ctx context.Context, m *Main, l deploy.Layout, db *store.DB, rep *natsconf.Report, file string, applyErr *error) error {
-	if slices.ContainsFunc(rep.Accounts, func(a *natsconf.AccountRow) bool { return a.Action == natsconf.ActionCreate }) {
-		// As for 'account add': a hand edit of accounts.conf is refused,
-		// not erased.
-		before, err := db.AccountList(ctx)
-		if err != nil {
-			return err
-		}
-		if err := l.CheckAccountsConf(before); err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
-	}
-	if err := rep.HashPasswords(func(pw string) (string, error) { return store.HashPassword(pw, db.HashParams()) }); err != nil {
-		return fmt.Errorf("import: %w", err)
-	}
-	synced := false
-	err := m.admin(ctx, db, "import", func(ctx context.Context) (map[string]any, error) {
-		userErr, err := natsconf.Apply(ctx, db, rep, func(ctx context.Context) error { return syncAccountsConf(ctx, l, db) })
-		if err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-		synced, *applyErr = true, userErr
-		return map[string]any{"file": file, "users_imported": rep.Summary.UsersImported,
-			"accounts_created": rep.Summary.AccountsCreated, "users_skipped": rep.Summary.UsersSkipped}, nil
-	})
-	if err != nil && synced {
-		if rerr := syncAccountsConf(ctx, l, db); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rewrite %s from the database: %w", deploy.AccountsConf, rerr))
-		}
-	}
-	return err
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/authrelay/authrelay/deploy"
 )
@@ -78,11 +77,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	if *natsContext != "" {
 		var err error
 		// Checked before init writes anything.
-		if ctxPath, err = deploy.NATSContextPath(*natsContext, m.Getenv); err != nil {
+		if ctxPath, err = deploy.NewNATSContextPath(*natsContext, m.Getenv); err != nil {
 			return err
-		}
-		if _, err := os.Stat(ctxPath); err == nil {
-			return usagef("--nats-context %q: %s exists; choose another name (nothing written)", *natsContext, ctxPath)
 		}
 	}
 	if len(accts) == 0 && cl.Join == "" && *nsc == "" {

@@ -134,6 +134,7 @@ Commands:
   cluster  enable a cluster on a single node; status of each relay's copy
   serve    answer the server's login requests (--embedded runs a server too)
   user     add, list, show, explain, change and remove users
+  token    API tokens that services log in with
   role     named permission sets that users hold
   account  application accounts and their limits
   import   bring users in from an existing nats.conf
@@ -184,6 +185,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		{[]string{"cluster"}, m.runCluster},
 		{[]string{"serve"}, m.runServe},
 		{[]string{"user"}, m.runUser},
+		{[]string{"token"}, m.runToken},
 		{[]string{"role"}, m.runRole},
 		{[]string{"account"}, m.runAccount},
 		{[]string{"import"}, m.runImport},

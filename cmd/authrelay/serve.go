@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -152,61 +151,24 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.lockout.Validate(); err != nil {
+	cfg := m.nodeConfig(c)
+	if err := cfg.Check(); err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	if c.revoke && c.revokePoll <= 0 {
-		return usagef("--revoke-poll %v: give a positive duration such as 200ms (--revoke=false turns revocation off)", c.revokePoll)
-	}
-	if c.revokeReplay < 0 {
-		return usagef("--revoke-replay %v: give zero or a positive duration such as 10m", c.revokeReplay)
-	}
-	if c.auditRetention < 0 {
-		return usagef("--audit-retention %v: must not be negative (0 keeps rows forever)", c.auditRetention)
-	}
-	if c.sessionTTL < 0 {
-		return usagef("--session-ttl %v: must not be negative (0 means no expiry)", c.sessionTTL)
-	}
-	if c.decisionTimeout <= 0 {
-		return usagef("--decision-timeout %v: give a positive duration below the server's authorization timeout, such as 1.5s", c.decisionTimeout)
-	}
-	if c.workers < 0 {
-		return usagef("--workers %d: must not be negative", c.workers)
-	}
-	if c.hashWorkers < 0 {
-		return usagef("--hash-workers %d: must not be negative", c.hashWorkers)
-	}
-	if c.cacheTTL < 0 {
-		return usagef("--cache-ttl %v: must not be negative (0 turns the cache off)", c.cacheTTL)
-	}
-	if c.maxClockSkew < time.Second {
-		return usagef("--max-clock-skew %v: give at least 1s, and at least the server's authorization timeout, such as 5s", c.maxClockSkew)
-	}
-	if c.cacheSize < 1 {
-		return usagef("--cache-size %d: give at least 1 (--cache-ttl 0 turns the cache off)", c.cacheSize)
-	}
-	if c.listen != "" && !c.embedded {
-		return usagef("--listen applies only with --embedded; to change a separate server's address edit its nats.conf")
-	}
-	if c.listen != "" {
-		if err := deploy.ValidateListen(c.listen, true); err != nil {
-			return err
-		}
-	}
 	c.level = new(slog.LevelVar)
-	logger, err := newLogger(m.Stderr, c.logLevel, c.logFormat, c.level)
+	logger, err := node.NewLogger(m.Stderr, c.logLevel, c.logFormat, c.level)
 	if err != nil {
-		return err
+		return &usageError{msg: err.Error()}
 	}
 	if len(applied) > 0 {
 		logger.Info("flags set from the environment or "+serveConfigFile, "flags", applied)
 	}
-	return m.serve(ctx, c, logger)
+	return m.serve(ctx, c, cfg, logger)
 }
 
 // serve runs a node on c.dir until ctx is done: cmd resolves the server
 // URL, owns SIGHUP and prints the welcome text; the node does the rest.
-func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) error {
+func (m *Main) serve(ctx context.Context, c serveConfig, cfg node.Config, logger *slog.Logger) error {
 	l := deploy.Layout{Dir: c.dir}
 	var url string
 	var tls []nats.Option
@@ -233,10 +195,22 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		cancel()
 		<-hupDone
 	}()
-	return node.Run(ctx, node.Config{
-		Layout:          l,
-		URL:             url,
-		NATSOptions:     tls,
+	cfg.URL, cfg.NATSOptions, cfg.Logger, cfg.Reload = url, tls, logger, reload
+	cfg.OnReady = func(url string) {
+		if c.embedded {
+			m.printWelcome(l, url)
+		}
+		if m.Ready != nil {
+			m.Ready(url)
+		}
+	}
+	return node.Run(ctx, cfg)
+}
+
+// nodeConfig is the node c asks for, but for its connection and logger.
+func (m *Main) nodeConfig(c serveConfig) node.Config {
+	return node.Config{
+		Layout:          deploy.Layout{Dir: c.dir},
 		Embedded:        c.embedded,
 		Listen:          c.listen,
 		BcryptCost:      m.bcryptCost(),
@@ -254,18 +228,8 @@ func (m *Main) serve(ctx context.Context, c serveConfig, logger *slog.Logger) er
 		AuditRetention:  c.auditRetention,
 		HTTPAddr:        c.httpAddr,
 		ServiceVersion:  serviceVersion(version),
-		Logger:          logger,
 		Now:             m.Now,
-		Reload:          reload,
-		OnReady: func(url string) {
-			if c.embedded {
-				m.printWelcome(l, url)
-			}
-			if m.Ready != nil {
-				m.Ready(url)
-			}
-		},
-	})
+	}
 }
 
 // reloadOnHup reloads on each SIGHUP (or receive from m.Hup) what can
@@ -357,20 +321,4 @@ the same commands.) The system account's admin login, which works while the
 relay is down, is user %[4]q with the admin_password in %[5]s.
 Ctrl-C stops both.
 `, url, l.Path(deploy.ServerConf), l.Dir, deploy.AdminUser, l.Path(deploy.SecretsFile))
-}
-
-// newLogger returns a slog logger writing to w.
-func newLogger(w interface{ Write([]byte) (int, error) }, level, format string, lv *slog.LevelVar) (*slog.Logger, error) {
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
-	}
-	o := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
-	default:
-		return nil, usagef("--log-format %q: want text or json", format)
-	}
 }

@@ -11,12 +11,16 @@ import (
 
 const userAddUsage = `
 Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password)
+                          [--nkey U… | --generate-nkey [--nkey-file FILE]]
+                          [--tls-subject DN] [--tls-fingerprint SHA256]
                           [--role ROLE]... [permission flags] [--expires TIME]
                           [--src CIDR]... [--conn-type TYPE]...
 
 Creates a user. The password is read from the first line of standard input
 (--password-stdin), generated and printed once (--generate-password), or
-asked for without echo when standard input is a terminal.
+asked for without echo when standard input is a terminal. A user given an
+nkey or a certificate needs no password (it may have both); API tokens are
+added with 'authrelay token add'.
 
 Only allows grant: a direction (publish, subscribe) that no --pub or --sub
 of the user or of its roles allows permits nothing. --pub '>' (or
@@ -28,6 +32,8 @@ Examples:
       --pub 'orders.>' --sub 'orders.>' --sub '_INBOX.>'
   authrelay user add reporter --generate-password --sub 'metrics.>' --deny-sub 'metrics.secret.>'
   authrelay user add bob --generate-password --role svc --src 10.1.0.0/16 --conn-type STANDARD
+  authrelay user add billing-svc --generate-nkey --nkey-file billing.nk --pub 'billing.>'
+  authrelay user add ingest --tls-subject 'CN=ingest,O=acme' --pub 'ingest.>'
 `
 
 func (m *Main) runUserAdd(ctx context.Context, args []string) error {
@@ -42,6 +48,8 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	pf.register(fs)
 	var cf constraintFlags
 	cf.register(fs)
+	var crf credFlags
+	crf.register(fs, false)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -94,17 +102,28 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if _, err := sizer.CheckStored(ctx, db, u); err != nil {
 		return fmt.Errorf("user add %s: %w", name, err)
 	}
-	pw, err := m.newPassword(ctx, db, name, *pwStdin, *generate)
+	creds, _, seed, err := crf.edit()
 	if err != nil {
+		return err
+	}
+	var pw string
+	if len(creds) == 0 || *pwStdin || *generate {
+		if pw, err = m.newPassword(ctx, db, name, *pwStdin, *generate); err != nil {
+			return err
+		}
+	}
+	if err := crf.saveSeed(seed); err != nil {
 		return err
 	}
 	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(set)}
 	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
-		return detail, db.AddUser(ctx, u, pw)
+		return detail, db.AddUserWith(ctx, u, pw, creds)
 	}); err != nil {
+		crf.dropSeed()
 		return userError(err, name, db, ctx)
 	}
 	fmt.Fprintf(m.Stdout, "added user %s in account %s\n", name, acct)
+	m.handOver(&crf, seed)
 	if *generate {
 		fmt.Fprintf(m.Stdout, "password: %s\n(shown once: store it now)\n", pw)
 	}

@@ -50,22 +50,7 @@ func (m *Main) explainServer(ctx context.Context, l deploy.Layout, nf natsFlags,
 	if err != nil {
 		return "not asked: " + err.Error(), nil
 	}
-	nc, err := l.ConnectAdmin(url, "authrelay user explain", time.Second, tls...)
-	if err != nil {
-		return fmt.Sprintf("not reachable (%v): whether it has loaded account %s is not known", err, acct), nil
-	}
-	defer nc.Close()
-	lacking, servers, err := l.ServersLacking(ctx, nc, acct, time.Second)
-	if err != nil {
-		return err.Error(), nil
-	}
-	if len(lacking) > 0 {
-		no := false
-		return fmt.Sprintf("%s of %d servers at %s have not loaded account %s: they refuse the login the relay grants; run 'authrelay reload'",
-			strings.Join(lacking, ", "), servers, accounts.RedactURL(url), acct), &no
-	}
-	yes := true
-	return fmt.Sprintf("all %d servers at %s have loaded account %s", servers, accounts.RedactURL(url), acct), &yes
+	return l.ServerHasAccount(ctx, url, "authrelay user explain", acct, tls...)
 }
 
 func (m *Main) runUserExplain(ctx context.Context, args []string) error {
@@ -121,39 +106,17 @@ Examples:
 			return usagef("--from %q: not an IP address: give the client's address as the server sees it, such as 10.1.2.3", *host)
 		}
 	}
-	u, err := db.User(ctx, name)
+	login, err := deploy.Layout{Dir: *dir}.LoginOf(ctx, db, name, m.Now)
 	if err != nil {
 		return userError(err, name, db, ctx)
 	}
-	roles, err := db.RolesNamed(ctx, u.Roles)
-	if err != nil {
-		return err
-	}
+	u := login.User
 	v := explainView{Name: u.Name, Account: u.Account, Login: "allowed", Roles: nonNil(u.Roles),
-		Src: nonNil(u.Src), ConnTypes: nonNil(u.ConnTypes)}
+		Src: nonNil(u.Src), ConnTypes: nonNil(u.ConnTypes), MaxPayload: login.MaxPayload}
 	if !u.Expires.IsZero() {
 		e := u.Expires
 		v.Expires = &e
 	}
-	reserved, err := deploy.Layout{Dir: *dir}.ReservedAccounts()
-	if err != nil {
-		return err
-	}
-	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
-	if err != nil {
-		return err
-	}
-	v.MaxPayload = sizer.Limit
-	// The relay's own placement (in operator mode the accounts AUTH
-	// allows, with the signing keys held), not the sizer's, which places
-	// anywhere.
-	id, err := deploy.Layout{Dir: *dir}.Identity()
-	if err != nil {
-		return err
-	}
-	now := m.Now()
-	login := accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: now,
-		Issuer: id.Issuer, MaxPayload: sizer.Limit}
 	if *host != "" || connType != "" {
 		login.Client, login.CheckClient = accounts.Client{Host: *host, ConnType: connType}, true
 	}

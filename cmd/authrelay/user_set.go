@@ -57,7 +57,9 @@ Usage: authrelay user set NAME [flags]
 Changes a user. Each flag given replaces that field (a repeatable flag
 replaces the whole list); fields not given stay as they are. Applies from
 the user's next connect. The password changes with 'user passwd', the
-status with 'user disable|enable'.
+status with 'user disable|enable'. --nkey, --tls-subject and
+--tls-fingerprint add to the user's credentials (--clear-nkeys and
+--clear-tls remove them first; a removal closes the user's connections).
 
 Examples:
 
@@ -66,6 +68,7 @@ Examples:
   authrelay user set bob --src 10.1.0.0/16 --src 192.0.2.7 --conn-type STANDARD
   authrelay user set bob --clear-src --clear-conn-types --expires never
   authrelay user set alice --pub 'orders.>' --deny-pub 'orders.admin.>'
+  authrelay user set billing-svc --clear-nkeys --generate-nkey --nkey-file billing.nk
 `
 
 func (m *Main) runUserSet(ctx context.Context, args []string) error {
@@ -80,6 +83,8 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 	var cf constraintFlags
 	cf.register(fs)
 	cf.registerClear(fs)
+	var crf credFlags
+	crf.register(fs, true)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -98,6 +103,10 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return usagef("user set: give at least one field to change; see 'authrelay user set -h'")
 	}
 	perms := pf.edit(set, clr)
+	add, clear, seed, err := crf.edit()
+	if err != nil {
+		return err
+	}
 	var exp time.Time
 	if set["expires"] {
 		if exp, err = accounts.ParseExpiry(*expires, m.Now()); err != nil {
@@ -135,10 +144,20 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		_, err := sizer.CheckStored(ctx, db, *u)
 		return err
 	}
+	if err := crf.saveSeed(seed); err != nil {
+		return err
+	}
 	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
-		return map[string]any{"user": name, "fields": changedFlags(set)}, db.UpdateUser(ctx, name, update)
+		detail := map[string]any{"user": name, "fields": changedFlags(set)}
+		if len(add) > 0 || len(clear) > 0 {
+			if err := db.SetCredentials(ctx, name, clear, add); err != nil {
+				return nil, err
+			}
+		}
+		return detail, db.UpdateUser(ctx, name, update)
 	})
 	if err != nil {
+		crf.dropSeed()
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return ue
@@ -146,51 +165,15 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return userError(err, name, db, ctx)
 	}
 	fmt.Fprintf(m.Stdout, "user %s changed; applies from the next connect\n", name)
+	m.handOver(&crf, seed)
 	m.noteLogins(ctx, db, *dir, name)
 	return nil
 }
 
 // noteLogins tells the admin, on standard error, what a change just made
-// does to the logins of the users named: that a user can no longer log in
-// even with the right password (expired, a template its name cannot fill,
-// a reserved account), with the relay's own reason from accounts.Decide —
-// a change that locks a user out must not pass in silence — or that a user
-// may neither publish nor subscribe nor reply (granted nothing). A disabled
-// user was disabled on purpose and is not warned about. At most five users
-// are named, then how many more.
+// does to the logins of the users named (deploy.Layout.LoginNotes).
 func (m *Main) noteLogins(ctx context.Context, db *store.DB, dir string, names ...string) {
-	reserved, err := deploy.Layout{Dir: dir}.ReservedAccounts()
-	if err != nil {
-		return
-	}
-	const most = 5
-	warned := 0
-	for _, name := range names {
-		u, err := db.User(ctx, name)
-		if err != nil {
-			continue
-		}
-		roles, err := db.RolesNamed(ctx, u.Roles)
-		if err != nil {
-			continue
-		}
-		v := accounts.Decide(&accounts.Login{User: u, Roles: roles, Reserved: reserved, Now: m.Now()})
-		var note string
-		switch {
-		case v.Reason == accounts.ReasonUserDisabled:
-		case v.Reason != "":
-			note = fmt.Sprintf("warning: %s cannot log in: the relay will refuse every login with %s (%v); 'authrelay user explain %s' shows it", u.Name, v.Reason, v.Err, u.Name)
-		case v.Grant.Permissions.GrantsNothing():
-			note = fmt.Sprintf("note: %s may neither publish nor subscribe: no --pub, --sub or role of it allows a subject (--pub '>' --sub '>' grants every subject)", u.Name)
-		}
-		if note == "" {
-			continue
-		}
-		if warned++; warned <= most {
-			fmt.Fprintf(m.Stderr, "authrelay: %s\n", note)
-		}
-	}
-	if warned > most {
-		fmt.Fprintf(m.Stderr, "authrelay: and %d more such users\n", warned-most)
+	for _, note := range (deploy.Layout{Dir: dir}).LoginNotes(ctx, db, m.Now, names...) {
+		fmt.Fprintf(m.Stderr, "authrelay: %s\n", note)
 	}
 }

@@ -1,0 +1,394 @@
+package accounts
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// CredentialKind is what a client logs in with. Which kind a CONNECT
+// carries is decided in one place, Presented, for the relay and for
+// 'user explain' alike.
+type CredentialKind string
+
+// The credential kinds. A user has a password, or other credentials (rows
+// of the store's credentials table, one kind each), or both.
+const (
+	// CredPassword is a username with its password.
+	CredPassword CredentialKind = "password"
+	// CredNkey is a user nkey (U…) with its signature of the server's
+	// nonce (nats --nkey).
+	CredNkey CredentialKind = "nkey"
+	// CredToken is an API token made by 'authrelay token add', sent as the
+	// NATS token (nats --token).
+	CredToken CredentialKind = "token"
+	// CredTLSSubject binds a user to the subject, in RFC 2253 form, of a
+	// client certificate whose chain the server verified.
+	CredTLSSubject CredentialKind = "tls_subject"
+	// CredTLSFingerprint binds a user to the SHA-256 of a client
+	// certificate's public key, of a chain the server verified.
+	CredTLSFingerprint CredentialKind = "tls_fingerprint"
+)
+
+// Denial reasons of the credential kinds beside a password (see the
+// Reason constants in decide.go).
+const (
+	// ReasonNonceMissing means a client sent an nkey and a signature but
+	// the server sent it no nonce to sign, so the signature proves nothing
+	// (it could be replayed). A config-mode server sends nonces only when
+	// its config has an nkey user: 'authrelay init' writes one into the
+	// callout account, and 'authrelay doctor' says when it is missing.
+	ReasonNonceMissing = "nonce_missing"
+)
+
+// TokenPrefix starts every API token, so that a secret scanner (or a
+// person) can tell one at a glance.
+const TokenPrefix = "authrelay_"
+
+// tokenBytes is the entropy of an API token: 256 bits, which needs no slow
+// hash (nobody can guess a preimage of its SHA-256).
+const tokenBytes = 32
+
+// tokenLen is the length of an API token: the prefix and 43 characters of
+// unpadded base64url.
+var tokenLen = len(TokenPrefix) + base64.RawURLEncoding.EncodedLen(tokenBytes)
+
+// maxNonceLen and maxSigLen bound what a client's CONNECT may carry for an
+// nkey login (nats-server's nonces are 11 bytes of base64; an ed25519
+// signature is 64 bytes, 88 in padded base64).
+const (
+	maxNonceLen = 256
+	maxSigLen   = 128
+)
+
+// minNonceLen is the shortest nonce a signature is checked against.
+// nats-server sends 11 random bytes, base64url-encoded in 15 characters.
+const minNonceLen = 8
+
+// Credential is what one CONNECT presents, as Presented classifies it.
+type Credential struct {
+	Kind CredentialKind
+	// Name and Password, for CredPassword.
+	Name, Password string
+	// Nkey, Sig and Nonce, for CredNkey: the client's public key, its
+	// signature, and the nonce the server sent it.
+	Nkey, Sig, Nonce string
+	// Token, for CredToken: the API token.
+	Token string
+	// Cert, for CredTLSSubject: the leaf of the first chain the server
+	// verified (the kind is CredTLSSubject for either TLS binding; the
+	// store is asked for both).
+	Cert *x509.Certificate
+}
+
+// Presented returns the credential a CONNECT carries, in this order: a
+// username with a password; an nkey with a signature; an API token (a token
+// with TokenPrefix); a client certificate the server verified, when the
+// CONNECT carries no username. It reports false when there is none
+// (ReasonNoCredentials). tls is nil for a client without TLS; only its
+// verified chains count, as nats-server fills them only when it checked
+// the client's certificate against its CA (tls { verify: true }).
+func Presented(co jwt.ConnectOptions, nonce string, tls *jwt.ClientTLS) (Credential, bool) {
+	switch {
+	case co.Username != "" && co.Password != "":
+		return Credential{Kind: CredPassword, Name: co.Username, Password: co.Password}, true
+	case co.Nkey != "" && co.SignedNonce != "":
+		return Credential{Kind: CredNkey, Nkey: co.Nkey, Sig: co.SignedNonce, Nonce: nonce}, true
+	case strings.HasPrefix(co.Token, TokenPrefix):
+		return Credential{Kind: CredToken, Token: co.Token}, true
+	case co.Username == "" && tls != nil && len(tls.VerifiedChains) > 0 && len(tls.VerifiedChains[0]) > 0:
+		cert, err := parseCertPEM(tls.VerifiedChains[0][0])
+		if err != nil {
+			return Credential{}, false
+		}
+		return Credential{Kind: CredTLSSubject, Cert: cert}, true
+	}
+	return Credential{}, false
+}
+
+// maxCertPEM bounds a certificate the server passes on.
+const maxCertPEM = 64 << 10
+
+// parseCertPEM parses one PEM certificate.
+func parseCertPEM(s string) (*x509.Certificate, error) {
+	if len(s) > maxCertPEM {
+		return nil, errors.New("certificate too large")
+	}
+	b, _ := pem.Decode([]byte(s))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+// ErrBadSignature means an nkey login's signature does not verify against
+// the nonce the server sent with the key the client named.
+var ErrBadSignature = errors.New("the signature does not verify")
+
+// VerifyNonce checks that sig is pub's signature of nonce. A signature is
+// accepted in base64url (what nats clients send) or standard base64, as
+// nats-server accepts it. An empty nonce is refused (ReasonNonceMissing):
+// a signature of nothing could be replayed forever.
+func (c Credential) VerifyNonce() error {
+	if c.Nonce == "" {
+		return errNonceMissing
+	}
+	if len(c.Nonce) < minNonceLen || len(c.Nonce) > maxNonceLen || len(c.Sig) > maxSigLen {
+		return ErrBadSignature
+	}
+	if !nkeys.IsValidPublicUserKey(c.Nkey) {
+		return ErrBadSignature
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(c.Sig)
+	if err != nil {
+		if sig, err = base64.StdEncoding.DecodeString(c.Sig); err != nil {
+			return ErrBadSignature
+		}
+	}
+	kp, err := nkeys.FromPublicKey(c.Nkey)
+	if err != nil {
+		return ErrBadSignature
+	}
+	if err := kp.Verify([]byte(c.Nonce), sig); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// errNonceMissing is VerifyNonce's error for a request without a nonce.
+var errNonceMissing = errors.New("the server sent no nonce to sign")
+
+// IsNonceMissing reports whether err is VerifyNonce's for a missing nonce.
+func IsNonceMissing(err error) bool { return errors.Is(err, errNonceMissing) }
+
+// Lookup returns the kind and value the store finds the credential's user
+// by: the public nkey, the digest of a token, the certificate's subject.
+// For a certificate, the store is also asked by LookupFingerprint.
+func (c Credential) Lookup() (CredentialKind, string) {
+	switch c.Kind {
+	case CredNkey:
+		return CredNkey, c.Nkey
+	case CredToken:
+		return CredToken, TokenDigest(c.Token)
+	case CredTLSSubject:
+		return CredTLSSubject, CertSubject(c.Cert)
+	}
+	return c.Kind, ""
+}
+
+// LookupFingerprint returns the second lookup of a certificate credential.
+func (c Credential) LookupFingerprint() (CredentialKind, string) {
+	return CredTLSFingerprint, CertFingerprint(c.Cert)
+}
+
+// Guessable reports whether the credential can be guessed. Only a password
+// can: the lockout counts a failed one against the username, while the
+// other kinds (a signature of a fresh nonce, 256 random bits, a verified
+// certificate) count only against the client's address, so that nobody can
+// lock a service out by its name.
+func (c Credential) Guessable() bool { return c.Kind == CredPassword }
+
+// NewAPIToken returns a new API token: TokenPrefix and 256 random bits.
+func NewAPIToken() (string, error) {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make token: %w", err)
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// TokenDigest returns what the store keeps of an API token: its SHA-256 in
+// hex.
+func TokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// WellFormedToken reports whether token has the shape NewAPIToken gives.
+func WellFormedToken(token string) bool {
+	if len(token) != tokenLen || !strings.HasPrefix(token, TokenPrefix) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(token[len(TokenPrefix):])
+	return err == nil
+}
+
+// TokenID is the public name of a token in 'token list' and 'token rm':
+// the first 12 hex digits of its digest, which tell nothing of the token.
+func TokenID(digest string) string {
+	if len(digest) < 12 {
+		return digest
+	}
+	return digest[:12]
+}
+
+// CertSubject returns cert's subject in RFC 2253 form, as
+// 'openssl x509 -noout -subject -nameopt RFC2253' prints it.
+func CertSubject(cert *x509.Certificate) string {
+	if cert == nil {
+		return ""
+	}
+	return cert.Subject.ToRDNSequence().String()
+}
+
+// CertFingerprint returns the SHA-256, in hex, of cert's public key
+// (SubjectPublicKeyInfo), which stays the same when the certificate is
+// renewed with the same key.
+func CertFingerprint(cert *x509.Certificate) string {
+	if cert == nil {
+		return ""
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseCredential checks a credential value an admin gives for kind and
+// returns it as the store keeps it: an nkey must be a public user key, a
+// subject is an RFC 2253 name (attribute types in upper case, no spaces
+// around separators), a fingerprint 64 hex digits (colons allowed).
+func ParseCredential(kind CredentialKind, value string) (string, error) {
+	switch kind {
+	case CredNkey:
+		if !nkeys.IsValidPublicUserKey(value) {
+			if strings.HasPrefix(value, "SU") {
+				return "", errors.New("that is an nkey seed, a secret: give the public key (U…), for example from 'nk -inkey FILE -pubout'")
+			}
+			return "", errors.New("not a public user nkey: give the key that starts with U (56 characters)")
+		}
+		return value, nil
+	case CredTLSSubject:
+		return NormalizeSubject(value)
+	case CredTLSFingerprint:
+		v := strings.ToLower(strings.ReplaceAll(value, ":", ""))
+		if b, err := hex.DecodeString(v); err != nil || len(b) != sha256.Size {
+			return "", errors.New("not a SHA-256 fingerprint: give 64 hex digits, for example from 'openssl x509 -in CERT -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum'")
+		}
+		return v, nil
+	}
+	return "", fmt.Errorf("unknown credential kind %q", kind)
+}
+
+// maxSubjectNameLen bounds a certificate subject.
+const maxSubjectNameLen = 1024
+
+// NormalizeSubject returns an RFC 2253 subject such as 'CN=svc, o=acme' in
+// the form CertSubject gives ('CN=svc,O=acme'): attribute types of the
+// usual names in upper case, no space around ',' '+' and '='.
+func NormalizeSubject(s string) (string, error) {
+	if s == "" || len(s) > maxSubjectNameLen {
+		return "", fmt.Errorf("a certificate subject is 1 to %d bytes in RFC 2253 form, such as 'CN=svc,O=acme'", maxSubjectNameLen)
+	}
+	var out strings.Builder
+	var part strings.Builder
+	flush := func(sep byte) error {
+		typ, val, ok := strings.Cut(part.String(), "=")
+		typ, val = strings.TrimSpace(typ), strings.TrimSpace(val)
+		if !ok || typ == "" || val == "" {
+			return fmt.Errorf("certificate subject %s: each part is TYPE=value, such as 'CN=svc,O=acme'", ClientText(s))
+		}
+		out.WriteString(strings.ToUpper(typ))
+		out.WriteByte('=')
+		out.WriteString(val)
+		if sep != 0 {
+			out.WriteByte(sep)
+		}
+		part.Reset()
+		return nil
+	}
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch < 0x20 || ch == 0x7f:
+			return "", errors.New("certificate subject: control characters are not allowed")
+		case ch == '\\' && i+1 < len(s):
+			part.WriteByte(ch)
+			part.WriteByte(s[i+1])
+			i++
+		case ch == ',' || ch == '+':
+			if err := flush(ch); err != nil {
+				return "", err
+			}
+		default:
+			part.WriteByte(ch)
+		}
+	}
+	if err := flush(0); err != nil {
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// StoredCredential is one row of a user's credentials beside the password.
+type StoredCredential struct {
+	Kind  CredentialKind `json:"kind"`
+	Value string         `json:"value"`
+	User  string         `json:"user"`
+	// Name is a token's label (token add --name).
+	Name    string    `json:"name,omitempty"`
+	Created time.Time `json:"created"`
+	// Expires, when not zero, is when a token stops working.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Expired reports whether the credential has expired at now.
+func (c StoredCredential) Expired(now time.Time) bool {
+	return !c.Expires.IsZero() && !now.Before(c.Expires)
+}
+
+// CredentialEdit is what 'user add|set' asks of a user's credentials
+// beside the password: nkeys, certificate subjects and fingerprints to
+// add, and, for set, the kinds to remove first.
+type CredentialEdit struct {
+	Nkeys, Subjects, Fingerprints []string
+	ClearNkeys, ClearTLS          bool
+}
+
+// Check parses the edit's values (ParseCredential) and returns the
+// credentials to add and the kinds to remove before them.
+func (e CredentialEdit) Check() (add []StoredCredential, clear []CredentialKind, err error) {
+	for _, k := range []struct {
+		kind   CredentialKind
+		values []string
+	}{{CredNkey, e.Nkeys}, {CredTLSSubject, e.Subjects}, {CredTLSFingerprint, e.Fingerprints}} {
+		for _, v := range k.values {
+			p, err := ParseCredential(k.kind, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(string(k.kind), "_", "-"), err)
+			}
+			add = append(add, StoredCredential{Kind: k.kind, Value: p})
+		}
+	}
+	if e.ClearNkeys {
+		clear = append(clear, CredNkey)
+	}
+	if e.ClearTLS {
+		clear = append(clear, CredTLSSubject, CredTLSFingerprint)
+	}
+	return add, clear, nil
+}
+
+// GenerateNkey returns a new user key pair's public key and seed. The seed
+// is the secret a client logs in with (nats --nkey FILE).
+func GenerateNkey() (public string, seed []byte, err error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", nil, fmt.Errorf("generate nkey: %w", err)
+	}
+	defer kp.Wipe()
+	if public, err = kp.PublicKey(); err != nil {
+		return "", nil, fmt.Errorf("generate nkey: %w", err)
+	}
+	if seed, err = kp.Seed(); err != nil {
+		return "", nil, fmt.Errorf("generate nkey: %w", err)
+	}
+	return public, seed, nil
+}
