@@ -29,8 +29,7 @@ type confData struct {
 	Timeout       int
 	AccountsConf  string
 	ConfPath      string
-	TLSCert       string
-	TLSKey        string
+	TLS           TLSFiles
 	JS            jetStreamConf
 	NonceKey      string
 }
@@ -77,16 +76,7 @@ mqtt {
   listen: "{{.JS.MQTTListen}}"
 }
 {{- end}}
-{{- if .TLSCert}}
-
-# TLS for every client connection ('authrelay init --tls-cert --tls-key').
-# Clients that check the certificate need its CA: 'authrelay serve', doctor
-# and the account commands take it with --tlsca.
-tls {
-  cert_file: {{printf "%q" .TLSCert}}
-  key_file: {{printf "%q" .TLSKey}}
-}
-{{- end}}
+` + tlsBlock + `
 
 system_account: {{.SystemAccount}}
 
@@ -148,7 +138,32 @@ func RenderServerConf(s Secrets, listen, confPath string, cost int) ([]byte, err
 }
 
 // TLSFiles are the server's certificate and key files for client TLS.
-type TLSFiles struct{ Cert, Key string }
+type TLSFiles struct {
+	Cert, Key string
+	// ClientCA, when set, is the CA whose client certificates the server
+	// requires of every client (tls { ca_file, verify: true }): what
+	// certificate logins ('user add --tls-subject') need.
+	ClientCA string
+}
+
+// tlsBlock is the tls block of both nats.conf templates, for a .TLS.
+const tlsBlock = `{{- if .TLS.Cert}}
+
+# TLS for every client connection ('authrelay init --tls-cert --tls-key').
+# Clients that check the certificate need its CA: 'authrelay serve', doctor
+# and the account commands take it with --tlsca.
+tls {
+  cert_file: {{printf "%q" .TLS.Cert}}
+  key_file: {{printf "%q" .TLS.Key}}
+{{- if .TLS.ClientCA}}
+  # Every client, the relay and the admin's commands too, presents a
+  # certificate of this CA ('authrelay init --tls-client-ca'); a client
+  # with no username is the user its certificate is bound to.
+  ca_file: {{printf "%q" .TLS.ClientCA}}
+  verify: true
+{{- end}}
+}
+{{- end}}`
 
 func renderServerConf(s Secrets, listen, confPath string, cost int, tls TLSFiles, js jetStreamConf) ([]byte, error) {
 	if cost <= 0 {
@@ -189,8 +204,7 @@ func renderServerConf(s Secrets, listen, confPath string, cost int, tls TLSFiles
 		Timeout:       AuthTimeoutSeconds,
 		AccountsConf:  AccountsConf,
 		ConfPath:      confPath,
-		TLSCert:       tls.Cert,
-		TLSKey:        tls.Key,
+		TLS:           tls,
 		JS:            js,
 		NonceKey:      NonceKey,
 	})

@@ -328,7 +328,7 @@ func addToken(t *testing.T, e *modeEnv, user string, exp time.Time) string {
 }
 
 // TestModesCertLogin is a TLS client certificate login in both modes,
-// through a server with tls { verify: true }: a client that presents the
+// through a server with tls { verify: true } from init's --tls-client-ca: a client that presents the
 // certificate bound to a user by its subject, and no username, is that
 // user; a certificate bound by its public key's fingerprint logs in too,
 // one bound to nobody is bad_credentials; a password login of another user
@@ -341,23 +341,10 @@ func TestModesCertLogin(t *testing.T) {
 	svcCert, svcKey, _, _ := ca.Issue(t, pkix.Name{CommonName: "svc", Organization: []string{"acme"}}, false)
 	fpCert, fpKey, fp, _ := ca.Issue(t, pkix.Name{CommonName: "by-key"}, false)
 	strangerCert, strangerKey, _, _ := ca.Issue(t, pkix.Name{CommonName: "stranger"}, false)
-	verify := func(l deploy.Layout) {
-		b, err := os.ReadFile(l.Path(deploy.ServerConf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := strings.Replace(string(b), "tls {", fmt.Sprintf("tls {\n  ca_file: %q\n  verify: true", ca.File), 1)
-		if s == string(b) {
-			t.Fatal("nats.conf has no tls block")
-		}
-		if err := os.WriteFile(l.Path(deploy.ServerConf), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, mode := range modes() {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			e := newModeEnvInit(t, mode, deploy.InitOptions{TLS: deploy.TLSFiles{Cert: srvCert, Key: srvKey}}, verify)
+			e := newModeEnvInit(t, mode, deploy.InitOptions{TLS: deploy.TLSFiles{Cert: srvCert, Key: srvKey, ClientCA: ca.File}}, nil)
 			// With verify every client presents a certificate: the relay
 			// (and its revoker) too.
 			e.clientOpts = []nats.Option{nats.RootCAs(ca.File), nats.ClientCert(relayCert, relayKey)}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -104,6 +105,18 @@ func Init(ctx context.Context, l Layout, o InitOptions) (err error) {
 			return fmt.Errorf("init: %w", err)
 		}
 		if o.TLS.Key, err = filepath.Abs(o.TLS.Key); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	if o.TLS.ClientCA != "" {
+		if o.TLS.Cert == "" {
+			return invalidf("--tls-client-ca needs --tls-cert and --tls-key: the server verifies client certificates only over TLS")
+		}
+		b, err := os.ReadFile(o.TLS.ClientCA)
+		if err != nil || !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return invalidf("--tls-client-ca %q: not a readable PEM file of CA certificates", o.TLS.ClientCA)
+		}
+		if o.TLS.ClientCA, err = filepath.Abs(o.TLS.ClientCA); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
 	}

@@ -227,8 +227,7 @@ func appAccountClaims(a accounts.Account, pub, signingPub string) *jwt.AccountCl
 type operatorConfData struct {
 	Listen      string
 	ConfPath    string
-	TLSCert     string
-	TLSKey      string
+	TLS         TLSFiles
 	JS          jetStreamConf
 	Operator    string
 	System      string
@@ -262,13 +261,7 @@ mqtt {
   listen: "{{.JS.MQTTListen}}"
 }
 {{- end}}
-{{- if .TLSCert}}
-
-tls {
-  cert_file: {{printf "%q" .TLSCert}}
-  key_file: {{printf "%q" .TLSKey}}
-}
-{{- end}}
+` + tlsBlock + `
 
 {{if .Nsc}}# The operator nsc manages (its JWT, from 'nsc describe operator --raw').{{else}}# The operator 'authrelay init --operator' created (its JWT).{{end}}
 operator: {{.Operator}}
@@ -301,7 +294,7 @@ authorization {
 func renderOperatorConf(set operatorSet, listen, confPath, resolverDir string, tls TLSFiles, js jetStreamConf) ([]byte, error) {
 	var buf bytes.Buffer
 	err := operatorConfTemplate.Execute(&buf, operatorConfData{
-		Listen: listen, ConfPath: confPath, TLSCert: tls.Cert, TLSKey: tls.Key, JS: js,
+		Listen: listen, ConfPath: confPath, TLS: tls, JS: js,
 		Operator: set.operator, System: set.info.SystemAccount, ResolverDir: resolverDir,
 		Sentinel: set.sentinel, Timeout: AuthTimeoutSeconds, Nsc: set.info.NscManaged(),
 	})

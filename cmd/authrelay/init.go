@@ -63,6 +63,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	natsContext := fs.String("nats-context", "", "also save a nats CLI context of this name for the system admin")
 	tlsCert := fs.String("tls-cert", "", "the server's TLS certificate (PEM), for a tls block in nats.conf")
 	tlsKey := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
+	clientCA := fs.String("tls-client-ca", "", "with --tls-cert: require of every client a certificate of this CA (tls verify), which certificate logins need")
 	var cl deploy.ClusterOptions
 	clusterFlags(fs, &cl)
 	fs.StringVar(&cl.Join, "join", "", "the first node's secrets.json: join its cluster with its keys")
@@ -86,7 +87,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	}
 	l := deploy.Layout{Dir: *dir}
 	if err := deploy.Init(ctx, l, deploy.InitOptions{Accounts: accts, Listen: *listen, BcryptCost: m.bcryptCost(),
-		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl, Operator: *operator,
+		TLS: deploy.TLSFiles{Cert: *tlsCert, Key: *tlsKey, ClientCA: *clientCA}, ServerName: *serverName, MQTTListen: *mqttListen, Cluster: cl, Operator: *operator,
 		Nsc: *nsc, Notes: func(n string) { fmt.Fprintf(m.Stdout, "%s\n", n) }}); err != nil {
 		return err
 	}
