@@ -73,8 +73,8 @@ type opKey struct {
 type opSigningKey struct{ *opKey }
 
 func (k opSigningKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k opSigningKey) Key() any                                   { return k.key }
-func (k opSigningKey) ID() string                                 { return k.id }
+func (k opSigningKey) Key() any                                    { return k.key }
+func (k opSigningKey) ID() string                                  { return k.id }
 
 type opPublicKey struct{ *opKey }
 
@@ -475,4 +475,28 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// smallRSAKey returns a 1024-bit RSA public key, under MinRSABits.
+func smallRSAKey(t testing.TB) *rsa.PublicKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.PublicKey
+}
+
+// rsaJWK is pub as a JWK with the given kid, use and alg.
+func rsaJWK(t testing.TB, pub *rsa.PublicKey, kid, use, alg string) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(jose.JSONWebKey{Key: pub, KeyID: kid, Use: use, Algorithm: alg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -15,12 +15,12 @@ import (
 
 // Limits on a Provider's fields, in bytes.
 const (
-	MaxNameLen     = 64   // a provider's name
-	MaxIssuerLen   = 512  // its issuer URL
-	MaxAudienceLen = 256  // the audience tokens must carry
-	MaxClaimLen    = 128  // the name of the username or roles claim
-	MaxRoleValue   = 256  // one value of the roles claim that RoleMap maps
-	MaxRoleMap     = 256  // entries of RoleMap
+	MaxNameLen     = 64    // a provider's name
+	MaxIssuerLen   = 512   // its issuer URL
+	MaxAudienceLen = 256   // the audience tokens must carry
+	MaxClaimLen    = 128   // the name of the username or roles claim
+	MaxRoleValue   = 256   // one value of the roles claim that RoleMap maps
+	MaxRoleMap     = 256   // entries of RoleMap
 	DefaultClaim   = "sub" // the username claim when UsernameClaim is empty
 )
 

@@ -60,12 +60,13 @@ func (s *Set) Update(providers []Provider) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	var stale []*Verifier
+	// Make the new verifiers first, so a failure leaves the Set as it was.
 	next := make(map[string]*Verifier, len(providers))
+	var kept []Provider
 	for _, p := range providers {
 		if v, ok := s.byName[p.Name]; ok && v.cfg.Load().Issuer == p.Issuer {
-			v.setProvider(p)
 			next[p.Name] = v
+			kept = append(kept, p)
 			continue
 		}
 		v, err := NewVerifier(p, s.opts)
@@ -80,6 +81,10 @@ func (s *Set) Update(providers []Provider) error {
 		}
 		next[p.Name] = v
 	}
+	for _, p := range kept {
+		next[p.Name].setProvider(p)
+	}
+	var stale []*Verifier
 	for name, v := range s.byName {
 		if next[name] != v {
 			stale = append(stale, v)

@@ -241,7 +241,7 @@ func (v *Verifier) Close() {
 
 // parsedToken is a token parsed and its claims decoded, not yet verified.
 type parsedToken struct {
-	tok    *jwt.JSONWebToken
+	jws    *jose.JSONWebSignature
 	alg    jose.SignatureAlgorithm
 	kid    string
 	claims jwt.Claims
@@ -257,17 +257,17 @@ func parse(raw string) (*parsedToken, *Error) {
 	if strings.Count(raw, ".") != 2 {
 		return nil, refuse("", ReasonMalformed, "token is not a JWT in compact form (three base64url parts joined by dots)")
 	}
-	tok, err := jwt.ParseSigned(raw, algorithms)
+	jws, err := jose.ParseSignedCompact(raw, algorithms)
 	if err != nil {
 		if alg, ok := headerAlg(raw); ok && !slices.Contains(algorithms, jose.SignatureAlgorithm(alg)) {
 			return nil, refuse("", ReasonAlgorithm, "token is signed with alg %s, which is refused: only RS, PS, ES and EdDSA signatures are accepted", tokenText(alg))
 		}
 		return nil, refuse("", ReasonMalformed, "token is not a signed JWT: %s", remoteText(err))
 	}
-	if len(tok.Headers) != 1 {
-		return nil, refuse("", ReasonMalformed, "token has %d signatures: exactly one is accepted", len(tok.Headers))
+	if len(jws.Signatures) != 1 {
+		return nil, refuse("", ReasonMalformed, "token has %d signatures: exactly one is accepted", len(jws.Signatures))
 	}
-	h := tok.Headers[0]
+	h := jws.Signatures[0].Header
 	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok {
 		s, _ := typ.(string)
 		switch strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "application/")) {
@@ -276,9 +276,23 @@ func parse(raw string) (*parsedToken, *Error) {
 			return nil, refuse("", ReasonTokenType, "token has typ %s: only ID tokens and access tokens (JWT, at+jwt) are accepted", tokenText(s))
 		}
 	}
-	pt := &parsedToken{tok: tok, alg: jose.SignatureAlgorithm(h.Algorithm), kid: h.KeyID}
-	if err := tok.UnsafeClaimsWithoutVerification(&pt.claims, &pt.extra); err != nil {
-		return nil, refuse("", ReasonMalformed, "token's claims are not a JSON object of the registered claim types")
+	pt := &parsedToken{jws: jws, alg: jose.SignatureAlgorithm(h.Algorithm), kid: h.KeyID}
+	// One pass over the payload (the signed bytes, verified later) into
+	// its claims, then the registered ones with go-jose's types, which
+	// bound their values (a NumericDate too large to be a time is refused).
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &pt.extra); err != nil || pt.extra == nil {
+		return nil, refuse("", ReasonMalformed, "token's payload is not a JSON object")
+	}
+	c := &pt.claims
+	for name, dst := range map[string]any{
+		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "jti": &c.ID,
+		"exp": &c.Expiry, "nbf": &c.NotBefore, "iat": &c.IssuedAt,
+	} {
+		if raw, ok := pt.extra[name]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return nil, refuse("", ReasonMalformed, "token's %s claim is not of its registered type", name)
+			}
+		}
 	}
 	return pt, nil
 }
@@ -372,7 +386,7 @@ func (v *Verifier) checkSignature(ctx context.Context, p *Provider, pt *parsedTo
 		}
 	}
 	for i := range keys {
-		if err := pt.tok.Claims(keys[i].Key); err == nil {
+		if _, err := pt.jws.Verify(keys[i].Key); err == nil {
 			return nil
 		}
 	}
