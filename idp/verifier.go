@@ -498,6 +498,14 @@ func identity(p *Provider, pt *parsedToken) (Identity, error) {
 			return Identity{}, refuse(p.Name, ReasonClaims, "token's %s claim is not a string", claim)
 		}
 	}
+	if claim == "email" {
+		// An address the provider has not verified may be anyone's: some
+		// providers let a user set any email. A token that says so is
+		// refused; one without email_verified is the provider's word.
+		if raw, ok := pt.extra["email_verified"]; ok && !truthy(raw) {
+			return Identity{}, refuse(p.Name, ReasonClaims, "token's email is not verified by the provider (email_verified is not true)")
+		}
+	}
 	if err := accounts.ValidateName(id.Username); err != nil {
 		return Identity{}, refuse(p.Name, ReasonClaims, "token's %s claim is no valid username: %s", claim, accounts.EscapeControl(err.Error()))
 	}
@@ -507,6 +515,17 @@ func identity(p *Provider, pt *parsedToken) (Identity, error) {
 		}
 	}
 	return id, nil
+}
+
+// truthy reports whether a claim is true: the JSON true, or the string
+// "true" some providers send.
+func truthy(raw json.RawMessage) bool {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b
+	}
+	var s string
+	return json.Unmarshal(raw, &s) == nil && strings.EqualFold(s, "true")
 }
 
 // lookupClaim finds claim name among a token's claims: a top-level claim of

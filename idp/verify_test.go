@@ -621,6 +621,39 @@ func TestClaimsMapping(t *testing.T) {
 	}
 }
 
+// TestUnverifiedEmail: with usernames read from email, a token whose
+// provider says the address is not verified is refused.
+func TestUnverifiedEmail(t *testing.T) {
+	o := newTestOP(t, false)
+	p := o.provider("zitadel")
+	p.UsernameClaim = "email"
+	v := newVerifier(t, p, Options{})
+	o.setClaim("email", "svc@acme.example")
+	for _, tc := range []struct {
+		verified any // nil: no email_verified claim
+		ok       bool
+	}{{nil, true}, {true, true}, {"true", true}, {false, false}, {"false", false}, {"yes", false}} {
+		if tc.verified == nil {
+			o.setClaim("email_verified", nil)
+		} else {
+			o.setClaim("email_verified", tc.verified)
+		}
+		c := unverifiedClaims(t, o.accessToken())
+		if tc.verified == nil {
+			delete(c, "email_verified")
+		}
+		raw := signRS256(t, o.signer(), c, nil)
+		id, err := v.Verify(ctxTimeout(t, 5*time.Second), raw)
+		if tc.ok {
+			if err != nil || id.Username != "svc@acme.example" {
+				t.Errorf("email_verified %v: %+v, %v; want svc@acme.example", tc.verified, id, err)
+			}
+			continue
+		}
+		wantRefused(t, err, ReasonClaims, raw)
+	}
+}
+
 func TestSet(t *testing.T) {
 	a := newTestOP(t, false)
 	b := newTestOP(t, false)
