@@ -449,6 +449,15 @@ func unverifiedClaims(t testing.TB, raw string) map[string]any {
 // signRS256 signs claims with k under its kid, with extra header values.
 func signRS256(t testing.TB, k *opKey, claims map[string]any, headers map[jose.HeaderKey]any) string {
 	t.Helper()
+	raw, err := trySignRS256(k, claims, headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// trySignRS256 is signRS256 for goroutines other than the test's.
+func trySignRS256(k *opKey, claims map[string]any, headers map[jose.HeaderKey]any) (string, error) {
 	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{}}
 	opts.WithType("JWT")
 	for h, v := range headers {
@@ -456,13 +465,9 @@ func signRS256(t testing.TB, k *opKey, claims map[string]any, headers map[jose.H
 	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.key, KeyID: k.id}}, opts)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	raw, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return jwt.Signed(s).Claims(claims).Serialize()
 }
 
 // waitFor polls cond for up to d.
