@@ -34,6 +34,11 @@
 //     claim, a string or an array of strings, mapped through RoleMap, values
 //     it does not name ignored.
 //
+// The username claim must be one the provider does not let its users
+// change: sub, or an email the provider verifies. With email, a token that
+// says email_verified is not true is refused; preferred_username is
+// editable by users at some providers and then names whoever set it last.
+//
 // Errors never hold the token, a signature or key material; a value read
 // from a token (an issuer, a kid) is clipped and quoted, and an error from
 // the provider's side is clipped to one escaped line.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authrelay/authrelay/accounts"
 )
 
 func base64URLDecode(s string) ([]byte, error) {
@@ -315,8 +317,10 @@ func parseKeySet(body []byte) (*keySet, int, error) {
 		}
 		ks.all = append(ks.all, k)
 		ks.byKID[k.KeyID] = append(ks.byKID[k.KeyID], k)
-		if !slices.Contains(ks.ids, k.KeyID) {
-			ks.ids = append(ks.ids, k.KeyID)
+		// ids are for Status and logs: clipped and quoted like any string
+		// from the network.
+		if id := accounts.ClientText(k.KeyID); !slices.Contains(ks.ids, id) {
+			ks.ids = append(ks.ids, id)
 		}
 	}
 	if len(ks.all) == 0 {
@@ -353,7 +357,7 @@ type Status struct {
 	Provider    string
 	Discovered  bool      // the discovery document was fetched
 	JWKSURI     string    // the key set's URL from discovery
-	KeyIDs      []string  // the kids of the usable keys held
+	KeyIDs      []string  // the kids of the usable keys held, clipped and quoted for display
 	KeysFetched time.Time // when the keys held were fetched; zero if none
 	LastAttempt time.Time // when the last fetch ended; zero if none has
 	LastError   string    // the last fetch's error; "" after a success

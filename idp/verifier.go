@@ -270,7 +270,7 @@ func parse(raw string) (*parsedToken, *Error) {
 	h := jws.Signatures[0].Header
 	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok {
 		s, _ := typ.(string)
-		switch strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "application/")) {
+		switch strings.TrimPrefix(strings.ToLower(s), "application/") {
 		case "jwt", "at+jwt":
 		default:
 			return nil, refuse("", ReasonTokenType, "token has typ %s: only ID tokens and access tokens (JWT, at+jwt) are accepted", tokenText(s))
