@@ -29,6 +29,7 @@ var layers = map[string][]string{
 	"metrics":                   {"accounts", "store", "relay"},
 	"node":                      {"accounts", "store", "relay", "deploy", "metrics", "cluster"},
 	"cluster":                   {"accounts", "store"},
+	"idp":                       {"accounts"},
 	"internal/bench":            {"accounts", "store", "deploy"},
 	"internal/loopback":         {},
 	"internal/nsctest":          {},
@@ -44,6 +45,7 @@ var layers = map[string][]string{
 var forbidden = map[string][]string{
 	"accounts": {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"},
 	"relay":    {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats-server/v2/server"},
+	"idp":      {"github.com/mattn/go-sqlite3", "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"},
 	"natsconf": {"github.com/nats-io/nats.go"},
 }
 
