@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -387,8 +388,10 @@ func GenerateNkey() (public string, seed []byte, err error) {
 	if public, err = kp.PublicKey(); err != nil {
 		return "", nil, fmt.Errorf("generate nkey: %w", err)
 	}
-	if seed, err = kp.Seed(); err != nil {
+	s, err := kp.Seed()
+	if err != nil {
 		return "", nil, fmt.Errorf("generate nkey: %w", err)
 	}
-	return public, seed, nil
+	// A copy: Wipe zeroes the key pair's own bytes, which Seed returns.
+	return public, bytes.Clone(s), nil
 }

@@ -37,6 +37,7 @@ func (d *checker) checkConfig() {
 	}
 	d.opts = &o
 	d.ok("server config", "%s parses", path)
+	d.checkClientCerts(&o)
 	if l := (deploy.Layout{Dir: d.cfg.Dir}); len(o.TrustedOperators) > 0 {
 		d.checkOperator(l, &o)
 		return
@@ -201,6 +202,19 @@ func deniedEverything(o *server.Options, name string) bool {
 			slices.Contains(p.Publish.Deny, ">") && slices.Contains(p.Subscribe.Deny, ">")
 	}
 	return false
+}
+
+// checkClientCerts checks that a server whose users log in with client
+// certificates verifies them: the relay reads only the chains the server
+// verified, so without tls verify those users cannot log in.
+func (d *checker) checkClientCerts(o *server.Options) {
+	const check = "client certificates"
+	switch n := len(d.certUsers); {
+	case o.TLSVerify:
+		d.ok(check, "tls verify is on: every client presents a certificate of the CA in ca_file; users bound to one: %s", accounts.Plural(n, "user"))
+	case n > 0:
+		d.fail(check, "%s with a client certificate binding, but the server does not verify client certificates, so they cannot log in: add ca_file and verify: true to nats.conf's tls block ('authrelay init --tls-client-ca' writes them), then restart the server", accounts.Plural(n, "user"))
+	}
 }
 
 // checkNonce checks that the server sends clients a nonce, which nkey

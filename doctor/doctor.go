@@ -135,6 +135,9 @@ type checker struct {
 	storeAccounts map[string]int
 	// jsAccounts are the accounts of the database with --jetstream.
 	jsAccounts []string
+	// certUsers are the users of the database bound to a client
+	// certificate ('user add --tls-subject|--tls-fingerprint').
+	certUsers map[string]bool
 	// skewFault, when not empty, is the clock check's finding that a relay
 	// on this host would drop the server's requests.
 	skewFault string
@@ -306,6 +309,17 @@ func (d *checker) checkDatabase(ctx context.Context) {
 		return
 	}
 	d.storeAccounts = counts
+	creds, err := db.Credentials(ctx, "", "")
+	if err != nil {
+		d.fail(check, "%s: %v", path, err)
+		return
+	}
+	d.certUsers = map[string]bool{}
+	for _, c := range creds {
+		if c.Kind == accounts.CredTLSSubject || c.Kind == accounts.CredTLSFingerprint {
+			d.certUsers[c.User] = true
+		}
+	}
 	list, err := db.AccountList(ctx)
 	if err != nil {
 		d.fail(check, "%s: %v", path, err)

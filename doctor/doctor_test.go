@@ -624,3 +624,27 @@ func TestResultsEscapeControlCharacters(t *testing.T) {
 		t.Errorf("message = %q, want %q", got, want)
 	}
 }
+
+// TestClientCertificatesNeedVerify: a user bound to a client certificate
+// cannot log in through a server that does not verify client
+// certificates (the relay reads only verified chains): doctor fails and
+// says what to add.
+func TestClientCertificatesNeedVerify(t *testing.T) {
+	d := newTestDir(t, "127.0.0.1:4222")
+	ctx := context.Background()
+	db, err := store.Open(ctx, d.path("authrelay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.ReservedAccounts = func() ([]string, error) { return []string{"AUTH", "SYS"}, nil }
+	if err := db.AddUserWith(ctx, accounts.User{Name: "ingest", Account: "APP"}, "", []accounts.StoredCredential{
+		{Kind: accounts.CredTLSSubject, Value: "CN=ingest,O=acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := Run(ctx, d.config())
+	want(t, got, Fail, "client certificates", "1 user with a client certificate binding, but the server does not verify client certificates")
+	want(t, got, Fail, "client certificates", "verify: true")
+}
