@@ -223,7 +223,6 @@ func e2eCertificates(t *testing.T, bin e2eBinaries) {
 		t.Fatal(err)
 	}
 
-
 	// authrelay user add ingest --account APP --tls-subject 'CN=ingest,O=acme' --pub 'ingest.>'
 	e.authrelay(t, "", "user", "add", "ingest", "--dir", e.dir, "--account", "APP", "--tls-subject", "CN=ingest, O=acme",
 		"--pub", "ingest.>").wantCode(t, exitOK)
