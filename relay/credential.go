@@ -54,11 +54,30 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 		}
 	}
 	kind, value := cred.Lookup()
-	u, ver, err := r.cfg.Credentials.CredentialUser(ctx, kind, value)
-	if cred.Kind == accounts.CredTLSSubject && errors.Is(err, accounts.ErrInvalidCredentials) {
-		kind, value = cred.LookupFingerprint()
-		u, ver, err = r.cfg.Credentials.CredentialUser(ctx, kind, value)
+	if cred.Kind == accounts.CredTLSSubject {
+		// Bound by subject or by the key's fingerprint: the second
+		// lookup only when the first finds nobody.
+		if _, _, err := r.cfg.Credentials.CredentialVersion(ctx, kind, value); errors.Is(err, accounts.ErrInvalidCredentials) {
+			kind, value = cred.LookupFingerprint()
+		}
 	}
+	now := r.cfg.Now()
+	if r.cache != nil {
+		// One cache entry per user and kind: a user's password and its
+		// nkey do not evict each other. A name never holds a NUL.
+		name, ver, err := r.cfg.Credentials.CredentialVersion(ctx, kind, value)
+		if err == nil {
+			if v, ok := r.cache.get(name+"\x00"+string(kind), value, ver, now); ok {
+				if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
+					r.stats.hits.Add(1)
+					d.cache = cacheHit
+					return d
+				}
+			}
+		}
+		r.stats.misses.Add(1)
+	}
+	u, ver, err := r.cfg.Credentials.CredentialUser(ctx, kind, value)
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials):
 		r.failed(ctx, "", host, accounts.FailedPassword)
@@ -66,21 +85,7 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	case err != nil:
 		return decision{reason: ReasonInternalError, err: err, store: true}
 	}
-	// One cache entry per user and kind: a user's password and its nkey
-	// do not evict each other. A name never holds a NUL.
 	slot := u.Name + "\x00" + string(kind)
-	now := r.cfg.Now()
-	if r.cache != nil {
-		if v, ok := r.cache.get(slot, value, ver, now); ok {
-			v.user = u
-			if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
-				r.stats.hits.Add(1)
-				d.cache = cacheHit
-				return d
-			}
-		}
-		r.stats.misses.Add(1)
-	}
 	v := verified{user: u}
 	if r.admissible(u) == "" {
 		var roles []accounts.Role

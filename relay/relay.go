@@ -90,6 +90,10 @@ type CredentialReader interface {
 	// it or it has expired. An expiring credential caps the user's
 	// Expires. It must not write.
 	CredentialUser(ctx context.Context, kind accounts.CredentialKind, value string) (accounts.User, int64, error)
+	// CredentialVersion returns the name of the credential's user and
+	// the user's version, with CredentialUser's errors, without reading
+	// the user: the credential cache's check.
+	CredentialVersion(ctx context.Context, kind accounts.CredentialKind, value string) (string, int64, error)
 }
 
 // PositionReader reads a user's version (ChangeCounter) and the change

@@ -540,6 +540,11 @@ func (b *bench) runShipped(ctx context.Context, dir string, names []string, pass
 		return err
 	}
 
+	if ctx.Err() == nil {
+		if err := b.runCredentials(ctx, dir, s); err != nil {
+			return err
+		}
+	}
 	if b.cfg.AdminWrites > 0 && ctx.Err() == nil {
 		if err := b.runWarmWithWrites(ctx, dir, child, metricsAddr, srv.url(), warm, password, &warmRes); err != nil {
 			return err

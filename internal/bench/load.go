@@ -27,6 +27,9 @@ type connectLoad struct {
 	// for none); ok false ends the goroutine early (cold logins have used
 	// every user).
 	creds func() (name, password string, ok bool)
+	// options, when set, replaces creds: the options of the next connect
+	// (an nkey's or a token's login).
+	options func() []nats.Option
 	// collect keeps the names that logged in.
 	collect bool
 }
@@ -52,13 +55,20 @@ func runConnectLoad(ctx context.Context, l connectLoad) (loadStats, time.Duratio
 			s.errs = map[string]int64{}
 			base := []nats.Option{nats.Name("authrelay-bench"), nats.Timeout(connectTimeout), nats.NoReconnect()}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				name, password, ok := l.creds()
+				var name, password string
+				ok := true
+				if l.options == nil {
+					name, password, ok = l.creds()
+				}
 				if !ok {
 					s.exhausted = true
 					return
 				}
 				opts := base
-				if name != "" {
+				switch {
+				case l.options != nil:
+					opts = append(slices.Clip(base), l.options()...)
+				case name != "":
 					opts = append(slices.Clip(base), nats.UserInfo(name, password))
 				}
 				t0 := time.Now()

@@ -185,12 +185,18 @@ func (r *Report) computeRatios() {
 			r.OperatorRatios = append(r.OperatorRatios, Ratio{Scenario: f.Name, Baseline: d.Name, Ratio: f.ConnectsPerSec / d.ConnectsPerSec})
 		}
 	}
-	for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+	for _, ph := range shippedPhases {
+		d := ph.name
 		ds := r.Find(d)
 		if ds == nil {
 			continue
 		}
-		for _, base := range []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant} {
+		bases := []string{ScenarioNoAuth, ScenarioBcrypt, ScenarioGrant}
+		if ph.credential {
+			// Beside the warm password reconnects of the same run.
+			bases = append(bases, ScenarioShipped+"-warm")
+		}
+		for _, base := range bases {
 			bs := r.Find(base)
 			if bs == nil || bs.ConnectsPerSec == 0 {
 				continue
@@ -198,6 +204,18 @@ func (r *Report) computeRatios() {
 			r.Ratios = append(r.Ratios, Ratio{Scenario: d, Baseline: base, Ratio: ds.ConnectsPerSec / bs.ConnectsPerSec})
 		}
 	}
+}
+
+// shippedPhases are the phases of (d) the report sets beside the others,
+// in its order; the credential phases also beside the warm reconnects.
+var shippedPhases = []struct {
+	name, label string
+	credential  bool
+}{
+	{ScenarioShipped + "-cold", "cold logins", false},
+	{ScenarioShipped + "-warm", "warm reconnects", false},
+	{ScenarioShipped + "-nkey", "nkey logins", true},
+	{ScenarioShipped + "-token", "token logins", true},
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -324,11 +342,12 @@ func (r *Report) WriteText(w io.Writer) {
 			p(" %14s", "("+r.Find(b).ID+") "+b)
 		}
 		p("\n")
-		for _, d := range []string{ScenarioShipped + "-cold", ScenarioShipped + "-warm"} {
+		for _, ph := range shippedPhases {
+			d := ph.name
 			if r.Find(d) == nil {
 				continue
 			}
-			p("  %-18s", map[string]string{ScenarioShipped + "-cold": "cold logins", ScenarioShipped + "-warm": "warm reconnects"}[d])
+			p("  %-18s", ph.label)
 			for _, b := range bases {
 				v := "-"
 				for _, x := range r.Ratios {
