@@ -155,6 +155,8 @@ func TestBenchShort(t *testing.T) {
 		"(c) callout ceiling (grant, no store)",
 		"(d) authrelay cold logins",
 		"(d) authrelay warm reconnects",
+		"(d) authrelay nkey logins",
+		"(d) authrelay API token logins",
 		"(d) authrelay warm, 1 admin write/s",
 	}
 	for _, name := range want {
@@ -185,6 +187,8 @@ func TestBenchShort(t *testing.T) {
 		"connects/s of (d) relative to the others:",
 		"(c) grant",
 		"cold logins",
+		"nkey logins",
+		"token logins",
 		// An unrelated admin write re-verifies no cached user.
 		"a user no client is;",
 		"; 0 password verifications (warm phase: 0)",

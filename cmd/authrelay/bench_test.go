@@ -110,6 +110,8 @@ func TestBenchShortWithoutGrantRelay(t *testing.T) {
 		"(b) nats-server, bcrypt cost 4", // run sets BcryptCost 4
 		"(d) authrelay cold logins",
 		"(d) authrelay warm reconnects",
+		"(d) authrelay nkey logins",
+		"(d) authrelay API token logins",
 		"(d) authrelay warm, 1 admin write/s",
 	}
 	for _, name := range want {
@@ -142,6 +144,8 @@ func TestBenchShortWithoutGrantRelay(t *testing.T) {
 		"not back when the wait ended: 0 ",
 		"connects/s of (d) relative to the others:",
 		"cold logins",
+		"nkey logins",
+		"token logins",
 		// An unrelated admin write re-verifies no cached user.
 		"a user no client is;",
 		"; 0 password verifications (warm phase: 0)",
@@ -213,7 +217,7 @@ func TestBenchOperator(t *testing.T) {
 			t.Errorf("%s: %d connects at %v/s, %d failures %v: want connects and no failure", s.Name, s.Connects, s.ConnectsPerSec, s.Failures, s.Errors)
 		}
 	}
-	if got, want := strings.Join(names, ","), "shipped-cold,shipped-warm,operator-cold,operator-warm"; got != want {
+	if got, want := strings.Join(names, ","), "shipped-cold,shipped-warm,shipped-nkey,shipped-token,operator-cold,operator-warm"; got != want {
 		t.Errorf("scenarios %s, want %s", got, want)
 	}
 	if w := rep.Find(bench.ScenarioOperator + "-warm"); w == nil || w.Relay == nil || w.Relay.Verifications == nil || *w.Relay.Verifications != 0 {

@@ -30,6 +30,8 @@ Measures logins on this machine, side by side, in one run:
                whose users are hashed at the default argon2id policy.
                cold:  each user logs in once (nothing cached)
                warm:  the same users log in again
+               nkey, token: 100 users with an nkey, and 100 with an API
+                      token, log in round and round (beside warm)
                warm, admin writes: the same again while an admin changes
                       a user no client is, --admin-writes times a second
                       (from this process, as the CLI would); with the
