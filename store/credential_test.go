@@ -140,3 +140,84 @@ func TestCredentials(t *testing.T) {
 		t.Fatalf("credentials after the users went: %+v, %v; want none", list, err)
 	}
 }
+
+// TestReplicationOfCredentials: in cluster mode a credential added,
+// changed and removed on one copy is the same on the other (a token's
+// digest, an nkey), the other copy's feed gets the change that closes the
+// user's connections when one is removed, and the user's version moves
+// there too (its caches).
+func TestReplicationOfCredentials(t *testing.T) {
+	ctx := t.Context()
+	log := &sliceLog{}
+	a, b := clusterNode(t, log), clusterNode(t, log)
+	sync := func() {
+		t.Helper()
+		for _, db := range []*DB{b, a} {
+			if err := log.catchUp(db)(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if da, db := digest(t, a), digest(t, b); da != db {
+			t.Fatalf("digests differ after catching up: %s, %s", da, db)
+		}
+	}
+	key := testNkey(t)
+	token, err := accounts.NewAPIToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin(t, a, "account add", func(ctx context.Context) error { return a.AddAccount(ctx, "APP") })
+	admin(t, a, "user add", func(ctx context.Context) error {
+		return a.AddUserWith(ctx, accounts.User{Name: "svc", Account: "APP"}, "", []accounts.StoredCredential{{Kind: accounts.CredNkey, Value: key}})
+	})
+	admin(t, a, "token add", func(ctx context.Context) error {
+		return a.AddCredential(ctx, accounts.StoredCredential{Kind: accounts.CredToken, Value: accounts.TokenDigest(token), User: "svc"})
+	})
+	sync()
+	for _, c := range []struct {
+		kind  accounts.CredentialKind
+		value string
+	}{{accounts.CredNkey, key}, {accounts.CredToken, accounts.TokenDigest(token)}} {
+		if u, _, err := b.CredentialUser(ctx, c.kind, c.value); err != nil || u.Name != "svc" {
+			t.Fatalf("%s of svc on the other copy: %+v, %v", c.kind, u, err)
+		}
+	}
+	if ok, err := b.HasPassword(ctx, "svc"); err != nil || ok {
+		t.Errorf("svc has a password on the other copy: %v, %v", ok, err)
+	}
+	feed, err := b.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Versions come from each copy's own counter: compare a copy with
+	// itself.
+	v1, err := a.UserVersion(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedA, err := a.LastUserChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin(t, b, "user set", func(ctx context.Context) error {
+		return b.SetCredentials(ctx, "svc", []accounts.CredentialKind{accounts.CredNkey}, nil)
+	})
+	sync()
+	if _, _, err := a.CredentialUser(ctx, accounts.CredNkey, key); !errors.Is(err, accounts.ErrInvalidCredentials) {
+		t.Errorf("the removed nkey on the first copy: %v, want ErrInvalidCredentials", err)
+	}
+	if after, err := b.LastUserChange(ctx); err != nil || after == feed {
+		t.Errorf("the nkey's removal wrote no change on the copy that made it (%d → %d, %v)", feed, after, err)
+	}
+	if changes, err := a.UserChangesSince(ctx, feedA); err != nil || len(changes) == 0 || changes[0].User != "svc" {
+		t.Errorf("the first copy's change feed after the removal applied: %+v, %v; want a change of svc (it closes svc's connections there)", changes, err)
+	}
+	if v2, err := a.UserVersion(ctx, "svc"); err != nil || v2 == 0 || v2 == v1 {
+		t.Errorf("svc's version on the first copy after the removal: %d, %v", v2, err)
+	}
+	admin(t, a, "user rm", func(ctx context.Context) error { return a.RemoveUser(ctx, "svc") })
+	sync()
+	if list, err := b.Credentials(ctx, "", ""); err != nil || len(list) != 0 {
+		t.Errorf("credentials on the other copy after the user went: %+v, %v", list, err)
+	}
+}
