@@ -241,12 +241,14 @@ type modeEnv struct {
 	addOn, disableOn    deploy.Layout
 	loginURL, revokeURL string
 	revokeDir           deploy.Layout
+	// copies are every node's directory.
+	copies []deploy.Layout
 }
 
 func singleNode(t *testing.T) modeEnv {
 	l := initDir(t, true)
 	r := start(t, l)
-	return modeEnv{addOn: l, disableOn: l, loginURL: r.url, revokeURL: r.url, revokeDir: l}
+	return modeEnv{addOn: l, disableOn: l, loginURL: r.url, revokeURL: r.url, revokeDir: l, copies: []deploy.Layout{l}}
 }
 
 func threeNodes(t *testing.T) modeEnv {
@@ -254,7 +256,7 @@ func threeNodes(t *testing.T) modeEnv {
 	for i := range 3 {
 		startRelay(t, c.dirs[i], c.urls[i], true)
 	}
-	return modeEnv{addOn: c.dirs[0], loginURL: c.urls[2], disableOn: c.dirs[1], revokeURL: c.urls[0], revokeDir: c.dirs[0]}
+	return modeEnv{addOn: c.dirs[0], loginURL: c.urls[2], disableOn: c.dirs[1], revokeURL: c.urls[0], revokeDir: c.dirs[0], copies: c.dirs}
 }
 
 // TestAddDisableLoginAcrossModes is one body in single-node and cluster
@@ -290,6 +292,12 @@ func TestAddDisableLoginAcrossModes(t *testing.T) {
 				t.Logf("disabled, then kicked after %v", time.Since(began))
 			case <-time.After(time.Second):
 				t.Fatal("alice's connection still open 1 s after the disable")
+			}
+			// The first relay to apply the disable kicked the connection;
+			// a login goes to any relay of the queue group, and every
+			// copy applies the change within 1 s.
+			for _, l := range e.copies {
+				waitFor(t, time.Second, "every copy has alice disabled", func() bool { return userDisabled(t, l, "alice") })
 			}
 			requireDenied(t, reasons, accounts.ReasonUserDisabled, e.revokeURL, "alice", "pw-alice-1")
 			// One kick, one audit row, on every copy: the relays that came
@@ -476,6 +484,21 @@ func readyz(t *testing.T, addr string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// userDisabled reports whether l's copy has user disabled.
+func userDisabled(t *testing.T, l deploy.Layout, user string) bool {
+	t.Helper()
+	db, err := l.OpenLocal(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u, err := db.User(t.Context(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Disabled
 }
 
 // kickRows counts the connection kick rows of user in l's audit trail.
