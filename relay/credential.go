@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/idp"
 )
 
 // decideCredential decides a login with a credential other than a password
-// (an nkey, an API token, a client certificate), in the fast lane: none
+// (an nkey, an API token, a client certificate, an identity provider's
+// token: see oidc.go), in the fast lane: none
 // needs a password hash. The credential is verified before the store is
 // asked (the nonce's signature against the key the client named; a
 // token's shape), the user it names is decided as a password's is
@@ -53,8 +55,24 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 			return decision{reason: ReasonBadCredentials}
 		}
 	}
+	var id idp.Identity // an identity provider's token's, verified
+	if cred.Kind == accounts.CredOIDC {
+		var d decision
+		var ok bool
+		if id, d, ok = r.verifyOIDC(ctx, host, cred); !ok {
+			return d
+		}
+		cred.Provider, cred.Username = id.Provider, id.Username
+	}
+	notAfter := id.Expiry // zero but for an identity provider's token
 	kind, value := cred.Lookup()
 	u, ver, err := r.cfg.Credentials.CredentialUser(ctx, kind, value)
+	if cred.Kind == accounts.CredOIDC && errors.Is(err, accounts.ErrInvalidCredentials) && cred.Name == "" {
+		if d, ok := r.createOIDCUser(ctx, host, id); !ok {
+			return d
+		}
+		u, ver, err = r.cfg.Credentials.CredentialUser(ctx, kind, value)
+	}
 	if cred.Kind == accounts.CredTLSSubject && errors.Is(err, accounts.ErrInvalidCredentials) {
 		kind, value = cred.LookupFingerprint()
 		u, ver, err = r.cfg.Credentials.CredentialUser(ctx, kind, value)
@@ -73,6 +91,7 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	if r.cache != nil {
 		if v, ok := r.cache.get(slot, value, ver, now); ok {
 			v.user = u
+			capGrant(&v, notAfter)
 			if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
 				r.stats.hits.Add(1)
 				d.cache = cacheHit
@@ -95,6 +114,7 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	if r.cache != nil && v.resolved && v.grantErr == nil {
 		r.cache.put(slot, value, ver, v, now)
 	}
+	capGrant(&v, notAfter)
 	d, ok := r.conclude(ctx, rc, &v)
 	if !ok {
 		d = decision{user: u, reason: ReasonInternalError, err: errors.New("grant not resolved")}

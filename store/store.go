@@ -335,6 +335,7 @@ type stmts struct {
 	// userVersion and userPositions serve UserVersion and UserPositions.
 	userVersion, userPositions *sql.Stmt
 	credUser                   *sql.Stmt // CredentialUser
+	idpUser                    *sql.Stmt // CredentialUser of CredOIDC
 }
 
 // prepare prepares every statement of s on db.
@@ -353,6 +354,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.userVersion, userVersionQuery},
 		{&s.userPositions, userPositionsQuery},
 		{&s.credUser, credentialUserQuery},
+		{&s.idpUser, idpUserQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -365,7 +367,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions, s.credUser} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions, s.credUser, s.idpUser} {
 		if st != nil {
 			st.Close()
 		}

@@ -22,12 +22,12 @@ const module = "github.com/authrelay/authrelay"
 var layers = map[string][]string{
 	"accounts":                  {},
 	"store":                     {"accounts"},
-	"relay":                     {"accounts"},
+	"relay":                     {"accounts", "idp"},
 	"deploy":                    {"accounts", "store", "cluster", "natsconf"},
 	"natsconf":                  {"accounts", "store"},
-	"doctor":                    {"accounts", "store", "deploy"},
-	"metrics":                   {"accounts", "store", "relay"},
-	"node":                      {"accounts", "store", "relay", "deploy", "metrics", "cluster"},
+	"doctor":                    {"accounts", "store", "deploy", "idp"},
+	"metrics":                   {"accounts", "store", "relay", "idp"},
+	"node":                      {"accounts", "store", "relay", "deploy", "metrics", "cluster", "idp"},
 	"cluster":                   {"accounts", "store"},
 	"idp":                       {"accounts"},
 	"internal/bench":            {"accounts", "store", "deploy"},
@@ -35,7 +35,7 @@ var layers = map[string][]string{
 	"internal/nsctest":          {},
 	"internal/testtls":          {},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
-	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench"},
+	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench", "idp"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},
 }
 
