@@ -160,15 +160,17 @@ const maxJWTLen = 16 << 10
 
 // LooksLikeJWT reports whether s has the shape of a signed JWT in compact
 // form: three dot-separated parts of base64url, the first of them
-// decoding to a JSON object ('{'). It checks nothing else: the relay
-// verifies the token. API tokens (TokenPrefix) never look like one.
+// decoding to a JSON object ('{'); the signature may be empty (alg none),
+// so that such a token is refused as the bad token it is. It checks
+// nothing else: the relay verifies the token. API tokens (TokenPrefix)
+// never look like one.
 func LooksLikeJWT(s string) bool {
 	if len(s) > maxJWTLen || strings.HasPrefix(s, TokenPrefix) || strings.Count(s, ".") != 2 {
 		return false
 	}
 	head, rest, _ := strings.Cut(s, ".")
 	body, sig, _ := strings.Cut(rest, ".")
-	if head == "" || body == "" || sig == "" {
+	if head == "" || body == "" {
 		return false
 	}
 	for _, part := range []string{head, body, sig} {

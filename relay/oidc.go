@@ -2,8 +2,11 @@ package relay
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,22 +59,30 @@ const oidcWait = 250 * time.Millisecond
 
 // oidcLimits bounds what identity provider logins may take of the relay.
 // A verification can wait on the provider (a key set fetched for a new
-// key id, at most idp.Options.MaxWait); at most half the fast lane's
-// workers wait so, so that a provider that hangs never holds up the
-// logins of other kinds.
+// key id, at most idp.Options.MaxWait): at most half the fast lane's
+// workers wait so, and at most a quarter on one issuer (read, unverified,
+// from the token), so that a provider that hangs holds up neither the
+// logins of other kinds nor those of other providers.
 type oidcLimits struct {
-	slots chan struct{}
+	slots     chan struct{}
+	perIssuer int
 
-	mu     sync.Mutex
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
+	mu       sync.Mutex
+	inFlight map[string]int // verifications under way by issuer
+	rate     float64
+	burst    float64
+	tokens   float64
+	last     time.Time
 }
 
 func newOIDCLimits(workers int, c *IdentityConfig) *oidcLimits {
-	n := max(1, workers/2)
-	l := &oidcLimits{slots: make(chan struct{}, n), rate: c.CreateRate, burst: float64(c.CreateBurst)}
+	l := &oidcLimits{
+		slots:     make(chan struct{}, max(1, workers/2)),
+		perIssuer: max(1, workers/4),
+		inFlight:  map[string]int{},
+		rate:      c.CreateRate,
+		burst:     float64(c.CreateBurst),
+	}
 	if l.rate <= 0 {
 		l.rate = 5
 	}
@@ -82,8 +93,17 @@ func newOIDCLimits(workers int, c *IdentityConfig) *oidcLimits {
 	return l
 }
 
-// acquire takes a verification slot, waiting at most oidcWait.
-func (l *oidcLimits) acquire(ctx context.Context) bool {
+// acquire takes a verification slot for a token of issuer iss: none when
+// that issuer's are all taken, else waiting at most oidcWait for one of
+// all.
+func (l *oidcLimits) acquire(ctx context.Context, iss string) bool {
+	l.mu.Lock()
+	if l.inFlight[iss] >= l.perIssuer {
+		l.mu.Unlock()
+		return false
+	}
+	l.inFlight[iss]++
+	l.mu.Unlock()
 	select {
 	case l.slots <- struct{}{}:
 		return true
@@ -97,10 +117,46 @@ func (l *oidcLimits) acquire(ctx context.Context) bool {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	l.done(iss)
 	return false
 }
 
-func (l *oidcLimits) release() { <-l.slots }
+func (l *oidcLimits) release(iss string) {
+	<-l.slots
+	l.done(iss)
+}
+
+func (l *oidcLimits) done(iss string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight[iss]--; l.inFlight[iss] <= 0 {
+		delete(l.inFlight, iss)
+	}
+}
+
+// maxIssuerKey bounds the issuer a slot is counted under.
+const maxIssuerKey = 512
+
+// tokenIssuer returns the iss claim of a JWT, unverified: only for
+// counting verifications by provider. A token without one reads "".
+func tokenIssuer(raw string) string {
+	_, rest, _ := strings.Cut(raw, ".")
+	body, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	if len(c.Iss) > maxIssuerKey {
+		return c.Iss[:maxIssuerKey]
+	}
+	return c.Iss
+}
 
 // allowCreate takes one creation from the bucket at now.
 func (l *oidcLimits) allowCreate(now time.Time) bool {
@@ -149,10 +205,11 @@ func (r *Relay) verifyOIDC(ctx context.Context, host string, cred accounts.Crede
 		r.failed(ctx, "", host, accounts.FailedPassword)
 		return idp.Identity{}, decision{reason: ReasonBadCredentials, err: errors.New("an identity provider's token, and no provider is configured")}, false
 	}
-	if !r.oidc.acquire(ctx) {
-		return idp.Identity{}, decision{reason: ReasonOverloaded, err: errors.New("too many identity provider verifications waiting")}, false
+	iss := tokenIssuer(cred.Token)
+	if !r.oidc.acquire(ctx, iss) {
+		return idp.Identity{}, decision{reason: ReasonOverloaded, err: fmt.Errorf("too many verifications of identity provider tokens waiting (issuer %s)", accounts.ClientText(iss))}, false
 	}
-	defer r.oidc.release()
+	defer r.oidc.release(iss)
 	var id idp.Identity
 	var err error
 	if cred.Name != "" {

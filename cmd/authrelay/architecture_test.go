@@ -34,6 +34,7 @@ var layers = map[string][]string{
 	"internal/loopback":         {},
 	"internal/nsctest":          {},
 	"internal/testtls":          {},
+	"internal/oidctest":         {},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
 	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench", "idp"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},
