@@ -24,6 +24,9 @@ type IdentityProvider struct {
 	// CreateUsers lets an unknown subject be created on its first login.
 	CreateUsers bool      `json:"create_users"`
 	Created     time.Time `json:"created"`
+	// Users are the users bound to the provider, sorted (as the store
+	// reads them; not part of the provider's configuration).
+	Users []string `json:"users"`
 }
 
 // ErrNameTaken means an identity provider's subject names a user that

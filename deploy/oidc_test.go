@@ -187,7 +187,7 @@ func TestModesOIDCLogin(t *testing.T) {
 			}
 			requireClosed(t, short, 6*time.Second, "the token's exp passed")
 
-			if err := e.db.RemoveIdentityProvider(ctx, "corp"); err != nil {
+			if _, err := e.db.RemoveIdentityProvider(ctx, "corp"); err != nil {
 				t.Fatal(err)
 			}
 			requireClosed(t, closed, time.Second+500*time.Millisecond, "provider corp removed")

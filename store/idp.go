@@ -35,7 +35,7 @@ func bindProvider(ctx context.Context, tx *sql.Tx, user, provider string) error 
 	var one int
 	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM identity_providers WHERE name = ?`, provider).Scan(&one); {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("identity provider %q %w (add it with 'authrelay idp add')", provider, ErrNotFound)
+		return fmt.Errorf("identity provider %q %w: add it with 'authrelay idp add', see 'authrelay idp list'", provider, ErrUnknownProvider)
 	case err != nil:
 		return err
 	}
@@ -93,16 +93,20 @@ func (db *DB) AddIdentityProvider(ctx context.Context, p accounts.IdentityProvid
 	return tx.Commit()
 }
 
-const providerColumns = `name, issuer, audience, account, username_claim, roles_claim, role_map, create_users, created`
+const providerColumns = `name, issuer, audience, account, username_claim, roles_claim, role_map, create_users, created,
+	(SELECT json_group_array(user ORDER BY user) FROM user_idps WHERE provider = identity_providers.name)`
 
 func scanProvider(row scanner) (accounts.IdentityProvider, error) {
 	var p accounts.IdentityProvider
-	var roleMap, created string
-	if err := row.Scan(&p.Name, &p.Issuer, &p.Audience, &p.Account, &p.UsernameClaim, &p.RolesClaim, &roleMap, &p.CreateUsers, &created); err != nil {
+	var roleMap, created, users string
+	if err := row.Scan(&p.Name, &p.Issuer, &p.Audience, &p.Account, &p.UsernameClaim, &p.RolesClaim, &roleMap, &p.CreateUsers, &created, &users); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal([]byte(roleMap), &p.RoleMap); err != nil {
 		return p, fmt.Errorf("provider %q: role map: %w", p.Name, err)
+	}
+	if err := json.Unmarshal([]byte(users), &p.Users); err != nil {
+		return p, fmt.Errorf("provider %q: users: %w", p.Name, err)
 	}
 	t, err := parseTime(created)
 	if err != nil {
@@ -112,7 +116,8 @@ func scanProvider(row scanner) (accounts.IdentityProvider, error) {
 	return p, nil
 }
 
-// IdentityProviders returns every identity provider, by name.
+// IdentityProviders returns every identity provider, by name, each with
+// its users.
 func (db *DB) IdentityProviders(ctx context.Context) ([]accounts.IdentityProvider, error) {
 	rows, err := db.q(ctx).QueryContext(ctx, `SELECT `+providerColumns+` FROM identity_providers ORDER BY name`)
 	if err != nil {
@@ -160,10 +165,18 @@ func (db *DB) ProviderUsers(ctx context.Context, name string) ([]string, error) 
 }
 
 // RemoveIdentityProvider removes the provider called name, or returns
-// ErrNotFound. Its users' connections are closed (the change feed) and
-// they cannot log in until a provider of that name is added again; their
-// bindings stay.
-func (db *DB) RemoveIdentityProvider(ctx context.Context, name string) error {
+// ErrNotFound, and returns its users. Their connections are closed (the
+// change feed) and they cannot log in until a provider of that name is
+// added again; their bindings stay.
+func (db *DB) RemoveIdentityProvider(ctx context.Context, name string) ([]string, error) {
+	users, err := db.ProviderUsers(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return users, db.removeIdentityProvider(ctx, name)
+}
+
+func (db *DB) removeIdentityProvider(ctx context.Context, name string) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("remove identity provider %q: %w", name, err)
@@ -196,6 +209,10 @@ func (db *DB) UserProvider(ctx context.Context, name string) (string, error) {
 	}
 	return p, nil
 }
+
+// ErrUnknownProvider means a user was to be bound to an identity provider
+// that does not exist.
+var ErrUnknownProvider = errors.New("is not configured")
 
 // ErrNameTaken is accounts.ErrNameTaken.
 var ErrNameTaken = accounts.ErrNameTaken

@@ -35,8 +35,9 @@ var layers = map[string][]string{
 	"internal/nsctest":          {},
 	"internal/testtls":          {},
 	"internal/oidctest":         {},
+	"internal/buildinfo":        {},
 	"internal/bench/grantrelay": {"accounts", "relay", "deploy", "internal/bench"},
-	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench", "idp"},
+	"cmd/authrelay":             {"accounts", "store", "relay", "deploy", "natsconf", "doctor", "metrics", "node", "cluster", "internal/bench", "idp", "internal/buildinfo"},
 	"cmd/authrelay-bench":       {"accounts", "store", "relay", "deploy", "internal/bench", "internal/bench/grantrelay"},
 }
 
