@@ -335,3 +335,49 @@ func TestModesOIDCCreateUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestModesOIDCRefresh is the README's refresh story: a client whose
+// tokens live 2 seconds, sent through nats.TokenHandler, is disconnected
+// at each token's exp and reconnects with a fresh one, and keeps working.
+func TestModesOIDCRefresh(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newModeEnv(t, mode, nil, nil)
+			o := oidctest.Start(t)
+			e.addProvider("corp", o, nil)
+			u := svc
+			u.Name = oidctest.ServiceSubject
+			e.bindUser(u, "corp")
+			e.startOIDCRelay()
+			reconnected := make(chan struct{}, 4)
+			var mu sync.Mutex
+			issued := 0
+			nc, _, err := e.connect("", "",
+				nats.TokenHandler(func() string {
+					mu.Lock()
+					issued++
+					mu.Unlock()
+					return o.Sign(o.Claims(oidctest.ServiceSubject, 2*time.Second))
+				}),
+				nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+				nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+			if err != nil {
+				t.Fatalf("connect with a token handler: %v", err)
+			}
+			for i := range 2 {
+				select {
+				case <-reconnected:
+				case <-time.After(8 * time.Second):
+					t.Fatalf("no reconnect %d with a fresh token after the token's exp", i+1)
+				}
+			}
+			requirePubSub(t, nc, "app.after-refresh")
+			mu.Lock()
+			defer mu.Unlock()
+			if issued < 3 {
+				t.Errorf("the token handler was asked %d times, want one per connect (3)", issued)
+			}
+		})
+	}
+}
