@@ -250,7 +250,7 @@ func (db *DB) CreateIdentityUser(ctx context.Context, actor string, u accounts.U
 		case !errors.Is(err, sql.ErrNoRows):
 			return "", err
 		}
-		var roles []string
+		roles := []string{}
 		for _, r := range u.Roles {
 			var one int
 			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM roles WHERE name = ?`, r).Scan(&one); err == nil {
