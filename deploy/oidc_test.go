@@ -55,6 +55,22 @@ func (e *modeEnv) updateProviders(set *idp.Set) {
 	}
 }
 
+// waitProvider waits for the relay's verifier of the provider called
+// name to have fetched its keys (a login before that waits for them, as
+// long as the server's authorization timeout under a loaded race run).
+func waitProvider(t *testing.T, set *idp.Set, name string) {
+	t.Helper()
+	v := set.Verifier(name)
+	if v == nil {
+		t.Fatalf("no verifier of provider %s", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := v.Check(ctx); err != nil {
+		t.Fatalf("provider %s: %v", name, err)
+	}
+}
+
 // addProvider stores an identity provider for o.
 func (e *modeEnv) addProvider(name string, o *oidctest.OP, edit func(*accounts.IdentityProvider)) {
 	e.t.Helper()
@@ -115,7 +131,7 @@ func TestModesOIDCLogin(t *testing.T) {
 			service.Name = oidctest.ServiceSubject
 			e.bindUser(service, "corp")
 			e.addUser(accounts.User{Name: "mallory-target", Account: "APP", Permissions: svc.Permissions}, "a-long-password-1")
-			e.startOIDCRelay()
+			waitProvider(t, e.startOIDCRelay(), "corp")
 			reasons := e.authErrors()
 
 			idToken, accessToken := o.IDToken(), o.AccessToken()
@@ -221,7 +237,7 @@ func TestModesOIDCProviderDown(t *testing.T) {
 				e.bindUser(b, map[string]string{"d1": "down", "h1": "hung"}[name])
 			}
 			e.addUser(accounts.User{Name: "alice", Account: "APP", Permissions: svc.Permissions}, "a-long-password-1")
-			e.startOIDCRelay()
+			waitProvider(t, e.startOIDCRelay(), "up")
 			reasons := e.authErrors()
 
 			e.requireDenied(reasons, accounts.ReasonIdpUnavailable, "", "", nats.Token(down.Sign(down.Claims("d1", time.Hour))))
@@ -288,7 +304,7 @@ func TestModesOIDCCreateUsers(t *testing.T) {
 				p.CreateUsers, p.RolesClaim, p.RoleMap = true, "groups", map[string]string{"nats-readers": "reader", "nats-missing": "no-such-role"}
 			})
 			e.addUser(accounts.User{Name: "alice", Account: "APP", Permissions: svc.Permissions}, "a-long-password-1")
-			e.startOIDCRelay()
+			waitProvider(t, e.startOIDCRelay(), "corp")
 			reasons := e.authErrors()
 
 			claims := o.Claims("newcomer", time.Hour)
@@ -349,7 +365,7 @@ func TestModesOIDCRefresh(t *testing.T) {
 			u := svc
 			u.Name = oidctest.ServiceSubject
 			e.bindUser(u, "corp")
-			e.startOIDCRelay()
+			waitProvider(t, e.startOIDCRelay(), "corp")
 			reconnected := make(chan struct{}, 4)
 			var mu sync.Mutex
 			issued := 0

@@ -71,6 +71,11 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 		if d, ok := r.createOIDCUser(ctx, host, id); !ok {
 			return d
 		}
+		if r.revoke != nil {
+			// The creation is a change of the user's (the change feed):
+			// this grant, read after it, is not one it revokes.
+			req.changePos = r.revoke.position()
+		}
 		u, ver, err = r.cfg.Credentials.CredentialUser(ctx, kind, value)
 	}
 	if cred.Kind == accounts.CredTLSSubject && errors.Is(err, accounts.ErrInvalidCredentials) {

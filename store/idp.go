@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/authrelay/authrelay/accounts"
 )
@@ -229,7 +230,7 @@ func (db *DB) CreateIdentityUser(ctx context.Context, actor string, u accounts.U
 	if err != nil {
 		return fmt.Errorf("create user %q of identity provider %q: %w", u.Name, provider, err)
 	}
-	hash, err := HashPassword(rand.Text()+rand.Text(), db.params())
+	hash, err := db.unusable.get(db.params())
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Name, err)
 	}
@@ -278,6 +279,31 @@ func (db *DB) CreateIdentityUser(ctx context.Context, actor string, u accounts.U
 		return fmt.Errorf("create user %q of identity provider %q: %w", u.Name, provider, err)
 	}
 	return nil
+}
+
+// unusableHash is the hash, at the hash policy, of a random secret that is
+// never kept: the password of every user CreateIdentityUser creates. A
+// password login of one costs a verification and fails, as a wrong
+// password does; sharing it tells nothing (nobody knows the secret), and
+// a login that creates a user pays no hash.
+type unusableHash struct {
+	mu     sync.Mutex
+	params Argon2Params
+	hash   string
+}
+
+func (h *unusableHash) get(p Argon2Params) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hash != "" && h.params == p {
+		return h.hash, nil
+	}
+	hash, err := HashPassword(rand.Text()+rand.Text(), p)
+	if err != nil {
+		return "", err
+	}
+	h.params, h.hash = p, hash
+	return hash, nil
 }
 
 // errExisted ends CreateIdentityUser's change when another login created

@@ -121,6 +121,9 @@ type DB struct {
 	// entry with a settings row, applied or skipped), nil before: it
 	// replaces Params from then on (see params).
 	policy atomic.Pointer[Argon2Params]
+	// unusable caches the hash of a random secret given to users created
+	// on first login (CreateIdentityUser), so that no login hashes one.
+	unusable unusableHash
 	// rehashes are the rehashes at login waiting to be made as admin
 	// changes, in cluster mode (see RehashLoop).
 	rehashes rehashQueue
