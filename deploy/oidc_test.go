@@ -189,6 +189,16 @@ func TestModesOIDCLogin(t *testing.T) {
 				t.Fatalf("the password user after a token claimed its name: %v", err)
 			}
 			pw.Close()
+			// A password user whose password looks like a JWT logs in by
+			// it: the user is bound to no provider.
+			jwtLike := o.Sign(o.Claims("nobody", time.Hour))
+			e.addUser(accounts.User{Name: "jwt-password", Account: "APP", Permissions: svc.Permissions}, jwtLike)
+			if c, _, err := e.connect("jwt-password", jwtLike); err != nil {
+				t.Fatalf("a password shaped as a JWT: %v", err)
+			} else {
+				c.Close()
+			}
+			e.requireDenied(reasons, relay.ReasonBadCredentials, "jwt-password", idToken)
 			// None of the failures counted against a name.
 			if again, _, err := e.connect("", "", nats.Token(idToken)); err != nil {
 				t.Fatalf("ID token after %d bad tokens: %v (locked out by a name anyone may know)", len(bad)*accounts.DefaultLockoutPolicy.Threshold, err)
