@@ -39,6 +39,12 @@ const (
 	// CredTLSFingerprint binds a user to the SHA-256 of a client
 	// certificate's public key, of a chain the server verified.
 	CredTLSFingerprint CredentialKind = "tls_fingerprint"
+	// CredOIDC is an OpenID Connect or OAuth2 bearer token (a JWT, an ID
+	// token or an access token) of an identity provider ('authrelay idp
+	// add'), sent as the NATS token, or as the password of a username. The
+	// relay verifies it with the provider's keys and looks the user up by
+	// Lookup: the provider and the token's username claim.
+	CredOIDC CredentialKind = "oidc"
 )
 
 // Denial reasons of the credential kinds beside a password (see the
@@ -50,6 +56,11 @@ const (
 	// its config has an nkey user: 'authrelay init' writes one into the
 	// callout account, and 'authrelay doctor' says when it is missing.
 	ReasonNonceMissing = "nonce_missing"
+	// ReasonIdpUnavailable means a client sent an identity provider's
+	// token but the provider's keys could not be had (its discovery
+	// document or key set unreachable, or the keys cached too long ago):
+	// the token could not be checked. Other logins are not held up.
+	ReasonIdpUnavailable = "idp_unavailable"
 )
 
 // TokenPrefix starts every API token, so that a secret scanner (or a
@@ -90,23 +101,45 @@ type Credential struct {
 	// verified (the kind is CredTLSSubject for either TLS binding; the
 	// store is asked for both).
 	Cert *x509.Certificate
+	// For CredOIDC, Token is the JWT; Name, when not empty, is the
+	// username it came with (the token sent as the password), which the
+	// token's username claim must equal. Password is the JWT then, too:
+	// the relay decides it as a password when the user is bound to no
+	// provider (see Presented).
+	// Provider and Username are what the relay found the token to say,
+	// for Lookup.
+	Provider, Username string
 }
 
 // Presented returns the credential a CONNECT carries, in this order: a
-// username with a password; an nkey with a signature; an API token (a token
-// with TokenPrefix); a client certificate the server verified, when the
-// CONNECT carries no username. It reports false when there is none
+// username with a password (CredOIDC when the password is shaped as a JWT,
+// LooksLikeJWT); an nkey with a signature; an API token (a token with
+// TokenPrefix); an identity provider's token (a JWT as the token); a
+// client certificate the server verified, when the CONNECT carries no
+// username.
+//
+// A username with a JWT as its password is CredOIDC with Name set, and
+// the relay asks the store whether that user is bound to a provider: if
+// it is, the JWT is verified as that provider's token (a failure counts
+// only against the address, like every kind but the password); if not,
+// the login is decided as a password (Credential.AsPassword), so that a
+// password user's password that happens to look like a JWT still works,
+// and a guess at it counts against the name as any password does. It reports false when there is none
 // (ReasonNoCredentials). tls is nil for a client without TLS; only its
 // verified chains count, as nats-server fills them only when it checked
 // the client's certificate against its CA (tls { verify: true }).
 func Presented(co jwt.ConnectOptions, nonce string, tls *jwt.ClientTLS) (Credential, bool) {
 	switch {
+	case co.Username != "" && co.Password != "" && LooksLikeJWT(co.Password):
+		return Credential{Kind: CredOIDC, Name: co.Username, Password: co.Password, Token: co.Password}, true
 	case co.Username != "" && co.Password != "":
 		return Credential{Kind: CredPassword, Name: co.Username, Password: co.Password}, true
 	case co.Nkey != "" && co.SignedNonce != "":
 		return Credential{Kind: CredNkey, Nkey: co.Nkey, Sig: co.SignedNonce, Nonce: nonce}, true
 	case strings.HasPrefix(co.Token, TokenPrefix):
 		return Credential{Kind: CredToken, Token: co.Token}, true
+	case LooksLikeJWT(co.Token):
+		return Credential{Kind: CredOIDC, Token: co.Token}, true
 	case co.Username == "" && tls != nil && len(tls.VerifiedChains) > 0 && len(tls.VerifiedChains[0]) > 0:
 		cert, err := parseCertPEM(tls.VerifiedChains[0][0])
 		if err != nil {
@@ -116,6 +149,45 @@ func Presented(co jwt.ConnectOptions, nonce string, tls *jwt.ClientTLS) (Credent
 	}
 	return Credential{}, false
 }
+
+// AsPassword returns a CredOIDC credential that came as a username's
+// password as the password credential it also is.
+func (c Credential) AsPassword() Credential {
+	return Credential{Kind: CredPassword, Name: c.Name, Password: c.Password}
+}
+
+// maxJWTLen bounds what LooksLikeJWT reads (idp.MaxTokenSize).
+const maxJWTLen = 16 << 10
+
+// LooksLikeJWT reports whether s has the shape of a signed JWT in compact
+// form: three dot-separated parts of base64url, the first of them
+// decoding to a JSON object ('{'); the signature may be empty (alg none),
+// so that such a token is refused as the bad token it is. It checks
+// nothing else: the relay verifies the token. API tokens (TokenPrefix)
+// never look like one.
+func LooksLikeJWT(s string) bool {
+	if len(s) > maxJWTLen || strings.HasPrefix(s, TokenPrefix) || strings.Count(s, ".") != 2 {
+		return false
+	}
+	head, rest, _ := strings.Cut(s, ".")
+	body, sig, _ := strings.Cut(rest, ".")
+	if head == "" || body == "" {
+		return false
+	}
+	for _, part := range []string{head, body, sig} {
+		for i := 0; i < len(part); i++ {
+			if ch := part[i]; !(ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+				return false
+			}
+		}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	return err == nil && len(b) > 0 && b[0] == '{'
+}
+
+// OIDCValue is the value the store finds a provider's user by: the
+// provider's name and the username, which neither holds a NUL.
+func OIDCValue(provider, username string) string { return provider + "\x00" + username }
 
 // maxCertPEM bounds a certificate the server passes on.
 const maxCertPEM = 64 << 10
@@ -183,6 +255,8 @@ func (c Credential) Lookup() (CredentialKind, string) {
 		return CredToken, TokenDigest(c.Token)
 	case CredTLSSubject:
 		return CredTLSSubject, CertSubject(c.Cert)
+	case CredOIDC:
+		return CredOIDC, OIDCValue(c.Provider, c.Username)
 	}
 	return c.Kind, ""
 }

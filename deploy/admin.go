@@ -120,3 +120,56 @@ func (l Layout) Import(ctx context.Context, db *store.DB, actor string, rep *nat
 	}
 	return userErr, err
 }
+
+// SetHashPolicy applies the hash policy edit e (checked by
+// e.CheckFlags) to the stored policy with its audit row, by actor, in one
+// transaction, and returns the policy and whether the hash part changed
+// (only the minimum password length may have). An edit the policy refuses
+// is an error wrapping store.ErrBadPolicy, and nothing changes.
+func SetHashPolicy(ctx context.Context, db *store.DB, actor string, e store.PolicyEdit) (store.Argon2Params, bool, error) {
+	p, err := db.HashPolicy(ctx)
+	if err != nil {
+		return p, false, err
+	}
+	p, hashChange, err := e.Apply(p)
+	if err != nil {
+		return p, false, err
+	}
+	err = Admin(ctx, db, actor, "hash set", func(ctx context.Context) (map[string]any, error) {
+		detail := map[string]any{}
+		if e.MinPasswordLen != nil {
+			detail["min_password_length"] = *e.MinPasswordLen
+			if err := db.SetMinPasswordLen(ctx, *e.MinPasswordLen); err != nil {
+				return nil, err
+			}
+		}
+		if !hashChange {
+			return detail, nil
+		}
+		detail["memory_kib"], detail["time"], detail["threads"] = p.Memory, p.Time, p.Threads
+		return detail, db.SetHashPolicy(ctx, p)
+	})
+	return p, hashChange, err
+}
+
+// Unlock lifts the lockouts of the username name (may be "") from the
+// address key (may be "", store.UnlockAddr's form) with its audit row, by
+// actor, in one transaction, and reports whether anything was locked.
+func Unlock(ctx context.Context, db *store.DB, actor, name, key string) (bool, error) {
+	var was bool
+	err := Admin(ctx, db, actor, "user unlock", func(ctx context.Context) (map[string]any, error) {
+		var err error
+		if was, err = db.Unlock(ctx, name, key); err != nil {
+			return nil, err
+		}
+		details := map[string]any{"was_locked": was}
+		if name != "" {
+			details["user"] = name
+		}
+		if key != "" {
+			details["addr"] = key
+		}
+		return details, nil
+	})
+	return was, err
+}

@@ -173,6 +173,7 @@ func (d *checker) run(ctx context.Context) {
 	d.checkCluster()
 	if !d.cfg.Offline {
 		d.checkNetwork(ctx)
+		d.checkIdentityProviders(ctx)
 	}
 }
 

@@ -186,6 +186,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	audit := db.NewAuditWriter(auditOpts)
 
+	// Identity providers' tokens: the verifiers follow the store's
+	// providers (idp add|rm) while the relay runs.
+	ids, err := newIdentitySet(ctx, db, logger.With("component", "idp"))
+	if err != nil {
+		audit.Close(context.Background())
+		return fmt.Errorf("serve: identity providers: %w", err)
+	}
+	idsCtx, stopIDs := context.WithCancel(context.WithoutCancel(ctx))
+	idsDone := make(chan struct{})
+	go func() { defer close(idsDone); ids.watch(idsCtx) }()
+	defer func() { stopIDs(); <-idsDone }()
+
 	rc := relay.Config{
 		URL:         cfg.URL,
 		NATSOptions: cfg.NATSOptions,
@@ -194,6 +206,7 @@ func Run(ctx context.Context, cfg Config) error {
 		XKey:        xkey,
 		Users:       db,
 		Credentials: db,
+		Identity:    &relay.IdentityConfig{Verifier: ids.set, Users: db},
 		Guard:       guard,
 		Audit:       audit,
 		// Never place a user in the callout or system account of the

@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/idp"
 )
 
 // decideCredential decides a login with a credential other than a password
-// (an nkey, an API token, a client certificate), in the fast lane: none
+// (an nkey, an API token, a client certificate, an identity provider's
+// token: see oidc.go), in the fast lane: none
 // needs a password hash. The credential is verified before the store is
 // asked (the nonce's signature against the key the client named; a
 // token's shape), the user it names is decided as a password's is
@@ -53,6 +55,16 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 			return decision{reason: ReasonBadCredentials}
 		}
 	}
+	var id idp.Identity // an identity provider's token's, verified
+	if cred.Kind == accounts.CredOIDC {
+		var d decision
+		var ok bool
+		if id, d, ok = r.verifyOIDC(ctx, host, cred); !ok {
+			return d
+		}
+		cred.Provider, cred.Username = id.Provider, id.Username
+	}
+	notAfter := id.Expiry // zero but for an identity provider's token
 	kind, value := cred.Lookup()
 	if cred.Kind == accounts.CredTLSSubject {
 		// Bound by subject or by the key's fingerprint: the second
@@ -62,9 +74,11 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 		}
 	}
 	now := r.cfg.Now()
-	if r.cache != nil {
-		// One cache entry per user and kind: a user's password and its
-		// nkey do not evict each other. A name never holds a NUL.
+	// One cache entry per user and kind: a user's password and its nkey
+	// do not evict each other. A name never holds a NUL.
+	if r.cache != nil && cred.Kind != accounts.CredOIDC {
+		// The cached grant is checked against the credential's user and
+		// version, without reading the user.
 		name, ver, err := r.cfg.Credentials.CredentialVersion(ctx, kind, value)
 		if err == nil {
 			if v, ok := r.cache.get(name+"\x00"+string(kind), value, ver, now); ok {
@@ -78,6 +92,17 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 		r.stats.misses.Add(1)
 	}
 	u, ver, err := r.cfg.Credentials.CredentialUser(ctx, kind, value)
+	if cred.Kind == accounts.CredOIDC && errors.Is(err, accounts.ErrInvalidCredentials) && cred.Name == "" {
+		if d, ok := r.createOIDCUser(ctx, host, id); !ok {
+			return d
+		}
+		if r.revoke != nil {
+			// The creation is a change of the user's (the change feed):
+			// this grant, read after it, is not one it revokes.
+			req.changePos = r.revoke.position()
+		}
+		u, ver, err = r.cfg.Credentials.CredentialUser(ctx, kind, value)
+	}
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials):
 		r.failed(ctx, "", host, accounts.FailedPassword)
@@ -86,6 +111,20 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 		return decision{reason: ReasonInternalError, err: err, store: true}
 	}
 	slot := u.Name + "\x00" + string(kind)
+	if r.cache != nil && cred.Kind == accounts.CredOIDC {
+		// An identity provider's binding is checked with the user read:
+		// the grant is capped at this token's expiry.
+		if v, ok := r.cache.get(slot, value, ver, now); ok {
+			v.user = u
+			capGrant(&v, notAfter)
+			if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
+				r.stats.hits.Add(1)
+				d.cache = cacheHit
+				return d
+			}
+		}
+		r.stats.misses.Add(1)
+	}
 	v := verified{user: u}
 	if r.admissible(u) == "" {
 		var roles []accounts.Role
@@ -100,6 +139,7 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	if r.cache != nil && v.resolved && v.grantErr == nil {
 		r.cache.put(slot, value, ver, v, now)
 	}
+	capGrant(&v, notAfter)
 	d, ok := r.conclude(ctx, rc, &v)
 	if !ok {
 		d = decision{user: u, reason: ReasonInternalError, err: errors.New("grant not resolved")}

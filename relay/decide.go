@@ -273,6 +273,13 @@ func (r *Relay) decide(ctx context.Context, rc *jwt.AuthorizationRequestClaims) 
 func (r *Relay) decideFast(ctx context.Context, req *request) (d decision, slow bool) {
 	rc := req.rc
 	cred, ok := accounts.Presented(rc.ConnectOptions, rc.ClientInformation.Nonce, rc.TLS)
+	if ok && cred.Kind == accounts.CredOIDC && cred.Name != "" {
+		// A JWT as a username's password: the user's provider, or a password.
+		var d decision
+		if cred, d, ok = r.passwordOrOIDC(ctx, cred); d.reason != "" {
+			return d, false
+		}
+	}
 	switch {
 	case !ok:
 		return decision{reason: ReasonNoCredentials}, false

@@ -177,6 +177,10 @@ type Config struct {
 	// passwords (nkeys, API tokens, TLS client certificates); without it
 	// those logins are refused with ReasonNoCredentials.
 	Credentials CredentialReader
+	// Identity, when set, verifies identity providers' tokens (OIDC /
+	// OAuth2 JWTs, accounts.CredOIDC) and finds and creates their users;
+	// without it those logins are refused with ReasonBadCredentials.
+	Identity *IdentityConfig
 	// Guard, when set, locks out usernames and addresses after repeated
 	// failed logins.
 	Guard Guard
@@ -298,6 +302,9 @@ type Relay struct {
 	failErrs atomic.Uint64
 	// connWarn limits the log of failed connection attempts.
 	connWarn everySecond
+	// oidc bounds the identity provider verifications under way and the
+	// users they create (nil without cfg.Identity).
+	oidc *oidcLimits
 }
 
 // New checks cfg, fills in defaults and returns a Relay.
@@ -366,6 +373,12 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.CacheTTL > 0 {
 		r.cache, r.changes = newCredCache(cfg.CacheTTL, cfg.CacheSize), changes
+	}
+	if cfg.Identity != nil {
+		if cfg.Identity.Verifier == nil || cfg.Identity.Users == nil {
+			return nil, errors.New("new relay: Identity needs a Verifier and Users")
+		}
+		r.oidc = newOIDCLimits(cfg.Workers, cfg.Identity)
 	}
 	if cfg.Revoke != nil {
 		v, err := newRevoker(*cfg.Revoke, cfg.SessionTTL, cfg.Now, cfg.Logger)

@@ -55,6 +55,13 @@ func (db *DB) AddUserWith(ctx context.Context, u accounts.User, password string,
 
 // checkCredential checks a credential before it is stored.
 func checkCredential(c accounts.StoredCredential) error {
+	if c.Kind == accounts.CredOIDC {
+		// A binding to an identity provider: Value is its name.
+		if c.Value == "" || len(c.Value) > accounts.MaxNameLen || strings.ContainsFunc(c.Value, func(r rune) bool { return r <= 0x20 || r == 0x7f }) {
+			return fmt.Errorf("identity provider name %s: 1 to %d printable bytes", accounts.ClientText(c.Value), accounts.MaxNameLen)
+		}
+		return nil
+	}
 	if c.Kind == accounts.CredToken {
 		if len(c.Value) != 64 {
 			return errors.New("a token is stored as the hex SHA-256 of it (accounts.TokenDigest)")
@@ -90,8 +97,12 @@ func (db *DB) AddCredential(ctx context.Context, c accounts.StoredCredential) er
 	return tx.Commit()
 }
 
-// insertCredential writes c in tx.
+// insertCredential writes c in tx. A CredOIDC credential binds the user
+// to the identity provider its Value names (user_idps, 0018).
 func insertCredential(ctx context.Context, tx *sql.Tx, c accounts.StoredCredential, now time.Time) error {
+	if c.Kind == accounts.CredOIDC {
+		return bindProvider(ctx, tx, c.User, c.Value)
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO credentials (kind, value, user, name, created, expires) VALUES (?, ?, ?, ?, ?, ?)`,
 		string(c.Kind), c.Value, c.User, c.Name, formatTime(now), expiresValue(c.Expires))
 	switch {
@@ -230,13 +241,24 @@ const credentialUserQuery = `SELECT cexp, COALESCE((SELECT v FROM user_versions 
 // returns an error for which errors.Is(err, accounts.ErrInvalidCredentials)
 // holds when no user has it, or it has expired. It runs one read-only
 // statement and never writes.
+//
+// For CredOIDC, value is accounts.OIDCValue(provider, username): the user
+// of that name bound to that provider, while the provider exists.
 func (db *DB) CredentialUser(ctx context.Context, kind accounts.CredentialKind, value string) (accounts.User, int64, error) {
 	if value == "" || len(value) > 2*maxSubjectValue {
 		return accounts.User{}, 0, fmt.Errorf("authenticate %s: %w", kind, accounts.ErrInvalidCredentials)
 	}
 	var expires sql.NullString
 	var ver int64
-	u, err := scanUser(db.stmts.credUser.QueryRowContext(ctx, string(kind), value), &expires, &ver)
+	row := func() *sql.Row { return db.stmts.credUser.QueryRowContext(ctx, string(kind), value) }
+	if kind == accounts.CredOIDC {
+		provider, name, ok := strings.Cut(value, "\x00")
+		if !ok {
+			return accounts.User{}, 0, fmt.Errorf("authenticate %s: %w", kind, accounts.ErrInvalidCredentials)
+		}
+		row = func() *sql.Row { return db.stmts.idpUser.QueryRowContext(ctx, provider, name) }
+	}
+	u, err := scanUser(row(), &expires, &ver)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return accounts.User{}, 0, fmt.Errorf("authenticate %s: %w", kind, accounts.ErrInvalidCredentials)

@@ -130,3 +130,19 @@ func (db *DB) SetMinPasswordLen(ctx context.Context, n int) error {
 	}
 	return tx.Commit()
 }
+
+// CheckPasswordOf holds a password an admin chose for the user called
+// name to the policy (CheckNewPassword) at the database's minimum length.
+// A password refused is an error wrapping ErrWeakPassword.
+func (db *DB) CheckPasswordOf(ctx context.Context, name, password string) error {
+	minLen, err := db.MinPasswordLen(ctx)
+	if err != nil {
+		return err
+	}
+	if err := CheckNewPassword(name, password, minLen); err != nil && !errors.Is(err, ErrWeakPassword) {
+		return fmt.Errorf("%w: %w", ErrWeakPassword, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}

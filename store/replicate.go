@@ -116,6 +116,8 @@ var tables = []tableSpec{
 	{name: "users", replicated: true, key: []string{"name"}, local: []string{"rehashes"}},
 	{name: "user_roles", replicated: true, key: []string{"user", "role"}, replace: true},
 	{name: "credentials", replicated: true, key: []string{"kind", "value"}},
+	{name: "identity_providers", replicated: true, key: []string{"name"}},
+	{name: "user_idps", replicated: true, key: []string{"user"}},
 	// mark names a row of this node's change feed: Apply sets it to the
 	// row its own users trigger wrote (see applyGraces).
 	{name: "password_graces", replicated: true, key: []string{"user"}, rewritten: []string{"mark"}},

@@ -121,6 +121,9 @@ type DB struct {
 	// entry with a settings row, applied or skipped), nil before: it
 	// replaces Params from then on (see params).
 	policy atomic.Pointer[Argon2Params]
+	// unusable caches the hash of a random secret given to users created
+	// on first login (CreateIdentityUser), so that no login hashes one.
+	unusable unusableHash
 	// rehashes are the rehashes at login waiting to be made as admin
 	// changes, in cluster mode (see RehashLoop).
 	rehashes rehashQueue
@@ -335,6 +338,7 @@ type stmts struct {
 	// userVersion and userPositions serve UserVersion and UserPositions.
 	userVersion, userPositions *sql.Stmt
 	credUser, credVersion      *sql.Stmt // CredentialUser, CredentialVersion
+	idpUser                    *sql.Stmt // CredentialUser of CredOIDC
 }
 
 // prepare prepares every statement of s on db.
@@ -354,6 +358,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.userPositions, userPositionsQuery},
 		{&s.credUser, credentialUserQuery},
 		{&s.credVersion, credentialVersionQuery},
+		{&s.idpUser, idpUserQuery},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -366,7 +371,7 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 
 // close closes the statements that were prepared.
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions, s.credUser, s.credVersion} {
+	for _, st := range []*sql.Stmt{s.generation, s.user, s.roles, s.locked, s.clearable, s.lastChange, s.positions, s.userVersion, s.userPositions, s.credUser, s.credVersion, s.idpUser} {
 		if st != nil {
 			st.Close()
 		}

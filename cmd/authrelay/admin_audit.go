@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/user"
 	"slices"
 
 	"github.com/authrelay/authrelay/deploy"
@@ -14,19 +11,7 @@ import (
 // actor names the OS user running this command, for the audit trail: the
 // account of the process's user id, else $USER from m's environment, else
 // the user id.
-func (m *Main) actor() string {
-	current := m.CurrentUser
-	if current == nil {
-		current = user.Current
-	}
-	if u, err := current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if name := m.Getenv("USER"); name != "" {
-		return name
-	}
-	return fmt.Sprintf("uid:%d", os.Getuid())
-}
+func (m *Main) actor() string { return deploy.Actor(m.CurrentUser, m.Getenv) }
 
 // admin makes an admin change and writes its audit row in one transaction
 // (store.DB.Admin): change makes it through db's methods with the ctx it is

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -29,15 +28,17 @@ server config, then talks to the server:
            time to answer
   network  the server answers at the URL; the relay's user and the system
            admin log in; the server's version, the clock skew between it and
-           this host; whether a relay answers logins at all
+           this host; whether a relay answers logins at all; each identity
+           provider reachable
 
 Each check prints one line: "ok", "warn" (a risk worth fixing; it does not
 fail the run) or "FAIL", the check's name, and what was found or what to do.
 Exit status: 0 when no check fails, 1 when any does.
 
 The server config is DIR/nats.conf unless --config names the file the server
-runs. The URL is the config's listen address unless --nats gives one; all of
-doctor's traffic goes to that one URL. To see whether a relay is answering,
+runs. The URL is the config's listen address unless --nats gives one; doctor
+talks to it, and to each identity provider (its discovery document and keys,
+the "identity provider" check). To see whether a relay is answering,
 doctor logs in once with a random username and password: a relay denies that
 at once, a server with no relay refuses it only after authorization.timeout.
 The attempt shows in the relay's log as one denied login (user
@@ -100,11 +101,10 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		for i, r := range results {
 			out[i] = doctorResult{Check: r.Check, Status: string(r.Status), Message: r.Message}
 		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
+		// As every --json: subjects as they are, never \u003e.
+		if err := writeJSON(m.Stdout, out); err != nil {
 			return fmt.Errorf("doctor: encode results: %w", err)
 		}
-		fmt.Fprintf(m.Stdout, "%s\n", b)
 	} else {
 		for _, r := range results {
 			fmt.Fprintf(m.Stdout, "%-4s  %-16s  %s\n", doctorStatusText(r.Status), r.Check, r.Message)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -121,28 +123,10 @@ Example:
 		return err
 	}
 	defer db.Close()
-	p, err := db.HashPolicy(ctx)
-	if err != nil {
-		return err
-	}
-	p, hashChange, err := e.Apply(p)
-	if err != nil {
+	p, hashChange, err := deploy.SetHashPolicy(ctx, db, m.actor(), e)
+	if errors.Is(err, store.ErrBadPolicy) {
 		return policyError(err)
-	}
-	if err := m.admin(ctx, db, "hash set", func(ctx context.Context) (map[string]any, error) {
-		detail := map[string]any{}
-		if e.MinPasswordLen != nil {
-			detail["min_password_length"] = *minLen
-			if err := db.SetMinPasswordLen(ctx, *minLen); err != nil {
-				return nil, err
-			}
-		}
-		if !hashChange {
-			return detail, nil
-		}
-		detail["memory_kib"], detail["time"], detail["threads"] = p.Memory, p.Time, p.Threads
-		return detail, db.SetHashPolicy(ctx, p)
-	}); err != nil {
+	} else if err != nil {
 		return err
 	}
 	if hashChange {

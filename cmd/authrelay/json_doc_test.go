@@ -85,6 +85,9 @@ func TestJSONFieldsAsDocumented(t *testing.T) {
 	doc := readJSONDoc(t)
 	s := serveEmbedded(t, true)
 	mustRun(t, "", "role", "add", "svc", "--dir", s.dir, "--pub", "svc.{{name}}.>")
+	mustRun(t, "", "idp", "add", "corp", "--dir", s.dir, "--issuer", "http://127.0.0.1:1", "--audience", "nats",
+		"--roles-claim", "groups", "--role-map", "nats=svc", "--create-users", "--account", "APP")
+	mustRun(t, "", "user", "add", "carol", "--idp", "corp", "--dir", s.dir)
 	s.addUser(t, "alice", "alice-pass-1", "--role", "svc", "--sub", "x.>", "--allow-responses")
 	nc, err := s.connect("alice", "alice-pass-1")
 	if err != nil {
@@ -115,6 +118,7 @@ func TestJSONFieldsAsDocumented(t *testing.T) {
 		"export --json":            {"export", "--json"},
 		"audit --json":             {"audit", "--json"},
 		"hash show --json":         {"hash", "show", "--json"},
+		"idp list --json":          {"idp", "list", "--json"},
 		"import FILE --json":       {"import", "testdata/import/nats.conf", "--dry-run", "--json"},
 		"doctor --json":            {"doctor", "--json", "--nats", s.url},
 		"sessions --json":          {"sessions", "--json", "--nats", s.url},

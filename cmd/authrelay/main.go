@@ -135,6 +135,7 @@ Commands:
   serve    answer the server's login requests (--embedded runs a server too)
   user     add, list, show, explain, change and remove users
   token    API tokens that services log in with
+  idp      OpenID Connect / OAuth2 identity providers whose tokens log in
   role     named permission sets that users hold
   account  application accounts and their limits
   import   bring users in from an existing nats.conf
@@ -186,6 +187,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		{[]string{"serve"}, m.runServe},
 		{[]string{"user"}, m.runUser},
 		{[]string{"token"}, m.runToken},
+		{[]string{"idp"}, m.runIdp},
 		{[]string{"role"}, m.runRole},
 		{[]string{"account"}, m.runAccount},
 		{[]string{"import"}, m.runImport},

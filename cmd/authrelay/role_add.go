@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/authrelay/authrelay/accounts"
@@ -57,22 +56,13 @@ Examples:
 		return err
 	}
 	defer db.Close()
-	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
-	if err != nil {
-		return err
-	}
+	l := deploy.Layout{Dir: *dir}
 	if add {
 		perms, err := pf.edit(set, clearFlags{}).New()
 		if err != nil {
 			return &usageError{msg: err.Error()}
 		}
-		if err := sizer.CheckRole(ctx, db, accounts.Role{Name: name, Permissions: perms}, nil); err != nil {
-			return fmt.Errorf("role add %s: %w", name, err)
-		}
-		detail := map[string]any{"role": name, "flags": changedFlags(set)}
-		if err := m.admin(ctx, db, "role add", func(ctx context.Context) (map[string]any, error) {
-			return detail, db.AddRole(ctx, accounts.Role{Name: name, Permissions: perms})
-		}); err != nil {
+		if err := l.AddRole(ctx, db, m.actor(), accounts.Role{Name: name, Permissions: perms}, changedFlags(set), m.Now); err != nil {
 			return roleError(err, name)
 		}
 		fmt.Fprintf(m.Stdout, "added role %s\n", name)
@@ -82,37 +72,9 @@ Examples:
 	if edit.Empty() {
 		return usagef("role set: give at least one permission flag to change")
 	}
-	var holders []string
-	err = m.admin(ctx, db, "role set", func(ctx context.Context) (map[string]any, error) {
-		err := db.UpdateRole(ctx, name, func(r *accounts.Role) error {
-			if err := edit.Apply(&r.Permissions); err != nil {
-				return &usageError{msg: err.Error()}
-			}
-			if err := r.Validate(); err != nil {
-				return err
-			}
-			// Refused when it would push any holder over the server's
-			// max_payload, naming the holder.
-			held, err := db.RoleHolders(ctx, name)
-			if err != nil {
-				return err
-			}
-			return sizer.CheckRole(ctx, db, *r, held)
-		})
-		if err != nil {
-			return nil, err
-		}
-		if holders, err = db.RoleHolders(ctx, name); err != nil {
-			return nil, err
-		}
-		return map[string]any{"role": name, "fields": changedFlags(set), "holders": len(holders)}, nil
-	})
+	holders, err := l.SetRole(ctx, db, m.actor(), name, edit, changedFlags(set), m.Now)
 	if err != nil {
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return ue
-		}
-		return roleError(err, name)
+		return roleError(editError(err, ""), name)
 	}
 	fmt.Fprintf(m.Stdout, "role %s changed; applies to the next connect of %d holder(s)\n", name, len(holders))
 	m.noteLogins(ctx, db, *dir, holders...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
+	"github.com/authrelay/authrelay/internal/buildinfo"
 	"github.com/authrelay/authrelay/node"
 	"github.com/authrelay/authrelay/relay"
 )
@@ -227,7 +228,7 @@ func (m *Main) nodeConfig(c serveConfig) node.Config {
 		RevokeReplay:    c.revokeReplay,
 		AuditRetention:  c.auditRetention,
 		HTTPAddr:        c.httpAddr,
-		ServiceVersion:  serviceVersion(version),
+		ServiceVersion:  buildinfo.ServiceVersion(version),
 		Now:             m.Now,
 	}
 }

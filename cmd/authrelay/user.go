@@ -143,6 +143,19 @@ func userError(err error, name string, db *store.DB, ctx context.Context) error 
 	return err
 }
 
+// editError is deploy's EditError, the admin's input, as a usage error
+// (prefixed with cmd when not ""); other errors as they are.
+func editError(err error, cmd string) error {
+	var ee *deploy.EditError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	if cmd != "" {
+		return usagef("%s: %v", cmd, err)
+	}
+	return &usageError{msg: err.Error()}
+}
+
 func nonNil(l []string) []string {
 	if l == nil {
 		return []string{}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/authrelay/authrelay/accounts"
 	"github.com/authrelay/authrelay/deploy"
@@ -12,15 +11,15 @@ import (
 const userAddUsage = `
 Usage: authrelay user add NAME [--account ACCOUNT] (--password-stdin | --generate-password)
                           [--nkey U… | --generate-nkey [--nkey-file FILE]]
-                          [--tls-subject DN] [--tls-fingerprint SHA256]
+                          [--tls-subject DN] [--tls-fingerprint SHA256] [--idp PROVIDER]
                           [--role ROLE]... [permission flags] [--expires TIME]
                           [--src CIDR]... [--conn-type TYPE]...
 
 Creates a user. The password is read from the first line of standard input
 (--password-stdin), generated and printed once (--generate-password), or
 asked for without echo when standard input is a terminal. A user given an
-nkey or a certificate needs no password (it may have both); API tokens are
-added with 'authrelay token add'.
+nkey, a certificate or an identity provider (--idp) needs no password (it
+may have both); API tokens are added with 'authrelay token add'.
 
 Only allows grant: a direction (publish, subscribe) that no --pub or --sub
 of the user or of its roles allows permits nothing. --pub '>' (or
@@ -34,6 +33,7 @@ Examples:
   authrelay user add bob --generate-password --role svc --src 10.1.0.0/16 --conn-type STANDARD
   authrelay user add billing-svc --generate-nkey --nkey-file billing.nk --pub 'billing.>'
   authrelay user add ingest --tls-subject 'CN=ingest,O=acme' --pub 'ingest.>'
+  authrelay user add alice@example.com --idp corp --role reader
 `
 
 func (m *Main) runUserAdd(ctx context.Context, args []string) error {
@@ -79,28 +79,14 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	acct := *account
-	if acct == "" {
-		names, err := db.Accounts(ctx)
-		if err != nil {
-			return err
-		}
-		if len(names) != 1 {
-			return usagef("user add: give --account, one of %s", strings.Join(names, ", "))
-		}
-		acct = names[0]
+	acct, err := deploy.DefaultAccount(ctx, db, *account)
+	if err != nil {
+		return editError(err, "user add")
 	}
 	u := accounts.User{Name: name, Account: acct, Permissions: perms, Disabled: *disabled, Expires: exp}
 	constraints.Apply(&u)
-	if err := u.Validate(); err != nil {
-		return &usageError{msg: err.Error()}
-	}
-	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
-	if err != nil {
-		return err
-	}
-	if _, err := sizer.CheckStored(ctx, db, u); err != nil {
-		return fmt.Errorf("user add %s: %w", name, err)
+	if err := (deploy.Layout{Dir: *dir}).CheckNewUser(ctx, db, u, m.Now); err != nil {
+		return editError(err, "")
 	}
 	creds, _, seed, err := crf.edit()
 	if err != nil {
@@ -115,10 +101,7 @@ func (m *Main) runUserAdd(ctx context.Context, args []string) error {
 	if err := crf.saveSeed(seed); err != nil {
 		return err
 	}
-	detail := map[string]any{"user": name, "account": acct, "flags": changedFlags(set)}
-	if err := m.admin(ctx, db, "user add", func(ctx context.Context) (map[string]any, error) {
-		return detail, db.AddUserWith(ctx, u, pw, creds)
-	}); err != nil {
+	if err := deploy.AddUser(ctx, db, m.actor(), u, pw, creds, changedFlags(set)); err != nil {
 		crf.dropSeed()
 		return userError(err, name, db, ctx)
 	}

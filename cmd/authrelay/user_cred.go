@@ -16,6 +16,7 @@ type credFlags struct {
 	generate                      bool
 	nkeyFile                      string
 	clearNkeys, clearTLS          bool
+	idp                           string
 }
 
 func (c *credFlags) register(fs *flag.FlagSet, set bool) {
@@ -24,6 +25,9 @@ func (c *credFlags) register(fs *flag.FlagSet, set bool) {
 	fs.StringVar(&c.nkeyFile, "nkey-file", "", "with --generate-nkey: write the seed to this new file (mode 0600)")
 	fs.Var(&c.subjects, "tls-subject", "the subject, in RFC 2253 form ('CN=svc,O=acme'), of a client certificate the user logs in with (tls { verify: true }); repeatable")
 	fs.Var(&c.fingerprints, "tls-fingerprint", "the SHA-256, in hex, of the public key of a client certificate the user logs in with; repeatable")
+	if !set {
+		fs.StringVar(&c.idp, "idp", "", "bind the user to this identity provider ('authrelay idp add'): it logs in with the provider's token whose username claim is NAME")
+	}
 	if set {
 		fs.BoolVar(&c.clearNkeys, "clear-nkeys", false, "remove the user's nkeys (before --nkey adds any)")
 		fs.BoolVar(&c.clearTLS, "clear-tls", false, "remove the user's certificate bindings (before --tls-subject and --tls-fingerprint add any)")
@@ -48,6 +52,9 @@ func (c *credFlags) edit() ([]accounts.StoredCredential, []accounts.CredentialKi
 	add, clear, err := e.Check()
 	if err != nil {
 		return nil, nil, nil, &usageError{msg: err.Error()}
+	}
+	if c.idp != "" {
+		add = append(add, accounts.StoredCredential{Kind: accounts.CredOIDC, Value: c.idp})
 	}
 	return add, clear, seed, nil
 }

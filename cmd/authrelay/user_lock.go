@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authrelay/authrelay/accounts"
+	"github.com/authrelay/authrelay/deploy"
 	"github.com/authrelay/authrelay/store"
 )
 
@@ -62,21 +63,7 @@ Examples:
 		what = "addr " + key
 	}
 	// The lockouts lifted and the audit row commit together, or neither.
-	var was bool
-	err = m.admin(ctx, db, "user unlock", func(ctx context.Context) (map[string]any, error) {
-		var err error
-		if was, err = db.Unlock(ctx, name, key); err != nil {
-			return nil, err
-		}
-		details := map[string]any{"was_locked": was}
-		if name != "" {
-			details["user"] = name
-		}
-		if key != "" {
-			details["addr"] = key
-		}
-		return details, nil
-	})
+	was, err := deploy.Unlock(ctx, db, m.actor(), name, key)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	"github.com/authrelay/authrelay/deploy"
@@ -80,12 +77,10 @@ func (m *Main) newPassword(ctx context.Context, db *store.DB, name string, fromS
 	if err != nil || generate {
 		return pw, err
 	}
-	minLen, err := db.MinPasswordLen(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := store.CheckNewPassword(name, pw, minLen); err != nil {
+	if err := db.CheckPasswordOf(ctx, name, pw); errors.Is(err, store.ErrWeakPassword) {
 		return "", &usageError{msg: fmt.Sprintf("password of %s: %v; nothing changed", name, err)}
+	} else if err != nil {
+		return "", err
 	}
 	return pw, nil
 }
@@ -99,7 +94,7 @@ func (m *Main) password(fromStdin, generate bool) (string, error) {
 	case generate:
 		return deploy.RandomPassword(), nil
 	case fromStdin:
-		return readPasswordLine(m.Stdin)
+		return deploy.ReadPasswordLine(m.Stdin)
 	case m.ReadPassword != nil:
 		pw, err := m.ReadPassword("Password: ")
 		if err != nil {
@@ -119,22 +114,4 @@ func (m *Main) password(fromStdin, generate bool) (string, error) {
 	default:
 		return "", usagef("no password given: pipe it in with --password-stdin (printf 'pass\\n' | authrelay user ... --password-stdin), or use --generate-password; passwords are never taken from flags")
 	}
-}
-
-// maxPasswordInput bounds what is read from standard input for a password.
-const maxPasswordInput = 64 << 10
-
-// readPasswordLine reads the first line of r, without its line ending.
-func readPasswordLine(r io.Reader) (string, error) {
-	br := bufio.NewReader(io.LimitReader(r, maxPasswordInput))
-	line, err := br.ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password from standard input: %w", err)
-	}
-	line = strings.TrimSuffix(line, "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", errors.New("no password on standard input: pipe one line in, e.g. printf 's3cret-pass\\n' | authrelay user ... --password-stdin")
-	}
-	return line, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -123,43 +122,20 @@ func (m *Main) runUserSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	sizer, err := deploy.NewGrantSizer(deploy.Layout{Dir: *dir}, m.Now)
-	if err != nil {
-		return err
+	e := deploy.UserEdit{Name: name, Constraints: constraints, Permissions: perms, ClearCreds: clear, AddCreds: add, Fields: changedFlags(set)}
+	if set["account"] {
+		e.Account = account
 	}
-	update := func(u *accounts.User) error {
-		if set["account"] {
-			u.Account = *account
-		}
-		if set["expires"] {
-			u.Expires = exp
-		}
-		constraints.Apply(u)
-		if err := perms.Apply(&u.Permissions); err != nil {
-			return &usageError{msg: err.Error()}
-		}
-		if err := u.Validate(); err != nil {
-			return err
-		}
-		_, err := sizer.CheckStored(ctx, db, *u)
-		return err
+	if set["expires"] {
+		e.Expires = &exp
 	}
 	if err := crf.saveSeed(seed); err != nil {
 		return err
 	}
-	err = m.admin(ctx, db, "user set", func(ctx context.Context) (map[string]any, error) {
-		detail := map[string]any{"user": name, "fields": changedFlags(set)}
-		if len(add) > 0 || len(clear) > 0 {
-			if err := db.SetCredentials(ctx, name, clear, add); err != nil {
-				return nil, err
-			}
-		}
-		return detail, db.UpdateUser(ctx, name, update)
-	})
+	err = (deploy.Layout{Dir: *dir}).SetUser(ctx, db, m.actor(), e, m.Now)
 	if err != nil {
 		crf.dropSeed()
-		var ue *usageError
-		if errors.As(err, &ue) {
+		if ue := editError(err, ""); ue != err {
 			return ue
 		}
 		return userError(err, name, db, ctx)

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"runtime"
-	"runtime/debug"
-	"strings"
+
+	"github.com/authrelay/authrelay/internal/buildinfo"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; when it
@@ -22,29 +20,11 @@ type buildVersion struct {
 	Go       string `json:"go"`
 }
 
-// readVersion reads the version from the linker flag or the build info: the
-// module version (a tagged install), the VCS revision and time, and whether
-// the tree had uncommitted changes.
+// readVersion reads the version from the linker flag or the build info
+// (buildinfo.Read).
 func readVersion() buildVersion {
-	v := buildVersion{Version: version, Go: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if v.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.time":
-			v.Time = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
-		}
-	}
-	return v
+	i := buildinfo.Read(version)
+	return buildVersion{Version: i.Version, Revision: i.Revision, Time: i.Time, Modified: i.Modified, Go: i.Go}
 }
 
 func (m *Main) runVersion(_ context.Context, args []string) error {
@@ -83,18 +63,3 @@ Examples:
 	fmt.Fprintf(m.Stdout, "%s %s\n", line, v.Go)
 	return nil
 }
-
-// serviceVersion turns the build's version into the semantic version a
-// micro service must report: "v1.2.3" → "1.2.3", anything else
-// (a development build) → "0.0.0-dev".
-func serviceVersion(v string) string {
-	v = strings.TrimPrefix(v, "v")
-	if semver.MatchString(v) {
-		return v
-	}
-	return "0.0.0-dev"
-}
-
-// semver is the semantic version syntax nats.go's micro package accepts
-// (https://semver.org).
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
