@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -420,16 +421,27 @@ func (c StoredCredential) Expired(now time.Time) bool {
 }
 
 // CredentialEdit is what 'user add|set' asks of a user's credentials
-// beside the password: nkeys, certificate subjects and fingerprints to
-// add, and, for set, the kinds to remove first.
+// beside the password: nkeys (and one to generate), certificate subjects
+// and fingerprints to add, the identity provider to bind to, and, for set,
+// the kinds to remove first.
 type CredentialEdit struct {
 	Nkeys, Subjects, Fingerprints []string
+	GenerateNkey                  bool
+	Provider                      string
 	ClearNkeys, ClearTLS          bool
 }
 
-// Check parses the edit's values (ParseCredential) and returns the
-// credentials to add and the kinds to remove before them.
-func (e CredentialEdit) Check() (add []StoredCredential, clear []CredentialKind, err error) {
+// Check parses the edit's values (ParseCredential), generates the nkey
+// asked for, and returns the credentials to add, the kinds to remove
+// before them, and the generated nkey's seed (nil when none was asked for).
+func (e CredentialEdit) Check() (add []StoredCredential, clear []CredentialKind, seed []byte, err error) {
+	if e.GenerateNkey {
+		pub, s, err := GenerateNkey()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		e.Nkeys, seed = append(slices.Clip(e.Nkeys), pub), s
+	}
 	for _, k := range []struct {
 		kind   CredentialKind
 		values []string
@@ -437,10 +449,13 @@ func (e CredentialEdit) Check() (add []StoredCredential, clear []CredentialKind,
 		for _, v := range k.values {
 			p, err := ParseCredential(k.kind, v)
 			if err != nil {
-				return nil, nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(string(k.kind), "_", "-"), err)
+				return nil, nil, nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(string(k.kind), "_", "-"), err)
 			}
 			add = append(add, StoredCredential{Kind: k.kind, Value: p})
 		}
+	}
+	if e.Provider != "" {
+		add = append(add, StoredCredential{Kind: CredOIDC, Value: e.Provider})
 	}
 	if e.ClearNkeys {
 		clear = append(clear, CredNkey)
@@ -448,7 +463,7 @@ func (e CredentialEdit) Check() (add []StoredCredential, clear []CredentialKind,
 	if e.ClearTLS {
 		clear = append(clear, CredTLSSubject, CredTLSFingerprint)
 	}
-	return add, clear, nil
+	return add, clear, seed, nil
 }
 
 // GenerateNkey returns a new user key pair's public key and seed. The seed
@@ -468,4 +483,44 @@ func GenerateNkey() (public string, seed []byte, err error) {
 	}
 	// A copy: Wipe zeroes the key pair's own bytes, which Seed returns.
 	return public, bytes.Clone(s), nil
+}
+
+// CredentialSummary is what a user may log in with, for 'user show': the
+// kinds and the public parts, never a secret (a token is counted, not
+// shown).
+type CredentialSummary struct {
+	Password        bool     `json:"password"`
+	Nkeys           []string `json:"nkeys"`
+	TLSSubjects     []string `json:"tls_subjects"`
+	TLSFingerprints []string `json:"tls_fingerprints"`
+	Tokens          int      `json:"tokens"`
+	// Provider is the identity provider the user is bound to.
+	Provider string `json:"idp,omitempty"`
+}
+
+// String is the summary in one line, such as "password, nkey UA…, 2 API
+// tokens", or "none".
+func (s CredentialSummary) String() string {
+	var parts []string
+	if s.Password {
+		parts = append(parts, "password")
+	}
+	for _, l := range []struct {
+		what   string
+		values []string
+	}{{"nkey", s.Nkeys}, {"certificate subject", s.TLSSubjects}, {"certificate key", s.TLSFingerprints}} {
+		for _, v := range l.values {
+			parts = append(parts, l.what+" "+ClientText(v))
+		}
+	}
+	if s.Tokens > 0 {
+		parts = append(parts, Plural(s.Tokens, "API token")+" ('token list')")
+	}
+	if s.Provider != "" {
+		parts = append(parts, "identity provider "+s.Provider)
+	}
+	if len(parts) == 0 {
+		return "none: the user cannot log in"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -356,3 +356,33 @@ func (db *DB) CredentialVersion(ctx context.Context, kind accounts.CredentialKin
 	}
 	return name, ver, nil
 }
+
+// CredentialSummary returns what the user called name may log in with
+// (accounts.CredentialSummary), or ErrNotFound.
+func (db *DB) CredentialSummary(ctx context.Context, name string) (accounts.CredentialSummary, error) {
+	s := accounts.CredentialSummary{Nkeys: []string{}, TLSSubjects: []string{}, TLSFingerprints: []string{}}
+	var err error
+	if s.Password, err = db.HasPassword(ctx, name); err != nil {
+		return s, err
+	}
+	list, err := db.Credentials(ctx, name, "")
+	if err != nil {
+		return s, err
+	}
+	for _, c := range list {
+		switch c.Kind {
+		case accounts.CredNkey:
+			s.Nkeys = append(s.Nkeys, c.Value)
+		case accounts.CredTLSSubject:
+			s.TLSSubjects = append(s.TLSSubjects, c.Value)
+		case accounts.CredTLSFingerprint:
+			s.TLSFingerprints = append(s.TLSFingerprints, c.Value)
+		case accounts.CredToken:
+			s.Tokens++
+		}
+	}
+	if s.Provider, err = db.UserProvider(ctx, name); err != nil {
+		return s, err
+	}
+	return s, nil
+}

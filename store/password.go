@@ -31,6 +31,9 @@ const (
 	// SchemeBcrypt names bcrypt hashes in modular crypt format ($2a$, $2b$,
 	// $2y$), as nats-server's own configuration uses them.
 	SchemeBcrypt = "bcrypt"
+	// SchemeNone is HashInfo's scheme of a user without a password
+	// (added with only other credentials).
+	SchemeNone = "none"
 )
 
 // Limits on the parameters of a hash that is created or verified. They are far

@@ -247,17 +247,22 @@ func NeedsRehash(hash string, p Argon2Params) bool {
 }
 
 // HashInfo returns the scheme of the user's password hash (SchemeArgon2id or
-// SchemeBcrypt) and whether it is at the current policy, db.Params; one that
+// SchemeBcrypt, SchemeNone for a user without a password) and whether it is at the current policy, db.Params; one that
 // is not is rehashed at the user's next successful login. It never returns
 // the hash. It returns ErrNotFound if there is no such user.
 func (db *DB) HashInfo(ctx context.Context, name string) (scheme string, current bool, err error) {
 	var hash string
-	err = db.q(ctx).QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&hash)
+	var set bool
+	err = db.q(ctx).QueryRowContext(ctx, `SELECT password_hash, password_set FROM users WHERE name = ?`, name).Scan(&hash, &set)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, fmt.Errorf("password hash info: user %q %w", name, ErrNotFound)
 	case err != nil:
 		return "", false, fmt.Errorf("password hash info of %q: %w", name, err)
+	}
+	if !set {
+		// The hash of a secret nobody knows: no password to rehash.
+		return SchemeNone, true, nil
 	}
 	if scheme, err = hashScheme(hash); err != nil {
 		return "", false, fmt.Errorf("password hash info of %q: stored %w", name, err)

@@ -148,6 +148,27 @@ func e2eNkeysAndTokens(t *testing.T, bin e2eBinaries) {
 	if !strings.HasPrefix(token, "authrelay_") || strings.Contains(token, "\n") {
 		t.Fatalf("token add printed %q, want one line with the token", r.stdout)
 	}
+	// user show says what billing-svc logs in with, never a secret.
+	r = e.authrelay(t, "", "user", "show", "billing-svc", "--json", "--dir", e.dir)
+	r.wantCode(t, exitOK)
+	if strings.Contains(r.stdout, token) || strings.Contains(r.stdout, "SU") {
+		t.Fatalf("user show prints a secret:\n%s", r)
+	}
+	var shown struct {
+		HashScheme  string `json:"hash_scheme"`
+		Credentials struct {
+			Password bool     `json:"password"`
+			Nkeys    []string `json:"nkeys"`
+			Tokens   int      `json:"tokens"`
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if c := shown.Credentials; c.Password || len(c.Nkeys) != 2 || c.Tokens != 1 || shown.HashScheme != "none" {
+		t.Errorf("user show --json: hash scheme %q, credentials %+v; want none, no password, 2 nkeys, 1 token", shown.HashScheme, c)
+	}
+	e.authrelay(t, "", "user", "show", "billing-svc", "--dir", e.dir).wantOutput(t, "nkey "+pub)
 	// nats --token authrelay_… pub billing.invoice hi
 	e.nats(t, "--token", token, "pub", "billing.invoice", "hi").wantOutput(t, `Published 2 bytes to "billing.invoice"`)
 	refusedE2E(t, e, events, "bad_credentials", "--token", token[:len(token)-2]+"xx", "pub", "billing.invoice", "hi")

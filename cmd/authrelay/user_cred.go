@@ -40,21 +40,10 @@ func (c *credFlags) edit() ([]accounts.StoredCredential, []accounts.CredentialKi
 	if c.nkeyFile != "" && !c.generate {
 		return nil, nil, nil, usagef("--nkey-file goes with --generate-nkey (an nkey given with --nkey has its seed already)")
 	}
-	e := accounts.CredentialEdit{Nkeys: c.nkeys, Subjects: c.subjects, Fingerprints: c.fingerprints, ClearNkeys: c.clearNkeys, ClearTLS: c.clearTLS}
-	var seed []byte
-	if c.generate {
-		pub, s, err := accounts.GenerateNkey()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		e.Nkeys, seed = append(e.Nkeys, pub), s
-	}
-	add, clear, err := e.Check()
+	add, clear, seed, err := accounts.CredentialEdit{Nkeys: c.nkeys, Subjects: c.subjects, Fingerprints: c.fingerprints,
+		GenerateNkey: c.generate, Provider: c.idp, ClearNkeys: c.clearNkeys, ClearTLS: c.clearTLS}.Check()
 	if err != nil {
 		return nil, nil, nil, &usageError{msg: err.Error()}
-	}
-	if c.idp != "" {
-		add = append(add, accounts.StoredCredential{Kind: accounts.CredOIDC, Value: c.idp})
 	}
 	return add, clear, seed, nil
 }

@@ -28,6 +28,8 @@ type userView struct {
 	Updated     time.Time `json:"updated"`
 	// Effective is the grant with the roles merged, in user list.
 	Effective *effectiveView `json:"effective,omitempty"`
+	// Credentials are what the user may log in with, in user show.
+	Credentials *accounts.CredentialSummary `json:"credentials,omitempty"`
 }
 
 func newUserView(u accounts.User) userView {
@@ -141,7 +143,9 @@ func (m *Main) runUserShow(ctx context.Context, args []string) error {
 Usage: authrelay user show NAME [--json]
 
 Shows one user as stored: account, status, expiry, roles, its own
-permissions, constraints and the password hash scheme (never the hash).
+permissions, constraints, what it may log in with (password, nkeys,
+certificate bindings, the number of API tokens, its identity provider) and
+the password hash scheme (never the hash, a token or a seed).
 'authrelay user explain' shows the merged permissions the relay issues.
 
 Examples:
@@ -166,6 +170,11 @@ Examples:
 		return userError(err, name, db, ctx)
 	}
 	v.HashScheme, v.HashCurrent = scheme, &current
+	creds, err := db.CredentialSummary(ctx, name)
+	if err != nil {
+		return userError(err, name, db, ctx)
+	}
+	v.Credentials = &creds
 	if *asJSON {
 		return writeJSON(m.Stdout, v)
 	}
@@ -178,9 +187,13 @@ Examples:
 	writePermLines(tw, v.Pub, v.Sub, v.Resp)
 	fmt.Fprintf(tw, "source networks:\t%s\n", orAny(v.Src))
 	fmt.Fprintf(tw, "connection types:\t%s\n", orAny(v.ConnTypes))
-	if current {
+	fmt.Fprintf(tw, "credentials:\t%s\n", creds)
+	switch {
+	case !creds.Password:
+		fmt.Fprintf(tw, "password hash:\tnone ('user passwd' sets a password)\n")
+	case current:
 		fmt.Fprintf(tw, "password hash:\t%s (current policy)\n", v.HashScheme)
-	} else {
+	default:
 		fmt.Fprintf(tw, "password hash:\t%s (rehashed to the current policy at the next login)\n", v.HashScheme)
 	}
 	fmt.Fprintf(tw, "created:\t%s\n", v.Created.Format(time.RFC3339))
