@@ -66,11 +66,19 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	}
 	notAfter := id.Expiry // zero but for an identity provider's token
 	kind, value := cred.Lookup()
-	if cred.Kind == accounts.CredTLSSubject {
-		// Bound by subject or by the key's fingerprint: the second
-		// lookup only when the first finds nobody.
-		if _, _, err := r.cfg.Credentials.CredentialVersion(ctx, kind, value); errors.Is(err, accounts.ErrInvalidCredentials) {
-			kind, value = cred.LookupFingerprint()
+	// The credential's user and version, for the cache; for a certificate
+	// also what tells a subject binding from a fingerprint one.
+	var name string
+	var cver int64
+	var cerr error
+	if cred.Kind == accounts.CredTLSSubject || r.cache != nil && cred.Kind != accounts.CredOIDC {
+		name, cver, cerr = r.cfg.Credentials.CredentialVersion(ctx, kind, value)
+	}
+	if cred.Kind == accounts.CredTLSSubject && errors.Is(cerr, accounts.ErrInvalidCredentials) {
+		// Bound by the key's fingerprint, if not by the subject.
+		kind, value = cred.LookupFingerprint()
+		if r.cache != nil {
+			name, cver, cerr = r.cfg.Credentials.CredentialVersion(ctx, kind, value)
 		}
 	}
 	now := r.cfg.Now()
@@ -78,10 +86,9 @@ func (r *Relay) decideCredential(ctx context.Context, req *request, cred account
 	// do not evict each other. A name never holds a NUL.
 	if r.cache != nil && cred.Kind != accounts.CredOIDC {
 		// The cached grant is checked against the credential's user and
-		// version, without reading the user.
-		name, ver, err := r.cfg.Credentials.CredentialVersion(ctx, kind, value)
-		if err == nil {
-			if v, ok := r.cache.get(name+"\x00"+string(kind), value, ver, now); ok {
+		// version, read above without reading the user.
+		if cerr == nil {
+			if v, ok := r.cache.get(name+"\x00"+string(kind), value, cver, now); ok {
 				if d, ok := r.conclude(ctx, rc, &v); ok && d.reason == "" {
 					r.stats.hits.Add(1)
 					d.cache = cacheHit
