@@ -130,7 +130,7 @@ func TestModesNkeyLogin(t *testing.T) {
 			if err := e.db.SetCredentials(ctx, "svc", []accounts.CredentialKind{accounts.CredNkey}, nil); err != nil {
 				t.Fatal(err)
 			}
-			requireClosed(t, closed, 5*time.Second, "svc's nkey removed")
+			requireClosed(t, closed, time.Second, "svc's nkey removed")
 			e.requireDenied(reasons, relay.ReasonBadCredentials, "", "", nkeyOpt(svcKey, kp))
 		})
 	}
@@ -306,7 +306,7 @@ func TestModesTokenLogin(t *testing.T) {
 			if _, err := e.db.RemoveCredential(ctx, accounts.CredToken, accounts.TokenID(accounts.TokenDigest(token))); err != nil {
 				t.Fatal(err)
 			}
-			requireClosed(t, closed, 5*time.Second, "svc's token removed")
+			requireClosed(t, closed, time.Second, "svc's token removed")
 			e.requireDenied(reasons, relay.ReasonBadCredentials, "", "", nats.Token(token))
 		})
 	}
@@ -393,7 +393,7 @@ func TestModesCertLogin(t *testing.T) {
 			if err := e.db.SetCredentials(ctx, "svc", []accounts.CredentialKind{accounts.CredTLSSubject, accounts.CredTLSFingerprint}, nil); err != nil {
 				t.Fatal(err)
 			}
-			requireClosed(t, closed, 5*time.Second, "svc's certificate binding removed")
+			requireClosed(t, closed, time.Second, "svc's certificate binding removed")
 			e.requireDenied(reasons, relay.ReasonBadCredentials, "", "", as(svcCert, svcKey))
 		})
 	}
