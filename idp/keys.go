@@ -213,6 +213,13 @@ func (v *Verifier) end(err error) {
 	v.mu.Lock()
 	c := v.next
 	v.next = nil
+	// A wake from a caller that asked while this cycle was pending was
+	// answered by it (ask hands out v.next under the same lock): left in
+	// the channel, it would start another fetch nobody waits for.
+	select {
+	case <-v.wake:
+	default:
+	}
 	v.lastEnd = time.Now()
 	v.lastErr = err
 	if err != nil {
